@@ -1,0 +1,1 @@
+"""GlobE Link node: an authority's endpoint that encrypts, signs, sends and receives messages."""

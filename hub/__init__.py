@@ -1,0 +1,1 @@
+"""GlobE Link hub: membership, signed directory and store-and-forward routing."""

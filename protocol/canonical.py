@@ -1,0 +1,269 @@
+"""Canonical JSON: the one encoding of every signed structure (docs/PROTOCOL.md §2).
+
+The encoding is RFC 8785 (JCS) restricted to a subset that leaves nothing to
+interpretation:
+
+* values are objects, arrays, strings, ``true``/``false`` and integers in
+  ``[0, 2**53 - 1]``; no ``null``, no fractions, no exponents, no negatives;
+* object keys match ``[a-z][a-z0-9_]{0,31}`` and appear in ascending byte
+  order, each once;
+* strings are UTF-8 with the JCS escapes only (``\\"``, ``\\\\``, ``\\b``,
+  ``\\t``, ``\\n``, ``\\f``, ``\\r``, ``\\u00xx`` for the other C0 controls);
+* no whitespace outside strings;
+* byte strings travel as unpadded base64url (RFC 4648 §5) whose last
+  character carries no stray bits.
+
+Decoding is strict and cheap: parse, then re-encode and compare bytes.  Any
+input that is not the canonical encoding of its value (whitespace, key order,
+escapes, duplicate keys, ``1.0``) is refused, so "the bytes that were signed"
+and "the value that was checked" can never differ (R5, R9).
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+import re
+from collections.abc import Iterable, Iterator, Mapping
+from typing import Final, NoReturn
+
+import orjson
+
+from protocol.errors import (
+    DuplicateKey,
+    MalformedError,
+    NonCanonical,
+    SizeLimitExceeded,
+    UnknownField,
+    UsageError,
+)
+
+__all__ = [
+    "MAX_INT",
+    "JsonValue",
+    "ObjectReader",
+    "b64d",
+    "b64e",
+    "decode",
+    "encode",
+]
+
+#: A decoded canonical value.
+JsonValue = dict[str, "JsonValue"] | list["JsonValue"] | str | int | bool
+
+MAX_INT: Final = 2**53 - 1
+_KEY_RE: Final = re.compile(r"[a-z][a-z0-9_]{0,31}\Z")
+_B64_RE: Final = re.compile(rb"[A-Za-z0-9_-]*\Z")
+_MAX_DEPTH: Final = 16
+
+
+def encode(value: Mapping[str, object] | list[object]) -> bytes:
+    """Encode a value canonically.  Raise :class:`UsageError` for values outside the subset."""
+    _check_value(value, 0, local=True)
+    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+
+
+def decode(data: bytes, *, max_size: int, what: str) -> dict[str, JsonValue]:
+    """Strictly decode a canonical JSON object of at most ``max_size`` bytes.
+
+    Order of checks (R9): size cap, syntax, value subset, canonical bytes.
+    """
+    if len(data) > max_size:
+        raise SizeLimitExceeded(f"{what}: {len(data)} bytes exceeds the cap of {max_size}")
+    try:
+        value = orjson.loads(data)
+    except orjson.JSONDecodeError as exc:
+        raise MalformedError(f"{what}: not valid UTF-8 JSON") from exc
+    if not isinstance(value, dict):
+        raise MalformedError(f"{what}: must be a JSON object")
+    _check_value(value, 0, local=False)
+    if orjson.dumps(value, option=orjson.OPT_SORT_KEYS) != data:
+        if _has_duplicate_keys(data):
+            raise DuplicateKey(f"{what}: an object repeats a key")
+        raise NonCanonical(f"{what}: not in canonical form")
+    return value
+
+
+def _has_duplicate_keys(data: bytes) -> bool:
+    found = False
+
+    def hook(pairs: list[tuple[str, object]]) -> dict[str, object]:
+        nonlocal found
+        keys = [k for k, _ in pairs]
+        if len(set(keys)) != len(keys):
+            found = True
+        return dict(pairs)
+
+    json.loads(data, object_pairs_hook=hook)
+    return found
+
+
+def _fail(local: bool, message: str) -> NoReturn:
+    if local:
+        raise UsageError(message)
+    raise MalformedError(message)
+
+
+def _check_value(value: object, depth: int, *, local: bool) -> None:
+    if depth > _MAX_DEPTH:
+        _fail(local, "nesting too deep")
+    if isinstance(value, bool):
+        return
+    if isinstance(value, int):
+        if not 0 <= value <= MAX_INT:
+            _fail(local, "integer out of range")
+        return
+    if isinstance(value, str):
+        return
+    if isinstance(value, dict):
+        for key, item in value.items():
+            if not isinstance(key, str) or not _KEY_RE.match(key):
+                _fail(local, f"invalid object key {key!r}")
+            _check_value(item, depth + 1, local=local)
+        return
+    if isinstance(value, list | tuple):
+        for item in value:
+            _check_value(item, depth + 1, local=local)
+        return
+    _fail(local, f"value of type {type(value).__name__} is outside the canonical subset")
+
+
+def b64e(data: bytes) -> str:
+    """Unpadded base64url."""
+    return base64.urlsafe_b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def b64d(text: str, *, what: str) -> bytes:
+    """Strict inverse of :func:`b64e`: alphabet, no padding, canonical last character."""
+    raw = text.encode("ascii", "replace")
+    if not _B64_RE.match(raw) or len(raw) % 4 == 1:
+        raise MalformedError(f"{what}: not unpadded base64url")
+    try:
+        out = base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
+    except (binascii.Error, ValueError) as exc:  # pragma: no cover - regex guards this
+        raise MalformedError(f"{what}: not base64url") from exc
+    if b64e(out) != text:
+        raise NonCanonical(f"{what}: base64url has stray bits")
+    return out
+
+
+class ObjectReader:
+    """Typed, strict field access over a decoded object.
+
+    Each accessor consumes a field; :meth:`done` refuses any field left
+    unconsumed, so unknown fields never pass silently.
+    """
+
+    __slots__ = ("_obj", "_seen", "_what")
+
+    def __init__(self, obj: JsonValue, what: str) -> None:
+        if not isinstance(obj, dict):
+            raise MalformedError(f"{what}: must be an object")
+        self._obj = obj
+        self._what = what
+        self._seen: set[str] = set()
+
+    def _get(self, name: str) -> JsonValue:
+        self._seen.add(name)
+        try:
+            return self._obj[name]
+        except KeyError:
+            raise MalformedError(f"{self._what}: missing field {name!r}") from None
+
+    def has(self, name: str) -> bool:
+        """Whether an optional field is present."""
+        return name in self._obj
+
+    def str(self, name: str, *, max_len: int, min_len: int = 0) -> str:
+        """A string field, length counted in code points."""
+        value = self._get(name)
+        if not isinstance(value, str):
+            raise MalformedError(f"{self._what}.{name}: must be a string")
+        if not min_len <= len(value) <= max_len:
+            raise MalformedError(f"{self._what}.{name}: length must be {min_len}..{max_len}")
+        return value
+
+    def text(self, name: str, *, max_len: int, min_len: int = 1) -> str:
+        """Human text: a string without C0/C1 controls other than newline and tab."""
+        value = self.str(name, max_len=max_len, min_len=min_len)
+        if _CONTROL_RE.search(value):
+            raise MalformedError(f"{self._what}.{name}: control characters are not allowed")
+        return value
+
+    def int(self, name: str, *, lo: int = 0, hi: int = MAX_INT) -> int:
+        """An integer field within ``[lo, hi]``."""
+        value = self._get(name)
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise MalformedError(f"{self._what}.{name}: must be an integer")
+        if not lo <= value <= hi:
+            raise MalformedError(f"{self._what}.{name}: must be within {lo}..{hi}")
+        return value
+
+    def bool(self, name: str) -> bool:
+        """A boolean field."""
+        value = self._get(name)
+        if not isinstance(value, bool):
+            raise MalformedError(f"{self._what}.{name}: must be true or false")
+        return value
+
+    def bytes(self, name: str, *, length: int | None = None, max_len: int | None = None) -> bytes:
+        """A base64url byte-string field of an exact or bounded length."""
+        value = self.str(name, max_len=4 * (max_len or length or 0) // 3 + 4)
+        out = b64d(value, what=f"{self._what}.{name}")
+        if length is not None and len(out) != length:
+            raise MalformedError(f"{self._what}.{name}: must be {length} bytes")
+        return out
+
+    def list(self, name: str, *, max_items: int, min_items: int = 0) -> list[JsonValue]:
+        """An array field with a bounded number of items."""
+        value = self._get(name)
+        if not isinstance(value, list):
+            raise MalformedError(f"{self._what}.{name}: must be an array")
+        if not min_items <= len(value) <= max_items:
+            raise MalformedError(
+                f"{self._what}.{name}: must have {min_items}..{max_items} items"
+            )
+        return value
+
+    def str_list(
+        self, name: str, *, max_items: int, max_len: int, min_items: int = 0, unique: bool = True
+    ) -> list[str]:
+        """An array of strings, optionally without repeats."""
+        items = self.list(name, max_items=max_items, min_items=min_items)
+        out: list[str] = []
+        for item in items:
+            if not isinstance(item, str) or not 1 <= len(item) <= max_len:
+                raise MalformedError(f"{self._what}.{name}: items must be strings")
+            out.append(item)
+        if unique and len(set(out)) != len(out):
+            raise MalformedError(f"{self._what}.{name}: items must not repeat")
+        return out
+
+    def obj(self, name: str) -> ObjectReader:
+        """A nested object field."""
+        return ObjectReader(self._get(name), f"{self._what}.{name}")
+
+    def objs(self, name: str, *, max_items: int, min_items: int = 0) -> Iterator[ObjectReader]:
+        """An array of objects."""
+        items = self.list(name, max_items=max_items, min_items=min_items)
+        for index, item in enumerate(items):
+            yield ObjectReader(item, f"{self._what}.{name}[{index}]")
+
+    def raw(self, name: str) -> JsonValue:
+        """A field's decoded value, unchecked (the caller validates it)."""
+        return self._get(name)
+
+    def done(self) -> None:
+        """Refuse any field that no accessor consumed."""
+        extra = set(self._obj) - self._seen
+        if extra:
+            raise UnknownField(f"{self._what}: unknown field(s) {sorted(extra)}")
+
+
+_CONTROL_RE: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+
+
+def sorted_unique(values: Iterable[str]) -> list[str]:
+    """Sorted, de-duplicated list (the canonical order of a set of strings)."""
+    return sorted(set(values))

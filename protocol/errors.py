@@ -1,0 +1,380 @@
+"""One error hierarchy for the whole protocol (docs/PROTOCOL.md §11).
+
+Every refusal the protocol can produce is a subclass of :class:`GlobeError`.
+Errors are split, as h11 does, into *remote* errors (the peer or the input
+misbehaved: :class:`ProtocolError` and its branches) and *local* errors (the
+caller misused the API: :class:`UsageError`).  Each class carries a stable
+``slug`` (the last path segment of the RFC 9457 problem ``type`` URI) and an
+HTTP status hint, so the hub and the node can render any of them as
+problem+json without a mapping table of their own.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+__all__ = [
+    "PROBLEM_BASE",
+    "AuthError",
+    "BadSignature",
+    "ConflictError",
+    "CryptoError",
+    "DecodeError",
+    "DecryptionFailed",
+    "DuplicateKey",
+    "ExpiredError",
+    "ForkDetected",
+    "GlobeError",
+    "InvalidIdentifier",
+    "InvalidKey",
+    "LogError",
+    "MalformedError",
+    "MembershipError",
+    "NonCanonical",
+    "NotARecipient",
+    "NotCertified",
+    "NotYetValid",
+    "ProtocolError",
+    "QuorumNotMet",
+    "ReflectedMessage",
+    "ReplayError",
+    "RollbackDetected",
+    "SizeLimitExceeded",
+    "StaleError",
+    "StorageError",
+    "Truncated",
+    "TransportError",
+    "UnknownField",
+    "UnknownMember",
+    "UnsupportedSuite",
+    "UnsupportedVersion",
+    "UsageError",
+    "MemberNotActive",
+    "ChainBroken",
+    "SenderMismatch",
+    "WrongContext",
+]
+
+#: Prefix of every problem ``type`` URI.  The URI is an identifier, not a link.
+PROBLEM_BASE = "https://globe-link.invalid/problems/"
+
+
+class GlobeError(Exception):
+    """Root of every error raised by GlobE Link code."""
+
+    slug: ClassVar[str] = "error"
+    status: ClassVar[int] = 500
+    title: ClassVar[str] = "Internal error"
+
+    def __init__(self, detail: str = "") -> None:
+        super().__init__(detail or self.title)
+        self.detail = detail or self.title
+
+    @classmethod
+    def type_uri(cls) -> str:
+        """The stable RFC 9457 problem ``type`` for this error class."""
+        return PROBLEM_BASE + cls.slug
+
+    def to_problem(self) -> dict[str, object]:
+        """Render as an RFC 9457 problem object (without ``instance``)."""
+        return {
+            "type": self.type_uri(),
+            "title": self.title,
+            "status": self.status,
+            "detail": self.detail,
+        }
+
+
+class UsageError(GlobeError):
+    """Local error: the caller passed arguments the API does not accept.
+
+    Fix the calling code; nothing was sent or stored.
+    """
+
+    slug = "usage"
+    status = 400
+    title = "Invalid argument"
+
+
+class ProtocolError(GlobeError):
+    """Remote error: input from a peer, the hub or a file broke a protocol rule."""
+
+    slug = "protocol"
+    status = 400
+    title = "Protocol violation"
+
+
+# --- decoding (docs/PROTOCOL.md §2) -------------------------------------------------
+
+
+class DecodeError(ProtocolError):
+    """The bytes are not a valid encoding of the expected structure."""
+
+    slug = "decode"
+    title = "Malformed input"
+
+
+class SizeLimitExceeded(DecodeError):
+    """The input is larger than the cap for its kind; it was not parsed."""
+
+    slug = "size-limit"
+    status = 413
+    title = "Input too large"
+
+
+class Truncated(DecodeError):
+    """The input ended before the structure was complete."""
+
+    slug = "truncated"
+    title = "Truncated input"
+
+
+class MalformedError(DecodeError):
+    """A field has the wrong type, length or value range."""
+
+    slug = "malformed"
+    title = "Malformed field"
+
+
+class UnknownField(DecodeError):
+    """An object carries a field this version does not define."""
+
+    slug = "unknown-field"
+    title = "Unknown field"
+
+
+class DuplicateKey(DecodeError):
+    """An object names the same key twice."""
+
+    slug = "duplicate-key"
+    title = "Duplicate key"
+
+
+class NonCanonical(DecodeError):
+    """The input decodes but is not the one canonical encoding of its value."""
+
+    slug = "non-canonical"
+    title = "Non-canonical encoding"
+
+
+class InvalidIdentifier(DecodeError):
+    """An identifier (authority id, message id, key id) is not well formed."""
+
+    slug = "invalid-identifier"
+    title = "Invalid identifier"
+
+
+class InvalidKey(DecodeError):
+    """A public key is malformed, non-canonical or of low order."""
+
+    slug = "invalid-key"
+    title = "Invalid public key"
+
+
+class UnsupportedVersion(ProtocolError):
+    """The structure names a protocol version this software does not speak (R8)."""
+
+    slug = "unsupported-version"
+    title = "Unsupported protocol version"
+
+
+class UnsupportedSuite(ProtocolError):
+    """The structure names a cipher suite this software does not accept (R8)."""
+
+    slug = "unsupported-suite"
+    title = "Unsupported cipher suite"
+
+
+# --- cryptography -------------------------------------------------------------------
+
+
+class CryptoError(ProtocolError):
+    """A cryptographic check failed."""
+
+    slug = "crypto"
+    status = 400
+    title = "Cryptographic check failed"
+
+
+class BadSignature(CryptoError):
+    """A signature does not verify over the bytes and context it must cover."""
+
+    slug = "bad-signature"
+    status = 401
+    title = "Signature verification failed"
+
+
+class WrongContext(BadSignature):
+    """A signature made for one purpose was presented for another."""
+
+    slug = "wrong-context"
+    title = "Signature made for another purpose"
+
+
+class DecryptionFailed(CryptoError):
+    """A ciphertext or wrapped key did not open (wrong key, tampered or misbound)."""
+
+    slug = "decryption-failed"
+    title = "Decryption failed"
+
+
+# --- envelopes ----------------------------------------------------------------------
+
+
+class NotARecipient(ProtocolError):
+    """The envelope is not addressed to the party trying to open it."""
+
+    slug = "not-a-recipient"
+    status = 403
+    title = "Not a recipient"
+
+
+class ReflectedMessage(ProtocolError):
+    """The envelope names its own sender as a recipient, or came back to it."""
+
+    slug = "reflected"
+    title = "Message reflected to its sender"
+
+
+class SenderMismatch(CryptoError):
+    """The signed content names a different originator than the envelope."""
+
+    slug = "sender-mismatch"
+    status = 401
+    title = "Sender does not match signed content"
+
+
+class ExpiredError(ProtocolError):
+    """The structure's validity or expiry time has passed."""
+
+    slug = "expired"
+    status = 410
+    title = "Expired"
+
+
+class NotYetValid(ProtocolError):
+    """The structure's validity has not started (or its clock is in the future)."""
+
+    slug = "not-yet-valid"
+    title = "Not yet valid"
+
+
+class ReplayError(ProtocolError):
+    """This exact message (or request nonce) was already seen (R7)."""
+
+    slug = "replay"
+    status = 409
+    title = "Replay"
+
+
+class ConflictError(ProtocolError):
+    """A message id was seen before with different bytes; both are kept (R7)."""
+
+    slug = "conflict"
+    status = 409
+    title = "Conflicting message for a seen id"
+
+
+# --- membership and the log (R1, R2) ------------------------------------------------
+
+
+class MembershipError(ProtocolError):
+    """A membership rule was broken."""
+
+    slug = "membership"
+    status = 403
+    title = "Membership check failed"
+
+
+class UnknownMember(MembershipError):
+    """The authority or key is not in the verified directory."""
+
+    slug = "unknown-member"
+    title = "Unknown member"
+
+
+class NotCertified(MembershipError):
+    """A key is not the one certified for that authority and purpose."""
+
+    slug = "not-certified"
+    title = "Key not certified"
+
+
+class MemberNotActive(MembershipError):
+    """The authority is suspended or revoked."""
+
+    slug = "member-not-active"
+    title = "Member not active"
+
+
+class QuorumNotMet(MembershipError):
+    """Fewer than k distinct admin signatures verify."""
+
+    slug = "quorum-not-met"
+    title = "Admin quorum not met"
+
+
+class LogError(MembershipError):
+    """The membership log is inconsistent."""
+
+    slug = "log"
+    status = 409
+    title = "Membership log inconsistent"
+
+
+class ChainBroken(LogError):
+    """An entry's sequence number or previous-hash link is wrong."""
+
+    slug = "chain-broken"
+    title = "Membership log chain broken"
+
+
+class RollbackDetected(LogError):
+    """The presented log is shorter than a head this party already trusts."""
+
+    slug = "rollback"
+    title = "Membership log rollback"
+
+
+class ForkDetected(LogError):
+    """Two signed heads disagree about the same position of the log."""
+
+    slug = "fork"
+    title = "Membership log fork"
+
+
+# --- request authentication ----------------------------------------------------------
+
+
+class AuthError(ProtocolError):
+    """A signed HTTP request was refused.  The detail is deliberately uniform."""
+
+    slug = "unauthorized"
+    status = 401
+    title = "Request authentication failed"
+
+
+class StaleError(AuthError):
+    """The request's timestamp is outside the accepted clock-skew window."""
+
+    slug = "stale-request"
+    title = "Request timestamp outside the accepted window"
+
+
+# --- used by the I/O layers -----------------------------------------------------------
+
+
+class TransportError(GlobeError):
+    """A network operation failed; the operation may be retried."""
+
+    slug = "transport"
+    status = 502
+    title = "Transport failure"
+
+
+class StorageError(GlobeError):
+    """A storage operation failed; nothing was half-written."""
+
+    slug = "storage"
+    status = 503
+    title = "Storage failure"

@@ -1,0 +1,70 @@
+"""Every context label of protocol v1, in one place (docs/PROTOCOL.md §4).
+
+Each signature and each key-derivation or hashing use has its own label
+(R3).  A label is prefixed to the signed or hashed bytes as
+``label || 0x00 || data``; labels are ASCII and contain no NUL, so input made
+under one label can never verify under another.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = [
+    "ALL_LABELS",
+    "APPLICATION",
+    "BODY_AAD",
+    "CHECKPOINT",
+    "CONTENT",
+    "ENVELOPE",
+    "ENVELOPE_HASH",
+    "EVIDENCE",
+    "GENESIS",
+    "KEM_POP",
+    "KEY_COMMIT",
+    "LOG_ENTRY",
+    "MEMBERSHIP_ACTION",
+    "OBJECT_HASH",
+    "PREKEY",
+    "RECEIPT",
+    "REQUEST_AUTH",
+    "WRAP",
+]
+
+GENESIS: Final = b"globe/v1/genesis"
+APPLICATION: Final = b"globe/v1/application"
+KEM_POP: Final = b"globe/v1/kem-pop"
+MEMBERSHIP_ACTION: Final = b"globe/v1/membership-action"
+LOG_ENTRY: Final = b"globe/v1/log-entry"
+CHECKPOINT: Final = b"globe/v1/checkpoint"
+PREKEY: Final = b"globe/v1/prekey"
+ENVELOPE: Final = b"globe/v1/envelope"
+ENVELOPE_HASH: Final = b"globe/v1/envelope-hash"
+CONTENT: Final = b"globe/v1/content"
+BODY_AAD: Final = b"globe/v1/body"
+WRAP: Final = b"globe/v1/wrap"
+KEY_COMMIT: Final = b"globe/v1/key-commit"
+RECEIPT: Final = b"globe/v1/receipt"
+EVIDENCE: Final = b"globe/v1/evidence"
+REQUEST_AUTH: Final = b"globe/v1/request-auth"
+OBJECT_HASH: Final = b"globe/v1/object-hash"
+
+ALL_LABELS: Final = (
+    GENESIS,
+    APPLICATION,
+    KEM_POP,
+    MEMBERSHIP_ACTION,
+    LOG_ENTRY,
+    CHECKPOINT,
+    PREKEY,
+    ENVELOPE,
+    ENVELOPE_HASH,
+    CONTENT,
+    BODY_AAD,
+    WRAP,
+    KEY_COMMIT,
+    RECEIPT,
+    EVIDENCE,
+    REQUEST_AUTH,
+    OBJECT_HASH,
+)
