@@ -175,7 +175,7 @@ class ObjectReader:
         """Whether an optional field is present."""
         return name in self._obj
 
-    def str(self, name: str, *, max_len: int, min_len: int = 0) -> str:
+    def string(self, name: str, *, max_len: int, min_len: int = 0) -> str:
         """A string field, length counted in code points."""
         value = self._get(name)
         if not isinstance(value, str):
@@ -186,12 +186,12 @@ class ObjectReader:
 
     def text(self, name: str, *, max_len: int, min_len: int = 1) -> str:
         """Human text: a string without C0/C1 controls other than newline and tab."""
-        value = self.str(name, max_len=max_len, min_len=min_len)
+        value = self.string(name, max_len=max_len, min_len=min_len)
         if _CONTROL_RE.search(value):
             raise MalformedError(f"{self._what}.{name}: control characters are not allowed")
         return value
 
-    def int(self, name: str, *, lo: int = 0, hi: int = MAX_INT) -> int:
+    def integer(self, name: str, *, lo: int = 0, hi: int = MAX_INT) -> int:
         """An integer field within ``[lo, hi]``."""
         value = self._get(name)
         if isinstance(value, bool) or not isinstance(value, int):
@@ -200,37 +200,35 @@ class ObjectReader:
             raise MalformedError(f"{self._what}.{name}: must be within {lo}..{hi}")
         return value
 
-    def bool(self, name: str) -> bool:
+    def boolean(self, name: str) -> bool:
         """A boolean field."""
         value = self._get(name)
         if not isinstance(value, bool):
             raise MalformedError(f"{self._what}.{name}: must be true or false")
         return value
 
-    def bytes(self, name: str, *, length: int | None = None, max_len: int | None = None) -> bytes:
+    def blob(self, name: str, *, length: int | None = None, max_len: int | None = None) -> bytes:
         """A base64url byte-string field of an exact or bounded length."""
-        value = self.str(name, max_len=4 * (max_len or length or 0) // 3 + 4)
+        value = self.string(name, max_len=4 * (max_len or length or 0) // 3 + 4)
         out = b64d(value, what=f"{self._what}.{name}")
         if length is not None and len(out) != length:
             raise MalformedError(f"{self._what}.{name}: must be {length} bytes")
         return out
 
-    def list(self, name: str, *, max_items: int, min_items: int = 0) -> list[JsonValue]:
+    def array(self, name: str, *, max_items: int, min_items: int = 0) -> list[JsonValue]:
         """An array field with a bounded number of items."""
         value = self._get(name)
         if not isinstance(value, list):
             raise MalformedError(f"{self._what}.{name}: must be an array")
         if not min_items <= len(value) <= max_items:
-            raise MalformedError(
-                f"{self._what}.{name}: must have {min_items}..{max_items} items"
-            )
+            raise MalformedError(f"{self._what}.{name}: must have {min_items}..{max_items} items")
         return value
 
-    def str_list(
+    def strings(
         self, name: str, *, max_items: int, max_len: int, min_items: int = 0, unique: bool = True
     ) -> list[str]:
         """An array of strings, optionally without repeats."""
-        items = self.list(name, max_items=max_items, min_items=min_items)
+        items = self.array(name, max_items=max_items, min_items=min_items)
         out: list[str] = []
         for item in items:
             if not isinstance(item, str) or not 1 <= len(item) <= max_len:
@@ -240,13 +238,13 @@ class ObjectReader:
             raise MalformedError(f"{self._what}.{name}: items must not repeat")
         return out
 
-    def obj(self, name: str) -> ObjectReader:
+    def object(self, name: str) -> ObjectReader:
         """A nested object field."""
         return ObjectReader(self._get(name), f"{self._what}.{name}")
 
-    def objs(self, name: str, *, max_items: int, min_items: int = 0) -> Iterator[ObjectReader]:
+    def objects(self, name: str, *, max_items: int, min_items: int = 0) -> Iterator[ObjectReader]:
         """An array of objects."""
-        items = self.list(name, max_items=max_items, min_items=min_items)
+        items = self.array(name, max_items=max_items, min_items=min_items)
         for index, item in enumerate(items):
             yield ObjectReader(item, f"{self._what}.{name}[{index}]")
 

@@ -54,10 +54,11 @@ __all__ = [
     "aead_encrypt",
     "argon2id",
     "constant_time_equal",
-    "fingerprint_digits",
+    "deterministic_rng",
     "ed25519_keypair",
     "ed25519_sign",
     "ed25519_verify",
+    "fingerprint_digits",
     "hpke_open",
     "hpke_seal",
     "kem_private_from_bytes",
@@ -109,6 +110,21 @@ _X25519_LOW_ORDER: Final = frozenset(
 def system_rng(n: int) -> bytes:
     """The operating system's CSPRNG."""
     return os.urandom(n)
+
+
+def deterministic_rng(seed: bytes) -> Rng:
+    """A reproducible byte stream (SHAKE-256 of ``seed`` and a counter) for tests and vectors.
+
+    Never use it for real keys: the seed is the only secret.
+    """
+    counter = 0
+
+    def rng(n: int) -> bytes:
+        nonlocal counter
+        counter += 1
+        return hashlib.shake_256(seed + counter.to_bytes(8, "big")).digest(n)
+
+    return rng
 
 
 def labelled(label: bytes, *parts: bytes) -> bytes:
@@ -258,13 +274,13 @@ def hpke_seal(public: KemPublic, plaintext: bytes, info: bytes) -> bytes:
 
     Suite: KEM MLKEM768-X25519, KDF HKDF-SHA256, AEAD ChaCha20-Poly1305.
     """
-    return _HPKE_SUITE.encrypt(plaintext, public._key, info=info)  # noqa: SLF001
+    return _HPKE_SUITE.encrypt(plaintext, public._key, info=info)
 
 
 def hpke_open(private: KemPrivate, sealed: bytes, info: bytes) -> bytes:
     """Open an HPKE single-shot ciphertext; :class:`DecryptionFailed` otherwise."""
     try:
-        return _HPKE_SUITE.decrypt(sealed, private._key, info=info)  # noqa: SLF001
+        return _HPKE_SUITE.decrypt(sealed, private._key, info=info)
     except (InvalidTag, ValueError) as exc:
         raise DecryptionFailed("wrapped key does not open") from exc
 

@@ -17,7 +17,7 @@ from typing import Final
 
 from protocol import crypto
 from protocol.crypto import Rng, system_rng
-from protocol.errors import BadSignature, UsageError
+from protocol.errors import BadSignature, InvalidKey, UsageError
 from protocol.ids import KEY_ALG_ED25519, KEY_ALG_KEM, KeyId
 
 __all__ = [
@@ -40,6 +40,22 @@ class VerifyKey:
         crypto.validate_ed25519_public(raw)
         self._raw = bytes(raw)
         self.key_id = KeyId.of(KEY_ALG_ED25519, self._raw)
+
+    @classmethod
+    def from_certified(cls, raw: bytes) -> VerifyKey:
+        """A key taken from an admin-quorum-signed certificate or the genesis.
+
+        Skips the prime-order-subgroup check (about as costly as a signature
+        verification): the key was fully validated when it was admitted, and
+        libsodium still refuses small-order and non-canonical keys at every
+        verification.  Use the constructor for keys from any other source.
+        """
+        if len(raw) != crypto.ED25519_PUBLIC_LEN:
+            raise InvalidKey("an Ed25519 public key is 32 bytes")
+        obj = cls.__new__(cls)
+        obj._raw = bytes(raw)
+        obj.key_id = KeyId.of(KEY_ALG_ED25519, obj._raw)
+        return obj
 
     def verify(self, label: bytes, message: bytes, signature: bytes) -> None:
         """Check ``signature`` over ``label || 0x00 || message``; raise :class:`BadSignature`."""
@@ -145,7 +161,7 @@ class KemPrivateKey:
         if len(raw) != crypto.KEM_PRIVATE_LEN:
             raise UsageError(f"a hybrid private key is {crypto.KEM_PRIVATE_LEN} bytes")
         self._parsed = crypto.kem_private_from_bytes(bytes(raw))
-        self.public_key = KemPublicKey._from_parsed(self._parsed.public)  # noqa: SLF001
+        self.public_key = KemPublicKey._from_parsed(self._parsed.public)
 
     @classmethod
     def generate(cls, rng: Rng = system_rng) -> KemPrivateKey:
@@ -174,7 +190,5 @@ def fingerprint(*public_keys: VerifyKey | KemPublicKey) -> str:
     """Human-comparable fingerprint (12 groups of 5 digits) of one or more public keys."""
     if not public_keys:
         raise UsageError("fingerprint needs at least one key")
-    data = b"".join(
-        len(bytes(k)).to_bytes(2, "big") + bytes(k) for k in public_keys
-    )
+    data = b"".join(len(bytes(k)).to_bytes(2, "big") + bytes(k) for k in public_keys)
     return crypto.fingerprint_digits(_FINGERPRINT_LABEL, data)

@@ -53,9 +53,7 @@ class SignedObject:
         """The container as a canonical-JSON-ready object."""
         return {
             "payload": canonical.b64e(self.payload),
-            "sigs": [
-                {"kid": str(s.key_id), "sig": canonical.b64e(s.sig)} for s in self.signatures
-            ],
+            "sigs": [{"kid": str(s.key_id), "sig": canonical.b64e(s.sig)} for s in self.signatures],
         }
 
     def encode(self) -> bytes:
@@ -71,11 +69,11 @@ class SignedObject:
     def from_json(cls, obj: JsonValue, *, what: str) -> SignedObject:
         """Strictly read a container already decoded as part of a larger object."""
         reader = ObjectReader(obj, what)
-        payload = canonical.b64d(reader.str("payload", max_len=1 << 22), what=f"{what}.payload")
+        payload = canonical.b64d(reader.string("payload", max_len=1 << 22), what=f"{what}.payload")
         sigs: list[Signature] = []
-        for item in reader.objs("sigs", max_items=MAX_SIGNATURES):
-            kid = KeyId.parse(item.str("kid", max_len=64))
-            sig = item.bytes("sig", length=crypto.ED25519_SIG_LEN)
+        for item in reader.objects("sigs", max_items=MAX_SIGNATURES):
+            kid = KeyId.parse(item.string("kid", max_len=64))
+            sig = item.blob("sig", length=crypto.ED25519_SIG_LEN)
             item.done()
             sigs.append(Signature(kid, sig))
         reader.done()

@@ -1,0 +1,283 @@
+"""The verified directory: membership state rebuilt from the log (R1, R2; PROTOCOL.md §6.5).
+
+:func:`verify_log` replays the hash-chained membership log from the pinned
+genesis, checks every action's admin quorum and every state transition, and
+returns a :class:`DirectoryState`.  The hub is never trusted: a member row
+it invents, an action it alters or replays, an entry it drops or reorders,
+all fail here.
+
+Transitions (one table, :data:`TRANSITIONS`)::
+
+    (absent)  --admit-->        active
+    active    --update-keys-->  active        suspended --update-keys--> suspended
+    active    --suspend-->      suspended     suspended --reinstate-->   active
+    active    --revoke-->       revoked       suspended --revoke-->      revoked
+
+``revoked`` is final.  Each action names the digest of the previous action on
+its authority (``prev``); an action whose ``prev`` is not the authority's
+latest is refused, so no action can be replayed or reordered.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Final
+
+from protocol import labels
+from protocol.errors import (
+    ChainBroken,
+    ForkDetected,
+    LogError,
+    MemberNotActive,
+    NotCertified,
+    RollbackDetected,
+    UnknownMember,
+)
+from protocol.genesis import Genesis
+from protocol.ids import AuthorityId, KeyId
+from protocol.keys import VerifyKey
+from protocol.membership import Action, Certificate, Checkpoint, LogEntry
+from protocol.signed import verify_quorum
+
+__all__ = [
+    "TRANSITIONS",
+    "DirectoryState",
+    "HeadRelation",
+    "Member",
+    "MemberStatus",
+    "verify_log",
+]
+
+
+class MemberStatus(Enum):
+    """A member's state in the directory."""
+
+    ACTIVE = "active"
+    SUSPENDED = "suspended"
+    REVOKED = "revoked"
+
+
+#: (status before or None for absent, action) -> status after.  Everything else is refused.
+TRANSITIONS: Final[dict[tuple[MemberStatus | None, Action], MemberStatus]] = {
+    (None, Action.ADMIT): MemberStatus.ACTIVE,
+    (MemberStatus.ACTIVE, Action.UPDATE_KEYS): MemberStatus.ACTIVE,
+    (MemberStatus.SUSPENDED, Action.UPDATE_KEYS): MemberStatus.SUSPENDED,
+    (MemberStatus.ACTIVE, Action.SUSPEND): MemberStatus.SUSPENDED,
+    (MemberStatus.SUSPENDED, Action.REINSTATE): MemberStatus.ACTIVE,
+    (MemberStatus.ACTIVE, Action.REVOKE): MemberStatus.REVOKED,
+    (MemberStatus.SUSPENDED, Action.REVOKE): MemberStatus.REVOKED,
+}
+
+
+class HeadRelation(Enum):
+    """How another party's view of the log relates to ours."""
+
+    SAME = "same"
+    PEER_BEHIND = "peer-behind"  # a prefix of ours: they have not synced yet
+    PEER_AHEAD = "peer-ahead"  # longer than ours: we must sync before judging
+    FORK = "fork"  # same position, different hash: equivocation
+
+
+@dataclass(slots=True)
+class Member:
+    """One authority as the log describes it."""
+
+    authority: AuthorityId
+    status: MemberStatus
+    certificate: Certificate
+    last_action: bytes
+    admitted_seq: int
+    updated_seq: int
+    reason: str | None = None
+
+
+@dataclass(slots=True)
+class DirectoryState:
+    """The membership state at log position ``seq`` (mutable; extend with :meth:`apply`)."""
+
+    genesis: Genesis
+    seq: int = 0
+    heads: list[bytes] = field(default_factory=list)
+    time: int = 0
+    members: dict[AuthorityId, Member] = field(default_factory=dict)
+    key_owner: dict[bytes, AuthorityId] = field(default_factory=dict)
+    serials: set[str] = field(default_factory=set)
+    _admins: dict[KeyId, VerifyKey] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        if not self.heads:
+            self.heads = [self.genesis.digest]
+        self._admins = self.genesis.admin_keys
+
+    @property
+    def head(self) -> bytes:
+        """Hash of the latest entry (the genesis digest for an empty log)."""
+        return self.heads[self.seq]
+
+    # -- applying entries ----------------------------------------------------------------
+
+    def apply(self, entry_bytes: bytes) -> LogEntry:
+        """Verify one entry against this state and apply it.
+
+        All checks run before any mutation, so on error the state is unchanged.
+        """
+        entry = LogEntry.decode(entry_bytes, self.genesis)
+        if entry.seq != self.seq + 1:
+            raise ChainBroken(f"log entry {entry.seq}: expected sequence {self.seq + 1}")
+        if entry.prev != self.head:
+            raise ChainBroken(f"log entry {entry.seq}: previous hash does not match")
+        if entry.time < self.time:
+            raise ChainBroken(f"log entry {entry.seq}: time goes backwards")
+        action = entry.action
+        verify_quorum(action.signed, labels.MEMBERSHIP_ACTION, self._admins, self.genesis.threshold)
+        member = self.members.get(action.authority)
+        before = member.status if member is not None else None
+        after = TRANSITIONS.get((before, action.action))
+        if after is None:
+            state = before.value if before is not None else "absent"
+            raise LogError(
+                f"log entry {entry.seq}: cannot {action.action.value} {action.authority} ({state})"
+            )
+        if member is not None and action.prev != member.last_action:
+            raise LogError(f"log entry {entry.seq}: action does not follow the latest one")
+        cert = action.certificate
+        if cert is not None:
+            self._check_certificate(cert, member, entry.seq)
+        # -- commit ------------------------------------------------------------------
+        self.seq = entry.seq
+        self.heads.append(entry.hash)
+        self.time = entry.time
+        if member is None:
+            assert cert is not None  # noqa: S101 - guaranteed by MembershipAction
+            member = Member(action.authority, after, cert, action.digest, entry.seq, entry.seq)
+            self.members[action.authority] = member
+        else:
+            member.status = after
+            member.last_action = action.digest
+            member.updated_seq = entry.seq
+            member.reason = action.reason
+        if cert is not None:
+            member.certificate = cert
+            self.serials.add(cert.serial)
+            for raw in (bytes(cert.identity_key), bytes(cert.transport_key), cert.ka_key_raw):
+                self.key_owner[raw] = action.authority
+        return entry
+
+    def _check_certificate(self, cert: Certificate, member: Member | None, seq: int) -> None:
+        if cert.serial in self.serials:
+            raise LogError(f"log entry {seq}: certificate serial reused")
+        current: set[bytes] = set()
+        if member is not None:
+            old = member.certificate
+            current = {bytes(old.identity_key), bytes(old.transport_key), old.ka_key_raw}
+        for raw in (bytes(cert.identity_key), bytes(cert.transport_key), cert.ka_key_raw):
+            if self.genesis.is_reserved_key(raw):
+                raise LogError(f"log entry {seq}: a member key equals the hub's or an admin's")
+            owner = self.key_owner.get(raw)
+            if owner is not None and (owner != cert.authority or raw not in current):
+                raise LogError(f"log entry {seq}: key already certified (R4)")
+
+    def extend(self, entries: Iterable[bytes]) -> None:
+        """Apply entries in order; on error the state holds the verified prefix."""
+        for raw in entries:
+            self.apply(raw)
+
+    # -- lookups ---------------------------------------------------------------------------
+
+    def member(self, authority: AuthorityId) -> Member:
+        """The member, whatever its status; :class:`UnknownMember` if absent."""
+        member = self.members.get(authority)
+        if member is None:
+            raise UnknownMember(f"{authority} is not a member")
+        return member
+
+    def active_member(self, authority: AuthorityId, now: int) -> Member:
+        """The member if it is active and its certificate valid at ``now``."""
+        member = self.member(authority)
+        if member.status is not MemberStatus.ACTIVE:
+            raise MemberNotActive(f"{authority} is {member.status.value}")
+        member.certificate.check_valid_at(now)
+        return member
+
+    def identity_key(self, authority: AuthorityId, key_id: KeyId, now: int) -> VerifyKey:
+        """The active member's certified identity key, which must have id ``key_id``."""
+        key = self.active_member(authority, now).certificate.identity_key
+        if key.key_id != key_id:
+            raise NotCertified(f"{key_id} is not the certified identity key of {authority}")
+        return key
+
+    def search(
+        self,
+        *,
+        country: str | None = None,
+        kind: str | None = None,
+        language: str | None = None,
+        text: str | None = None,
+        include_inactive: bool = False,
+    ) -> list[Member]:
+        """Members matching every given filter, sorted by authority id."""
+        needle = _fold(text) if text else None
+        out: list[Member] = []
+        for aid in sorted(self.members, key=str):
+            m = self.members[aid]
+            cert = m.certificate
+            if not include_inactive and m.status is not MemberStatus.ACTIVE:
+                continue
+            if country is not None and aid.country != country:
+                continue
+            if kind is not None and kind not in cert.kinds:
+                continue
+            if language is not None and language not in cert.languages:
+                continue
+            if needle is not None and needle not in _fold(f"{aid} {cert.name}"):
+                continue
+            out.append(m)
+        return out
+
+    # -- heads: rollback and fork detection ----------------------------------------------------
+
+    def relation(self, seq: int, head: bytes) -> HeadRelation:
+        """Compare another party's ``(seq, head)`` with this log."""
+        if seq > self.seq:
+            return HeadRelation.PEER_AHEAD
+        if self.heads[seq] != head:
+            return HeadRelation.FORK
+        return HeadRelation.SAME if seq == self.seq else HeadRelation.PEER_BEHIND
+
+    def check_trusted(self, seq: int, head: bytes) -> None:
+        """Refuse this state if it rolls back or forks a head trusted earlier."""
+        if seq > self.seq:
+            raise RollbackDetected(f"log has {self.seq} entries; {seq} were trusted before")
+        if self.heads[seq] != head:
+            raise ForkDetected(f"entry {seq} differs from the head trusted before")
+
+    def check_checkpoint(self, checkpoint: Checkpoint) -> HeadRelation:
+        """Compare a verified hub checkpoint; :class:`ForkDetected` on equivocation."""
+        relation = self.relation(checkpoint.seq, checkpoint.head)
+        if relation is HeadRelation.FORK:
+            raise ForkDetected(f"hub checkpoint at {checkpoint.seq} contradicts the log")
+        return relation
+
+
+_FOLD_RE: Final = re.compile(r"\s+")
+
+
+def _fold(text: str) -> str:
+    return _FOLD_RE.sub(" ", text.casefold()).strip()
+
+
+def verify_log(
+    genesis: Genesis,
+    entries: Iterable[bytes],
+    *,
+    trusted: tuple[int, bytes] | None = None,
+) -> DirectoryState:
+    """Verify a whole log from genesis; optionally refuse rollback/fork of ``trusted``."""
+    state = DirectoryState(genesis)
+    state.extend(entries)
+    if trusted is not None:
+        state.check_trusted(*trusted)
+    return state

@@ -1,0 +1,457 @@
+"""Envelope v1: signed, encrypted, multi-recipient messages (R5-R9; docs/PROTOCOL.md §7).
+
+Binary layout (all integers big-endian)::
+
+    magic "GLBE" (4) | version u8 = 1 | suite u8 = 1
+    | header_len u32 | header (canonical JSON, header_len bytes)
+    | count u16 | count x wrapped key (1,168 bytes each, recipients' order)
+    | body_len u32 | body (AEAD ciphertext, body_len bytes)
+    | signature (64): Ed25519 by the sender's identity key over
+      "globe/v1/envelope" || 0x00 || every byte before the signature
+
+The body is encrypted once under a random 32-byte content key with
+ChaCha20-Poly1305 (nonce all zero: the key is used once), associated data
+``"globe/v1/body" || 0x00 || header``.  The content key is wrapped for each
+recipient with HPKE (RFC 9180, base mode, KEM MLKEM768-X25519, HKDF-SHA256,
+ChaCha20-Poly1305) to the recipient's signed prekey, ``info =
+"globe/v1/wrap" || 0x00 || SHA-256(header) || recipient id``.  The header
+commits to the content key (``commit``), so every recipient decrypts the
+same plaintext.  The plaintext is ``u32 content_len | content | inner
+signature (64) | zero padding`` to a power-of-two bucket of at least 1 KiB;
+the inner signature is over ``"globe/v1/content" || 0x00 || SHA-256(header)
+|| content``: non-repudiation of origin, bound to this header so a recipient
+cannot re-send the content to a third party under the originator's name.
+
+Verification order (R9): size cap → framing → version and suite → strict
+header decode → sender certified and active → outer signature → recipient
+entry → unwrap → key commitment → body decryption → padding → inner signature.
+"""
+
+from __future__ import annotations
+
+import re
+import struct
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Final
+
+from protocol import canonical, crypto, labels
+from protocol.canonical import ObjectReader
+from protocol.directory import DirectoryState, HeadRelation
+from protocol.errors import (
+    DecryptionFailed,
+    ExpiredError,
+    MalformedError,
+    NotARecipient,
+    NotYetValid,
+    ReflectedMessage,
+    SizeLimitExceeded,
+    Truncated,
+    UnsupportedSuite,
+    UnsupportedVersion,
+    UsageError,
+)
+from protocol.genesis import Genesis
+from protocol.ids import AuthorityId, KeyId, MessageId
+from protocol.keys import KemPrivateKey, KemPublicKey, SigningKey, VerifyKey
+
+__all__ = [
+    "MAGIC",
+    "MAX_BODY_BUCKET",
+    "MAX_CONTENT_SIZE",
+    "MAX_ENVELOPE_SIZE",
+    "MAX_LIFETIME",
+    "MAX_RECIPIENTS",
+    "MIN_BODY_BUCKET",
+    "SUITE",
+    "VERSION",
+    "Envelope",
+    "EnvelopeHeader",
+    "OpenedEnvelope",
+    "Recipient",
+    "SealTo",
+    "check_recipients_active",
+    "envelope_hash",
+    "open_envelope",
+    "parse_envelope",
+    "seal_envelope",
+    "verify_envelope",
+]
+
+MAGIC: Final = b"GLBE"
+VERSION: Final = 1
+SUITE: Final = 1
+MAX_RECIPIENTS: Final = 256
+MAX_HEADER_SIZE: Final = 64 * 1024
+MIN_BODY_BUCKET: Final = 1024
+MAX_BODY_BUCKET: Final = 1 << 20
+_FRAME: Final = 4 + 4 + 64  # content length prefix, inner signature
+MAX_CONTENT_SIZE: Final = MAX_BODY_BUCKET - _FRAME
+MAX_ENVELOPE_SIZE: Final = (
+    10 + MAX_HEADER_SIZE + 2 + MAX_RECIPIENTS * crypto.WRAPPED_KEY_LEN + 4
+    + MAX_BODY_BUCKET + crypto.AEAD_TAG_LEN + crypto.ED25519_SIG_LEN
+)  # fmt: skip
+#: An envelope may not live longer than 30 days.
+MAX_LIFETIME: Final = 30 * 86400
+#: Tolerated clock skew for ``created`` in the future.
+MAX_SKEW: Final = 300
+_ZERO_NONCE: Final = bytes(crypto.AEAD_NONCE_LEN)
+_HEX32: Final = re.compile(r"[0-9a-f]{32}\Z", re.ASCII)
+
+
+@dataclass(frozen=True, slots=True)
+class Recipient:
+    """One recipient as the header names it."""
+
+    authority: AuthorityId
+    seq: int
+    prekey: KeyId
+
+
+@dataclass(frozen=True, slots=True)
+class EnvelopeHeader:
+    """The decoded header; ``raw`` are its exact bytes."""
+
+    raw: bytes
+    network: bytes
+    message_id: MessageId
+    sender: AuthorityId
+    sender_key: KeyId
+    recipients: tuple[Recipient, ...]
+    created: int
+    expires: int
+    dir_seq: int
+    dir_head: bytes
+    commit: bytes
+
+    def recipient(self, authority: AuthorityId) -> tuple[int, Recipient]:
+        """Index and entry of ``authority``; :class:`NotARecipient` if absent."""
+        for index, r in enumerate(self.recipients):
+            if r.authority == authority:
+                return index, r
+        raise NotARecipient(f"{authority} is not a recipient of {self.message_id}")
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """A structurally valid envelope (signatures not yet checked)."""
+
+    raw: bytes
+    header: EnvelopeHeader
+    wrapped: tuple[bytes, ...]
+    body: bytes
+    signature: bytes
+
+    @property
+    def signed_part(self) -> bytes:
+        """The bytes the outer signature covers."""
+        return self.raw[: -crypto.ED25519_SIG_LEN]
+
+    @property
+    def hash(self) -> bytes:
+        """``SHA-256("globe/v1/envelope-hash" || 0x00 || envelope)``: names these bytes."""
+        return envelope_hash(self.raw)
+
+
+@dataclass(frozen=True, slots=True)
+class OpenedEnvelope:
+    """A verified, decrypted envelope."""
+
+    envelope: Envelope
+    content: bytes
+    inner_signature: bytes
+    head_relation: HeadRelation
+
+    @property
+    def header(self) -> EnvelopeHeader:
+        """The envelope header."""
+        return self.envelope.header
+
+
+@dataclass(frozen=True, slots=True)
+class SealTo:
+    """A recipient to seal to: its id, the per-pair sequence number and its prekey."""
+
+    authority: AuthorityId
+    seq: int
+    prekey: KemPublicKey
+
+
+def envelope_hash(data: bytes) -> bytes:
+    """The hash receipts and evidence use to name an envelope's exact bytes."""
+    return crypto.sha256(crypto.labelled(labels.ENVELOPE_HASH, data))
+
+
+def _bucket(n: int) -> int:
+    size = MIN_BODY_BUCKET
+    while size < n:
+        size <<= 1
+    return size
+
+
+def _body_aad(header: bytes) -> bytes:
+    return crypto.labelled(labels.BODY_AAD, header)
+
+
+def _wrap_info(header_digest: bytes, authority: AuthorityId) -> bytes:
+    return crypto.labelled(labels.WRAP, header_digest, str(authority).encode("ascii"))
+
+
+def _commit(message_id: MessageId, content_key: bytes) -> bytes:
+    return crypto.sha256(crypto.labelled(labels.KEY_COMMIT, message_id.raw, content_key))
+
+
+def _content_signed(header_digest: bytes, content: bytes) -> bytes:
+    return header_digest + content
+
+
+# --- sealing ------------------------------------------------------------------------------
+
+
+def seal_envelope(
+    *,
+    genesis: Genesis,
+    sender: AuthorityId,
+    identity: SigningKey,
+    recipients: Sequence[SealTo],
+    content: bytes,
+    created: int,
+    expires: int,
+    dir_seq: int,
+    dir_head: bytes,
+    rng: crypto.Rng = crypto.system_rng,
+    message_id: MessageId | None = None,
+) -> bytes:
+    """Seal ``content`` (canonical message bytes) to every recipient; return the envelope."""
+    if not 1 <= len(recipients) <= MAX_RECIPIENTS:
+        raise UsageError(f"an envelope has 1 to {MAX_RECIPIENTS} recipients")
+    ordered = sorted(recipients, key=lambda r: str(r.authority))
+    ids = [str(r.authority) for r in ordered]
+    if len(set(ids)) != len(ids):
+        raise UsageError("a recipient is named twice")
+    if sender in (r.authority for r in ordered):
+        raise UsageError("the sender cannot be a recipient")
+    if len(content) > MAX_CONTENT_SIZE:
+        raise UsageError(f"content exceeds {MAX_CONTENT_SIZE} bytes; send files as attachments")
+    if not created < expires <= created + MAX_LIFETIME:
+        raise UsageError("expiry must be after creation and within 30 days")
+    mid = message_id or MessageId.new(rng)
+    content_key = rng(crypto.AEAD_KEY_LEN)
+    header = canonical.encode(
+        {
+            "type": "envelope",
+            "v": VERSION,
+            "suite": SUITE,
+            "network": canonical.b64e(genesis.digest),
+            "id": str(mid),
+            "sender": str(sender),
+            "sender_key": str(identity.key_id),
+            "recipients": [
+                {"id": str(r.authority), "seq": r.seq, "prekey": str(r.prekey.key_id)}
+                for r in ordered
+            ],
+            "created": created,
+            "expires": expires,
+            "dir": {"seq": dir_seq, "head": canonical.b64e(dir_head)},
+            "commit": canonical.b64e(_commit(mid, content_key)),
+        }
+    )
+    if len(header) > MAX_HEADER_SIZE:
+        raise UsageError("header too large")
+    header_digest = crypto.sha256(header)
+    inner = identity.sign(labels.CONTENT, _content_signed(header_digest, content))
+    framed = struct.pack(">I", len(content)) + content + inner
+    plaintext = framed + bytes(_bucket(len(framed)) - len(framed))
+    body = crypto.aead_encrypt(content_key, _ZERO_NONCE, plaintext, _body_aad(header))
+    wrapped = [r.prekey.seal(content_key, _wrap_info(header_digest, r.authority)) for r in ordered]
+    signed = b"".join(
+        (
+            MAGIC,
+            bytes((VERSION, SUITE)),
+            struct.pack(">I", len(header)),
+            header,
+            struct.pack(">H", len(wrapped)),
+            *wrapped,
+            struct.pack(">I", len(body)),
+            body,
+        )
+    )
+    return signed + identity.sign(labels.ENVELOPE, signed)
+
+
+# --- parsing ------------------------------------------------------------------------------
+
+
+class _Cursor:
+    __slots__ = ("data", "pos")
+
+    def __init__(self, data: bytes) -> None:
+        self.data = data
+        self.pos = 0
+
+    def take(self, n: int, what: str) -> bytes:
+        end = self.pos + n
+        if end > len(self.data):
+            raise Truncated(f"envelope: truncated in {what}")
+        out = self.data[self.pos : end]
+        self.pos = end
+        return out
+
+    def u8(self, what: str) -> int:
+        return self.take(1, what)[0]
+
+    def u16(self, what: str) -> int:
+        value: int = struct.unpack(">H", self.take(2, what))[0]
+        return value
+
+    def u32(self, what: str) -> int:
+        value: int = struct.unpack(">I", self.take(4, what))[0]
+        return value
+
+
+def parse_envelope(data: bytes, *, max_size: int = MAX_ENVELOPE_SIZE) -> Envelope:
+    """Parse an envelope's structure strictly (no signature or directory check yet)."""
+    if len(data) > max_size:
+        raise SizeLimitExceeded(f"envelope: {len(data)} bytes exceeds the cap of {max_size}")
+    cur = _Cursor(data)
+    if cur.take(4, "magic") != MAGIC:
+        raise MalformedError("envelope: not a GlobE envelope (bad magic)")
+    version = cur.u8("version")
+    if version != VERSION:
+        raise UnsupportedVersion(f"envelope: version {version} is not supported (R8)")
+    suite = cur.u8("suite")
+    if suite != SUITE:
+        raise UnsupportedSuite(f"envelope: suite {suite} is not supported (R8)")
+    header_len = cur.u32("header length")
+    if header_len > MAX_HEADER_SIZE:
+        raise SizeLimitExceeded("envelope: header too large")
+    header_raw = cur.take(header_len, "header")
+    count = cur.u16("recipient count")
+    if not 1 <= count <= MAX_RECIPIENTS:
+        raise MalformedError(f"envelope: 1 to {MAX_RECIPIENTS} wrapped keys")
+    wrapped = tuple(cur.take(crypto.WRAPPED_KEY_LEN, "wrapped keys") for _ in range(count))
+    body_len = cur.u32("body length")
+    bucket = body_len - crypto.AEAD_TAG_LEN
+    if bucket < MIN_BODY_BUCKET or bucket > MAX_BODY_BUCKET or bucket & (bucket - 1):
+        raise MalformedError("envelope: body is not padded to a size bucket")
+    body = cur.take(body_len, "body")
+    signature = cur.take(crypto.ED25519_SIG_LEN, "signature")
+    if cur.pos != len(data):
+        raise MalformedError("envelope: trailing bytes after the signature")
+    header = _decode_header(header_raw)
+    if len(header.recipients) != count:
+        raise MalformedError("envelope: wrapped key count differs from the recipients")
+    return Envelope(data, header, wrapped, body, signature)
+
+
+def _decode_header(raw: bytes) -> EnvelopeHeader:
+    what = "envelope header"
+    r = ObjectReader(canonical.decode(raw, max_size=MAX_HEADER_SIZE, what=what), what)
+    if r.string("type", max_len=32) != "envelope":
+        raise MalformedError("envelope header: type must be 'envelope'")
+    if r.integer("v") != VERSION:
+        raise UnsupportedVersion("envelope header: version mismatch")
+    if r.integer("suite") != SUITE:
+        raise UnsupportedSuite("envelope header: suite mismatch")
+    network = r.blob("network", length=32)
+    message_id = MessageId.parse(r.string("id", max_len=32))
+    sender = AuthorityId.parse(r.string("sender", max_len=19))
+    sender_key = KeyId.parse(r.string("sender_key", max_len=64))
+    recipients: list[Recipient] = []
+    for item in r.objects("recipients", min_items=1, max_items=MAX_RECIPIENTS):
+        rid = AuthorityId.parse(item.string("id", max_len=19))
+        seq = item.integer("seq", lo=1)
+        prekey = KeyId.parse(item.string("prekey", max_len=64))
+        item.done()
+        recipients.append(Recipient(rid, seq, prekey))
+    created = r.integer("created")
+    expires = r.integer("expires")
+    d = r.object("dir")
+    dir_seq = d.integer("seq")
+    dir_head = d.blob("head", length=32)
+    d.done()
+    commit = r.blob("commit", length=32)
+    r.done()
+    names = [str(x.authority) for x in recipients]
+    if names != sorted(set(names)):
+        raise MalformedError("envelope header: recipients must be sorted and distinct")
+    if sender in (x.authority for x in recipients):
+        raise ReflectedMessage("envelope header: the sender is among the recipients")
+    if not created < expires <= created + MAX_LIFETIME:
+        raise MalformedError("envelope header: expiry must be within 30 days of creation")
+    return EnvelopeHeader(
+        raw, network, message_id, sender, sender_key, tuple(recipients), created, expires,
+        dir_seq, dir_head, commit,
+    )  # fmt: skip
+
+
+# --- verification -------------------------------------------------------------------------
+
+
+def verify_envelope(
+    envelope: Envelope, directory: DirectoryState, now: int, *, max_skew: int = MAX_SKEW
+) -> VerifyKey:
+    """Check network, times, sender certification and the outer signature.
+
+    This is what the hub can check without reading the content; nodes run it
+    too.  Returns the sender's certified identity key.
+    """
+    h = envelope.header
+    if h.network != directory.genesis.digest:
+        raise MalformedError("envelope: made for another network")
+    if h.created > now + max_skew:
+        raise NotYetValid("envelope: created in the future")
+    if h.expires <= now:
+        raise ExpiredError("envelope: expired")
+    key = directory.identity_key(h.sender, h.sender_key, now)
+    key.verify(labels.ENVELOPE, envelope.signed_part, envelope.signature)
+    return key
+
+
+def check_recipients_active(envelope: Envelope, directory: DirectoryState, now: int) -> None:
+    """Every recipient must be an active member with a valid certificate."""
+    for r in envelope.header.recipients:
+        directory.active_member(r.authority, now)
+
+
+def open_envelope(
+    envelope: Envelope,
+    *,
+    directory: DirectoryState,
+    me: AuthorityId,
+    private_key: Callable[[KeyId], KemPrivateKey | None],
+    now: int,
+    max_skew: int = MAX_SKEW,
+) -> OpenedEnvelope:
+    """Verify and decrypt an envelope addressed to ``me``.
+
+    ``private_key(key_id)`` returns the private half of one of ``me``'s
+    prekeys (or its certified key-agreement key), or ``None`` if it is
+    unknown or already erased.
+    """
+    h = envelope.header
+    if h.sender == me:
+        raise ReflectedMessage("envelope: this node is its sender")
+    sender_key = verify_envelope(envelope, directory, now, max_skew=max_skew)
+    index, entry = h.recipient(me)
+    private = private_key(entry.prekey)
+    if private is None:
+        raise DecryptionFailed(f"no private key for {entry.prekey} (unknown or erased)")
+    header_digest = crypto.sha256(h.raw)
+    content_key = private.open(envelope.wrapped[index], _wrap_info(header_digest, me))
+    if len(content_key) != crypto.AEAD_KEY_LEN or not crypto.constant_time_equal(
+        _commit(h.message_id, content_key), h.commit
+    ):
+        raise DecryptionFailed("content key does not match the header's commitment")
+    plaintext = crypto.aead_decrypt(content_key, _ZERO_NONCE, envelope.body, _body_aad(h.raw))
+    (length,) = struct.unpack(">I", plaintext[:4])
+    end = 4 + length + crypto.ED25519_SIG_LEN
+    if end > len(plaintext):
+        raise MalformedError("envelope body: content length exceeds the body")
+    if plaintext[end:].count(0) != len(plaintext) - end or _bucket(end) != len(plaintext):
+        raise MalformedError("envelope body: padding is not canonical")
+    content = plaintext[4 : 4 + length]
+    inner = plaintext[4 + length : end]
+    sender_key.verify(labels.CONTENT, _content_signed(header_digest, content), inner)
+    relation = directory.relation(h.dir_seq, h.dir_head)
+    return OpenedEnvelope(envelope, content, inner, relation)
