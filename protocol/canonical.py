@@ -184,10 +184,10 @@ class ObjectReader:
             raise MalformedError(f"{self._what}.{name}: length must be {min_len}..{max_len}")
         return value
 
-    def text(self, name: str, *, max_len: int, min_len: int = 1) -> str:
-        """Human text: a string without C0/C1 controls other than newline and tab."""
+    def text(self, name: str, *, max_len: int, min_len: int = 1, multiline: bool = False) -> str:
+        """Human text: no controls, bidi or zero-width marks; newline and tab only if multiline."""
         value = self.string(name, max_len=max_len, min_len=min_len)
-        if _CONTROL_RE.search(value):
+        if _CONTROL_RE.search(value) or (not multiline and ("\n" in value or "\t" in value)):
             raise MalformedError(f"{self._what}.{name}: control characters are not allowed")
         return value
 
@@ -259,7 +259,12 @@ class ObjectReader:
             raise UnknownField(f"{self._what}: unknown field(s) {sorted(extra)}")
 
 
-_CONTROL_RE: Final = re.compile("[\x00-\x08\x0b-\x1f\x7f-\x9f]")
+# C0/C1 controls except tab and newline, and the invisible or direction-changing
+# characters that let a displayed name or subject read differently from its
+# bytes (zero-width, bidi embeddings/overrides/isolates, BOM).
+_CONTROL_RE: Final = re.compile(
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
+)
 
 
 def sorted_unique(values: Iterable[str]) -> list[str]:

@@ -162,8 +162,8 @@ class Application:
             raise MalformedError("application.country: must match the authority id")
         kinds = _kinds(r, what)
         languages = _languages(r, what)
-        contact = r.text("contact", max_len=1000)
-        legal_basis = r.text("legal_basis", max_len=2000)
+        contact = r.text("contact", max_len=1000, multiline=True)
+        legal_basis = r.text("legal_basis", max_len=2000, multiline=True)
         endpoint = (
             check_url(r.string("endpoint", max_len=2048), what) if r.has("endpoint") else None
         )
@@ -368,7 +368,7 @@ class MembershipAction:
         authority = AuthorityId.parse(r.string("authority", max_len=19))
         prev = r.blob("prev", length=32) if r.has("prev") else None
         issued = r.integer("issued")
-        reason = r.text("reason", max_len=2000) if r.has("reason") else None
+        reason = r.text("reason", max_len=2000, multiline=True) if r.has("reason") else None
         cert = (
             Certificate.from_json(r.raw("certificate"), authority, "action.certificate")
             if r.has("certificate")

@@ -290,7 +290,7 @@ class MessageContent:
             s = r.object("status")
             state = _enum(StatusState, s.string("state", max_len=16), "message.status.state")
             expected = s.integer("expected") if s.has("expected") else None
-            reason = s.text("reason", max_len=2000) if s.has("reason") else None
+            reason = s.text("reason", max_len=2000, multiline=True) if s.has("reason") else None
             s.done()
             status = StatusUpdate(state, expected, reason)
         consent = None
@@ -300,13 +300,13 @@ class MessageContent:
             to = c.strings("to", min_items=1, max_items=64, max_len=19)
             if to != sorted(to):
                 raise MalformedError("message.consent.to: must be sorted")
-            purpose = c.text("purpose", max_len=2000) if c.has("purpose") else None
+            purpose = c.text("purpose", max_len=2000, multiline=True) if c.has("purpose") else None
             decision = (
                 _enum(ConsentDecision, c.string("decision", max_len=16), "message.consent")
                 if c.has("decision")
                 else None
             )
-            creason = c.text("reason", max_len=2000) if c.has("reason") else None
+            creason = c.text("reason", max_len=2000, multiline=True) if c.has("reason") else None
             c.done()
             consent = Consent(
                 cmsg, tuple(AuthorityId.parse(x) for x in to), purpose, decision, creason
