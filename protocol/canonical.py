@@ -13,10 +13,14 @@ interpretation:
 * byte strings travel as unpadded base64url (RFC 4648 §5) whose last
   character carries no stray bits.
 
-Decoding is strict and cheap: parse, then re-encode and compare bytes.  Any
-input that is not the canonical encoding of its value (whitespace, key order,
-escapes, duplicate keys, ``1.0``) is refused, so "the bytes that were signed"
-and "the value that was checked" can never differ (R5, R9).
+Decoding is strict and cheap: parse, check the value subset, then re-encode
+and compare bytes.  A value outside the subset (a fraction such as ``1.0``,
+an exponent, a negative number, ``null``, a bad key) is
+:class:`~protocol.errors.MalformedError`; a value inside the subset written
+any other way than its canonical bytes (whitespace, key order, escapes,
+``-0``) is :class:`~protocol.errors.NonCanonical`, and a repeated key is
+:class:`~protocol.errors.DuplicateKey`.  So "the bytes that were signed" and
+"the value that was checked" can never differ (R5, R9).
 """
 
 from __future__ import annotations
@@ -263,7 +267,7 @@ class ObjectReader:
 # characters that let a displayed name or subject read differently from its
 # bytes (zero-width, bidi embeddings/overrides/isolates, BOM).
 _CONTROL_RE: Final = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b-\u200f\u202a-\u202e\u2060-\u2069\ufeff]"
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]"
 )
 
 

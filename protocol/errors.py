@@ -41,7 +41,6 @@ __all__ = [
     "ReflectedMessage",
     "ReplayError",
     "RollbackDetected",
-    "SenderMismatch",
     "SizeLimitExceeded",
     "StaleError",
     "StorageError",
@@ -52,7 +51,6 @@ __all__ = [
     "UnsupportedSuite",
     "UnsupportedVersion",
     "UsageError",
-    "WrongContext",
 ]
 
 #: Prefix of every problem ``type`` URI.  The URI is an identifier, not a link.
@@ -204,13 +202,6 @@ class BadSignature(CryptoError):
     title = "Signature verification failed"
 
 
-class WrongContext(BadSignature):
-    """A signature made for one purpose was presented for another."""
-
-    slug = "wrong-context"
-    title = "Signature made for another purpose"
-
-
 class DecryptionFailed(CryptoError):
     """A ciphertext or wrapped key did not open (wrong key, tampered or misbound)."""
 
@@ -234,14 +225,6 @@ class ReflectedMessage(ProtocolError):
 
     slug = "reflected"
     title = "Message reflected to its sender"
-
-
-class SenderMismatch(CryptoError):
-    """The signed content names a different originator than the envelope."""
-
-    slug = "sender-mismatch"
-    status = 401
-    title = "Sender does not match signed content"
 
 
 class ExpiredError(ProtocolError):

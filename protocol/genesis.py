@@ -74,7 +74,7 @@ class Genesis:
 
     def fingerprint(self) -> str:
         """Twelve groups of five digits, to compare out of band before pinning."""
-        return crypto.fingerprint_digits(b"globe/v1/fingerprint", self.digest)
+        return crypto.fingerprint_digits(labels.GENESIS_FINGERPRINT, self.digest)
 
     def encode(self) -> bytes:
         """Canonical container bytes (the genesis file)."""

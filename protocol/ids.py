@@ -15,6 +15,7 @@ import re
 from dataclasses import dataclass
 from typing import Final
 
+from protocol import labels
 from protocol.crypto import Rng, labelled, sha256, system_rng
 from protocol.errors import InvalidIdentifier
 
@@ -356,7 +357,6 @@ class MessageId:
 #: Algorithm tags for key ids (docs/PROTOCOL.md §3.2).
 KEY_ALG_ED25519: Final = "ed25519"
 KEY_ALG_KEM: Final = "mlkem768x25519"
-_KEY_ID_LABEL: Final = b"globe/v1/key-id"
 
 
 @dataclass(frozen=True, slots=True)
@@ -372,7 +372,7 @@ class KeyId:
         """The key id of a public key of algorithm ``alg``."""
         if alg not in (KEY_ALG_ED25519, KEY_ALG_KEM):
             raise InvalidIdentifier(f"unknown key algorithm {alg!r}")
-        digest = sha256(labelled(_KEY_ID_LABEL, alg.encode("ascii"), b"\x00", public))[:16]
+        digest = sha256(labelled(labels.KEY_ID, alg.encode("ascii"), b"\x00", public))[:16]
         return cls(alg, digest)
 
     @classmethod

@@ -13,9 +13,7 @@ encoding with ``bytes(key)``.  Private keys never appear in ``repr``.
 
 from __future__ import annotations
 
-from typing import Final
-
-from protocol import crypto
+from protocol import crypto, labels
 from protocol.crypto import Rng, system_rng
 from protocol.errors import BadSignature, InvalidKey, UsageError
 from protocol.ids import KEY_ALG_ED25519, KEY_ALG_KEM, KeyId
@@ -27,8 +25,6 @@ __all__ = [
     "VerifyKey",
     "fingerprint",
 ]
-
-_FINGERPRINT_LABEL: Final = b"globe/v1/fingerprint"
 
 
 class VerifyKey:
@@ -191,4 +187,4 @@ def fingerprint(*public_keys: VerifyKey | KemPublicKey) -> str:
     if not public_keys:
         raise UsageError("fingerprint needs at least one key")
     data = b"".join(len(bytes(k)).to_bytes(2, "big") + bytes(k) for k in public_keys)
-    return crypto.fingerprint_digits(_FINGERPRINT_LABEL, data)
+    return crypto.fingerprint_digits(labels.KEY_FINGERPRINT, data)

@@ -20,8 +20,11 @@ __all__ = [
     "ENVELOPE_HASH",
     "EVIDENCE",
     "GENESIS",
+    "GENESIS_FINGERPRINT",
     "KEM_POP",
     "KEY_COMMIT",
+    "KEY_FINGERPRINT",
+    "KEY_ID",
     "LOG_ENTRY",
     "MEMBERSHIP_ACTION",
     "OBJECT_HASH",
@@ -32,6 +35,9 @@ __all__ = [
 ]
 
 GENESIS: Final = b"globe/v1/genesis"
+KEY_ID: Final = b"globe/v1/key-id"
+KEY_FINGERPRINT: Final = b"globe/v1/key-fingerprint"
+GENESIS_FINGERPRINT: Final = b"globe/v1/genesis-fingerprint"
 APPLICATION: Final = b"globe/v1/application"
 KEM_POP: Final = b"globe/v1/kem-pop"
 MEMBERSHIP_ACTION: Final = b"globe/v1/membership-action"
@@ -51,6 +57,9 @@ OBJECT_HASH: Final = b"globe/v1/object-hash"
 
 ALL_LABELS: Final = (
     GENESIS,
+    KEY_ID,
+    KEY_FINGERPRINT,
+    GENESIS_FINGERPRINT,
     APPLICATION,
     KEM_POP,
     MEMBERSHIP_ACTION,

@@ -7,10 +7,13 @@ client sends one header::
     Globe-Auth: v1;kid=<key id>;created=<unix seconds>;nonce=<22 b64url>;sig=<86 b64url>
 
 The signature is Ed25519 over ``"globe/v1/request-auth" || 0x00 ||`` the
-canonical JSON object ``{"body", "created", "kid", "method", "network",
-"nonce", "target"}`` where ``body`` is the base64url SHA-256 of the exact
-request body, ``method`` is upper case and ``target`` is the request path
-with its query string exactly as sent.  The verifier refuses a ``created``
+canonical JSON object ``{"audience", "body", "created", "kid", "method",
+"network", "nonce", "target"}`` where ``audience`` names the party the
+request is for (``"hub"``, or the receiving member's authority id for direct
+peer delivery) so a request made for one server is refused by any other,
+``body`` is the base64url SHA-256 of the exact request body, ``method`` is
+upper case and ``target`` is the request path with its query string exactly
+as sent.  The verifier refuses a ``created``
 outside ``now ± max_skew`` and a ``(kid, nonce)`` seen inside the window.
 """
 
@@ -27,6 +30,7 @@ from protocol.keys import SigningKey, VerifyKey
 
 __all__ = [
     "HEADER",
+    "HUB_AUDIENCE",
     "MAX_SKEW",
     "RequestAuth",
     "parse_request_auth",
@@ -37,7 +41,7 @@ __all__ = [
 HEADER: Final = "Globe-Auth"
 MAX_SKEW: Final = 60
 _HEADER_RE: Final = re.compile(
-    r"v1;kid=((?:ed25519):[0-9a-f]{32});created=([0-9]{1,16});"
+    r"v1;kid=((?:ed25519):[0-9a-f]{32});created=(0|[1-9][0-9]{0,15});"
     r"nonce=([A-Za-z0-9_-]{22});sig=([A-Za-z0-9_-]{86})\Z",
     re.ASCII,
 )
@@ -55,11 +59,23 @@ class RequestAuth:
     signature: bytes
 
 
-def _base(network: bytes, method: str, target: str, body: bytes, a: RequestAuth) -> bytes:
-    if not _METHOD_RE.match(method) or not _TARGET_RE.match(target):
+#: The audience of requests to the hub.
+HUB_AUDIENCE: Final = "hub"
+_AUDIENCE_RE: Final = re.compile(r"hub\Z|[A-Z]{2}-[A-Z0-9]{2,16}\Z", re.ASCII)
+
+
+def _base(
+    network: bytes, audience: str, method: str, target: str, body: bytes, *, a: RequestAuth
+) -> bytes:
+    if (
+        not _METHOD_RE.match(method)
+        or not _TARGET_RE.match(target)
+        or not _AUDIENCE_RE.match(audience)
+    ):
         raise AuthError("request authentication failed")
     return canonical.encode(
         {
+            "audience": audience,
             "body": canonical.b64e(crypto.sha256(body)),
             "created": a.created,
             "kid": str(a.key_id),
@@ -75,6 +91,7 @@ def sign_request(
     *,
     key: SigningKey,
     network: bytes,
+    audience: str,
     method: str,
     target: str,
     body: bytes,
@@ -83,7 +100,7 @@ def sign_request(
 ) -> str:
     """The ``Globe-Auth`` header value for this request."""
     unsigned = RequestAuth(key.key_id, created, rng(16), b"")
-    sig = key.sign(labels.REQUEST_AUTH, _base(network, method, target, body, unsigned))
+    sig = key.sign(labels.REQUEST_AUTH, _base(network, audience, method, target, body, a=unsigned))
     return (
         f"v1;kid={key.key_id};created={created};"
         f"nonce={canonical.b64e(unsigned.nonce)};sig={canonical.b64e(sig)}"
@@ -108,6 +125,7 @@ def verify_request(
     *,
     key: VerifyKey,
     network: bytes,
+    audience: str,
     method: str,
     target: str,
     body: bytes,
@@ -120,6 +138,10 @@ def verify_request(
     if key.key_id != auth.key_id:
         raise AuthError("request authentication failed")
     try:
-        key.verify(labels.REQUEST_AUTH, _base(network, method, target, body, auth), auth.signature)
+        key.verify(
+            labels.REQUEST_AUTH,
+            _base(network, audience, method, target, body, a=auth),
+            auth.signature,
+        )
     except BadSignature as exc:
         raise AuthError("request authentication failed") from exc

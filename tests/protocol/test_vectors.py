@@ -1,0 +1,594 @@
+"""The committed test vectors (tests/vectors/*.json) against the implementation.
+
+* ``test_regenerate_matches_files``: ``generate.build_vectors()`` reproduces the
+  committed files exactly, except the fields that depend on HPKE encapsulation
+  randomness (wrapped keys, outer signature, envelope bytes and hash), which
+  are compared field by field for everything deterministic.
+* ``test_verify_from_json_alone``: each file, read as JSON only, verifies with
+  the public API -- what a second implementation written from
+  docs/PROTOCOL.md has to do with the same files.
+"""
+
+from __future__ import annotations
+
+import copy
+import importlib.util
+import json
+from collections.abc import Callable
+from functools import cache, partial
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+import protocol.errors
+from protocol import canonical, crypto, labels
+from protocol.directory import DirectoryState, verify_log
+from protocol.envelope import (
+    check_recipients_active,
+    envelope_hash,
+    open_envelope,
+    parse_envelope,
+    verify_envelope,
+)
+from protocol.genesis import Genesis
+from protocol.ids import AuthorityId, KeyId, MessageId
+from protocol.keys import KemPrivateKey, KemPublicKey, SigningKey, VerifyKey, fingerprint
+from protocol.membership import (
+    Application,
+    Checkpoint,
+    LogEntry,
+    MembershipAction,
+)
+from protocol.messages import MessageContent
+from protocol.prekeys import SignedPrekey
+from protocol.receipts import DeliveryReceipt, Evidence
+from protocol.requestauth import parse_request_auth, verify_request
+from protocol.signed import SignedObject, verify_quorum
+
+Json = dict[str, Any]
+
+VECTOR_DIR = Path(__file__).resolve().parents[1] / "vectors"
+FILES = [
+    "keys.json",
+    "canonical.json",
+    "genesis.json",
+    "application.json",
+    "certificate.json",
+    "log.json",
+    "checkpoint.json",
+    "prekey.json",
+    "receipt.json",
+    "evidence.json",
+    "request_auth.json",
+    "envelope_1.json",
+    "envelope_3.json",
+    "invalid.json",
+]
+ENVELOPE_FILES = ("envelope_1.json", "envelope_3.json")
+
+
+def b(hex_text: str) -> bytes:
+    return bytes.fromhex(hex_text)
+
+
+@cache
+def _load_text(name: str) -> str:
+    return (VECTOR_DIR / name).read_text(encoding="utf-8")
+
+
+def load(name: str) -> Json:
+    value: Json = json.loads(_load_text(name))
+    return value
+
+
+def _generator() -> Any:
+    spec = importlib.util.spec_from_file_location(
+        "globe_vectors_generate", VECTOR_DIR / "generate.py"
+    )
+    assert spec is not None
+    assert spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+# --- regeneration ----------------------------------------------------------------------
+
+
+def _without_hpke(name: str, content: Json) -> Json:
+    """``content`` without the fields that HPKE encapsulation randomness changes."""
+    out = copy.deepcopy(content)
+    if name in ENVELOPE_FILES:
+        for key in ("envelope", "envelope_hash", "outer_signature"):
+            del out[key]
+        for row in out["recipients"]:
+            del row["wrapped_key"]
+    if name == "invalid.json":
+        for case in out["cases"]:
+            if "derived_from" in case:
+                del case["envelope"]
+    return out
+
+
+def test_vector_files_are_exactly_the_listed_ones():
+    assert sorted(p.name for p in VECTOR_DIR.glob("*.json")) == sorted(FILES)
+
+
+def test_regenerate_matches_files():
+    gen = _generator()
+    built: dict[str, Json] = gen.build_vectors()
+    assert sorted(built) == sorted(FILES)
+    for name, content in built.items():
+        committed = _load_text(name)
+        if name in (*ENVELOPE_FILES, "invalid.json"):
+            assert _without_hpke(name, json.loads(gen.render(content))) == _without_hpke(
+                name, json.loads(committed)
+            ), name
+            assert committed == gen.render(json.loads(committed)), (
+                f"{name}: not rendered canonically"
+            )
+        else:
+            assert gen.render(content) == committed, f"{name} differs: run generate.py --write"
+    # The HPKE-dependent bytes are still tied to the deterministic ones.
+    for name in ENVELOPE_FILES:
+        v = load(name)
+        envelope = b(v["envelope"])
+        assert envelope_hash(envelope).hex() == v["envelope_hash"]
+        assert envelope[-64:].hex() == v["outer_signature"]
+    for case in load("invalid.json")["cases"]:
+        if "derived_from" in case:
+            base = b(load(case["derived_from"]["file"])["envelope"])
+            assert gen.mutate(base, case["derived_from"]["mutation"]).hex() == case["envelope"], (
+                case["name"]
+            )
+
+
+# --- verification from the JSON alone ------------------------------------------------------
+
+
+@cache
+def genesis() -> Genesis:
+    return Genesis.decode(b(load("genesis.json")["genesis"]))
+
+
+def log_entries() -> list[bytes]:
+    return [b(e["entry"]) for e in load("log.json")["entries"]]
+
+
+def directory(prefix: int | None = None) -> DirectoryState:
+    entries = log_entries()
+    return verify_log(genesis(), entries if prefix is None else entries[:prefix])
+
+
+def check_keys(v: Json) -> None:
+    for k in v["ed25519"]:
+        key = SigningKey(b(k["seed"]))
+        assert bytes(key.verify_key).hex() == k["public_key"]
+        assert str(key.key_id) == k["key_id"]
+        assert str(KeyId.of("ed25519", b(k["public_key"]))) == k["key_id"]
+        assert fingerprint(VerifyKey(b(k["public_key"]))) == k["fingerprint"]
+    for k in v["kem"]:
+        priv = KemPrivateKey(b(k["private_key"]))
+        assert bytes(priv.public_key).hex() == k["public_key"]
+        assert len(b(k["public_key"])) == 1216
+        assert str(priv.key_id) == k["key_id"]
+        assert fingerprint(KemPublicKey(b(k["public_key"]))) == k["fingerprint"]
+    for f in v["multi_key_fingerprints"]:
+        keys = [VerifyKey(b(x)) for x in f["ed25519_public_keys"]]
+        kems = [KemPublicKey(b(x)) for x in f["kem_public_keys"]]
+        assert fingerprint(*keys, *kems) == f["fingerprint"]
+    for s in v["labelled_signatures"]:
+        key = SigningKey(b(s["seed"]))
+        label = s["label"].encode("ascii")
+        assert crypto.labelled(label, b(s["message"])).hex() == s["signed_bytes"]
+        assert key.sign(label, b(s["message"])).hex() == s["signature"]
+        key.verify_key.verify(label, b(s["message"]), b(s["signature"]))
+    stream = crypto.deterministic_rng(b(v["deterministic_rng"]["seed"]))
+    for call in v["deterministic_rng"]["calls"]:
+        assert stream(call["n"]).hex() == call["output"]
+
+
+def check_canonical(v: Json) -> None:
+    for case in v["valid"]:
+        data = b(case["encoding"])
+        assert canonical.encode(case["value"]) == data, case["name"]
+        assert canonical.decode(data, max_size=len(data), what="vector") == case["value"]
+    for case in v["invalid"]:
+        expect_error(
+            case["error"],
+            partial(canonical.decode, b(case["input"]), max_size=case["max_size"], what="vector"),
+            case["name"],
+        )
+    for case in v["base64url"]["valid"]:
+        assert canonical.b64e(b(case["bytes"])) == case["text"]
+        assert canonical.b64d(case["text"], what="vector") == b(case["bytes"])
+    for case in v["base64url"]["invalid"]:
+        expect_error(
+            case["error"], partial(canonical.b64d, case["text"], what="vector"), case["name"]
+        )
+
+
+def check_genesis(v: Json) -> None:
+    g = Genesis.decode(b(v["genesis"]))
+    assert g.encode().hex() == v["genesis"]
+    assert g.signed.payload.hex() == v["payload"]
+    assert g.digest.hex() == v["digest"]
+    assert g.fingerprint() == v["fingerprint"]
+    assert (str(g.network_id), g.name, g.threshold) == (v["network_id"], v["name"], v["threshold"])
+    assert (g.hub_url, g.created) == (v["hub_url"], v["created"])
+    assert [a.name for a in g.admins] == [a["name"] for a in v["admins"]]
+    for admin, rec in zip(g.admins, v["admins"], strict=True):
+        key = SigningKey(b(rec["seed"]))
+        assert bytes(admin.key).hex() == rec["public_key"] == bytes(key.verify_key).hex()
+        assert str(admin.key.key_id) == rec["key_id"]
+    hub = SigningKey(b(v["hub"]["seed"]))
+    assert bytes(g.hub_key).hex() == v["hub"]["public_key"] == bytes(hub.verify_key).hex()
+    assert [str(s.key_id) for s in g.signed.signatures] == v["signers"]
+
+
+def check_application(v: Json) -> None:
+    assert len(v["applications"]) == 4
+    for rec in v["applications"]:
+        app = Application.decode(b(rec["application"]), genesis())
+        assert app.signed.payload.hex() == rec["payload"]
+        assert app.digest.hex() == rec["digest"]
+        assert str(app.authority) == rec["authority"]
+        assert (app.name, list(app.kinds), list(app.languages)) == (
+            rec["name"],
+            rec["kinds"],
+            rec["languages"],
+        )
+        assert (app.contact, app.legal_basis, app.endpoint, app.created) == (
+            rec["contact"],
+            rec["legal_basis"],
+            rec["endpoint"],
+            rec["created"],
+        )
+        for field in ("identity", "transport"):
+            key = SigningKey(b(rec[f"{field}_seed"]))
+            certified = getattr(app, f"{field}_key")
+            assert bytes(certified).hex() == rec[f"{field}_key"] == bytes(key.verify_key).hex()
+            assert str(certified.key_id) == rec[f"{field}_key_id"]
+        ka = KemPrivateKey(b(rec["ka_private_key"]))
+        assert bytes(app.ka_key).hex() == rec["ka_key"] == bytes(ka.public_key).hex()
+        assert str(app.ka_key.key_id) == rec["ka_key_id"]
+
+
+def check_certificate(v: Json) -> None:
+    g = genesis()
+    apps = {a["authority"]: a for a in load("application.json")["applications"]}
+    assert len(v["admits"]) == 4
+    for rec in v["admits"]:
+        signed = SignedObject.decode(b(rec["action"]), max_size=16 * 1024, what="action")
+        action = MembershipAction.from_signed(signed, g)
+        signers = verify_quorum(signed, labels.MEMBERSHIP_ACTION, g.admin_keys, g.threshold)
+        assert sorted(str(k) for k in signers) == rec["signers"]
+        assert len(rec["signers"]) == 2
+        assert signed.payload.hex() == rec["payload"]
+        assert action.digest.hex() == rec["digest"]
+        assert (action.action.value, str(action.authority)) == ("admit", rec["authority"])
+        assert action.issued == rec["issued"]
+        assert action.prev is None
+        cert = action.certificate
+        assert cert is not None
+        c = rec["certificate"]
+        assert (cert.serial, cert.name, cert.authority.country) == (
+            c["serial"],
+            c["name"],
+            c["country"],
+        )
+        assert (list(cert.kinds), list(cert.languages), cert.endpoint) == (
+            c["kinds"],
+            c["languages"],
+            c["endpoint"],
+        )
+        assert bytes(cert.identity_key).hex() == c["identity_key"]
+        assert bytes(cert.transport_key).hex() == c["transport_key"]
+        assert cert.ka_key_raw.hex() == c["ka_key"]
+        assert (cert.not_before, cert.not_after) == (c["not_before"], c["not_after"])
+        assert cert.application is not None
+        assert cert.application.hex() == c["application"] == apps[rec["authority"]]["digest"]
+        assert c["identity_key"] == apps[rec["authority"]]["identity_key"]
+
+
+def check_log(v: Json) -> None:
+    g = genesis()
+    state = verify_log(g, log_entries())
+    assert (state.seq, state.head.hex(), state.time) == (v["seq"], v["head"], v["time"])
+    prev = g.digest
+    for i, rec in enumerate(v["entries"]):
+        entry = LogEntry.decode(b(rec["entry"]), g)
+        assert (entry.seq, entry.prev, entry.hash.hex()) == (i + 1, prev, rec["hash"])
+        assert rec["hash"] == state.heads[i + 1].hex()
+        prev = entry.hash
+    table = []
+    for aid in sorted(state.members, key=str):
+        m = state.members[aid]
+        c = m.certificate
+        table.append(
+            {
+                "authority": str(aid),
+                "status": m.status.value,
+                "serial": c.serial,
+                "identity_key_id": str(c.identity_key.key_id),
+                "transport_key_id": str(c.transport_key.key_id),
+                "ka_key_id": str(c.ka_key().key_id),
+                "last_action": m.last_action.hex(),
+                "admitted_seq": m.admitted_seq,
+                "updated_seq": m.updated_seq,
+                "reason": m.reason,
+                "not_before": c.not_before,
+                "not_after": c.not_after,
+            }
+        )
+        state.active_member(aid, v["now"])
+    assert table == v["members"]
+
+
+def check_checkpoint(v: Json) -> None:
+    g = genesis()
+    cp = Checkpoint.decode(b(v["checkpoint"]), g)
+    assert cp.signed.payload.hex() == v["payload"]
+    assert (cp.seq, cp.head.hex(), cp.time) == (v["seq"], v["head"], v["time"])
+    assert bytes(g.hub_key).hex() == v["hub_key"]
+    assert directory().check_checkpoint(cp).value == "same"
+
+
+def check_prekey(v: Json) -> None:
+    g = genesis()
+    state = directory()
+    assert len(v["prekeys"]) == 4
+    for rec in v["prekeys"]:
+        aid = AuthorityId.parse(rec["authority"])
+        identity = state.member(aid).certificate.identity_key
+        assert bytes(identity).hex() == rec["identity_key"]
+        pk = SignedPrekey.decode(b(rec["prekey"]), g, identity)
+        assert pk.authority == aid
+        assert pk.signed.payload.hex() == rec["payload"]
+        assert bytes(pk.key).hex() == rec["public_key"]
+        assert str(pk.key.key_id) == rec["key_id"]
+        assert bytes(KemPrivateKey(b(rec["private_key"])).public_key).hex() == rec["public_key"]
+        assert (pk.not_before, pk.not_after) == (rec["not_before"], rec["not_after"])
+        pk.check_valid_at(v["now"])
+
+
+def check_receipt(v: Json) -> None:
+    r = DeliveryReceipt.decode(b(v["receipt"]), directory())
+    assert r.signed.payload.hex() == v["payload"]
+    assert r.matches(MessageId.parse(v["message_id"]), b(v["envelope_hash"]))
+    assert (str(r.sender), str(r.recipient), str(r.key), r.time) == (
+        v["sender"],
+        v["recipient"],
+        v["key"],
+        v["time"],
+    )
+
+
+def check_evidence(v: Json) -> None:
+    assert sorted(e["kind"] for e in v["evidence"]) == [
+        "accepted",
+        "delivered",
+        "non-delivery",
+        "rejected",
+    ]
+    for rec in v["evidence"]:
+        ev = Evidence.decode(b(rec["evidence"]), genesis())
+        assert ev.signed.payload.hex() == rec["payload"]
+        assert (ev.kind.value, str(ev.message_id), ev.envelope_hash.hex()) == (
+            rec["kind"],
+            rec["message_id"],
+            rec["envelope_hash"],
+        )
+        assert (str(ev.sender), [str(x) for x in ev.recipients], ev.reason, ev.time) == (
+            rec["sender"],
+            rec["recipients"],
+            rec["reason"],
+            rec["time"],
+        )
+
+
+def check_request_auth(v: Json) -> None:
+    state = directory()
+    for case in v["cases"]:
+        key = VerifyKey(b(case["public_key"]))
+        certified = state.member(AuthorityId.parse(case["authority"])).certificate.transport_key
+        assert key == certified
+        assert bytes(SigningKey(b(case["transport_seed"])).verify_key) == bytes(key)
+        auth = parse_request_auth(case["header"])
+        assert (str(auth.key_id), auth.created) == (case["key_id"], case["created"])
+        assert auth.nonce.hex() == case["nonce"]
+        assert crypto.deterministic_rng(b(case["nonce_rng_seed"]))(16).hex() == case["nonce"]
+        assert auth.signature.hex() == case["signature"]
+        base = canonical.encode(
+            {
+                "audience": case["audience"],
+                "body": canonical.b64e(crypto.sha256(b(case["body"]))),
+                "created": case["created"],
+                "kid": case["key_id"],
+                "method": case["method"],
+                "network": canonical.b64e(b(case["network"])),
+                "nonce": canonical.b64e(b(case["nonce"])),
+                "target": case["target"],
+            }
+        )
+        assert base.hex() == case["signature_base"]
+        assert crypto.labelled(labels.REQUEST_AUTH, base).hex() == case["signed_bytes"]
+        key.verify(labels.REQUEST_AUTH, base, auth.signature)
+        verify_request(
+            auth,
+            key=key,
+            network=b(case["network"]),
+            audience=case["audience"],
+            method=case["method"],
+            target=case["target"],
+            body=b(case["body"]),
+            now=case["now"],
+        )
+
+
+def check_envelope(v: Json) -> None:
+    state = directory()
+    env = parse_envelope(b(v["envelope"]))
+    h = env.header
+    assert h.raw.hex() == v["header"]
+    assert crypto.sha256(h.raw).hex() == v["header_digest"]
+    assert env.body.hex() == v["body"]
+    assert env.signature.hex() == v["outer_signature"]
+    assert env.hash.hex() == v["envelope_hash"]
+    assert [w.hex() for w in env.wrapped] == [r["wrapped_key"] for r in v["recipients"]]
+    assert (str(h.message_id), str(h.sender), h.created, h.expires) == (
+        v["message_id"],
+        v["sender"],
+        v["created"],
+        v["expires"],
+    )
+    assert (h.dir_seq, h.dir_head.hex(), h.network) == (
+        v["dir_seq"],
+        v["dir_head"],
+        state.genesis.digest,
+    )
+    assert [(str(r.authority), r.seq, str(r.prekey)) for r in h.recipients] == [
+        (r["authority"], r["seq"], r["prekey_key_id"]) for r in v["recipients"]
+    ]
+    # The content key, recovered from the pinned rng, matches the commitment and the body.
+    rng = crypto.deterministic_rng(b(v["rng_seed"]))
+    assert rng(16).hex() == v["message_id"]
+    content_key = b(v["content_key"])
+    assert rng(32) == content_key
+    commit = crypto.sha256(crypto.labelled(labels.KEY_COMMIT, h.message_id.raw, content_key))
+    assert commit.hex() == v["commit"] == h.commit.hex()
+    aad = crypto.labelled(labels.BODY_AAD, h.raw)
+    plaintext = crypto.aead_decrypt(content_key, bytes(12), env.body, aad)
+    assert plaintext.hex() == v["plaintext"]
+    content = b(v["content"])
+    MessageContent.decode(content)
+    sender_key = verify_envelope(env, state, v["now"])
+    assert bytes(sender_key).hex() == v["sender_identity_key"]
+    sender_key.verify(labels.CONTENT, crypto.sha256(h.raw) + content, b(v["inner_signature"]))
+    check_recipients_active(env, state, v["now"])
+    for r in v["recipients"]:
+        private = KemPrivateKey(b(r["prekey_private_key"]))
+        assert str(private.key_id) == r["prekey_key_id"]
+        info = crypto.labelled(labels.WRAP, crypto.sha256(h.raw), r["authority"].encode("ascii"))
+        assert info.hex() == r["wrap_info"]
+        assert private.open(b(r["wrapped_key"]), info) == content_key
+        opened = open_envelope(
+            env,
+            directory=state,
+            me=AuthorityId.parse(r["authority"]),
+            private_key=lookup(private),
+            now=v["now"],
+        )
+        assert opened.content == content
+        assert opened.inner_signature.hex() == v["inner_signature"]
+        assert opened.head_relation.value == "same"
+
+
+def lookup(private: KemPrivateKey) -> Callable[[KeyId], KemPrivateKey | None]:
+    """A node's prekey store holding one key."""
+    return lambda kid: private if kid == private.key_id else None
+
+
+# --- invalid.json ------------------------------------------------------------------------
+
+
+def expect_error(name: str, check: Callable[[], object], what: str) -> None:
+    cls = getattr(protocol.errors, name)
+    with pytest.raises(protocol.errors.GlobeError) as info:
+        check()
+    assert type(info.value) is cls, f"{what}: expected {name}, got {type(info.value).__name__}"
+
+
+def _open_case(c: Json) -> None:
+    private = KemPrivateKey(b(c["prekey_private_key"]))
+    open_envelope(
+        parse_envelope(b(c["envelope"])),
+        directory=directory(c["log_entries"]),
+        me=AuthorityId.parse(c["me"]),
+        private_key=lambda _kid: private,
+        now=c["now"],
+    )
+
+
+def _hub_case(c: Json) -> None:
+    env = parse_envelope(b(c["envelope"]))
+    state = directory(c["log_entries"])
+    verify_envelope(env, state, c["now"])
+    check_recipients_active(env, state, c["now"])
+
+
+def _log_case(c: Json) -> None:
+    entries = log_entries()[: c["base_entries"]] + [b(e) for e in c["entries"]]
+    t = c["trusted"]
+    verify_log(genesis(), entries, trusted=None if t is None else (t["seq"], b(t["head"])))
+
+
+def _request_case(c: Json) -> None:
+    verify_request(
+        parse_request_auth(c["header"]),
+        key=VerifyKey(b(c["public_key"])),
+        network=b(c["network"]),
+        audience=c["audience"],
+        method=c["method"],
+        target=c["target"],
+        body=b(c["body"]),
+        now=c["now"],
+    )
+
+
+INVALID_CHECKS: dict[str, Callable[[Json], object]] = {
+    "authority_id": lambda c: AuthorityId.parse(c["text"]),
+    "key_id": lambda c: KeyId.parse(c["text"]),
+    "ed25519_public": lambda c: VerifyKey(b(c["key"])),
+    "kem_public": lambda c: KemPublicKey(b(c["key"])),
+    "genesis": lambda c: Genesis.decode(b(c["genesis"])),
+    "application": lambda c: Application.decode(b(c["application"]), genesis()),
+    "log": _log_case,
+    "checkpoint": lambda c: Checkpoint.decode(b(c["checkpoint"]), genesis()),
+    "prekey": lambda c: SignedPrekey.decode(
+        b(c["prekey"]), genesis(), VerifyKey(b(c["identity_key"]))
+    ),
+    "receipt": lambda c: DeliveryReceipt.decode(b(c["receipt"]), directory(c["log_entries"])),
+    "evidence": lambda c: Evidence.decode(b(c["evidence"]), genesis()),
+    "request_auth": _request_case,
+    "message": lambda c: MessageContent.decode(b(c["content"])),
+    "envelope_parse": lambda c: parse_envelope(b(c["envelope"])),
+    "envelope_open": _open_case,
+    "envelope_hub_check": _hub_case,
+}
+
+
+def check_invalid(v: Json) -> None:
+    cases = v["cases"]
+    assert len(cases) >= 15
+    assert len({c["name"] for c in cases}) == len(cases)
+    for case in cases:
+        expect_error(case["error"], partial(INVALID_CHECKS[case["structure"]], case), case["name"])
+
+
+CHECKS: dict[str, Callable[[Json], None]] = {
+    "keys.json": check_keys,
+    "canonical.json": check_canonical,
+    "genesis.json": check_genesis,
+    "application.json": check_application,
+    "certificate.json": check_certificate,
+    "log.json": check_log,
+    "checkpoint.json": check_checkpoint,
+    "prekey.json": check_prekey,
+    "receipt.json": check_receipt,
+    "evidence.json": check_evidence,
+    "request_auth.json": check_request_auth,
+    "envelope_1.json": check_envelope,
+    "envelope_3.json": check_envelope,
+    "invalid.json": check_invalid,
+}
+
+
+@pytest.mark.parametrize("name", FILES)
+def test_verify_from_json_alone(name):
+    CHECKS[name](load(name))
+
+
+def test_every_invalid_structure_is_used():
+    assert {c["structure"] for c in load("invalid.json")["cases"]} == set(INVALID_CHECKS)
