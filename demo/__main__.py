@@ -200,7 +200,7 @@ def main() -> int:  # noqa: PLR0915 - a linear narrative
             not_after=now + 7 * 86400,
         )
         prekeys[node.authority] = SignedPrekey.decode(
-            sp.signed.encode(), genesis, node.identity.verify_key
+            sp.signed.encode(), genesis, node.identity.verify_key, authority=node.authority
         )
         say(str(node.authority), f"prekey {node.prekey.key_id}")
 

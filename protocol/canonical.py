@@ -65,7 +65,10 @@ _MAX_DEPTH: Final = 16
 def encode(value: Mapping[str, object] | list[object]) -> bytes:
     """Encode a value canonically.  Raise :class:`UsageError` for values outside the subset."""
     _check_value(value, 0, local=True)
-    return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    try:
+        return orjson.dumps(value, option=orjson.OPT_SORT_KEYS)
+    except orjson.JSONEncodeError as exc:  # e.g. a lone surrogate in a string
+        raise UsageError(f"value cannot be encoded: {exc}") from exc
 
 
 def decode(data: bytes, *, max_size: int, what: str) -> dict[str, JsonValue]:
@@ -263,12 +266,20 @@ class ObjectReader:
             raise UnknownField(f"{self._what}: unknown field(s) {sorted(extra)}")
 
 
-# C0/C1 controls except tab and newline, and the invisible or direction-changing
-# characters that let a displayed name or subject read differently from its
-# bytes (zero-width, bidi embeddings/overrides/isolates, BOM).
+# C0/C1 controls except tab and newline; line and paragraph separators; and the
+# invisible or direction-changing characters that let a displayed name or
+# subject read differently from its bytes (zero-width space, bidi embeddings,
+# overrides and isolates, word joiner and invisible operators, BOM).  ZWNJ,
+# ZWJ and the LRM/RLM/ALM marks stay allowed: Persian, Urdu, Arabic and Indic
+# text needs them.
 _CONTROL_RE: Final = re.compile(
-    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u061c\u200b-\u200f\u2028-\u202e\u2060-\u2069\ufeff]"
+    "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u2028-\u202e\u2060-\u2069\ufeff]"
 )
+
+
+def has_hidden_chars(text: str) -> bool:
+    """Whether ``text`` holds a character that :meth:`ObjectReader.text` refuses."""
+    return _CONTROL_RE.search(text) is not None
 
 
 def sorted_unique(values: Iterable[str]) -> list[str]:

@@ -92,6 +92,9 @@ class Member:
     admitted_seq: int
     updated_seq: int
     reason: str | None = None
+    #: Every identity key ever certified for the authority, so that receipts and
+    #: other evidence signed before a key rotation stay verifiable.
+    identity_keys: dict[KeyId, VerifyKey] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -129,7 +132,7 @@ class DirectoryState:
             raise ChainBroken(f"log entry {entry.seq}: expected sequence {self.seq + 1}")
         if entry.prev != self.head:
             raise ChainBroken(f"log entry {entry.seq}: previous hash does not match")
-        if entry.time < self.time:
+        if entry.time < max(self.time, self.genesis.created):
             raise ChainBroken(f"log entry {entry.seq}: time goes backwards")
         action = entry.action
         verify_quorum(action.signed, labels.MEMBERSHIP_ACTION, self._admins, self.genesis.threshold)
@@ -158,9 +161,11 @@ class DirectoryState:
             member.status = after
             member.last_action = action.digest
             member.updated_seq = entry.seq
-            member.reason = action.reason
+            if action.reason is not None:
+                member.reason = action.reason
         if cert is not None:
             member.certificate = cert
+            member.identity_keys[cert.identity_key.key_id] = cert.identity_key
             self.serials.add(cert.serial)
             for raw in (bytes(cert.identity_key), bytes(cert.transport_key), cert.ka_key_raw):
                 self.key_owner[raw] = action.authority
@@ -169,16 +174,15 @@ class DirectoryState:
     def _check_certificate(self, cert: Certificate, member: Member | None, seq: int) -> None:
         if cert.serial in self.serials:
             raise LogError(f"log entry {seq}: certificate serial reused")
-        current: set[bytes] = set()
-        if member is not None:
-            old = member.certificate
-            current = {bytes(old.identity_key), bytes(old.transport_key), old.ka_key_raw}
-        for raw in (bytes(cert.identity_key), bytes(cert.transport_key), cert.ka_key_raw):
+        new = _role_keys(cert)
+        current = _role_keys(member.certificate) if member is not None else {}
+        for role, raw in new.items():
             if self.genesis.is_reserved_key(raw):
                 raise LogError(f"log entry {seq}: a member key equals the hub's or an admin's")
-            owner = self.key_owner.get(raw)
-            if owner is not None and (owner != cert.authority or raw not in current):
-                raise LogError(f"log entry {seq}: key already certified (R4)")
+            # A key is certified once, for one authority and one role: it may stay
+            # in that role across an update-keys, never move or come back (R3, R4).
+            if raw in self.key_owner and current.get(role) != raw:
+                raise LogError(f"log entry {seq}: {role} key already certified (R4)")
 
     def extend(self, entries: Iterable[bytes]) -> None:
         """Apply entries in order; on error the state holds the verified prefix."""
@@ -260,6 +264,14 @@ class DirectoryState:
         if relation is HeadRelation.FORK:
             raise ForkDetected(f"hub checkpoint at {checkpoint.seq} contradicts the log")
         return relation
+
+
+def _role_keys(cert: Certificate) -> dict[str, bytes]:
+    return {
+        "identity": bytes(cert.identity_key),
+        "transport": bytes(cert.transport_key),
+        "key-agreement": cert.ka_key_raw,
+    }
 
 
 _FOLD_RE: Final = re.compile(r"\s+")

@@ -85,7 +85,7 @@ MAX_RECIPIENTS: Final = 256
 MAX_HEADER_SIZE: Final = 64 * 1024
 MIN_BODY_BUCKET: Final = 1024
 MAX_BODY_BUCKET: Final = 1 << 20
-_FRAME: Final = 4 + 4 + 64  # content length prefix, inner signature
+_FRAME: Final = 4 + 64  # content length prefix, inner signature
 MAX_CONTENT_SIZE: Final = MAX_BODY_BUCKET - _FRAME
 MAX_ENVELOPE_SIZE: Final = (
     10 + MAX_HEADER_SIZE + 2 + MAX_RECIPIENTS * crypto.WRAPPED_KEY_LEN + 4

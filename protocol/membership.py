@@ -30,8 +30,8 @@ from protocol.errors import (
     BadSignature,
     ExpiredError,
     MalformedError,
-    NotCertified,
     NotYetValid,
+    SizeLimitExceeded,
     UnsupportedVersion,
     UsageError,
 )
@@ -355,6 +355,8 @@ class MembershipAction:
     def from_signed(cls, signed: SignedObject, genesis: Genesis) -> MembershipAction:
         """Strictly decode an action's payload (signatures are checked by the caller)."""
         what = "action"
+        if len(signed.payload) > MAX_ACTION_SIZE:
+            raise SizeLimitExceeded(f"action: payload exceeds {MAX_ACTION_SIZE} bytes")
         r = ObjectReader(signed.payload_json(what=what), what)
         if r.string("type", max_len=32) != "membership-action":
             raise MalformedError("action: type must be 'membership-action'")
@@ -507,7 +509,7 @@ class Checkpoint:
         time = r.integer("time")
         r.done()
         if len(signed.signatures) != 1:
-            raise NotCertified("checkpoint: must carry exactly the hub's signature")
+            raise BadSignature("checkpoint: must carry exactly the hub's signature")
         signed.verify_by(labels.CHECKPOINT, genesis.hub_key)
         return cls(signed, seq, head, time)
 

@@ -36,7 +36,7 @@ __all__ = [
 
 MAX_ATTACHMENTS: Final = 64
 #: Same as protocol.envelope.MAX_CONTENT_SIZE (1 MiB bucket less framing).
-MAX_CONTENT_SIZE: Final = (1 << 20) - 72
+MAX_CONTENT_SIZE: Final = (1 << 20) - 68
 _MEDIA_RE: Final = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}\Z")
 _CASE_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}\Z", re.ASCII)
 _LANG_RE: Final = re.compile(r"[a-z]{2}\Z", re.ASCII)
@@ -273,7 +273,15 @@ class MessageContent:
         if r.has("attachments"):
             for a in r.objects("attachments", min_items=1, max_items=MAX_ATTACHMENTS):
                 name = a.string("name", min_len=1, max_len=255)
-                if _BAD_NAME_RE.search(name) or name in (".", ".."):
+                if (
+                    _BAD_NAME_RE.search(name)
+                    or canonical.has_hidden_chars(name)
+                    or name
+                    in (
+                        ".",
+                        "..",
+                    )
+                ):
                     raise MalformedError("attachment name: no path separators or controls")
                 size = a.integer("size")
                 media = a.string("media_type", max_len=129)

@@ -47,14 +47,16 @@ class SignedPrekey:
     not_after: int
 
     @classmethod
-    def decode(cls, data: bytes, genesis: Genesis, identity: VerifyKey) -> SignedPrekey:
-        """Strictly decode and verify against the member's certified identity key."""
+    def decode(
+        cls, data: bytes, genesis: Genesis, identity: VerifyKey, *, authority: AuthorityId
+    ) -> SignedPrekey:
+        """Strictly decode and verify against ``authority``'s certified identity key."""
         signed = SignedObject.decode(data, max_size=MAX_PREKEY_SIZE, what="prekey")
-        return cls.from_signed(signed, genesis, identity)
+        return cls.from_signed(signed, genesis, identity, authority=authority)
 
     @classmethod
     def from_signed(
-        cls, signed: SignedObject, genesis: Genesis, identity: VerifyKey
+        cls, signed: SignedObject, genesis: Genesis, identity: VerifyKey, *, authority: AuthorityId
     ) -> SignedPrekey:
         """Verify a prekey container."""
         what = "prekey"
@@ -65,7 +67,8 @@ class SignedPrekey:
             raise UnsupportedVersion("prekey: only version 1 is supported")
         if r.blob("network", length=32) != genesis.digest:
             raise MalformedError("prekey: made for another network")
-        authority = AuthorityId.parse(r.string("authority", max_len=19))
+        if AuthorityId.parse(r.string("authority", max_len=19)) != authority:
+            raise MalformedError(f"prekey: not a prekey of {authority}")
         key = KemPublicKey(r.blob("key", length=crypto.KEM_PUBLIC_LEN))
         not_before = r.integer("not_before")
         not_after = r.integer("not_after")
@@ -107,4 +110,4 @@ def make_prekey(
         "not_after": not_after,
     }
     signed = sign_object(payload, labels.PREKEY, [identity])
-    return SignedPrekey.from_signed(signed, genesis, identity.verify_key)
+    return SignedPrekey.from_signed(signed, genesis, identity.verify_key, authority=authority)

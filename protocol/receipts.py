@@ -78,9 +78,11 @@ class DeliveryReceipt:
         key_id = KeyId.parse(r.string("key", max_len=64))
         time = r.integer("time")
         r.done()
-        key = directory.member(recipient).certificate.identity_key
-        if key.key_id != key_id or len(signed.signatures) != 1:
-            raise BadSignature("receipt: not signed by the recipient's certified identity key")
+        # Any identity key the recipient was ever certified with: a receipt
+        # signed before a key rotation remains evidence after it.
+        key = directory.member(recipient).identity_keys.get(key_id)
+        if key is None or len(signed.signatures) != 1:
+            raise BadSignature("receipt: not signed by a certified identity key of the recipient")
         signed.verify_by(labels.RECEIPT, key)
         return cls(signed, mid, env_hash, sender, recipient, key_id, time)
 

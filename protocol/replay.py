@@ -7,6 +7,10 @@ for what a repeated id *means* live here, so both apply them identically:
   (harmless: acknowledge again, show nothing new);
 * same ``(sender, message id)``, different hash → **conflict** (keep both as
   evidence, show neither as new);
+* record an envelope in the seen-set only after it has been fully verified
+  (outer signature at the hub; everything up to the inner signature at a
+  node): recording unverified bytes would let anyone who guesses or copies an
+  id turn a genuine message into a "conflict";
 * per-pair sequence numbers: a jump forward is a **gap** (messages missing
   or still in flight), a number at or below the last one is **old**.
 

@@ -343,7 +343,7 @@ def check_prekey(v: Json) -> None:
         aid = AuthorityId.parse(rec["authority"])
         identity = state.member(aid).certificate.identity_key
         assert bytes(identity).hex() == rec["identity_key"]
-        pk = SignedPrekey.decode(b(rec["prekey"]), g, identity)
+        pk = SignedPrekey.decode(b(rec["prekey"]), g, identity, authority=aid)
         assert pk.authority == aid
         assert pk.signed.payload.hex() == rec["payload"]
         assert bytes(pk.key).hex() == rec["public_key"]
@@ -547,7 +547,10 @@ INVALID_CHECKS: dict[str, Callable[[Json], object]] = {
     "log": _log_case,
     "checkpoint": lambda c: Checkpoint.decode(b(c["checkpoint"]), genesis()),
     "prekey": lambda c: SignedPrekey.decode(
-        b(c["prekey"]), genesis(), VerifyKey(b(c["identity_key"]))
+        b(c["prekey"]),
+        genesis(),
+        VerifyKey(b(c["identity_key"])),
+        authority=AuthorityId.parse(c["authority"]),
     ),
     "receipt": lambda c: DeliveryReceipt.decode(b(c["receipt"]), directory(c["log_entries"])),
     "evidence": lambda c: Evidence.decode(b(c["evidence"]), genesis()),

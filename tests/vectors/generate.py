@@ -1209,7 +1209,7 @@ def _checkpoint_cases(cases: Cases, net: DevNetwork) -> None:
     )
     add(
         "checkpoint with the hub's and an admin's signature",
-        "NotCertified",
+        "BadSignature",
         _resign(base, labels.CHECKPOINT, [net.hub, net.admins[0]]),
     )
     add(
@@ -1234,9 +1234,10 @@ def _prekey_cases(cases: Cases, net: DevNetwork) -> None:
             name,
             "prekey",
             error,
-            lambda: SignedPrekey.decode(data, g, identity),
+            lambda: SignedPrekey.decode(data, g, identity, authority=fr.authority),
             prekey=h(data),
             identity_key=h(bytes(identity)),
+            authority=str(fr.authority),
         )
 
     add(
