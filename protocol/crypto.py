@@ -87,6 +87,9 @@ AEAD_KEY_LEN: Final = 32
 AEAD_NONCE_LEN: Final = 12
 AEAD_TAG_LEN: Final = 16
 HASH_LEN: Final = 32
+#: Upper bounds for Argon2id costs read from a (possibly edited) keystore file.
+ARGON2_MAX_OPSLIMIT: Final = 16
+ARGON2_MAX_MEMLIMIT: Final = 1 << 30
 #: HPKE enc (1,088 ML-KEM ciphertext + 32 X25519) + 32-byte key + 16-byte tag.
 WRAPPED_KEY_LEN: Final = 1120 + AEAD_KEY_LEN + AEAD_TAG_LEN
 
@@ -308,6 +311,10 @@ def argon2id(passphrase: bytes, salt: bytes, *, opslimit: int, memlimit: int) ->
     """A 32-byte key from a passphrase with Argon2id (libsodium ``crypto_pwhash``)."""
     if len(salt) != sodium.crypto_pwhash_SALTBYTES:
         raise UsageError("Argon2id salt must be 16 bytes")
+    if not sodium.crypto_pwhash_argon2id_OPSLIMIT_MIN <= opslimit <= ARGON2_MAX_OPSLIMIT:
+        raise UsageError(f"Argon2id opslimit must be 1..{ARGON2_MAX_OPSLIMIT}")
+    if not sodium.crypto_pwhash_argon2id_MEMLIMIT_MIN <= memlimit <= ARGON2_MAX_MEMLIMIT:
+        raise UsageError("Argon2id memlimit must be 8 KiB..1 GiB")
     return bytes(
         sodium.crypto_pwhash_alg(
             32, passphrase, salt, opslimit, memlimit, sodium.crypto_pwhash_ALG_ARGON2ID13

@@ -35,6 +35,7 @@ from protocol.errors import (
     NotCertified,
     RollbackDetected,
     UnknownMember,
+    UsageError,
 )
 from protocol.genesis import Genesis
 from protocol.ids import AuthorityId, KeyId
@@ -245,6 +246,8 @@ class DirectoryState:
 
     def relation(self, seq: int, head: bytes) -> HeadRelation:
         """Compare another party's ``(seq, head)`` with this log."""
+        if seq < 0:
+            raise UsageError("a log position is not negative")
         if seq > self.seq:
             return HeadRelation.PEER_AHEAD
         if self.heads[seq] != head:
@@ -253,6 +256,8 @@ class DirectoryState:
 
     def check_trusted(self, seq: int, head: bytes) -> None:
         """Refuse this state if it rolls back or forks a head trusted earlier."""
+        if seq < 0:
+            raise UsageError("a log position is not negative")
         if seq > self.seq:
             raise RollbackDetected(f"log has {self.seq} entries; {seq} were trusted before")
         if self.heads[seq] != head:

@@ -15,7 +15,7 @@ from typing import Final, TypeVar
 
 from protocol import canonical, crypto
 from protocol.canonical import ObjectReader
-from protocol.errors import MalformedError, UnsupportedVersion, UsageError
+from protocol.errors import MalformedError, ProtocolError, UnsupportedVersion, UsageError
 from protocol.ids import AuthorityId, MessageId
 
 __all__ = [
@@ -206,11 +206,14 @@ class MessageContent:
     consent: Consent | None = None
 
     def encode(self) -> bytes:
-        """Canonical bytes; :class:`UsageError` if the kind's rules are broken."""
+        """Canonical bytes; :class:`UsageError` if a field or the kind's rules are broken."""
         try:
-            _check_rules(self)
-        except MalformedError as exc:
+            return self._encode()
+        except ProtocolError as exc:  # the decoder's verdict on our own output
             raise UsageError(str(exc)) from exc
+
+    def _encode(self) -> bytes:
+        _check_rules(self)
         out: dict[str, object] = {
             "type": "message",
             "v": 1,
