@@ -96,6 +96,9 @@ class Member:
     #: Every identity key ever certified for the authority, so that receipts and
     #: other evidence signed before a key rotation stay verifiable.
     identity_keys: dict[KeyId, VerifyKey] = field(default_factory=dict)
+    #: When each replaced identity key stopped being certified (log entry time):
+    #: evidence it signs must be dated before that.
+    retired_at: dict[KeyId, int] = field(default_factory=dict)
 
 
 @dataclass(slots=True)
@@ -156,7 +159,9 @@ class DirectoryState:
         self.time = entry.time
         if member is None:
             assert cert is not None  # noqa: S101 - guaranteed by MembershipAction
-            member = Member(action.authority, after, cert, action.digest, entry.seq, entry.seq)
+            member = Member(
+                action.authority, after, cert, action.digest, entry.seq, entry.seq, action.reason
+            )
             self.members[action.authority] = member
         else:
             member.status = after
@@ -165,6 +170,9 @@ class DirectoryState:
             if action.reason is not None:
                 member.reason = action.reason
         if cert is not None:
+            old_id = member.certificate.identity_key.key_id
+            if old_id != cert.identity_key.key_id:
+                member.retired_at[old_id] = entry.time
             member.certificate = cert
             member.identity_keys[cert.identity_key.key_id] = cert.identity_key
             self.serials.add(cert.serial)

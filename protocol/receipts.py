@@ -11,6 +11,7 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
 from enum import Enum
 from typing import Final
@@ -36,6 +37,7 @@ __all__ = [
 MAX_RECEIPT_SIZE: Final = 4096
 MAX_EVIDENCE_SIZE: Final = 64 * 1024
 _SLUG_MAX: Final = 64
+_SLUG_RE: Final = re.compile(r"[a-z0-9][a-z0-9-]{0,63}\Z", re.ASCII)
 
 
 def _common(r: ObjectReader, genesis: Genesis, kind: str, what: str) -> None:
@@ -80,9 +82,13 @@ class DeliveryReceipt:
         r.done()
         # Any identity key the recipient was ever certified with: a receipt
         # signed before a key rotation remains evidence after it.
-        key = directory.member(recipient).identity_keys.get(key_id)
+        member = directory.member(recipient)
+        key = member.identity_keys.get(key_id)
         if key is None or len(signed.signatures) != 1:
             raise BadSignature("receipt: not signed by a certified identity key of the recipient")
+        retired = member.retired_at.get(key_id)
+        if retired is not None and time >= retired:
+            raise BadSignature("receipt: dated after its signing key was replaced")
         signed.verify_by(labels.RECEIPT, key)
         return cls(signed, mid, env_hash, sender, recipient, key_id, time)
 
@@ -161,6 +167,8 @@ class Evidence:
         if names != sorted(names):
             raise MalformedError("evidence.recipients: must be sorted")
         reason = r.string("reason", max_len=_SLUG_MAX) if r.has("reason") else None
+        if reason is not None and not _SLUG_RE.match(reason):
+            raise MalformedError("evidence.reason: a problem slug, [a-z0-9-]")
         time = r.integer("time")
         r.done()
         needs_reason = kind in (EvidenceKind.REJECTED, EvidenceKind.NON_DELIVERY)
