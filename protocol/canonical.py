@@ -58,7 +58,6 @@ JsonValue = dict[str, "JsonValue"] | list["JsonValue"] | str | int | bool
 
 MAX_INT: Final = 2**53 - 1
 _KEY_RE: Final = re.compile(r"[a-z][a-z0-9_]{0,31}\Z")
-_B64_RE: Final = re.compile(rb"[A-Za-z0-9_-]*\Z")
 _MAX_DEPTH: Final = 16
 
 
@@ -71,10 +70,16 @@ def encode(value: Mapping[str, object] | list[object]) -> bytes:
         raise UsageError(f"value cannot be encoded: {exc}") from exc
 
 
-def decode(data: bytes, *, max_size: int, what: str) -> dict[str, JsonValue]:
+def decode(
+    data: bytes, *, max_size: int, what: str, check_values: bool = True
+) -> dict[str, JsonValue]:
     """Strictly decode a canonical JSON object of at most ``max_size`` bytes.
 
     Order of checks (R9): size cap, syntax, value subset, canonical bytes.
+    ``check_values=False`` skips the walk over every value; use it only when an
+    :class:`ObjectReader` will read every field (and call ``done()``), since the
+    typed accessors then refuse the same values.  A key outside the subset is
+    then refused as :class:`~protocol.errors.UnknownField`.
     """
     if len(data) > max_size:
         raise SizeLimitExceeded(f"{what}: {len(data)} bytes exceeds the cap of {max_size}")
@@ -84,7 +89,8 @@ def decode(data: bytes, *, max_size: int, what: str) -> dict[str, JsonValue]:
         raise MalformedError(f"{what}: not valid UTF-8 JSON") from exc
     if not isinstance(value, dict):
         raise MalformedError(f"{what}: must be a JSON object")
-    _check_value(value, 0, local=False)
+    if check_values:
+        _check_value(value, 0, local=False)
     if orjson.dumps(value, option=orjson.OPT_SORT_KEYS) != data:
         if _has_duplicate_keys(data):
             raise DuplicateKey(f"{what}: an object repeats a key")
@@ -112,28 +118,47 @@ def _fail(local: bool, message: str) -> NoReturn:
     raise MalformedError(message)
 
 
-def _check_value(value: object, depth: int, *, local: bool) -> None:
-    if depth > _MAX_DEPTH:
-        _fail(local, "nesting too deep")
-    if isinstance(value, bool):
-        return
-    if isinstance(value, int):
-        if not 0 <= value <= MAX_INT:
-            _fail(local, "integer out of range")
-        return
-    if isinstance(value, str):
-        return
-    if isinstance(value, dict):
-        for key, item in value.items():
-            if not isinstance(key, str) or not _KEY_RE.match(key):
-                _fail(local, f"invalid object key {key!r}")
-            _check_value(item, depth + 1, local=local)
-        return
-    if isinstance(value, list | tuple):
-        for item in value:
-            _check_value(item, depth + 1, local=local)
-        return
-    _fail(local, f"value of type {type(value).__name__} is outside the canonical subset")
+def _check_value(value: object, depth: int, *, local: bool) -> None:  # noqa: PLR0912
+    """Refuse anything outside the subset.  Iterative, with exact-type fast paths:
+    this runs on every decoded structure, so it is on the hot path."""
+    stack: list[tuple[object, int]] = [(value, depth)]
+    valid_keys = _VALID_KEYS
+    while stack:
+        item, level = stack.pop()
+        if level > _MAX_DEPTH:
+            _fail(local, "nesting too deep")
+        kind = type(item)
+        if kind is str or kind is bool:
+            continue
+        if kind is int:
+            if not 0 <= item <= MAX_INT:  # type: ignore[operator]
+                _fail(local, "integer out of range")
+            continue
+        if kind is dict:
+            for key, child in item.items():  # type: ignore[attr-defined]
+                if key not in valid_keys:
+                    if type(key) is not str or not _KEY_RE.match(key):
+                        _fail(local, f"invalid object key {key!r}")
+                    if len(valid_keys) < 4096:
+                        valid_keys.add(key)
+                stack.append((child, level + 1))
+        elif kind is list or kind is tuple:
+            stack.extend((child, level + 1) for child in item)  # type: ignore[attr-defined]
+        elif isinstance(item, bool | str):
+            continue
+        elif isinstance(item, int):
+            if not 0 <= item <= MAX_INT:
+                _fail(local, "integer out of range")
+        else:
+            _fail(local, f"value of type {kind.__name__} is outside the canonical subset")
+
+
+# Keys already seen to match _KEY_RE (bounded, so hostile input cannot grow it).
+_VALID_KEYS: set[str] = set()
+# base64url -> standard alphabet; '+', '/' and '=' become '!' so strict decoding refuses them.
+_B64_TRANSLATE: Final = bytes.maketrans(b"-_+/=", b"+/!!!")
+_B64_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_B64_VALUE: Final = {c: i for i, c in enumerate(_B64_ALPHABET)}
 
 
 def b64e(data: bytes) -> str:
@@ -143,14 +168,21 @@ def b64e(data: bytes) -> str:
 
 def b64d(text: str, *, what: str) -> bytes:
     """Strict inverse of :func:`b64e`: alphabet, no padding, canonical last character."""
-    raw = text.encode("ascii", "replace")
-    if not _B64_RE.match(raw) or len(raw) % 4 == 1:
+    n = len(text)
+    if n % 4 == 1 or not text.isascii():
         raise MalformedError(f"{what}: not unpadded base64url")
+    if n == 0:
+        return b""
     try:
-        out = base64.urlsafe_b64decode(raw + b"=" * (-len(raw) % 4))
-    except (binascii.Error, ValueError) as exc:  # pragma: no cover - regex guards this
-        raise MalformedError(f"{what}: not base64url") from exc
-    if b64e(out) != text:
+        out = binascii.a2b_base64(
+            text.encode("ascii").translate(_B64_TRANSLATE) + b"=" * (-n % 4), strict_mode=True
+        )
+    except (binascii.Error, ValueError):
+        raise MalformedError(f"{what}: not unpadded base64url") from None
+    # The last character of a 2- or 3-character final group carries 4 or 2 unused
+    # bits; canonical encodings set them to zero (RFC 4648 §3.5).
+    spare = {2: 0x0F, 3: 0x03}.get(n % 4, 0)
+    if spare and _B64_VALUE[text[-1]] & spare:
         raise NonCanonical(f"{what}: base64url has stray bits")
     return out
 

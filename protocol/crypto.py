@@ -58,6 +58,7 @@ __all__ = [
     "ed25519_keypair",
     "ed25519_sign",
     "ed25519_verify",
+    "ed25519_verify_labelled",
     "fingerprint_digits",
     "hpke_open",
     "hpke_seal",
@@ -197,6 +198,16 @@ def ed25519_verify(public: bytes, message: bytes, signature: bytes) -> None:
         raise BadSignature("signature or key has the wrong length")
     try:
         sodium.crypto_sign_open(signature + message, public)
+    except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError) as exc:
+        raise BadSignature("signature does not verify") from exc
+
+
+def ed25519_verify_labelled(public: bytes, label: bytes, message: bytes, signature: bytes) -> None:
+    """:func:`ed25519_verify` of ``label || 0x00 || message``, building the input once."""
+    if len(signature) != ED25519_SIG_LEN or len(public) != ED25519_PUBLIC_LEN:
+        raise BadSignature("signature or key has the wrong length")
+    try:
+        sodium.crypto_sign_open(b"".join((signature, label, b"\x00", message)), public)
     except (nacl.exceptions.BadSignatureError, nacl.exceptions.ValueError) as exc:
         raise BadSignature("signature does not verify") from exc
 

@@ -346,7 +346,9 @@ def parse_envelope(data: bytes, *, max_size: int = MAX_ENVELOPE_SIZE) -> Envelop
 
 def _decode_header(raw: bytes) -> EnvelopeHeader:
     what = "envelope header"
-    r = ObjectReader(canonical.decode(raw, max_size=MAX_HEADER_SIZE, what=what), what)
+    r = ObjectReader(
+        canonical.decode(raw, max_size=MAX_HEADER_SIZE, what=what, check_values=False), what
+    )
     if r.string("type", max_len=32) != "envelope":
         raise MalformedError("envelope header: type must be 'envelope'")
     if r.integer("v") != VERSION:

@@ -61,15 +61,13 @@ class Genesis:
     hub_key: VerifyKey
     hub_url: str
     created: int
-
-    @property
-    def digest(self) -> bytes:
-        """The 32-byte network digest bound into every other structure."""
-        return self.signed.digest()
+    #: The 32-byte network digest bound into every other structure.
+    digest: bytes
+    _reserved: frozenset[bytes]
 
     @property
     def admin_keys(self) -> dict[KeyId, VerifyKey]:
-        """Admin keys by key id."""
+        """Admin keys by key id (a fresh dict)."""
         return {a.key.key_id: a.key for a in self.admins}
 
     def fingerprint(self) -> str:
@@ -82,7 +80,7 @@ class Genesis:
 
     def is_reserved_key(self, raw: bytes) -> bool:
         """Whether ``raw`` is the hub's key or an admin's (R4: members may not use them)."""
-        return raw == bytes(self.hub_key) or any(raw == bytes(a.key) for a in self.admins)
+        return raw in self._reserved
 
     @classmethod
     def decode(cls, data: bytes) -> Genesis:
@@ -118,7 +116,11 @@ class Genesis:
             raise MalformedError("genesis: the hub key must not be an admin key")
         admin_map = {a.key.key_id: a.key for a in admins}
         verify_quorum(signed, labels.GENESIS, admin_map, threshold)
-        return cls(signed, network_id, name, tuple(admins), threshold, hub_key, hub_url, created)
+        reserved = frozenset([bytes(hub_key), *raw_keys])
+        return cls(
+            signed, network_id, name, tuple(admins), threshold, hub_key, hub_url, created,
+            signed.digest(), reserved,
+        )  # fmt: skip
 
 
 def make_genesis(

@@ -55,7 +55,7 @@ class VerifyKey:
 
     def verify(self, label: bytes, message: bytes, signature: bytes) -> None:
         """Check ``signature`` over ``label || 0x00 || message``; raise :class:`BadSignature`."""
-        crypto.ed25519_verify(self._raw, crypto.labelled(label, message), signature)
+        crypto.ed25519_verify_labelled(self._raw, label, message, signature)
 
     def verifies(self, label: bytes, message: bytes, signature: bytes) -> bool:
         """Like :meth:`verify` but returns a boolean."""

@@ -22,6 +22,7 @@ __all__ = [
     "GENESIS",
     "GENESIS_FINGERPRINT",
     "KEM_POP",
+    "KEYSTORE",
     "KEY_COMMIT",
     "KEY_FINGERPRINT",
     "KEY_ID",
@@ -54,6 +55,7 @@ RECEIPT: Final = b"globe/v1/receipt"
 EVIDENCE: Final = b"globe/v1/evidence"
 REQUEST_AUTH: Final = b"globe/v1/request-auth"
 OBJECT_HASH: Final = b"globe/v1/object-hash"
+KEYSTORE: Final = b"globe/v1/keystore"
 
 ALL_LABELS: Final = (
     GENESIS,
@@ -76,4 +78,5 @@ ALL_LABELS: Final = (
     EVIDENCE,
     REQUEST_AUTH,
     OBJECT_HASH,
+    KEYSTORE,
 )

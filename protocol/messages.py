@@ -244,7 +244,9 @@ class MessageContent:
     def decode(cls, data: bytes) -> MessageContent:  # noqa: PLR0915 - one field at a time
         """Strictly decode message content."""
         what = "message"
-        r = ObjectReader(canonical.decode(data, max_size=MAX_CONTENT_SIZE, what=what), what)
+        r = ObjectReader(
+            canonical.decode(data, max_size=MAX_CONTENT_SIZE, what=what, check_values=False), what
+        )
         if r.string("type", max_len=32) != "message":
             raise MalformedError("message: type must be 'message'")
         if r.integer("v") != 1:
