@@ -152,7 +152,7 @@ class DirectoryState:
             raise LogError(f"log entry {entry.seq}: action does not follow the latest one")
         cert = action.certificate
         if cert is not None:
-            self._check_certificate(cert, member, entry.seq)
+            self.check_certificate(cert, member, entry.seq)
         # -- commit ------------------------------------------------------------------
         self.seq = entry.seq
         self.heads.append(entry.hash)
@@ -180,7 +180,8 @@ class DirectoryState:
                 self.key_owner[raw] = action.authority
         return entry
 
-    def _check_certificate(self, cert: Certificate, member: Member | None, seq: int) -> None:
+    def check_certificate(self, cert: Certificate, member: Member | None, seq: int) -> None:
+        """Refuse a certificate whose serial or keys cannot be certified at ``seq`` (R4)."""
         if cert.serial in self.serials:
             raise LogError(f"log entry {seq}: certificate serial reused")
         new = _role_keys(cert)

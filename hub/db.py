@@ -1,0 +1,170 @@
+"""Hub storage: typed SQLAlchemy 2 models and the engine (SQLite or PostgreSQL).
+
+Schema changes go through Alembic (``hub/migrations``); :func:`migrate`
+upgrades a database to the latest revision.  SQLite runs in WAL mode with
+``synchronous=FULL`` so a commit is durable when it returns (R10).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    BigInteger,
+    Index,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "Application",
+    "AuditRecord",
+    "Base",
+    "LogEntryRow",
+    "Nonce",
+    "Prekey",
+    "Proposal",
+    "make_engine",
+    "migrate",
+    "session_factory",
+]
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the hub schema."""
+
+
+class Application(Base):
+    """A membership application and its review state."""
+
+    __tablename__ = "applications"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    authority: Mapped[str] = mapped_column(String(19), index=True)
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    # awaiting-pop -> pending -> approved | rejected
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    pop_challenge: Mapped[bytes] = mapped_column(LargeBinary)
+    pop_digest: Mapped[bytes] = mapped_column(LargeBinary(32))
+    draft: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    identity_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    transport_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    ka_key: Mapped[bytes] = mapped_column(LargeBinary)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created: Mapped[int] = mapped_column(BigInteger)
+    updated: Mapped[int] = mapped_column(BigInteger)
+
+
+class Proposal(Base):
+    """A membership action collecting admin signatures until the quorum is met."""
+
+    __tablename__ = "proposals"
+
+    id: Mapped[str] = mapped_column(String(64), primary_key=True)  # action digest, hex
+    authority: Mapped[str] = mapped_column(String(19), index=True)
+    action: Mapped[str] = mapped_column(String(16))
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    signatures: Mapped[bytes] = mapped_column(LargeBinary)  # the signed-object container
+    # open -> appended | superseded
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    application_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    seq: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    created: Mapped[int] = mapped_column(BigInteger)
+    updated: Mapped[int] = mapped_column(BigInteger)
+
+
+class LogEntryRow(Base):
+    """One membership log entry, as exact bytes."""
+
+    __tablename__ = "log_entries"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    time: Mapped[int] = mapped_column(BigInteger)
+
+
+class Prekey(Base):
+    """A member's published signed prekey."""
+
+    __tablename__ = "prekeys"
+    __table_args__ = (UniqueConstraint("authority", "key_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    authority: Mapped[str] = mapped_column(String(19), index=True)
+    key_id: Mapped[str] = mapped_column(String(64))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    not_before: Mapped[int] = mapped_column(BigInteger)
+    not_after: Mapped[int] = mapped_column(BigInteger)
+    created: Mapped[int] = mapped_column(BigInteger)
+
+
+class Nonce(Base):
+    """A request-authentication nonce, kept until its timestamp leaves the window."""
+
+    __tablename__ = "nonces"
+    __table_args__ = (Index("ix_nonces_expires", "expires"),)
+
+    key_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    nonce: Mapped[bytes] = mapped_column(LargeBinary(16), primary_key=True)
+    expires: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditRecord(Base):
+    """Who did what, when: every admin action and membership decision."""
+
+    __tablename__ = "audit"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    time: Mapped[int] = mapped_column(BigInteger, index=True)
+    actor: Mapped[str] = mapped_column(String(80))
+    action: Mapped[str] = mapped_column(String(40))
+    subject: Mapped[str] = mapped_column(String(80))
+    detail: Mapped[str] = mapped_column(Text)  # canonical JSON
+
+
+def make_engine(url: str) -> AsyncEngine:
+    """An async engine; SQLite gets WAL, ``synchronous=FULL`` and foreign keys."""
+    if url.startswith("sqlite"):
+        engine = create_async_engine(url, connect_args={"timeout": 30})
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA synchronous=FULL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.close()
+
+        return engine
+    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:
+    """Sessions that do not expire objects on commit."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def _alembic_upgrade(connection: Connection) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, "head")
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Upgrade the database to the latest schema revision."""
+    async with engine.begin() as conn:
+        await conn.run_sync(_alembic_upgrade)

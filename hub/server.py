@@ -1,0 +1,150 @@
+"""Wiring: files in the hub directory → a running :class:`~hub.service.HubService` and app."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import signal
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from aiohttp import web
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from hub import db
+from hub.config import HubConfig
+from hub.errors import ConfigError
+from hub.service import HubService
+from hub.web import create_app
+from protocol import keystore
+from protocol.errors import DecodeError, DecryptionFailed, GlobeError
+from protocol.genesis import Genesis
+from protocol.keys import SigningKey
+
+__all__ = ["HUB_KEY_PURPOSE", "HubRuntime", "load_genesis", "load_hub_key", "open_hub", "serve"]
+
+log = logging.getLogger("globe.hub")
+
+HUB_KEY_PURPOSE = "hub-signing-key"
+
+
+def read_passphrase(passphrase_file: Path | None) -> bytes:
+    """The key passphrase from a file or ``GLOBE_HUB_PASSPHRASE`` (never from argv)."""
+    if passphrase_file is not None:
+        try:
+            return passphrase_file.read_bytes().rstrip(b"\r\n")
+        except OSError as exc:
+            raise ConfigError(f"cannot read passphrase file {passphrase_file}: {exc}") from None
+    value = os.environ.get("GLOBE_HUB_PASSPHRASE")
+    if not value:
+        raise ConfigError("set GLOBE_HUB_PASSPHRASE or pass --passphrase-file")
+    return value.encode()
+
+
+def load_hub_key(path: Path, passphrase: bytes) -> SigningKey:
+    """Open the sealed hub key."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read hub key {path}: {exc.strerror}") from None
+    try:
+        return SigningKey(keystore.open_secret(data, passphrase, purpose=HUB_KEY_PURPOSE))
+    except DecryptionFailed:
+        raise ConfigError(f"{path}: wrong passphrase, or the file was altered") from None
+    except DecodeError as exc:
+        raise ConfigError(f"{path}: not a hub key file ({exc.detail})") from None
+
+
+def load_genesis(path: Path) -> Genesis:
+    """Read and verify a genesis file."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"cannot read genesis {path}: {exc.strerror}") from None
+    try:
+        return Genesis.decode(data)
+    except GlobeError as exc:
+        raise ConfigError(f"{path}: not a valid genesis ({exc.detail})") from None
+
+
+@dataclass(slots=True)
+class HubRuntime:
+    """A started hub: engine, service and app."""
+
+    engine: AsyncEngine
+    service: HubService
+    app: web.Application
+
+
+async def open_hub(
+    config: HubConfig, passphrase: bytes, *, genesis_path: Path | None = None
+) -> HubRuntime:
+    """Load key and genesis, migrate the database, verify the stored log, build the app."""
+    hub_key = load_hub_key(config.key_path, passphrase)
+    genesis = load_genesis(genesis_path or config.genesis_path)
+    if genesis.hub_key != hub_key.verify_key:
+        raise ConfigError(
+            "the genesis names another hub key; this hub refuses to serve it "
+            f"(this hub's key: {hub_key.key_id})"
+        )
+    engine = db.make_engine(config.database_url)
+    try:
+        await db.migrate(engine)
+        service = HubService(
+            genesis=genesis,
+            hub_key=hub_key,
+            engine=engine,
+            clock=time.time,
+            certificate_days=config.certificate_days,
+            clock_skew=config.limits.clock_skew,
+        )
+        await service.start()
+    except BaseException:
+        await engine.dispose()
+        raise
+    lim = config.limits
+    app = create_app(
+        service,
+        clock=time.monotonic,
+        max_body=lim.max_body,
+        rate_per_second=lim.rate_per_second,
+        burst=lim.burst,
+        page_size=lim.page_size,
+    )
+
+    async def close(_app: web.Application) -> None:
+        await engine.dispose()
+
+    app.on_cleanup.append(close)
+    return HubRuntime(engine, service, app)
+
+
+async def serve(
+    config: HubConfig,
+    passphrase: bytes,
+    *,
+    host: str,
+    port: int,
+    genesis_path: Path | None = None,
+    ready: asyncio.Event | None = None,
+) -> None:
+    """Run until SIGTERM or SIGINT, then shut down gracefully."""
+    runtime = await open_hub(config, passphrase, genesis_path=genesis_path)
+    runner = web.AppRunner(runtime.app, access_log=None, handle_signals=False)
+    await runner.setup()
+    site = web.TCPSite(runner, host, port, shutdown_timeout=10)
+    await site.start()
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    log.info("hub serving on http://%s:%d (log seq %d)", host, port, runtime.service.state.seq)
+    print(f"globe-hub: serving on http://{host}:{port}", flush=True)
+    if ready is not None:
+        ready.set()
+    try:
+        await stop.wait()
+    finally:
+        await runner.cleanup()
