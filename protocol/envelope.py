@@ -33,7 +33,7 @@ import re
 import struct
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Final
+from typing import Any, Final
 
 from protocol import canonical, crypto, labels
 from protocol.canonical import ObjectReader
@@ -41,6 +41,7 @@ from protocol.directory import DirectoryState, HeadRelation
 from protocol.errors import (
     DecryptionFailed,
     ExpiredError,
+    GlobeError,
     MalformedError,
     NotARecipient,
     NotYetValid,
@@ -309,10 +310,51 @@ class _Cursor:
         return value
 
 
+_U16: Final = struct.Struct(">H")
+_U32: Final = struct.Struct(">I")
+_W: Final = crypto.WRAPPED_KEY_LEN
+_SIG: Final = crypto.ED25519_SIG_LEN
+
+
 def parse_envelope(data: bytes, *, max_size: int = MAX_ENVELOPE_SIZE) -> Envelope:
-    """Parse an envelope's structure strictly (no signature or directory check yet)."""
-    if len(data) > max_size:
-        raise SizeLimitExceeded(f"envelope: {len(data)} bytes exceeds the cap of {max_size}")
+    """Parse an envelope's structure strictly (no signature or directory check yet).
+
+    The common case, a well-framed envelope, is sliced directly; anything else
+    takes :func:`_parse_slow`, which walks the fields in order and raises the
+    error for the first defect.  Both accept exactly the same inputs.
+    """
+    n = len(data)
+    if n > max_size:
+        raise SizeLimitExceeded(f"envelope: {n} bytes exceeds the cap of {max_size}")
+    if n >= 10 and data[4] == VERSION and data[5] == SUITE and data[:4] == MAGIC:
+        (header_len,) = _U32.unpack_from(data, 6)
+        pos = 10 + header_len
+        if header_len <= MAX_HEADER_SIZE and pos + 2 <= n:
+            (count,) = _U16.unpack_from(data, pos)
+            pos += 2
+            wrapped_end = pos + count * _W
+            if 1 <= count <= MAX_RECIPIENTS and wrapped_end + 4 <= n:
+                (body_len,) = _U32.unpack_from(data, wrapped_end)
+                bucket = body_len - crypto.AEAD_TAG_LEN
+                body_start = wrapped_end + 4
+                if (
+                    MIN_BODY_BUCKET <= bucket <= MAX_BODY_BUCKET
+                    and not bucket & (bucket - 1)
+                    and body_start + body_len + _SIG == n
+                ):
+                    header = _decode_header(data[10 : 10 + header_len])
+                    if len(header.recipients) != count:
+                        raise MalformedError(
+                            "envelope: wrapped key count differs from the recipients"
+                        )
+                    wrapped = tuple(data[i : i + _W] for i in range(pos, wrapped_end, _W))
+                    body = data[body_start : body_start + body_len]
+                    return Envelope(data, header, wrapped, body, data[n - _SIG :])
+    return _parse_slow(data)
+
+
+def _parse_slow(data: bytes) -> Envelope:
+    """Field-by-field parse: the reference path, and the one that names each defect."""
     cur = _Cursor(data)
     if cur.take(4, "magic") != MAGIC:
         raise MalformedError("envelope: not a GlobE envelope (bad magic)")
@@ -344,11 +386,90 @@ def parse_envelope(data: bytes, *, max_size: int = MAX_ENVELOPE_SIZE) -> Envelop
     return Envelope(data, header, wrapped, body, signature)
 
 
+_HEADER_KEYS: Final = frozenset(
+    [
+        "type",
+        "v",
+        "suite",
+        "network",
+        "id",
+        "sender",
+        "sender_key",
+        "recipients",
+        "created",
+        "expires",
+        "dir",
+        "commit",
+    ]
+)
+_RECIPIENT_KEYS: Final = frozenset(("id", "seq", "prekey"))
+_DIR_KEYS: Final = frozenset(("seq", "head"))
+_MAX_INT: Final = canonical.MAX_INT
+
+
+def _uint(value: object, lo: int = 0) -> bool:
+    return type(value) is int and lo <= value <= _MAX_INT
+
+
+def _header_fast(obj: dict[str, Any], raw: bytes) -> EnvelopeHeader | None:  # noqa: PLR0911
+    """The header, if every field is plainly well formed; ``None`` sends the caller to
+    :func:`_header_strict`, which accepts exactly the same headers and names the defect."""
+    try:
+        if obj.keys() != _HEADER_KEYS or obj["type"] != "envelope":
+            return None
+        v, suite, created, expires, d = (
+            obj["v"],
+            obj["suite"],
+            obj["created"],
+            obj["expires"],
+            obj["dir"],
+        )
+        if not (_uint(v) and v == VERSION and _uint(suite) and suite == SUITE):
+            return None
+        if not (_uint(created) and _uint(expires) and created < expires <= created + MAX_LIFETIME):
+            return None
+        if type(d) is not dict or d.keys() != _DIR_KEYS or not _uint(d["seq"]):
+            return None
+        recipients: list[Recipient] = []
+        items = obj["recipients"]
+        if type(items) is not list or not 1 <= len(items) <= MAX_RECIPIENTS:
+            return None
+        for item in items:
+            if (
+                type(item) is not dict
+                or item.keys() != _RECIPIENT_KEYS
+                or not _uint(item["seq"], 1)
+            ):
+                return None
+            recipients.append(
+                Recipient(AuthorityId.parse(item["id"]), item["seq"], KeyId.parse(item["prekey"]))
+            )
+        names = [r.authority.value for r in recipients]
+        sender = AuthorityId.parse(obj["sender"])
+        if names != sorted(set(names)) or sender.value in names:
+            return None
+        blobs = [obj["network"], d["head"], obj["commit"]]
+        if any(type(b) is not str or len(b) != 43 for b in blobs):
+            return None
+        network, head, commit = (canonical.b64d(b, what="envelope header") for b in blobs)
+        return EnvelopeHeader(
+            raw, network, MessageId.parse(obj["id"]), sender, KeyId.parse(obj["sender_key"]),
+            tuple(recipients), created, expires, d["seq"], head, commit,
+        )  # fmt: skip
+    except GlobeError:
+        return None
+
+
 def _decode_header(raw: bytes) -> EnvelopeHeader:
-    what = "envelope header"
-    r = ObjectReader(
-        canonical.decode(raw, max_size=MAX_HEADER_SIZE, what=what, check_values=False), what
+    obj = canonical.decode(
+        raw, max_size=MAX_HEADER_SIZE, what="envelope header", check_values=False
     )
+    return _header_fast(obj, raw) or _header_strict(obj, raw)
+
+
+def _header_strict(obj: dict[str, Any], raw: bytes) -> EnvelopeHeader:
+    what = "envelope header"
+    r = ObjectReader(obj, what)
     if r.string("type", max_len=32) != "envelope":
         raise MalformedError("envelope header: type must be 'envelope'")
     if r.integer("v") != VERSION:

@@ -1,0 +1,174 @@
+"""The fast parsing paths accept exactly what the strict reference paths accept."""
+
+from __future__ import annotations
+
+import copy
+from typing import Any
+
+import orjson
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from protocol import canonical
+from protocol.envelope import (
+    SealTo,
+    _header_fast,
+    _header_strict,
+    _parse_slow,
+    parse_envelope,
+    seal_envelope,
+)
+from protocol.errors import GlobeError
+
+from .conftest import NOW
+
+VALUES = st.one_of(
+    st.none(),
+    st.booleans(),
+    st.integers(min_value=-2, max_value=2**54),
+    st.sampled_from(["", "FR-PNF", "fr-pnf", "DE-BKA", "ES-FCC", "envelope", "A" * 43, "x" * 44]),
+    st.text(max_size=50),
+    st.lists(st.integers(0, 3), max_size=2),
+    st.dictionaries(
+        st.sampled_from(["seq", "head", "id", "prekey"]), st.integers(0, 3), max_size=3
+    ),
+)
+
+
+def _header(net: Any, recipients: int = 2) -> dict[str, Any]:
+    fr = net.members["FR-PNF"]
+    to = [net.members[a] for a in ("DE-BKA", "ES-FCC", "IT-ANAC")[:recipients]]
+    env = seal_envelope(
+        genesis=net.genesis,
+        sender=fr.authority,
+        identity=fr.identity,
+        recipients=[SealTo(m.authority, 1, m.prekey.public_key) for m in to],
+        content=b'{"x":1}',
+        created=NOW,
+        expires=NOW + 3600,
+        dir_seq=net.directory.seq,
+        dir_head=net.directory.head,
+    )
+    value: dict[str, Any] = orjson.loads(parse_envelope(env).header.raw)
+    return value
+
+
+_CACHE: dict[int, dict[str, Any]] = {}
+
+
+def _cached_header(net: Any) -> dict[str, Any]:
+    if id(net) not in _CACHE:
+        _CACHE[id(net)] = _header(net)
+    return _CACHE[id(net)]
+
+
+def _outcome(fn: Any, obj: Any, raw: bytes) -> Any:
+    try:
+        return fn(obj, raw)
+    except GlobeError as exc:
+        return type(exc)
+
+
+@settings(max_examples=300, deadline=None)
+@given(data=st.data())
+def test_header_fast_path_agrees_with_strict_path(net, data):
+    obj = copy.deepcopy(_cached_header(net))
+    paths = [
+        ("type",), ("v",), ("suite",), ("network",), ("id",), ("sender",), ("sender_key",),
+        ("created",), ("expires",), ("commit",), ("dir",), ("dir", "seq"), ("dir", "head"),
+        ("recipients",), ("recipients", 0), ("recipients", 0, "id"), ("recipients", 1, "id"),
+        ("recipients", 0, "seq"), ("recipients", 1, "prekey"), ("extra",),
+    ]  # fmt: skip
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(paths))
+        delete = data.draw(st.booleans())
+        value = data.draw(VALUES)
+        target: Any = obj
+        for key in path[:-1]:
+            ok = (isinstance(target, dict) and key in target) or (
+                isinstance(target, list) and isinstance(key, int) and key < len(target)
+            )
+            target = target[key] if ok else None
+        last = path[-1]
+        if isinstance(target, dict) and isinstance(last, str):
+            if delete:
+                target.pop(last, None)
+            else:
+                target[last] = value
+        elif isinstance(target, list) and isinstance(last, int) and last < len(target):
+            target[last] = value
+    raw = b""  # the raw bytes are carried, not interpreted, by both paths
+    fast = _outcome(_header_fast, copy.deepcopy(obj), raw)
+    strict = _outcome(_header_strict, copy.deepcopy(obj), raw)
+    if fast is None:
+        assert strict is not None
+    else:
+        assert fast == strict  # same header object when the fast path accepts
+
+
+def test_header_fast_path_accepts_a_valid_header(net):
+    obj = _header(net, recipients=3)
+    raw = canonical.encode(obj)
+    assert _header_fast(obj, raw) == _header_strict(obj, raw)
+    assert _header_fast(obj, raw) is not None
+
+
+@pytest.mark.parametrize("cut", [0, 3, 9, 10, 50, 400, -65, -64, -1])
+def test_parse_fast_and_slow_agree_on_framing(net, cut):
+    fr, de = net.members["FR-PNF"], net.members["DE-BKA"]
+    env = seal_envelope(
+        genesis=net.genesis, sender=fr.authority, identity=fr.identity,
+        recipients=[SealTo(de.authority, 1, de.prekey.public_key)], content=b"{}",
+        created=NOW, expires=NOW + 60, dir_seq=0, dir_head=net.genesis.digest,
+    )  # fmt: skip
+    for data in (env, env[:cut], env + b"\x00", env[:cut] + env[cut + 1 :]):
+        results: list[Any] = []
+        for fn in (parse_envelope, _parse_slow):
+            try:
+                results.append(fn(data))
+            except GlobeError as exc:
+                results.append(type(exc))
+        assert results[0] == results[1]
+
+
+EDGE_MUTATIONS: list[tuple[tuple[Any, ...], Any]] = [
+    (("recipients", 0, "seq"), 0),
+    (("recipients", 0, "seq"), True),
+    (("recipients", 0, "seq"), 2**53),
+    (("recipients", 1, "id"), "FR-PNF"),  # the sender among the recipients (still sorted)
+    (("recipients", 1, "id"), "DE-BKA"),  # a repeated recipient
+    (("recipients", 0, "id"), "ZZ-ABC"),  # unknown country
+    (("recipients", 0, "prekey"), "ed25519:" + "0" * 31),
+    (("v",), True),
+    (("v",), 2),
+    (("suite",), 2),
+    (("created",), NOW + 3600),  # not before expiry
+    (("expires",), NOW + 30 * 86400 + 1),  # lifetime too long
+    (("created",), -1),
+    (("dir", "seq"), -1),
+    (("dir", "head"), "A" * 42 + "B"),  # stray bits
+    (("network",), "A" * 44),
+    (("commit",), "+" * 43),
+    (("id",), "0" * 31 + "G"),
+    (("sender",), "fr-pnf"),
+    (("sender_key",), "mlkem768x25519:" + "0" * 32),
+    (("type",), "Envelope"),
+    (("extra",), 1),
+]
+
+
+@pytest.mark.parametrize(("path", "value"), EDGE_MUTATIONS)
+def test_header_fast_path_agrees_on_edge_cases(net, path, value):
+    obj = copy.deepcopy(_cached_header(net))
+    target: Any = obj
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    fast = _outcome(_header_fast, copy.deepcopy(obj), b"")
+    strict = _outcome(_header_strict, copy.deepcopy(obj), b"")
+    if fast is None:
+        assert isinstance(strict, type)
+        assert issubclass(strict, GlobeError)
+    else:
+        assert fast == strict
