@@ -1,16 +1,1130 @@
-"""The OpenAPI 3.1 document of the hub API v1, served at ``/v1/openapi.json``."""
+"""The OpenAPI 3.1 document of the hub API v1, served at ``/v1/openapi.json``.
+
+The document describes :func:`hub.web.create_app` and :class:`hub.service.HubService`.
+Where it can, it is built from the code it describes rather than restating it:
+problem types come from the :class:`~protocol.errors.GlobeError` class tree,
+limits from :class:`hub.config.Limits` and the protocol's caps, enumerations
+from the protocol's enums.  ``tests/hub/test_openapi.py`` checks that it names
+exactly the routes the application registers and that live responses match
+the documented schemas.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Final
 
-__all__ = ["openapi_document"]
+from hub.config import Limits
+from hub.errors import Conflict, NotFound, PayloadTooLarge, RateLimited
+from hub.service import APPROVED, AWAITING_POP, MAX_PREKEYS, PENDING, REJECTED
+from protocol.canonical import MAX_INT
+from protocol.directory import MemberStatus
+from protocol.errors import (
+    PROBLEM_BASE,
+    AuthError,
+    BadSignature,
+    DecodeError,
+    DecryptionFailed,
+    GlobeError,
+    InvalidIdentifier,
+    LogError,
+    MalformedError,
+    MemberNotActive,
+    ReplayError,
+    SizeLimitExceeded,
+    StaleError,
+    StorageError,
+    UnknownMember,
+)
+from protocol.membership import (
+    AUTHORITY_KINDS,
+    MAX_ACTION_SIZE,
+    MAX_APPLICATION_SIZE,
+    MAX_ENTRY_SIZE,
+    Action,
+)
+from protocol.prekeys import MAX_PREKEY_LIFETIME, MAX_PREKEY_SIZE
+from protocol.requestauth import HEADER, HUB_AUDIENCE, MAX_SKEW
+from protocol.signed import MAX_SIGNATURES
+
+__all__ = ["openapi_document", "problem_types"]
+
+JsonObject = dict[str, Any]
+
+#: Modules whose error classes the hub can render (others in the process are not ours).
+_ERROR_PACKAGES: Final = frozenset({"protocol", "hub"})
+_DEFAULTS: Final = Limits()
+_PAGE: Final = _DEFAULTS.page_size
+_MAX_BODY: Final = _DEFAULTS.max_body
+_AUDIT_PAGE: Final = 1000
+_AUDIT_MAX: Final = 10_000
+#: Size caps of signed objects the hub decodes (bytes of the canonical container).
+_ACTION_CONTAINER_CAP: Final = 64 * 1024
+_KEM_CHALLENGE_BYTES: Final = 1168
+_POP_ANSWER_BYTES: Final = 32
+_REJECTION_REASON_MAX: Final = 2000
+
+
+# --- problem types -------------------------------------------------------------------------
+
+
+def problem_types() -> list[dict[str, Any]]:
+    """Every problem type the hub can render, sorted by ``type`` URI.
+
+    Walks :class:`~protocol.errors.GlobeError` and its subclasses recursively
+    (those defined in ``protocol`` and ``hub``; each class that sets its own
+    ``slug``), then adds the HTTP-level refusals of :mod:`hub.web` (unknown
+    path, wrong method), which are rendered by a private class whose ``type``
+    depends on the status.
+    """
+    from hub import web  # noqa: PLC0415 - hub.web imports this module at load time
+
+    found: dict[str, dict[str, Any]] = {}
+    stack: list[type[GlobeError]] = [GlobeError]
+    seen: set[type[GlobeError]] = set()
+    while stack:
+        cls = stack.pop()
+        if cls in seen:
+            continue
+        seen.add(cls)
+        stack.extend(cls.__subclasses__())
+        if cls.__module__.partition(".")[0] not in _ERROR_PACKAGES or "slug" not in vars(cls):
+            continue
+        found.setdefault(
+            cls.type_uri(),
+            {
+                "type": cls.type_uri(),
+                "slug": cls.slug,
+                "status": cls.status,
+                "title": cls.title,
+                "class": cls.__name__,
+            },
+        )
+    for status, reason in ((404, "Not Found"), (405, "Method Not Allowed"), (0, "HTTP error")):
+        rendered = web._HttpProblem(status, reason).to_problem()
+        uri = str(rendered["type"])
+        entry: dict[str, Any] = {
+            "type": uri,
+            "slug": uri.removeprefix(PROBLEM_BASE),
+            "title": reason,
+            "class": "aiohttp.web.HTTPException",
+        }
+        if status:
+            entry["status"] = status
+        found.setdefault(uri, entry)
+    return [found[uri] for uri in sorted(found)]
+
+
+def _slugs_with_status(types: list[dict[str, Any]], status: int) -> str:
+    return ", ".join(f"`{t['slug']}`" for t in types if t.get("status") == status)
+
+
+# --- small builders ------------------------------------------------------------------------
+
+
+def _ref(kind: str, name: str) -> JsonObject:
+    return {"$ref": f"#/components/{kind}/{name}"}
+
+
+def _schema(name: str) -> JsonObject:
+    return _ref("schemas", name)
+
+
+def _b64(description: str, *, size: int | None = None, max_bytes: int | None = None) -> JsonObject:
+    """Unpadded base64url of ``size`` bytes exactly, or of at most ``max_bytes``."""
+    out: JsonObject = {
+        "type": "string",
+        "contentEncoding": "base64url",
+        "pattern": "^[A-Za-z0-9_-]*$",
+        "description": description,
+    }
+    if size is not None:
+        out["minLength"] = out["maxLength"] = (4 * size + 2) // 3
+    elif max_bytes is not None:
+        out["maxLength"] = (4 * max_bytes + 2) // 3
+    return out
+
+
+def _int(description: str, *, minimum: int = 0, maximum: int = MAX_INT) -> JsonObject:
+    return {
+        "type": "integer",
+        "format": "int64",
+        "minimum": minimum,
+        "maximum": maximum,
+        "description": description,
+    }
+
+
+def _object(
+    description: str, properties: JsonObject, *, optional: tuple[str, ...] = ()
+) -> JsonObject:
+    """A closed object: every property is required unless listed in ``optional``."""
+    return {
+        "type": "object",
+        "description": description,
+        "properties": properties,
+        "required": [p for p in properties if p not in optional],
+        "additionalProperties": False,
+    }
+
+
+def _json_content(schema: JsonObject) -> JsonObject:
+    return {"application/json": {"schema": schema}}
+
+
+def _ok(description: str, schema: JsonObject) -> JsonObject:
+    return {"description": description, "content": _json_content(schema)}
+
+
+def _err(name: str, description: str | None = None) -> JsonObject:
+    """A reference to a shared error response, optionally saying what it means here."""
+    out = _ref("responses", name)
+    if description is not None:
+        out["description"] = description
+    return out
+
+
+_STATUS_RESPONSES: Final = {
+    400: "BadRequest",
+    401: "Unauthorized",
+    403: "Forbidden",
+    404: "NotFound",
+    405: "MethodNotAllowed",
+    409: "Conflict",
+    413: "PayloadTooLarge",
+    429: "TooManyRequests",
+    500: "InternalError",
+    503: "ServiceUnavailable",
+}
+
+
+def _operation(
+    operation_id: str,
+    tag: str,
+    summary: str,
+    description: str,
+    responses: JsonObject,
+    *,
+    errors: dict[int, str | None],
+    parameters: list[JsonObject] | None = None,
+    body: JsonObject | None = None,
+    signed: bool = False,
+) -> JsonObject:
+    """An operation; every one can also be rate limited (429) or fail unexpectedly (500)."""
+    out: JsonObject = {
+        "operationId": operation_id,
+        "tags": [tag],
+        "summary": summary,
+        "description": description,
+    }
+    if parameters:
+        out["parameters"] = parameters
+    if body is not None:
+        out["requestBody"] = body
+    all_errors: dict[int, str | None] = {**errors}
+    all_errors.setdefault(429, None)
+    all_errors.setdefault(500, None)
+    out["responses"] = {
+        **responses,
+        **{str(s): _err(_STATUS_RESPONSES[s], d) for s, d in sorted(all_errors.items())},
+        "default": _err("Problem"),
+    }
+    if signed:
+        out["security"] = [{"GlobeAuth": []}]
+    return out
+
+
+def _query(name: str, description: str, schema: JsonObject) -> JsonObject:
+    return {
+        "name": name,
+        "in": "query",
+        "required": False,
+        "description": description,
+        "schema": schema,
+    }
+
+
+def _int_query(name: str, description: str, *, default: int, lo: int, hi: int) -> JsonObject:
+    """A query integer as ``web._int_param`` reads it: decimal digits only, ``lo..hi``."""
+    return _query(
+        name,
+        f"{description} Decimal digits only (no sign), {lo}..{hi}; anything else is a 400 "
+        f"`{MalformedError.slug}` problem.",
+        {
+            "type": "integer",
+            "format": "int64",
+            "minimum": lo,
+            "maximum": hi,
+            "default": default,
+        },
+    )
+
+
+def _text_query(name: str, description: str, max_len: int) -> JsonObject:
+    """A query string as ``web._text_param`` reads it; empty means absent."""
+    return _query(
+        name,
+        f"{description} At most {max_len} characters, no control, bidi or zero-width "
+        f"characters (else 400 `{MalformedError.slug}`); empty is the same as absent.",
+        {"type": "string", "maxLength": max_len},
+    )
+
+
+# --- components ----------------------------------------------------------------------------
+
+
+def _schemas(types: list[dict[str, Any]]) -> JsonObject:
+    app_status = [AWAITING_POP, PENDING, APPROVED, REJECTED]
+    actions = [a.value for a in Action]
+    statuses = [s.value for s in MemberStatus]
+    app_summary_props: JsonObject = {
+        "id": _schema("ApplicationId"),
+        "authority": _schema("AuthorityId"),
+        "name": {"type": "string", "maxLength": 200, "description": "The authority's name."},
+        "country": {"type": "string", "pattern": "^[A-Z]{2}$", "description": "ISO 3166-1."},
+        "kinds": {
+            "type": "array",
+            "items": {"type": "string", "enum": sorted(AUTHORITY_KINDS)},
+            "minItems": 1,
+            "maxItems": len(AUTHORITY_KINDS),
+            "uniqueItems": True,
+        },
+        "languages": {
+            "type": "array",
+            "items": {"type": "string", "pattern": "^[a-z]{2}$"},
+            "minItems": 1,
+            "maxItems": 16,
+            "uniqueItems": True,
+        },
+        "status": {"type": "string", "enum": app_status},
+        "reason": {
+            "type": ["string", "null"],
+            "description": "The rejection reason, once rejected.",
+        },
+        "created": _schema("Timestamp"),
+        "fingerprint": _schema("Fingerprint"),
+    }
+    return {
+        "Problem": {
+            "type": "object",
+            "description": (
+                "An RFC 9457 problem, served as `application/problem+json` with `status` as "
+                "the HTTP status.  `type` is a stable identifier (not a link) "
+                f"`{PROBLEM_BASE}<slug>`; slugs and statuses are part of the contract, "
+                "`title` and `detail` are for humans.  Clients must tolerate types not "
+                "listed here.  The types are (from the error class tree, see "
+                "`x-problem-types` for status and title): "
+                + ", ".join(t["type"] for t in types)
+                + "."
+            ),
+            "properties": {
+                "type": {
+                    "type": "string",
+                    "format": "uri",
+                    "description": "The problem type.",
+                    "examples": [t["type"] for t in types[:3]],
+                },
+                "title": {"type": "string", "description": "Short summary of the type."},
+                "status": {"type": "integer", "minimum": 400, "maximum": 599},
+                "detail": {"type": "string", "description": "Free text; not part of the contract."},
+                "instance": {
+                    "type": "string",
+                    "format": "uri-reference",
+                    "description": "The request path.",
+                },
+            },
+            "required": ["type", "title", "status", "detail", "instance"],
+            "x-problem-types": types,
+        },
+        "ApplicationId": {
+            "type": "string",
+            "pattern": "^[0-9a-f]{32}$",
+            "description": "An application id: 32 lower-case hex digits (128 random bits).",
+        },
+        "AuthorityId": {
+            "type": "string",
+            "pattern": "^[A-Z]{2}-[A-Z0-9]{2,16}$",
+            "maxLength": 19,
+            "description": (
+                "A member authority: ISO 3166-1 alpha-2 country, `-`, 2-16 of `A-Z0-9` "
+                "(PROTOCOL.md §3.1), e.g. `FR-PNF`."
+            ),
+        },
+        "KeyId": {
+            "type": "string",
+            "pattern": "^(ed25519|mlkem768x25519):[0-9a-f]{32}$",
+            "description": "A key id (PROTOCOL.md §3.2): `<alg>:<32 hex>`.",
+        },
+        "Fingerprint": {
+            "type": "string",
+            "pattern": "^[0-9]{5}( [0-9]{5}){11}$",
+            "description": "Twelve groups of five digits for out-of-band comparison (§3.4).",
+        },
+        "Timestamp": _int("Unix time in seconds."),
+        "Signature": _object(
+            "One detached Ed25519 signature.",
+            {
+                "kid": {
+                    "type": "string",
+                    "maxLength": 64,
+                    "description": "Key id of the signer (§3.1).",
+                },
+                "sig": _b64("The 64-byte signature.", size=64),
+            },
+        ),
+        "SignedObject": _object(
+            "A signed-object container (PROTOCOL.md §5.1): the exact canonical payload "
+            "bytes, base64url, and detached signatures over `label || 0x00 || payload`.  "
+            "On input the container must itself be canonical JSON (§2: sorted keys, no "
+            "whitespace) and `sigs` sorted by `kid`, each key once.",
+            {
+                "payload": _b64(
+                    "The payload bytes: a canonical JSON object with `type` and `v`.",
+                    max_bytes=3 * (1 << 22) // 4,
+                ),
+                "sigs": {
+                    "type": "array",
+                    "items": _schema("Signature"),
+                    "maxItems": MAX_SIGNATURES,
+                },
+            },
+        ),
+        "ApplicationCreated": _object(
+            "An accepted application and its proof-of-possession challenge for the "
+            "key-agreement key (PROTOCOL.md §6.2).",
+            {
+                "id": _schema("ApplicationId"),
+                "authority": _schema("AuthorityId"),
+                "status": {"type": "string", "const": AWAITING_POP},
+                "challenge": _b64(
+                    "HPKE ciphertext sealed to the application's `ka_key` with info "
+                    "`globe/v1/kem-pop || 0x00 || application digest`; open it and send the "
+                    "32-byte secret to `POST /v1/applications/{app_id}/proof`.",
+                    size=_KEM_CHALLENGE_BYTES,
+                ),
+            },
+        ),
+        "ApplicationStatus": _object(
+            "Public status of an application.",
+            {
+                "id": _schema("ApplicationId"),
+                "authority": _schema("AuthorityId"),
+                "status": {"type": "string", "enum": app_status},
+                "reason": {
+                    "type": ["string", "null"],
+                    "description": "The rejection reason, once rejected.",
+                },
+            },
+        ),
+        "ApplicationState": _object(
+            "An application after a transition (proof accepted, or rejected).",
+            {
+                "id": _schema("ApplicationId"),
+                "authority": _schema("AuthorityId"),
+                "status": {"type": "string", "enum": [PENDING, REJECTED]},
+            },
+        ),
+        "Proof": _object(
+            "The answer to the KEM challenge.",
+            {"answer": _b64("The 32-byte secret opened from the challenge.", size=32)},
+        ),
+        "Rejection": _object(
+            "An admin's rejection of an open application.",
+            {
+                "reason": {
+                    "type": "string",
+                    "minLength": 1,
+                    "maxLength": _REJECTION_REASON_MAX,
+                    "description": (
+                        "Why (text; newlines and tabs allowed, no other control, bidi or "
+                        "zero-width characters; not blank)."
+                    ),
+                }
+            },
+        ),
+        "AdminApplicationSummary": _object(
+            "An application as the admins see it in a list.", app_summary_props
+        ),
+        "AdminApplication": _object(
+            "Everything an admin needs to check an application before signing its admission.",
+            {
+                **app_summary_props,
+                "application": _b64(
+                    "The exact application container bytes (a SignedObject, §6.2).",
+                    max_bytes=MAX_APPLICATION_SIZE,
+                ),
+                "contact": {"type": "string", "maxLength": 1000},
+                "draft": {
+                    **_b64(
+                        "Once possession is proven: the exact payload bytes of the draft "
+                        "`admit` action the hub prepared (with the certificate).  Admins sign "
+                        "these bytes under `globe/v1/membership-action` and submit the "
+                        "container to `POST /v1/admin/actions`; null before the proof.",
+                        max_bytes=MAX_ACTION_SIZE,
+                    ),
+                    "type": ["string", "null"],
+                },
+            },
+        ),
+        "AdminApplicationList": _object(
+            "Applications, newest first (at most 1000).",
+            {
+                "applications": {
+                    "type": "array",
+                    "items": _schema("AdminApplicationSummary"),
+                    "maxItems": 1000,
+                }
+            },
+        ),
+        "ActionResult": _object(
+            "The state of a membership action after adding signatures.",
+            {
+                "proposal": {
+                    "type": "string",
+                    "pattern": "^[0-9a-f]{64}$",
+                    "description": "The action digest (§5.3) in hex.",
+                },
+                "action": {"type": "string", "enum": actions},
+                "authority": _schema("AuthorityId"),
+                "signatures": _int("Distinct admin signatures that verify so far."),
+                "threshold": _int("Signatures the genesis requires.", minimum=1),
+                "status": {"type": "string", "enum": ["open", "appended"]},
+                "seq": _int("The log position, once appended.", minimum=1),
+            },
+            optional=("seq",),
+        ),
+        "Proposal": _object(
+            "A membership action collecting admin signatures.",
+            {
+                "proposal": {"type": "string", "pattern": "^[0-9a-f]{64}$"},
+                "authority": _schema("AuthorityId"),
+                "action": {"type": "string", "enum": actions},
+                "status": {"type": "string", "enum": ["open", "appended", "superseded"]},
+                "seq": {
+                    "type": ["integer", "null"],
+                    "minimum": 1,
+                    "description": "The log position once appended, else null.",
+                },
+                "signed": _schema("SignedObject"),
+                "created": _schema("Timestamp"),
+            },
+        ),
+        "ProposalList": _object(
+            "Proposals, newest first (at most 1000).",
+            {"proposals": {"type": "array", "items": _schema("Proposal"), "maxItems": 1000}},
+        ),
+        "LogPage": _object(
+            "A page of the membership log (PROTOCOL.md §6.4), verified by the client.",
+            {
+                "entries": {
+                    "type": "array",
+                    "items": _b64(
+                        "The exact bytes of one log entry (canonical JSON).",
+                        max_bytes=MAX_ENTRY_SIZE,
+                    ),
+                    "description": "Entries with `seq` greater than `since`, in order.",
+                },
+                "next": {
+                    "type": ["integer", "null"],
+                    "minimum": 1,
+                    "description": (
+                        "If more entries follow, the `seq` of the last one here: pass it as "
+                        "`since`.  Null at the end of the log."
+                    ),
+                },
+            },
+        ),
+        "MemberSummary": _object(
+            "A directory entry.",
+            {
+                "authority": _schema("AuthorityId"),
+                "name": {"type": "string", "maxLength": 200},
+                "country": {"type": "string", "pattern": "^[A-Z]{2}$"},
+                "kinds": app_summary_props["kinds"],
+                "languages": app_summary_props["languages"],
+                "status": {"type": "string", "enum": statuses},
+                "identity_key": _schema("KeyId"),
+                "fingerprint": _schema("Fingerprint"),
+                "not_after": _schema("Timestamp"),
+                "endpoint": {
+                    "type": "string",
+                    "maxLength": 2048,
+                    "description": "The member's direct endpoint, if certified.",
+                },
+                "reason": {
+                    "type": "string",
+                    "description": "Why the member is suspended or revoked (inactive only).",
+                },
+            },
+            optional=("endpoint", "reason"),
+        ),
+        "SearchResults": _object(
+            "Members matching every filter, sorted by authority id.",
+            {"results": {"type": "array", "items": _schema("MemberSummary")}},
+        ),
+        "PrekeyPut": _object(
+            "The stored prekey.",
+            {
+                "authority": _schema("AuthorityId"),
+                "key_id": _schema("KeyId"),
+                "not_after": _schema("Timestamp"),
+            },
+        ),
+        "Prekeys": _object(
+            "A member's current signed prekeys, newest first.",
+            {
+                "authority": _schema("AuthorityId"),
+                "prekeys": {
+                    "type": "array",
+                    "items": _b64(
+                        "The exact signed-prekey container bytes (§6.6); verify them with the "
+                        "member's certified identity key.",
+                        max_bytes=MAX_PREKEY_SIZE,
+                    ),
+                    "maxItems": MAX_PREKEYS,
+                },
+            },
+        ),
+        "AuditRecord": _object(
+            "One audit record.",
+            {
+                "id": _int("Record id, increasing.", minimum=1),
+                "time": _schema("Timestamp"),
+                "actor": {"type": "string", "maxLength": 80},
+                "action": {"type": "string", "maxLength": 40},
+                "subject": {"type": "string", "maxLength": 80},
+                "detail": {"type": "object", "description": "Action-specific details."},
+            },
+        ),
+        "AuditRecords": _object(
+            "Audit records with id greater than `since`, oldest first.",
+            {"records": {"type": "array", "items": _schema("AuditRecord")}},
+        ),
+        "Health": _object("Liveness.", {"status": {"type": "string", "const": "ok"}}),
+        "Readiness": _object(
+            "Readiness: the database answers and the directory is verified.",
+            {
+                "status": {"type": "string", "const": "ready"},
+                "seq": _int("Length of the verified membership log."),
+            },
+        ),
+        "OpenApiDocument": {
+            "type": "object",
+            "description": "This document.",
+            "required": ["openapi", "info", "paths"],
+        },
+    }
+
+
+def _responses(types: list[dict[str, Any]]) -> JsonObject:
+    def problem(description: str, status: int | None = None) -> JsonObject:
+        if status is not None:
+            description += f"  Types with this status: {_slugs_with_status(types, status)}."
+        return {
+            "description": description,
+            "content": {"application/problem+json": {"schema": _schema("Problem")}},
+        }
+
+    too_many = problem(
+        "Rate limited: a token bucket per client address (every request) and per key "
+        "(authenticated requests, after the signature verified) is empty.",
+        429,
+    )
+    too_many["headers"] = {
+        "Retry-After": {
+            "description": "Seconds to wait before retrying (at least 1).",
+            "required": True,
+            "schema": {"type": "integer", "minimum": 1},
+        }
+    }
+    return {
+        "Problem": problem("A refusal (RFC 9457 problem)."),
+        "BadRequest": problem("The request is malformed or breaks a protocol rule.", 400),
+        "Unauthorized": problem(
+            f"The `{HEADER}` signature was refused (uniform `{AuthError.slug}`), the "
+            f"timestamp is outside the window (`{StaleError.slug}`), or a signature in the "
+            f"body does not verify (`{BadSignature.slug}`).",
+            401,
+        ),
+        "Forbidden": problem("A membership check failed.", 403),
+        "NotFound": problem("No such resource.", 404),
+        "MethodNotAllowed": problem(
+            "The path exists but not with this method (any route; not listed per operation).",
+            405,
+        ),
+        "Conflict": problem("The request conflicts with the current state.", 409),
+        "PayloadTooLarge": problem(
+            f"The body exceeds the hub's cap (`max_body`, default {_MAX_BODY} bytes; refused "
+            f"before it is read, `{PayloadTooLarge.slug}`) or the cap of the structure it "
+            f"carries (`{SizeLimitExceeded.slug}`).",
+            413,
+        ),
+        "TooManyRequests": too_many,
+        "InternalError": problem(
+            "An unexpected failure; the request was not applied (no traceback is sent).", 500
+        ),
+        "ServiceUnavailable": problem(
+            f"The database is unavailable (`{StorageError.slug}`); nothing was half-written, "
+            "retry later.",
+            503,
+        ),
+    }
+
+
+_SECURITY_DESCRIPTION: Final = f"""\
+A signed request (PROTOCOL.md §10), in the style of RFC 9421.  Members sign with their \
+certified **transport** key (`PUT /v1/prekeys`), admins with their genesis **admin** key \
+(`/v1/admin/*`); never with an identity key.  One header, matching exactly:
+
+    {HEADER}: v1;kid=ed25519:<32 hex>;created=<unix seconds>;nonce=<22 base64url>;sig=<86 base64url>
+
+`nonce` is 16 random bytes and `sig` the 64-byte Ed25519 signature, both unpadded canonical \
+base64url.  The signature is over `"globe/v1/request-auth" || 0x00 || base`, where `base` is \
+the canonical JSON object (keys in this order, no whitespace)
+
+    {{"audience":"{HUB_AUDIENCE}","body":b64(SHA-256(exact body bytes)),"created":created,\
+"kid":kid,"method":"GET|POST|PUT","network":b64(network digest),"nonce":nonce,\
+"target":path and query exactly as sent}}
+
+with audience `"{HUB_AUDIENCE}"` for every request to the hub, `network` the digest of the \
+pinned genesis and `body` the hash of the empty string for a request without a body.  The \
+hub refuses a `created` more than {MAX_SKEW} s (configurable `clock_skew`) from its clock \
+(401 `{StaleError.slug}`), any other defect with the same 401 `{AuthError.slug}` (unknown, \
+suspended or revoked key included), and a `(kid, nonce)` pair seen inside the window with 409 \
+`{ReplayError.slug}`.  The nonce is recorded only after the signature verified.
+"""
+
+_INFO_DESCRIPTION: Final = f"""\
+The GlobE Link hub: membership applications, quorum-signed membership actions, the \
+hash-chained membership log and its signed checkpoints, the directory, and members' signed \
+prekeys.  The hub stores and sequences; it never decides membership, and clients verify \
+everything it serves against their pinned genesis (PROTOCOL.md §6).
+
+**Signed requests.**  `PUT /v1/prekeys` and every `/v1/admin/*` route need the \
+`{HEADER}` header (security scheme `GlobeAuth`), checked before any work.  Bodies that carry \
+signed objects (applications, actions, prekeys) are the exact canonical JSON bytes of a \
+signed-object container (PROTOCOL.md §2, §5.1): signatures cover those bytes, so send them \
+unchanged.
+
+**Errors.**  Every refusal is an RFC 9457 problem served as `application/problem+json` with \
+`type`, `title`, `status`, `detail` and `instance` (the request path); the type URIs are \
+listed in the `Problem` schema (`x-problem-types`).  An unknown path is a 404 \
+`{NotFound.slug}` and a known path with another method a 405 `method-not-allowed` problem \
+(not repeated under each operation).  Every route may answer 429 `{RateLimited.slug}` with \
+`Retry-After` and 500 `error` (unexpected failure, nothing applied); routes that touch the \
+database may answer 503 `{StorageError.slug}`.
+
+**Limits.**  Request bodies are capped (`max_body`, default {_MAX_BODY} bytes) before they \
+are buffered (413).  Pages hold at most `page_size` items (default {_PAGE}; the maxima below \
+show the defaults).  `HEAD` is accepted on every `GET` route.
+"""
+
+
+def _paths() -> JsonObject:
+    app_id = {
+        "name": "app_id",
+        "in": "path",
+        "required": True,
+        "description": (
+            f"The application id; anything but 32 lower-case hex digits is a 404 `{NotFound.slug}`."
+        ),
+        "schema": _schema("ApplicationId"),
+    }
+    signed_body = "Signed-object container (exact canonical bytes; see the `SignedObject` schema)."
+    auth_401 = f"`{AuthError.slug}` or `{StaleError.slug}`: the `{HEADER}` header was refused."
+    replay_409 = f"`{ReplayError.slug}`: the request nonce was already used."
+    too_large = f"`{PayloadTooLarge.slug}`: the body exceeds `max_body`."
+    admin_status = _text_query(
+        "status",
+        "Only items with this status (unknown values match nothing).",
+        16,
+    )
+
+    def admin_get(
+        operation_id: str,
+        summary: str,
+        description: str,
+        ok: JsonObject,
+        *,
+        parameters: list[JsonObject] | None = None,
+        extra: dict[int, str | None] | None = None,
+    ) -> JsonObject:
+        errors: dict[int, str | None] = {
+            401: auth_401,
+            409: replay_409,
+            413: too_large,
+            503: None,
+            **(extra or {}),
+        }
+        return _operation(
+            operation_id,
+            "admin",
+            summary,
+            description + "  Signed with an admin key; the signed body is usually empty.",
+            {"200": ok},
+            errors=errors,
+            parameters=parameters,
+            signed=True,
+        )
+
+    return {
+        "/healthz": {
+            "get": _operation(
+                "healthz",
+                "operations",
+                "Liveness",
+                "The process answers.",
+                {"200": _ok("Alive.", _schema("Health"))},
+                errors={},
+            )
+        },
+        "/readyz": {
+            "get": _operation(
+                "readyz",
+                "operations",
+                "Readiness",
+                "The database answers and the directory is loaded; entries another hub "
+                "process appended are verified first.",
+                {"200": _ok("Ready.", _schema("Readiness"))},
+                errors={
+                    409: f"`{LogError.slug}` and its subtypes: a stored entry fails verification.",
+                    503: None,
+                },
+            )
+        },
+        "/v1/openapi.json": {
+            "get": _operation(
+                "getOpenApi",
+                "operations",
+                "This document",
+                "The OpenAPI 3.1 description of this API.",
+                {"200": _ok("The document.", _schema("OpenApiDocument"))},
+                errors={},
+            )
+        },
+        "/v1/directory/genesis": {
+            "get": _operation(
+                "getGenesis",
+                "directory",
+                "The genesis",
+                "The genesis container this hub serves (PROTOCOL.md §6.1).  Nodes pin their "
+                "own copy, obtained out of band, and compare.",
+                {"200": _ok("The genesis: exact container bytes.", _schema("SignedObject"))},
+                errors={},
+            )
+        },
+        "/v1/directory/log": {
+            "get": _operation(
+                "getLog",
+                "directory",
+                "Membership log entries",
+                "Log entries after `since`, as exact bytes, read from the database.",
+                {"200": _ok("A page of entries.", _schema("LogPage"))},
+                errors={400: None, 503: None},
+                parameters=[
+                    _int_query(
+                        "since", "Return entries with a greater `seq`.", default=0, lo=0, hi=MAX_INT
+                    ),
+                    _int_query(
+                        "limit",
+                        "Page size (at most `page_size`).",
+                        default=_PAGE,
+                        lo=1,
+                        hi=_PAGE,
+                    ),
+                ],
+            )
+        },
+        "/v1/directory/checkpoint": {
+            "get": _operation(
+                "getCheckpoint",
+                "directory",
+                "A signed checkpoint",
+                "A fresh checkpoint of the log head signed by the hub key (PROTOCOL.md §6.4).",
+                {"200": _ok("The checkpoint container.", _schema("SignedObject"))},
+                errors={},
+            )
+        },
+        "/v1/directory/search": {
+            "get": _operation(
+                "searchDirectory",
+                "directory",
+                "Search the directory",
+                "Members matching every given filter, over the verified directory.",
+                {"200": _ok("The matches.", _schema("SearchResults"))},
+                errors={400: None},
+                parameters=[
+                    _text_query("country", "ISO 3166-1 alpha-2 code, exact.", 2),
+                    _text_query(
+                        "kind", f"Authority kind, exact (one of {sorted(AUTHORITY_KINDS)}).", 32
+                    ),
+                    _text_query("language", "ISO 639-1 code, exact.", 2),
+                    _text_query("q", "Case-insensitive substring of the id or name.", 200),
+                    _query(
+                        "inactive",
+                        "`1` includes suspended and revoked members; any other value does not.",
+                        {"type": "string", "examples": ["1"]},
+                    ),
+                    _int_query(
+                        "limit",
+                        "Maximum results (at most `page_size`).",
+                        default=_PAGE,
+                        lo=1,
+                        hi=_PAGE,
+                    ),
+                ],
+            )
+        },
+        "/v1/applications": {
+            "post": _operation(
+                "submitApplication",
+                "applications",
+                "Apply for membership",
+                "Submit an application (PROTOCOL.md §6.2) signed by both the identity and the "
+                "transport key.  The answer carries a challenge proving possession of the "
+                "key-agreement key.",
+                {"201": _ok("Accepted; answer the challenge.", _schema("ApplicationCreated"))},
+                errors={
+                    400: f"Not a valid application (`{DecodeError.slug}` family, ...).",
+                    401: f"`{BadSignature.slug}`: the two signatures are not both there and valid.",
+                    409: f"`{Conflict.slug}`: already a member, an application for the authority "
+                    "or one of its keys is open, or a key is the hub's, an admin's or a member's.",
+                    413: f"`{PayloadTooLarge.slug}`, or `{SizeLimitExceeded.slug}` over "
+                    f"{MAX_APPLICATION_SIZE} bytes.",
+                    503: None,
+                },
+                body={
+                    "required": True,
+                    "description": f"The application. {signed_body}",
+                    "content": _json_content(_schema("SignedObject")),
+                },
+            )
+        },
+        "/v1/applications/{app_id}": {
+            "get": _operation(
+                "getApplicationStatus",
+                "applications",
+                "Application status",
+                "Public status of an application.",
+                {"200": _ok("The status.", _schema("ApplicationStatus"))},
+                errors={404: None, 503: None},
+                parameters=[app_id],
+            )
+        },
+        "/v1/applications/{app_id}/proof": {
+            "post": _operation(
+                "answerChallenge",
+                "applications",
+                "Prove possession of the key-agreement key",
+                "Answer the KEM challenge.  On success the application awaits the admins.",
+                {"200": _ok("Possession proven.", _schema("ApplicationState"))},
+                errors={
+                    400: f"`{MalformedError.slug}` body, or `{DecryptionFailed.slug}`: the "
+                    "answer does not open the challenge.",
+                    404: None,
+                    409: f"`{Conflict.slug}`: the application does not await a proof.",
+                    413: too_large,
+                    503: None,
+                },
+                parameters=[app_id],
+                body={
+                    "required": True,
+                    "content": _json_content(_schema("Proof")),
+                },
+            )
+        },
+        "/v1/prekeys": {
+            "put": _operation(
+                "putPrekey",
+                "prekeys",
+                "Publish a signed prekey",
+                "An active member publishes a prekey signed by its identity key "
+                f"(PROTOCOL.md §6.6), authenticating the request with its transport key.  At "
+                f"most {MAX_PREKEYS} unexpired prekeys per member; expired ones are dropped.",
+                {"201": _ok("Stored.", _schema("PrekeyPut"))},
+                errors={
+                    400: "Not a valid prekey of the authenticated member, or already expired.",
+                    401: f"{auth_401}  Or `{BadSignature.slug}`: the prekey is not signed by "
+                    "the member's identity key.",
+                    403: f"`{MemberNotActive.slug}`: suspended or revoked meanwhile.",
+                    409: f"{replay_409}  Or `{Conflict.slug}`: already published, or "
+                    f"{MAX_PREKEYS} unexpired prekeys already.",
+                    413: f"{too_large}  Or `{SizeLimitExceeded.slug}` over {MAX_PREKEY_SIZE} "
+                    "bytes.",
+                    503: None,
+                },
+                body={
+                    "required": True,
+                    "description": (
+                        f"The signed prekey. {signed_body}  Its validity is at most "
+                        f"{MAX_PREKEY_LIFETIME // 86400} days."
+                    ),
+                    "content": _json_content(_schema("SignedObject")),
+                },
+                signed=True,
+            )
+        },
+        "/v1/prekeys/{authority}": {
+            "get": _operation(
+                "getPrekeys",
+                "prekeys",
+                "A member's prekeys",
+                "The member's prekeys valid now (or within the clock skew), newest first.  "
+                "Verify each with the member's certified identity key; if there is none, "
+                "senders may wrap to the certified key-agreement key.",
+                {"200": _ok("The prekeys.", _schema("Prekeys"))},
+                errors={
+                    400: f"`{InvalidIdentifier.slug}`: not an authority id.",
+                    403: f"`{UnknownMember.slug}`: not in the directory.",
+                    503: None,
+                },
+                parameters=[
+                    {
+                        "name": "authority",
+                        "in": "path",
+                        "required": True,
+                        "schema": _schema("AuthorityId"),
+                    }
+                ],
+            )
+        },
+        "/v1/admin/applications": {
+            "get": admin_get(
+                "adminListApplications",
+                "List applications",
+                "Applications, newest first, optionally filtered by status "
+                f"({', '.join(f'`{s}`' for s in (AWAITING_POP, PENDING, APPROVED, REJECTED))}).",
+                _ok("The applications.", _schema("AdminApplicationList")),
+                parameters=[admin_status],
+                extra={400: None},
+            )
+        },
+        "/v1/admin/applications/{app_id}": {
+            "get": admin_get(
+                "adminGetApplication",
+                "One application",
+                "An application with its draft admission.",
+                _ok("The application.", _schema("AdminApplication")),
+                parameters=[app_id],
+                extra={404: None},
+            )
+        },
+        "/v1/admin/applications/{app_id}/reject": {
+            "post": _operation(
+                "adminRejectApplication",
+                "admin",
+                "Reject an application",
+                "An admin refuses an open application (no quorum is needed to say no).",
+                {"200": _ok("Rejected.", _schema("ApplicationState"))},
+                errors={
+                    400: f"`{MalformedError.slug}`: not a rejection, or a blank reason.",
+                    401: auth_401,
+                    404: None,
+                    409: f"{replay_409}  Or `{Conflict.slug}`: the application is not open.",
+                    413: too_large,
+                    503: None,
+                },
+                parameters=[app_id],
+                body={"required": True, "content": _json_content(_schema("Rejection"))},
+                signed=True,
+            )
+        },
+        "/v1/admin/actions": {
+            "post": _operation(
+                "adminSubmitAction",
+                "admin",
+                "Sign a membership action",
+                "Add admin signatures to a membership action (PROTOCOL.md §6.3).  Signatures "
+                "are merged with those collected before; once the genesis quorum verifies, the "
+                "action is appended to the log.  An `admit` must sign exactly the draft the "
+                "hub prepared for a pending application.",
+                {
+                    "200": _ok(
+                        "Signatures recorded (and appended at quorum).", _schema("ActionResult")
+                    )
+                },
+                errors={
+                    400: "Not a valid membership action.",
+                    401: f"{auth_401}  Or `{BadSignature.slug}`: a signature in the container "
+                    "is not a valid admin signature.",
+                    409: f"{replay_409}  Or `{LogError.slug}`: the action does not apply to the "
+                    f"directory; or `{Conflict.slug}`: no matching pending application, the "
+                    "proposal is closed, or the log moved on.",
+                    413: f"{too_large}  Or `{SizeLimitExceeded.slug}`: container over "
+                    f"{_ACTION_CONTAINER_CAP} or payload over {MAX_ACTION_SIZE} bytes.",
+                    503: None,
+                },
+                body={
+                    "required": True,
+                    "description": f"The action. {signed_body}",
+                    "content": _json_content(_schema("SignedObject")),
+                },
+                signed=True,
+            )
+        },
+        "/v1/admin/proposals": {
+            "get": admin_get(
+                "adminListProposals",
+                "List proposals",
+                "Membership actions collecting signatures, newest first, optionally filtered "
+                "by status (`open`, `appended`, `superseded`).",
+                _ok("The proposals.", _schema("ProposalList")),
+                parameters=[admin_status],
+                extra={400: None},
+            )
+        },
+        "/v1/admin/audit": {
+            "get": admin_get(
+                "adminAudit",
+                "Audit trail",
+                "Audit records of applications and admin actions, oldest first.",
+                _ok("The records.", _schema("AuditRecords")),
+                parameters=[
+                    _int_query(
+                        "since", "Return records with a greater id.", default=0, lo=0, hi=MAX_INT
+                    ),
+                    _int_query(
+                        "limit",
+                        "Maximum records.",
+                        default=_AUDIT_PAGE,
+                        lo=1,
+                        hi=_AUDIT_MAX,
+                    ),
+                ],
+                extra={400: None},
+            )
+        },
+    }
 
 
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document (built on each call; it is small)."""
+    types = problem_types()
     return {
         "openapi": "3.1.0",
-        "info": {"title": "GlobE Link hub API", "version": "1"},
-        "paths": {},
+        "info": {
+            "title": "GlobE Link hub API",
+            "version": "1",
+            "description": _INFO_DESCRIPTION,
+        },
+        "servers": [{"url": "/", "description": "This hub."}],
+        "tags": [
+            {"name": "operations", "description": "Health and this document."},
+            {"name": "directory", "description": "Genesis, log, checkpoints and search."},
+            {"name": "applications", "description": "Applying for membership."},
+            {"name": "prekeys", "description": "Members' signed prekeys."},
+            {"name": "admin", "description": "Admin review and quorum signing (signed)."},
+        ],
+        "paths": _paths(),
+        "components": {
+            "schemas": _schemas(types),
+            "responses": _responses(types),
+            "securitySchemes": {
+                "GlobeAuth": {
+                    "type": "apiKey",
+                    "in": "header",
+                    "name": HEADER,
+                    "description": _SECURITY_DESCRIPTION,
+                }
+            },
+        },
     }

@@ -122,10 +122,17 @@ async def read_body(request: web.Request) -> bytes:
     limit: int = request.app[LIMITS_KEY]["max_body"]
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"body of {request.content_length} bytes exceeds {limit}")
-    data = await request.content.read(limit + 1)
+    # StreamReader.read(n) returns what has arrived so far (at most n bytes), not
+    # the whole body: keep reading until end of body or one byte past the cap.
+    data = bytearray()
+    while len(data) <= limit:
+        chunk = await request.content.read(limit + 1 - len(data))
+        if not chunk:
+            break
+        data += chunk
     if len(data) > limit:
         raise PayloadTooLarge(f"body exceeds {limit} bytes")
-    return data
+    return bytes(data)
 
 
 async def authenticate(request: web.Request, body: bytes, *, admin: bool) -> Principal:
@@ -175,7 +182,7 @@ def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) 
     raw = request.query.get(name)
     if raw is None:
         return default
-    if not raw.isdigit() or len(raw) > 15 or not lo <= int(raw) <= hi:
+    if not (raw.isascii() and raw.isdigit()) or len(raw) > 15 or not lo <= int(raw) <= hi:
         raise MalformedError(f"query parameter {name} must be an integer in {lo}..{hi}")
     return int(raw)
 
