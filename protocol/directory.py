@@ -40,6 +40,7 @@ from protocol.errors import (
     UnknownMember,
     UsageError,
 )
+from protocol.fastlog import decode_entry
 from protocol.genesis import Genesis
 from protocol.ids import AuthorityId, KeyId
 from protocol.keys import VerifyKey
@@ -138,7 +139,7 @@ class DirectoryState:
 
         All checks run before any mutation, so on error the state is unchanged.
         """
-        entry = LogEntry.decode(entry_bytes, self.genesis)
+        entry = decode_entry(entry_bytes, self.genesis)
         return self._apply_decoded(entry, None)
 
     def _apply_decoded(self, entry: LogEntry, quorum: Callable[[], object] | None) -> LogEntry:
@@ -242,7 +243,7 @@ class DirectoryState:
         try:
             for raw in entries:
                 try:
-                    entry = LogEntry.decode(raw, self.genesis)
+                    entry = decode_entry(raw, self.genesis)
                 except GlobeError:
                     while pending:  # earlier entries first: they may fail before this one
                         settle_one()

@@ -63,6 +63,8 @@ class Genesis:
     created: int
     #: The 32-byte network digest bound into every other structure.
     digest: bytes
+    #: ``digest`` in base64url, as it appears in ``network`` fields.
+    network_b64: str
     _reserved: frozenset[bytes]
 
     @property
@@ -119,7 +121,7 @@ class Genesis:
         reserved = frozenset([bytes(hub_key), *raw_keys])
         return cls(
             signed, network_id, name, tuple(admins), threshold, hub_key, hub_url, created,
-            signed.digest(), reserved,
+            signed.digest(), canonical.b64e(signed.digest()), reserved,
         )  # fmt: skip
 
 

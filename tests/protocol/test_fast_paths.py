@@ -172,3 +172,109 @@ def test_header_fast_path_agrees_on_edge_cases(net, path, value):
         assert issubclass(strict, GlobeError)
     else:
         assert fast == strict
+
+
+# --- log entries -------------------------------------------------------------------------------
+
+from protocol.fastlog import decode_entry, entry_fast  # noqa: E402
+from protocol.membership import LogEntry  # noqa: E402
+from protocol.signed import SignedObject  # noqa: E402
+
+
+def _entry_parts(net: Any, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    entry = orjson.loads(net.entries[index])
+    payload = orjson.loads(canonical.b64d(entry["action"]["payload"], what="p"))
+    return entry, payload
+
+
+def _rebuild(entry: dict[str, Any], payload: dict[str, Any]) -> bytes:
+    entry = copy.deepcopy(entry)
+    entry["action"]["payload"] = canonical.b64e(orjson.dumps(payload, option=orjson.OPT_SORT_KEYS))
+    return orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)
+
+
+def _both(data: bytes, genesis: Any) -> tuple[Any, Any]:
+    try:
+        obj = canonical.decode(data, max_size=1 << 20, what="e", check_values=False)
+        fast = entry_fast(obj, data, genesis)
+    except GlobeError as exc:
+        fast = type(exc)
+    try:
+        strict: Any = LogEntry.decode(data, genesis)
+    except GlobeError as exc:
+        strict = type(exc)
+    return fast, strict
+
+
+ENTRY_MUTATIONS: list[tuple[str, tuple[Any, ...], Any]] = [
+    ("entry", ("v",), True),
+    ("entry", ("v",), 2),
+    ("entry", ("seq",), 0),
+    ("entry", ("time",), -1),
+    ("entry", ("prev",), "A" * 42 + "B"),
+    ("entry", ("network",), "A" * 43),
+    ("entry", ("type",), "log"),
+    ("entry", ("extra",), 1),
+    ("entry", ("action", "sigs"), []),
+    ("entry", ("action", "sigs", 0, "kid"), "ed25519:" + "f" * 32),
+    ("entry", ("action", "sigs", 0, "sig"), "A" * 86),
+    ("entry", ("action", "sigs", 0, "sig"), "A" * 85),
+    ("entry", ("action", "extra"), 1),
+    ("payload", ("v",), True),
+    ("payload", ("action",), "Admit"),
+    ("payload", ("action",), "suspend"),
+    ("payload", ("authority",), "fr-pnf"),
+    ("payload", ("issued",), 2**53),
+    ("payload", ("prev",), "A" * 43),
+    ("payload", ("reason",), "bad\u202ereason"),
+    ("payload", ("reason",), "multi\nline"),
+    ("payload", ("certificate", "serial"), "0" * 31),
+    ("payload", ("certificate", "name"), "two\nlines"),
+    ("payload", ("certificate", "name"), ""),
+    ("payload", ("certificate", "country"), "DE"),
+    ("payload", ("certificate", "kinds"), ["fiu", "anti-corruption"]),
+    ("payload", ("certificate", "kinds"), ["fiu", "fiu"]),
+    ("payload", ("certificate", "kinds"), ["police"]),
+    ("payload", ("certificate", "kinds"), []),
+    ("payload", ("certificate", "languages"), ["fr", "en"]),
+    ("payload", ("certificate", "languages"), ["EN"]),
+    ("payload", ("certificate", "endpoint"), "ftp://example.org"),
+    ("payload", ("certificate", "endpoint"), "https://node.example.org/globe"),
+    ("payload", ("certificate", "identity_key"), "A" * 42),
+    ("payload", ("certificate", "ka_key"), "A" * 1621),
+    ("payload", ("certificate", "not_after"), 0),
+    ("payload", ("certificate", "application"), "A" * 44),
+    ("payload", ("certificate", "extra"), 1),
+    ("payload", ("extra",), 1),
+]
+
+
+@pytest.mark.parametrize(("part", "path", "value"), ENTRY_MUTATIONS)
+def test_log_entry_fast_path_agrees(net, part, path, value):
+    entry, payload = _entry_parts(net, 0)
+    target: Any = entry if part == "entry" else payload
+    for key in path[:-1]:
+        target = target[key]
+    target[path[-1]] = value
+    fast, strict = _both(_rebuild(entry, payload), net.genesis)
+    if isinstance(strict, LogEntry):
+        assert fast == strict  # a valid entry takes the fast path, to the same result
+    else:
+        assert fast is None  # an invalid one falls back, and the reference decoder refuses it
+
+
+def test_log_entry_fast_path_takes_every_valid_entry(net):
+    for data in net.entries:
+        fast, strict = _both(data, net.genesis)
+        assert isinstance(fast, LogEntry)
+        assert fast == strict
+        assert decode_entry(data, net.genesis) == strict
+
+
+def test_log_entry_fast_path_removed_signature_agrees(net):
+    entry, _payload = _entry_parts(net, 0)
+    signed = SignedObject.from_json(entry["action"], what="a")
+    entry["action"] = SignedObject(signed.payload, signed.signatures[:1]).to_json()
+    data = orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)
+    fast, strict = _both(data, net.genesis)
+    assert fast == strict
