@@ -194,6 +194,7 @@ def _rebuild(entry: dict[str, Any], payload: dict[str, Any]) -> bytes:
 
 
 def _both(data: bytes, genesis: Any) -> tuple[Any, Any]:
+    fast: Any
     try:
         obj = canonical.decode(data, max_size=1 << 20, what="e", check_values=False)
         fast = entry_fast(obj, data, genesis)
