@@ -132,9 +132,9 @@ async def serve(
 ) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
     runtime = await open_hub(config, passphrase, genesis_path=genesis_path)
-    runner = web.AppRunner(runtime.app, access_log=None, handle_signals=False)
+    runner = web.AppRunner(runtime.app, access_log=None, handle_signals=False, shutdown_timeout=10)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, shutdown_timeout=10)
+    site = web.TCPSite(runner, host, port)
     await site.start()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -20,10 +20,10 @@ import os
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, cast
 
 import orjson
-from sqlalchemy import delete, select, update
+from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
@@ -301,9 +301,18 @@ class HubService:
                 issued=now,
                 certificate=cert,
             )
-            row.status = PENDING
-            row.draft = draft.signed.payload
-            row.updated = now
+            # Conditional: of concurrent answers (or an answer racing a rejection), one wins.
+            done = cast(
+                "CursorResult[Any]",
+                await s.execute(
+                    update(db.Application)
+                    .where(db.Application.id == app_id)
+                    .where(db.Application.status == AWAITING_POP)
+                    .values(status=PENDING, draft=draft.signed.payload, updated=now)
+                ),
+            )
+            if done.rowcount != 1:
+                raise Conflict(f"application {app_id} is no longer awaiting the proof")
             self._audit(s, "applicant", "possession-proven", row.authority, {"application": app_id})
         return {"id": app_id, "authority": row.authority, "status": PENDING}
 
@@ -365,9 +374,17 @@ class HubService:
             row = await self._application(s, app_id)
             if row.status not in OPEN_STATES:
                 raise Conflict(f"application {app_id} is {row.status}")
-            row.status = REJECTED
-            row.reason = reason
-            row.updated = now
+            # Conditional on the state just read: an approval racing this
+            # rejection cannot be overwritten.
+            changed = await s.execute(
+                update(db.Application)
+                .where(db.Application.id == app_id)
+                .where(db.Application.status.in_(OPEN_STATES))
+                .values(status=REJECTED, reason=reason, updated=now)
+                .execution_options(synchronize_session=False)
+            )
+            if changed.rowcount != 1:  # type: ignore[attr-defined]
+                raise Conflict(f"application {app_id} changed state; reload it")
             self._audit(
                 s,
                 str(who),
@@ -459,7 +476,7 @@ class HubService:
             raise LogError(f"cannot {action.action.value} {action.authority}: it is {state}")
         if member is not None and action.prev != member.last_action:
             raise LogError("the action does not follow the authority's latest action")
-        if action.certificate is not None and action.action is Action.UPDATE_KEYS:
+        if action.certificate is not None:  # admit too: its keys may have been certified since
             self.state.check_certificate(action.certificate, member, self.state.seq + 1)
 
     async def _check_draft(self, action: MembershipAction) -> str | None:
@@ -642,7 +659,7 @@ class HubService:
     async def get_prekeys(self, authority: AuthorityId) -> list[str]:
         """A member's valid prekeys, newest first (as base64url containers)."""
         now = self.now()
-        self.state.member(authority)
+        self.state.active_member(authority, now)  # no prekeys for suspended or revoked members
         async with self.unit() as s:
             rows = (
                 await s.execute(

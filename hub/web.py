@@ -21,7 +21,7 @@ from hub.errors import NotFound, PayloadTooLarge, RateLimited
 from hub.openapi import openapi_document
 from hub.service import Clock, HubService, Principal
 from protocol import canonical
-from protocol.errors import AuthError, GlobeError, MalformedError, UsageError
+from protocol.errors import AuthError, GlobeError, MalformedError, StaleError, UsageError
 from protocol.ids import AuthorityId
 from protocol.requestauth import HEADER, HUB_AUDIENCE, parse_request_auth, verify_request
 
@@ -55,8 +55,12 @@ class TokenBuckets:
             self._buckets[key] = (tokens, now)
             raise RateLimited(f"too many requests; retry in {wait} s", retry_after=wait)
         self._buckets[key] = (tokens - 1.0, now)
-        if len(self._buckets) > self.max_keys:
-            self._buckets = {k: v for k, v in self._buckets.items() if v[0] < self.burst - 1}
+        if len(self._buckets) > self.max_keys:  # keep only buckets still drained by now
+            self._buckets = {
+                k: (t, last)
+                for k, (t, last) in self._buckets.items()
+                if t + (now - last) * self.rate < self.burst - 1
+            }
 
 
 BUCKETS_KEY: Final = web.AppKey("buckets", TokenBuckets)
@@ -110,6 +114,8 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
             raise
         resp = problem(_HttpProblem(exc.status, exc.reason), instance=request.path)
         resp.set_status(exc.status)
+        if "Allow" in exc.headers:  # a 405 must name the allowed methods (RFC 9110 §15.5.6)
+            resp.headers["Allow"] = exc.headers["Allow"]
         return resp
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.path)
@@ -144,6 +150,8 @@ async def authenticate(request: web.Request, body: bytes, *, admin: bool) -> Pri
     service = request.app[SERVICE_KEY]
     auth = parse_request_auth(request.headers.get(HEADER))
     now = service.now()
+    if abs(now - auth.created) > service.clock_skew:  # before the key lookup: reveals nothing
+        raise StaleError("request timestamp outside the accepted window")
     principal: Principal
     if admin:
         found = service.admin_key(auth.key_id)
