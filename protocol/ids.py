@@ -11,6 +11,7 @@ whitespace or any non-ASCII character is refused rather than "fixed".
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 from typing import Final
@@ -307,7 +308,17 @@ class AuthorityId:
 
     @classmethod
     def parse(cls, text: object) -> AuthorityId:
-        """Parse strictly; :class:`InvalidIdentifier` on anything else."""
+        """Parse strictly; :class:`InvalidIdentifier` on anything else.
+
+        Results are cached (ids recur in every header and log entry); only valid
+        ids are cached, and only exact ``str`` inputs.
+        """
+        if type(text) is str and len(text) <= 19:
+            return _parse_authority(text)
+        return cls._parse(text)
+
+    @classmethod
+    def _parse(cls, text: object) -> AuthorityId:
         value = _check_text(text, "authority id", 19)
         match = _AUTHORITY_RE.match(value)
         if match is None:
@@ -377,7 +388,13 @@ class KeyId:
 
     @classmethod
     def parse(cls, text: object) -> KeyId:
-        """Parse the text form strictly."""
+        """Parse the text form strictly (valid results are cached, like authority ids)."""
+        if type(text) is str and len(text) <= 64:
+            return _parse_key_id(text)
+        return cls._parse(text)
+
+    @classmethod
+    def _parse(cls, text: object) -> KeyId:
         value = _check_text(text, "key id", 64)
         match = _KEY_ID_RE.match(value)
         if match is None:
@@ -404,3 +421,13 @@ class NetworkId:
 
     def __str__(self) -> str:
         return self.value
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parse_authority(text: str) -> AuthorityId:
+    return AuthorityId._parse(text)
+
+
+@functools.lru_cache(maxsize=1 << 16)
+def _parse_key_id(text: str) -> KeyId:
+    return KeyId._parse(text)
