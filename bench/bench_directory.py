@@ -51,7 +51,6 @@ import struct
 import sys
 import tempfile
 import time
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from importlib.metadata import version
 from pathlib import Path
@@ -258,10 +257,9 @@ class Results:
     incremental_ns: list[int] = field(default_factory=list)
     incremental_raw_ns: list[int] = field(default_factory=list)
     first_call_s: float = 0.0  # the warm-up verify_log call, cold; informational
-    parallel_ns: list[int] = field(default_factory=list)  # verify_log with a 2-thread executor
 
 
-def _measure(log: Log, checks: list[list[tuple[bytes, bytes]]], rounds: int) -> Results:  # noqa: PLR0915
+def _measure(log: Log, checks: list[list[tuple[bytes, bytes]]], rounds: int) -> Results:
     """Warm up with one ``verify_log`` call, then time ``rounds`` interleaved rounds.
 
     Incremental sync: a :class:`DirectoryState` cannot be copied, so a state at
@@ -325,14 +323,6 @@ def _measure(log: Log, checks: list[list[tuple[bytes, bytes]]], rounds: int) -> 
             out.incremental_ns.append(a)  # the last chunk: 100 entries on the N - 100 state
             out.incremental_raw_ns.append(b)
             del state
-            # The same log with signatures checked on a second core (libsodium releases
-            # the GIL) while this thread decodes ahead: DirectoryState.extend(executor=).
-            with ThreadPoolExecutor(max_workers=2) as pool:
-                start = clock()
-                state = verify_log(log.genesis, log.entries, executor=pool)
-                out.parallel_ns.append(clock() - start)
-            assert state.seq == n
-            del state
     finally:
         gc.enable()
     return out
@@ -380,13 +370,6 @@ def _report(res: Results) -> dict[str, object]:
         f"(per-round median {statistics.median(inc_spread):.2f}, "
         f"range {min(inc_spread):.2f}-{max(inc_spread):.2f})"
     )
-    par_s = statistics.median(res.parallel_ns) / 1e9
-    par_ratio = raw_s / par_s
-    print(row(f"verify_log, 2 threads ({n:,} entries)", par_s, n, "entries"))
-    print(
-        f"parallel_verify_ratio (2 threads vs 1-core raw) = {par_ratio:.2f} "
-        f"({os.cpu_count()} CPUs; only meaningful on an otherwise idle machine)"
-    )
     print(
         f"verify_ratio = entries/s x 2 / raw verifies/s = {ratio:.2f} "
         f"(per-round median {statistics.median(spread):.2f}, "
@@ -409,8 +392,6 @@ def _report(res: Results) -> dict[str, object]:
         "incremental_raw_seconds": round(inc_raw_s, 5),
         "incremental_ratio": round(inc_ratio, 3),
         "verify_log_first_call_seconds": round(res.first_call_s, 4),
-        "parallel_verify_seconds": round(par_s, 4),
-        "parallel_verify_ratio": round(par_ratio, 3),
         "goal": GOAL,
         "goal_met": ratio >= GOAL,
     }

@@ -21,9 +21,7 @@ latest is refused, so no action can be replayed or reordered.
 from __future__ import annotations
 
 import re
-from collections import deque
-from collections.abc import Callable, Iterable
-from concurrent.futures import Executor, Future
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Final
@@ -32,7 +30,6 @@ from protocol import labels
 from protocol.errors import (
     ChainBroken,
     ForkDetected,
-    GlobeError,
     LogError,
     MemberNotActive,
     NotCertified,
@@ -75,10 +72,6 @@ TRANSITIONS: Final[dict[tuple[MemberStatus | None, Action], MemberStatus]] = {
     (MemberStatus.ACTIVE, Action.REVOKE): MemberStatus.REVOKED,
     (MemberStatus.SUSPENDED, Action.REVOKE): MemberStatus.REVOKED,
 }
-
-
-#: Entries decoded ahead of the one being applied when verifying in parallel.
-_PIPELINE_DEPTH: Final = 64
 
 
 class HeadRelation(Enum):
@@ -140,11 +133,6 @@ class DirectoryState:
         All checks run before any mutation, so on error the state is unchanged.
         """
         entry = decode_entry(entry_bytes, self.genesis)
-        return self._apply_decoded(entry, None)
-
-    def _apply_decoded(self, entry: LogEntry, quorum: Callable[[], object] | None) -> LogEntry:
-        """Checks in the order of :meth:`apply`; ``quorum`` waits for a quorum check
-        already running elsewhere (see :meth:`extend`), else it is checked here."""
         if entry.seq != self.seq + 1:
             raise ChainBroken(f"log entry {entry.seq}: expected sequence {self.seq + 1}")
         if entry.prev != self.head:
@@ -152,10 +140,7 @@ class DirectoryState:
         if entry.time < max(self.time, self.genesis.created):
             raise ChainBroken(f"log entry {entry.seq}: time goes backwards")
         action = entry.action
-        if quorum is None:
-            self.check_quorum(entry)
-        else:
-            quorum()
+        self.check_quorum(entry)
         member = self.members.get(action.authority)
         before = member.status if member is not None else None
         after = TRANSITIONS.get((before, action.action))
@@ -221,41 +206,10 @@ class DirectoryState:
             entry.action.signed, labels.MEMBERSHIP_ACTION, self._admins, self.genesis.threshold
         )
 
-    def extend(self, entries: Iterable[bytes], *, executor: Executor | None = None) -> None:
-        """Apply entries in order; on error the state holds the verified prefix.
-
-        With an ``executor`` (e.g. a thread pool: libsodium releases the GIL),
-        admin signatures are verified on other cores while the next entries are
-        decoded.  Results and errors are exactly those of sequential
-        :meth:`apply` calls: the same checks run in the same order per entry,
-        and an entry is only applied after every entry before it.
-        """
-        if executor is None:
-            for raw in entries:
-                self.apply(raw)
-            return
-        pending: deque[tuple[LogEntry, Future[None]]] = deque()
-
-        def settle_one() -> None:
-            entry, future = pending.popleft()
-            self._apply_decoded(entry, future.result)
-
-        try:
-            for raw in entries:
-                try:
-                    entry = decode_entry(raw, self.genesis)
-                except GlobeError:
-                    while pending:  # earlier entries first: they may fail before this one
-                        settle_one()
-                    raise
-                pending.append((entry, executor.submit(self.check_quorum, entry)))
-                if len(pending) >= _PIPELINE_DEPTH:
-                    settle_one()
-            while pending:
-                settle_one()
-        finally:
-            for _entry, future in pending:
-                future.cancel()
+    def extend(self, entries: Iterable[bytes]) -> None:
+        """Apply entries in order; on error the state holds the verified prefix."""
+        for raw in entries:
+            self.apply(raw)
 
     # -- lookups ---------------------------------------------------------------------------
 
@@ -358,11 +312,10 @@ def verify_log(
     entries: Iterable[bytes],
     *,
     trusted: tuple[int, bytes] | None = None,
-    executor: Executor | None = None,
 ) -> DirectoryState:
     """Verify a whole log from genesis; optionally refuse rollback/fork of ``trusted``."""
     state = DirectoryState(genesis)
-    state.extend(entries, executor=executor)
+    state.extend(entries)
     if trusted is not None:
         state.check_trusted(*trusted)
     return state
