@@ -34,6 +34,7 @@ demo: venv
 
 bench: venv
 	$(BIN)/python bench/bench_protocol.py --quick
+	$(BIN)/python bench/bench_directory.py --quick
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist htmlcov .coverage *.egg-info
