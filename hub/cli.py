@@ -47,12 +47,11 @@ import orjson
 from hub.client import DEFAULT_TIMEOUT, HubClient
 from hub.config import CONFIG_NAME, HubConfig, Limits, default_database_url, load_config
 from hub.errors import ConfigError
+from hub.server import HUB_KEY_PURPOSE, load_genesis, load_signing_key
 from protocol import canonical, keystore, labels
 from protocol.directory import TRANSITIONS, DirectoryState, HeadRelation, MemberStatus
 from protocol.errors import (
     AuthError,
-    DecodeError,
-    DecryptionFailed,
     GlobeError,
     MembershipError,
     ProtocolError,
@@ -260,32 +259,9 @@ def _key_info(key: VerifyKey) -> dict[str, str]:
     }
 
 
-def load_genesis_file(path: Path) -> Genesis:
-    """Read and verify a genesis file (the pinned root of trust)."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read genesis {path}: {exc.strerror}") from None
-    try:
-        return Genesis.decode(data)
-    except GlobeError as exc:
-        raise ConfigError(f"{path}: not a valid genesis ({exc.detail})") from None
-
-
 def load_admin_key(path: Path, passphrase: bytes) -> SigningKey:
     """Open a sealed admin key file."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise CommandError(f"cannot read admin key {path}: {exc.strerror}") from None
-    try:
-        return SigningKey(keystore.open_secret(data, passphrase, purpose=ADMIN_KEY_PURPOSE))
-    except DecryptionFailed:
-        raise CommandError(f"{path}: wrong passphrase, or the key file was altered") from None
-    except DecodeError as exc:
-        raise CommandError(f"{path}: not an admin key file ({exc.detail})") from None
-    except GlobeError as exc:
-        raise CommandError(f"{path}: unusable admin key file ({exc.detail})") from None
+    return load_signing_key(path, passphrase, purpose=ADMIN_KEY_PURPOSE, what="admin key")
 
 
 def _genesis_info(genesis: Genesis) -> dict[str, Any]:
@@ -345,7 +321,6 @@ def cmd_init(args: argparse.Namespace) -> Result:
     from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415
 
     from hub.config import render_config  # noqa: PLC0415
-    from hub.server import HUB_KEY_PURPOSE  # noqa: PLC0415
 
     directory: Path = args.dir
     for name in (CONFIG_NAME, "hub.key"):
@@ -415,7 +390,6 @@ def _read_hub_pub(directory: Path) -> VerifyKey:
 
 def cmd_install_genesis(args: argparse.Namespace) -> Result:
     """Verify a genesis and install it as the one this hub serves."""
-    from hub.server import load_genesis  # noqa: PLC0415
 
     directory: Path = args.dir
     config = load_config(directory)
@@ -714,7 +688,7 @@ class _Admin:
 
 
 def _admin_context(args: argparse.Namespace) -> _Admin:
-    genesis = load_genesis_file(args.genesis)
+    genesis = load_genesis(args.genesis)
     hub_url = check_url(args.hub or genesis.hub_url, "--hub")
     passphrase = _passphrase(args.passphrase_file, ADMIN_PASSPHRASE_ENV, what=str(args.key))
     key = load_admin_key(args.key, passphrase)

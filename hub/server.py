@@ -19,11 +19,19 @@ from hub.errors import ConfigError
 from hub.service import HubService
 from hub.web import create_app
 from protocol import keystore
-from protocol.errors import DecodeError, DecryptionFailed, GlobeError
+from protocol.errors import DecryptionFailed, GlobeError
 from protocol.genesis import Genesis
 from protocol.keys import SigningKey
 
-__all__ = ["HUB_KEY_PURPOSE", "HubRuntime", "load_genesis", "load_hub_key", "open_hub", "serve"]
+__all__ = [
+    "HUB_KEY_PURPOSE",
+    "HubRuntime",
+    "load_genesis",
+    "load_hub_key",
+    "load_signing_key",
+    "open_hub",
+    "serve",
+]
 
 log = logging.getLogger("globe.hub")
 
@@ -43,18 +51,23 @@ def read_passphrase(passphrase_file: Path | None) -> bytes:
     return value.encode()
 
 
-def load_hub_key(path: Path, passphrase: bytes) -> SigningKey:
-    """Open the sealed hub key."""
+def load_signing_key(path: Path, passphrase: bytes, *, purpose: str, what: str) -> SigningKey:
+    """Open a sealed signing key file (``what`` names it in messages, e.g. "hub key")."""
     try:
         data = path.read_bytes()
     except OSError as exc:
-        raise ConfigError(f"cannot read hub key {path}: {exc.strerror}") from None
+        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
     try:
-        return SigningKey(keystore.open_secret(data, passphrase, purpose=HUB_KEY_PURPOSE))
+        return SigningKey(keystore.open_secret(data, passphrase, purpose=purpose))
     except DecryptionFailed:
-        raise ConfigError(f"{path}: wrong passphrase, or the file was altered") from None
-    except DecodeError as exc:
-        raise ConfigError(f"{path}: not a hub key file ({exc.detail})") from None
+        raise ConfigError(f"{path}: wrong passphrase, or the key file was altered") from None
+    except GlobeError as exc:
+        raise ConfigError(f"{path}: not a valid {what} file ({exc.detail})") from None
+
+
+def load_hub_key(path: Path, passphrase: bytes) -> SigningKey:
+    """Open the sealed hub key."""
+    return load_signing_key(path, passphrase, purpose=HUB_KEY_PURPOSE, what="hub key")
 
 
 def load_genesis(path: Path) -> Genesis:

@@ -681,7 +681,7 @@ def test_bad_inputs_are_one_line_refusals(net: Net) -> None:
     )
     assert_refused(
         cli("admin", "log", *common, "--passphrase-file", net.pw, "--key", net.hub_dir / "hub.key"),
-        f"{net.hub_dir / 'hub.key'}: not an admin key file (key file holds a "
+        f"{net.hub_dir / 'hub.key'}: not a valid admin key file (key file holds a "
         "'hub-signing-key' key, not a 'admin-signing-key' key)",
     )
     closed = free_port()
@@ -690,7 +690,7 @@ def test_bad_inputs_are_one_line_refusals(net: Net) -> None:
         f"cannot reach the hub at http://127.0.0.1:{closed}: connection refused",
     )
     ran = cli_process("serve", "--dir", net.hub_dir, "--passphrase-file", wrong)
-    assert_refused(ran, f"{net.hub_dir / 'hub.key'}: wrong passphrase, or the file was altered")
+    assert_refused(ran, f"{net.hub_dir / 'hub.key'}: wrong passphrase, or the key file was altered")
     usage = cli_process("admin", "approve", "--genesis", net.genesis_path)
     assert usage.code == 2
     assert "Traceback" not in usage.err
