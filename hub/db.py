@@ -30,7 +30,11 @@ __all__ = [
     "Application",
     "AuditRecord",
     "Base",
+    "ConflictRecord",
+    "Delivery",
     "LogEntryRow",
+    "MailboxItem",
+    "Message",
     "Nonce",
     "Prekey",
     "Proposal",
@@ -132,6 +136,68 @@ class AuditRecord(Base):
     action: Mapped[str] = mapped_column(String(40))
     subject: Mapped[str] = mapped_column(String(80))
     detail: Mapped[str] = mapped_column(Text)  # canonical JSON
+
+
+class Message(Base):
+    """An accepted envelope: exact bytes and the hub's signed acceptance evidence."""
+
+    __tablename__ = "messages"
+    __table_args__ = (UniqueConstraint("sender", "message_id"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    sender: Mapped[str] = mapped_column(String(19))
+    message_id: Mapped[str] = mapped_column(String(32))
+    envelope_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    size: Mapped[int] = mapped_column(BigInteger)
+    expires: Mapped[int] = mapped_column(BigInteger, index=True)
+    accepted: Mapped[int] = mapped_column(BigInteger)
+    evidence: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class ConflictRecord(Base):
+    """A second envelope under a (sender, message id) already used: kept as evidence (R7)."""
+
+    __tablename__ = "conflicts"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    sender: Mapped[str] = mapped_column(String(19), index=True)
+    message_id: Mapped[str] = mapped_column(String(32))
+    envelope_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    time: Mapped[int] = mapped_column(BigInteger)
+
+
+class MailboxItem(Base):
+    """One item waiting for a member: an envelope, or a notice (receipt, non-delivery).
+
+    ``seq`` orders each mailbox in acceptance order and is the pull cursor.
+    """
+
+    __tablename__ = "mailbox"
+    __table_args__ = (Index("ix_mailbox_recipient_seq", "recipient", "seq"),)
+
+    seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    recipient: Mapped[str] = mapped_column(String(19))
+    kind: Mapped[str] = mapped_column(String(16))  # envelope | receipt | non-delivery
+    message: Mapped[int | None] = mapped_column(BigInteger, nullable=True, index=True)
+    payload: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    size: Mapped[int] = mapped_column(BigInteger)
+    created: Mapped[int] = mapped_column(BigInteger)
+
+
+class Delivery(Base):
+    """The outcome for one recipient of one message: its signed receipt, or expiry."""
+
+    __tablename__ = "deliveries"
+    __table_args__ = (UniqueConstraint("message", "recipient"),)
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    message: Mapped[int] = mapped_column(BigInteger, index=True)
+    recipient: Mapped[str] = mapped_column(String(19))
+    outcome: Mapped[str] = mapped_column(String(16))  # delivered | expired
+    receipt: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    time: Mapped[int] = mapped_column(BigInteger)
 
 
 def make_engine(url: str) -> AsyncEngine:

@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from hub import db
 from hub.config import HubConfig
 from hub.errors import ConfigError
+from hub.routing import Router, RoutingLimits
 from hub.service import HubService
 from hub.web import create_app
 from protocol import keystore
@@ -118,8 +119,10 @@ async def open_hub(
         await engine.dispose()
         raise
     lim = config.limits
+    router = Router(service, limits=RoutingLimits(page_size=lim.page_size))
     app = create_app(
         service,
+        router=router,
         clock=time.monotonic,
         max_body=lim.max_body,
         rate_per_second=lim.rate_per_second,

@@ -8,10 +8,12 @@ has a token bucket (429 with ``Retry-After``).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import math
 import re
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any, Final
 
 import orjson
@@ -19,6 +21,7 @@ from aiohttp import web
 
 from hub.errors import NotFound, PayloadTooLarge, RateLimited
 from hub.openapi import openapi_document
+from hub.routing import Router
 from hub.service import Clock, HubService, Principal
 from protocol import canonical
 from protocol.errors import AuthError, GlobeError, MalformedError, StaleError, UsageError
@@ -31,6 +34,7 @@ log = logging.getLogger("globe.hub.http")
 
 PROBLEM_TYPE: Final = "application/problem+json"
 SERVICE_KEY: Final = web.AppKey("service", HubService)
+ROUTER_KEY: Final = web.AppKey("router", Router)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _HEX32: Final = re.compile(r"[0-9a-f]{32}\Z")
 
@@ -123,9 +127,10 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return problem(err, instance=request.path)
 
 
-async def read_body(request: web.Request) -> bytes:
+async def read_body(request: web.Request, limit: int | None = None) -> bytes:
     """The request body, refused before buffering if it exceeds the cap."""
-    limit: int = request.app[LIMITS_KEY]["max_body"]
+    if limit is None:
+        limit = request.app[LIMITS_KEY]["max_body"]
     if request.content_length is not None and request.content_length > limit:
         raise PayloadTooLarge(f"body of {request.content_length} bytes exceeds {limit}")
     # StreamReader.read(n) returns what has arrived so far (at most n bytes), not
@@ -363,6 +368,41 @@ async def admin_audit(request: web.Request) -> web.Response:
     return json_response({"records": await request.app[SERVICE_KEY].audit(since, limit)})
 
 
+async def post_message(request: web.Request) -> web.Response:
+    """Submit an envelope (its sender's transport key signs the request)."""
+    router = request.app[ROUTER_KEY]
+    body = await read_body(request, router.limits.max_envelope)
+    who = await authenticate(request, body, admin=False)
+    status, evidence = await router.submit(body, who)
+    return web.Response(status=status, body=evidence, content_type="application/json")
+
+
+async def get_mailbox(request: web.Request) -> web.Response:
+    """Items waiting for the authenticated member after ``after``, oldest first."""
+    router = request.app[ROUTER_KEY]
+    who = await authenticate(request, await read_body(request), admin=False)
+    after = _int_param(request, "after", 0, 0, 2**53 - 1)
+    limit = _int_param(request, "limit", router.limits.page_size, 1, router.limits.page_size)
+    return json_response(await router.pull(who, after, limit))
+
+
+async def post_ack(request: web.Request) -> web.Response:
+    """Signed receipts release envelopes; notice cursors drop receipts and non-delivery notices."""
+    body = await read_body(request)
+    who = await authenticate(request, body, admin=False)
+    reader = canonical.ObjectReader(_json_body(body), "ack")
+    receipts = [
+        canonical.b64d(str(x), what="ack.receipts") if isinstance(x, str) else b""
+        for x in reader.array("receipts", max_items=500)
+    ]
+    notices = reader.array("notices", max_items=500)
+    reader.done()
+    if any(not r for r in receipts) or any(type(n) is not int or n < 0 for n in notices):
+        raise MalformedError("ack: receipts are base64url strings, notices are cursors")
+    result = await request.app[ROUTER_KEY].ack(who, receipts, [int(str(n)) for n in notices])
+    return json_response(result)
+
+
 def create_app(
     service: HubService,
     *,
@@ -371,8 +411,14 @@ def create_app(
     rate_per_second: float = 20.0,
     burst: int = 100,
     page_size: int = 500,
+    router: Router | None = None,
+    expiry_interval: float = 30.0,
 ) -> web.Application:
-    """The aiohttp application around a started :class:`HubService`."""
+    """The aiohttp application around a started :class:`HubService`.
+
+    With a ``router``, the message routes are served and the router's writer
+    and the expiry sweep run for the application's lifetime.
+    """
     if max_body < 1024 or page_size < 1:
         raise UsageError("max_body must be at least 1 KiB and page_size at least 1")
     app = web.Application(middlewares=[problem_middleware], client_max_size=max_body)
@@ -398,4 +444,34 @@ def create_app(
     r.add_post("/v1/admin/actions", admin_action)
     r.add_get("/v1/admin/proposals", admin_proposals)
     r.add_get("/v1/admin/audit", admin_audit)
+    if router is not None:
+        app[ROUTER_KEY] = router
+        r.add_post("/v1/messages", post_message)
+        r.add_get("/v1/mailbox", get_mailbox)
+        r.add_post("/v1/mailbox/ack", post_ack)
+        app.cleanup_ctx.append(_routing_context(router, expiry_interval))
     return app
+
+
+def _routing_context(
+    router: Router, interval: float
+) -> Callable[[web.Application], AsyncIterator[None]]:
+    async def context(_app: web.Application) -> AsyncIterator[None]:
+        await router.start()
+
+        async def sweep() -> None:
+            while True:
+                await asyncio.sleep(interval)
+                try:
+                    await router.expire()
+                except GlobeError as exc:  # storage trouble: try again next round
+                    log.warning("expiry sweep failed: %s", exc.detail)
+
+        task = asyncio.create_task(sweep(), name="globe-expiry")
+        yield
+        task.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await task
+        await router.stop()
+
+    return context
