@@ -47,6 +47,7 @@ import orjson
 from hub.client import DEFAULT_TIMEOUT, HubClient
 from hub.config import CONFIG_NAME, HubConfig, Limits, default_database_url, load_config
 from hub.errors import ConfigError
+from hub.logs import configure as configure_logging
 from hub.server import HUB_KEY_PURPOSE, load_genesis, load_signing_key
 from protocol import canonical, keystore, labels
 from protocol.directory import TRANSITIONS, DirectoryState, HeadRelation, MemberStatus
@@ -441,10 +442,8 @@ def cmd_serve(args: argparse.Namespace) -> Result:
             f"{directory} FILE' or pass --genesis FILE"
         )
     passphrase = _passphrase(args.passphrase_file, HUB_PASSPHRASE_ENV, what="the hub key")
-    logging.basicConfig(
-        level=getattr(logging, args.log_level.upper()),
-        stream=sys.stderr,
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    configure_logging(
+        getattr(logging, args.log_level.upper()), json_lines=args.log_format == "json"
     )
     if args.log_level != "debug":  # Alembic's per-start banner is noise at info level
         logging.getLogger("alembic").setLevel(logging.WARNING)
@@ -1265,6 +1264,12 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat decla
         choices=["debug", "info", "warning", "error"],
         default="info",
         help="log verbosity on stderr (default: info)",
+    )
+    p.add_argument(
+        "--log-format",
+        choices=["json", "text"],
+        default="json",
+        help="JSON lines (default, for log collectors) or plain text on stderr",
     )
     p.set_defaults(func=cmd_serve)
 
