@@ -56,6 +56,7 @@ from protocol.membership import (
     make_entry,
 )
 from protocol.prekeys import SignedPrekey
+from protocol.replay import NonceWindow
 from protocol.signed import SignedObject, verify_quorum
 
 __all__ = ["Clock", "HubService", "Principal"]
@@ -119,6 +120,7 @@ class HubService:
         self._transport: dict[KeyId, AuthorityId] = {}
         self._transport_of: dict[AuthorityId, KeyId] = {}
         self._append_lock = asyncio.Lock()
+        self._nonces = NonceWindow(window=clock_skew)
 
     def now(self) -> int:
         """The current time in whole seconds."""
@@ -187,9 +189,22 @@ class HubService:
         key = member.certificate.transport_key
         return (authority, key) if key.key_id == key_id else None
 
-    async def consume_nonce(self, key_id: KeyId, nonce: bytes, created: int) -> None:
-        """Record a request nonce; :class:`ReplayError` if it was used inside the window."""
+    async def consume_nonce(
+        self, key_id: KeyId, nonce: bytes, created: int, *, durable: bool = True
+    ) -> None:
+        """Record a request nonce; :class:`ReplayError` if it was used inside the window.
+
+        ``durable`` nonces (admin and membership requests) go to the database, so
+        replay protection survives restarts and spans hub processes.  Member
+        traffic on the message path is kept in memory instead: a write per request
+        would cost a synchronous commit each and defeat group commit, and every
+        message-path request is idempotent (a replayed submission gets the same
+        evidence, a replayed receipt releases nothing new).
+        """
         now = self.now()
+        if not durable:
+            self._nonces.check_and_add(key_id, nonce, created, now)
+            return
         try:
             async with self.unit() as s:
                 s.add(

@@ -182,7 +182,10 @@ async def authenticate(request: web.Request, body: bytes, *, admin: bool) -> Pri
         max_skew=service.clock_skew,
     )
     request.app[BUCKETS_KEY].take(f"key:{auth.key_id}")
-    await service.consume_nonce(auth.key_id, auth.nonce, auth.created)
+    # Admin and prekey requests: durable nonces; the message path: in memory (see
+    # HubService.consume_nonce for why that is safe).
+    durable = admin or request.path == "/v1/prekeys"
+    await service.consume_nonce(auth.key_id, auth.nonce, auth.created, durable=durable)
     return principal
 
 
