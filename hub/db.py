@@ -14,6 +14,7 @@ from alembic import command
 from alembic.config import Config
 from sqlalchemy import (
     BigInteger,
+    ForeignKey,
     Index,
     Integer,
     LargeBinary,
@@ -30,11 +31,13 @@ __all__ = [
     "Application",
     "AuditRecord",
     "Base",
+    "Blob",
     "ConflictRecord",
     "Delivery",
     "LogEntryRow",
     "MailboxItem",
     "Message",
+    "MessageBlob",
     "Nonce",
     "Prekey",
     "Proposal",
@@ -175,7 +178,10 @@ class MailboxItem(Base):
     """
 
     __tablename__ = "mailbox"
-    __table_args__ = (Index("ix_mailbox_recipient_seq", "recipient", "seq"),)
+    __table_args__ = (
+        Index("ix_mailbox_recipient_seq", "recipient", "seq"),
+        {"sqlite_autoincrement": True},  # a cursor never names two items
+    )
 
     seq: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
     recipient: Mapped[str] = mapped_column(String(19))
@@ -198,6 +204,30 @@ class Delivery(Base):
     outcome: Mapped[str] = mapped_column(String(16))  # delivered | expired
     receipt: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     time: Mapped[int] = mapped_column(BigInteger)
+
+
+class Blob(Base):
+    """An attachment blob: ciphertext in a file under the blob directory (``hub.blobs``)."""
+
+    __tablename__ = "blobs"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # 32 lower-case hex
+    owner: Mapped[str] = mapped_column(String(19), index=True)  # the uploading authority
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[bytes] = mapped_column(LargeBinary(32))  # of the stored ciphertext
+    created: Mapped[int] = mapped_column(BigInteger, index=True)
+    state: Mapped[str] = mapped_column(String(16))  # complete
+
+
+class MessageBlob(Base):
+    """An accepted message lists a blob in its header (``blobs``, PROTOCOL.md §7.2)."""
+
+    __tablename__ = "message_blobs"
+
+    message: Mapped[int] = mapped_column(BigInteger, primary_key=True)  # messages.id
+    blob: Mapped[str] = mapped_column(
+        String(32), ForeignKey("blobs.id"), primary_key=True, index=True
+    )
 
 
 def make_engine(url: str) -> AsyncEngine:

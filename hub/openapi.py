@@ -15,25 +15,35 @@ from typing import Any, Final
 
 from hub.config import Limits
 from hub.errors import Conflict, NotFound, PayloadTooLarge, RateLimited
+from hub.routing import ENVELOPE, NON_DELIVERY, RECEIPT, MailboxFull, RoutingLimits
 from hub.service import APPROVED, AWAITING_POP, MAX_PREKEYS, PENDING, REJECTED
 from protocol.canonical import MAX_INT
 from protocol.directory import MemberStatus
+from protocol.envelope import MAX_LIFETIME
+from protocol.envelope import MAX_SKEW as ENVELOPE_SKEW
 from protocol.errors import (
     PROBLEM_BASE,
     AuthError,
     BadSignature,
+    ConflictError,
     DecodeError,
     DecryptionFailed,
+    ExpiredError,
     GlobeError,
     InvalidIdentifier,
     LogError,
     MalformedError,
     MemberNotActive,
+    NotCertified,
+    NotYetValid,
     ReplayError,
     SizeLimitExceeded,
     StaleError,
     StorageError,
+    Truncated,
     UnknownMember,
+    UnsupportedSuite,
+    UnsupportedVersion,
 )
 from protocol.membership import (
     AUTHORITY_KINDS,
@@ -43,6 +53,7 @@ from protocol.membership import (
     Action,
 )
 from protocol.prekeys import MAX_PREKEY_LIFETIME, MAX_PREKEY_SIZE
+from protocol.receipts import MAX_RECEIPT_SIZE
 from protocol.requestauth import HEADER, HUB_AUDIENCE, MAX_SKEW
 from protocol.signed import MAX_SIGNATURES
 
@@ -55,6 +66,10 @@ _ERROR_PACKAGES: Final = frozenset({"protocol", "hub"})
 _DEFAULTS: Final = Limits()
 _PAGE: Final = _DEFAULTS.page_size
 _MAX_BODY: Final = _DEFAULTS.max_body
+_ROUTING: Final = RoutingLimits()
+_MAILBOX_PAGE: Final = _ROUTING.page_size
+#: Items in one acknowledgement (``web.post_ack``).
+_ACK_MAX_ITEMS: Final = 500
 _AUDIT_PAGE: Final = 1000
 _AUDIT_MAX: Final = 10_000
 #: Size caps of signed objects the hub decodes (bytes of the canonical container).
@@ -190,10 +205,12 @@ _STATUS_RESPONSES: Final = {
     404: "NotFound",
     405: "MethodNotAllowed",
     409: "Conflict",
+    410: "Gone",
     413: "PayloadTooLarge",
     429: "TooManyRequests",
     500: "InternalError",
     503: "ServiceUnavailable",
+    507: "InsufficientStorage",
 }
 
 
@@ -599,6 +616,100 @@ def _schemas(types: list[dict[str, Any]]) -> JsonObject:
             "Audit records with id greater than `since`, oldest first.",
             {"records": {"type": "array", "items": _schema("AuditRecord")}},
         ),
+        "MessageId": {
+            "type": "string",
+            "pattern": "^[0-9a-f]{32}$",
+            "description": "A message id (PROTOCOL.md §3.1): 32 lower-case hex digits, unique "
+            "per sender.",
+        },
+        "MailboxItem": _object(
+            "One item waiting for the member.",
+            {
+                "cursor": _int(
+                    "The item's position: increasing in the order items were stored; pass "
+                    "the last one seen as `after` to continue.",
+                    minimum=1,
+                ),
+                "kind": {
+                    "type": "string",
+                    "enum": [ENVELOPE, RECEIPT, NON_DELIVERY],
+                    "description": (
+                        f"`{ENVELOPE}`: an envelope addressed to the member, released only "
+                        "by its signed receipt.  Notices, dropped by cursor once read: "
+                        f"`{RECEIPT}` (a recipient's receipt for an envelope the member sent, "
+                        f"with the hub's `delivered` evidence) and `{NON_DELIVERY}` (the "
+                        "hub's `non-delivery` evidence: a recipient did not acknowledge before "
+                        "expiry)."
+                    ),
+                },
+                "data": _b64(
+                    f"`{ENVELOPE}`: the exact envelope bytes as accepted.  `{RECEIPT}`: "
+                    'canonical JSON `{"evidence": b64(evidence container), "receipt": '
+                    f"b64(receipt container)}}`.  `{NON_DELIVERY}`: the evidence container "
+                    "(canonical JSON).",
+                    max_bytes=_ROUTING.max_envelope,
+                ),
+            },
+        ),
+        "MailboxPage": _object(
+            "Items after `after`, oldest first.",
+            {
+                "items": {
+                    "type": "array",
+                    "items": _schema("MailboxItem"),
+                    "maxItems": _MAILBOX_PAGE,
+                },
+                "cursor": _int(
+                    "The cursor of the last item here, or `after` if there is none: pass it "
+                    "as `after` for the next page."
+                ),
+            },
+        ),
+        "Ack": _object(
+            "Signed receipts for envelopes received, and cursors of notices read.",
+            {
+                "receipts": {
+                    "type": "array",
+                    "items": _b64(
+                        "The exact bytes of a delivery receipt container (PROTOCOL.md §9) "
+                        "signed by the member's identity key.",
+                        max_bytes=MAX_RECEIPT_SIZE,
+                    ),
+                    "maxItems": _ACK_MAX_ITEMS,
+                },
+                "notices": {
+                    "type": "array",
+                    "items": _int("The cursor of a notice to drop."),
+                    "maxItems": _ACK_MAX_ITEMS,
+                },
+            },
+        ),
+        "AckResult": _object(
+            "What the acknowledgement did.",
+            {
+                "released": {
+                    "type": "array",
+                    "items": _schema("MessageId"),
+                    "description": "Ids of the envelopes released, in the order of the receipts.",
+                },
+                "refused": {
+                    "type": "array",
+                    "items": _object(
+                        "A receipt that released nothing.",
+                        {
+                            "type": {
+                                "type": "string",
+                                "format": "uri",
+                                "description": "A problem type (see `Problem`).",
+                            },
+                            "detail": {"type": "string"},
+                        },
+                    ),
+                    "description": "One entry per receipt that released nothing.",
+                },
+                "notices": _int("Notices dropped."),
+            },
+        ),
         "Health": _object("Liveness.", {"status": {"type": "string", "const": "ok"}}),
         "Readiness": _object(
             "Readiness: the database answers and the directory is verified.",
@@ -652,6 +763,7 @@ def _responses(types: list[dict[str, Any]]) -> JsonObject:
             405,
         ),
         "Conflict": problem("The request conflicts with the current state.", 409),
+        "Gone": problem("The envelope has expired.", 410),
         "PayloadTooLarge": problem(
             f"The body exceeds the hub's cap (`max_body`, default {_MAX_BODY} bytes; refused "
             f"before it is read, `{PayloadTooLarge.slug}`) or the cap of the structure it "
@@ -667,12 +779,18 @@ def _responses(types: list[dict[str, Any]]) -> JsonObject:
             "retry later.",
             503,
         ),
+        "InsufficientStorage": problem(
+            "A recipient's mailbox is over its quota (items or bytes waiting); nothing was "
+            "stored, retry later.",
+            507,
+        ),
     }
 
 
 _SECURITY_DESCRIPTION: Final = f"""\
 A signed request (PROTOCOL.md §10), in the style of RFC 9421.  Members sign with their \
-certified **transport** key (`PUT /v1/prekeys`), admins with their genesis **admin** key \
+certified **transport** key (`PUT /v1/prekeys` and the message routes `POST /v1/messages`, \
+`GET /v1/mailbox`, `POST /v1/mailbox/ack`), admins with their genesis **admin** key \
 (`/v1/admin/*`); never with an identity key.  One header, matching exactly:
 
     {HEADER}: v1;kid=ed25519:<32 hex>;created=<unix seconds>;nonce=<22 base64url>;sig=<86 base64url>
@@ -690,20 +808,25 @@ pinned genesis and `body` the hash of the empty string for a request without a b
 hub refuses a `created` more than {MAX_SKEW} s (configurable `clock_skew`) from its clock \
 (401 `{StaleError.slug}`), any other defect with the same 401 `{AuthError.slug}` (unknown, \
 suspended or revoked key included), and a `(kid, nonce)` pair seen inside the window with 409 \
-`{ReplayError.slug}`.  The nonce is recorded only after the signature verified.
+`{ReplayError.slug}`.  The nonce is recorded only after the signature verified: durably for \
+admin and prekey requests, in the hub process's memory for the message routes (which are \
+idempotent: a replayed submission gets the same evidence, a replayed receipt releases nothing \
+new).
 """
 
 _INFO_DESCRIPTION: Final = f"""\
 The GlobE Link hub: membership applications, quorum-signed membership actions, the \
-hash-chained membership log and its signed checkpoints, the directory, and members' signed \
-prekeys.  The hub stores and sequences; it never decides membership, and clients verify \
-everything it serves against their pinned genesis (PROTOCOL.md §6).
+hash-chained membership log and its signed checkpoints, the directory, members' signed \
+prekeys, and store-and-forward delivery of encrypted envelopes (per-recipient mailboxes, \
+signed receipts, hub-signed evidence).  The hub stores and sequences; it never decides \
+membership nor reads content, and clients verify everything it serves against their pinned \
+genesis (PROTOCOL.md §6).
 
-**Signed requests.**  `PUT /v1/prekeys` and every `/v1/admin/*` route need the \
-`{HEADER}` header (security scheme `GlobeAuth`), checked before any work.  Bodies that carry \
-signed objects (applications, actions, prekeys) are the exact canonical JSON bytes of a \
-signed-object container (PROTOCOL.md §2, §5.1): signatures cover those bytes, so send them \
-unchanged.
+**Signed requests.**  `PUT /v1/prekeys`, the message routes and every `/v1/admin/*` route \
+need the `{HEADER}` header (security scheme `GlobeAuth`), checked before any work.  Bodies \
+that carry signed objects (applications, actions, prekeys) are the exact canonical JSON bytes \
+of a signed-object container (PROTOCOL.md §2, §5.1): signatures cover those bytes, so send \
+them unchanged.  An envelope is sent as its exact binary bytes (PROTOCOL.md §7).
 
 **Errors.**  Every refusal is an RFC 9457 problem served as `application/problem+json` with \
 `type`, `title`, `status`, `detail` and `instance` (the request path); the type URIs are \
@@ -713,9 +836,11 @@ listed in the `Problem` schema (`x-problem-types`).  An unknown path is a 404 \
 `Retry-After` and 500 `error` (unexpected failure, nothing applied); routes that touch the \
 database may answer 503 `{StorageError.slug}`.
 
-**Limits.**  Request bodies are capped (`max_body`, default {_MAX_BODY} bytes) before they \
-are buffered (413).  Pages hold at most `page_size` items (default {_PAGE}; the maxima below \
-show the defaults).  `HEAD` is accepted on every `GET` route.
+**Limits.**  Request bodies are capped (`max_body`, default {_MAX_BODY} bytes; envelopes \
+`max_envelope`, default {_ROUTING.max_envelope} bytes) before they are buffered (413).  \
+Pages hold at most `page_size` items (default {_PAGE}; the maxima below show the defaults).  \
+Mailboxes have quotas (items and bytes waiting per recipient; 507 when over).  `HEAD` is \
+accepted on every `GET` route.
 """
 
 
@@ -987,6 +1112,7 @@ def _paths() -> JsonObject:
                 ],
             )
         },
+        **_message_paths(auth_401, replay_409),
         "/v1/admin/applications": {
             "get": admin_get(
                 "adminListApplications",
@@ -1096,6 +1222,131 @@ def _paths() -> JsonObject:
     }
 
 
+def _message_paths(auth_401: str, replay_409: str) -> JsonObject:
+    """Store-and-forward: submission, the mailbox and acknowledgements."""
+    member_409 = f"{replay_409}  (Per hub process: these routes are idempotent.)"
+    too_large = f"`{PayloadTooLarge.slug}`: the body exceeds `max_body`."
+    return {
+        "/v1/messages": {
+            "post": _operation(
+                "submitMessage",
+                "messages",
+                "Submit an envelope",
+                "The sender submits an envelope (PROTOCOL.md §7), authenticating the request "
+                "with its transport key.  Checked in this order (R9): size cap, strict parse, "
+                "sender certified and active, outer signature, every recipient active, "
+                "idempotency, every recipient's mailbox quota.  The hub answers only after the "
+                "envelope and one mailbox item per recipient are durably committed (R10; "
+                "submissions are group-committed), with its signed `accepted` evidence "
+                "(PROTOCOL.md §9).  The envelope waits in each recipient's mailbox until that "
+                "recipient's signed receipt releases it, or until it expires (the sender then "
+                "gets `non-delivery` evidence).",
+                {
+                    "201": _ok(
+                        "Accepted: the hub's `accepted` evidence container (canonical JSON) "
+                        "naming the message id, the envelope hash, the sender and the "
+                        "recipients.",
+                        _schema("SignedObject"),
+                    ),
+                    "200": _ok(
+                        "These exact bytes were accepted before: the original evidence, "
+                        "byte for byte (resubmitting is safe).",
+                        _schema("SignedObject"),
+                    ),
+                },
+                errors={
+                    400: f"`{Truncated.slug}`, `{MalformedError.slug}` (bad magic, trailing "
+                    "bytes, made for another network, or not submitted by its sender), "
+                    f"`{UnsupportedVersion.slug}`, `{UnsupportedSuite.slug}`, or "
+                    f"`{NotYetValid.slug}`: created more than {ENVELOPE_SKEW} s in the "
+                    "future.",
+                    401: f"{auth_401}  Or `{BadSignature.slug}`: the envelope's signature does "
+                    "not verify under the sender's certified identity key.",
+                    403: f"`{UnknownMember.slug}` or `{MemberNotActive.slug}`: a recipient is "
+                    f"not an active member; `{NotCertified.slug}`: signed with a key that is "
+                    "not the sender's certified identity key.",
+                    409: f"{member_409}  Or `{ConflictError.slug}`: the sender used this "
+                    "message id before for other bytes; both are kept as evidence.",
+                    410: f"`{ExpiredError.slug}`: the envelope's expiry has passed (lifetime "
+                    f"at most {MAX_LIFETIME // 86400} days).",
+                    413: f"`{PayloadTooLarge.slug}`: the body exceeds `max_envelope`.",
+                    503: None,
+                    507: f"`{MailboxFull.slug}`: a recipient's mailbox is over its quota; "
+                    "nothing was stored for any recipient.",
+                },
+                body={
+                    "required": True,
+                    "description": (
+                        "The envelope's exact bytes (binary, PROTOCOL.md §7), at most "
+                        f"`max_envelope` (default {_ROUTING.max_envelope}) bytes."
+                    ),
+                    "content": {
+                        "application/octet-stream": {
+                            "schema": {
+                                "type": "string",
+                                "contentMediaType": "application/octet-stream",
+                            }
+                        }
+                    },
+                },
+                signed=True,
+            )
+        },
+        "/v1/mailbox": {
+            "get": _operation(
+                "pullMailbox",
+                "messages",
+                "Pull the mailbox",
+                "Items waiting for the authenticated member after `after`, oldest first.  "
+                "Pulling does not remove anything: envelopes stay until a receipt releases "
+                "them (`POST /v1/mailbox/ack`), notices until they are dropped by cursor.",
+                {"200": _ok("A page of items.", _schema("MailboxPage"))},
+                errors={401: auth_401, 409: member_409, 413: too_large, 400: None, 503: None},
+                parameters=[
+                    _int_query(
+                        "after", "Return items with a greater cursor.", default=0, lo=0, hi=MAX_INT
+                    ),
+                    _int_query(
+                        "limit",
+                        "Page size (at most the router's `page_size`).",
+                        default=_MAILBOX_PAGE,
+                        lo=1,
+                        hi=_MAILBOX_PAGE,
+                    ),
+                ],
+                signed=True,
+            )
+        },
+        "/v1/mailbox/ack": {
+            "post": _operation(
+                "acknowledgeMailbox",
+                "messages",
+                "Acknowledge envelopes and notices",
+                "Each receipt, signed by the authenticated member's identity key over the "
+                "exact bytes of an envelope waiting in its mailbox, releases that envelope: "
+                "the hub records the receipt and puts it, with its `delivered` evidence, in "
+                "the sender's mailbox.  Any other receipt releases nothing and is listed in "
+                "`refused` (e.g. `bad-signature`, `malformed` when presented by another "
+                f"member than its signer, `{NotFound.slug}` for no such envelope waiting).  "
+                "`notices` drops the member's own receipt and non-delivery notices by cursor; "
+                "envelopes are never dropped by cursor.",
+                {"200": _ok("What was released and dropped.", _schema("AckResult"))},
+                errors={
+                    400: f"`{MalformedError.slug}` or `{DecodeError.slug}` family: not an "
+                    "acknowledgement (receipts are base64url strings, notices cursors, at most "
+                    f"{_ACK_MAX_ITEMS} each).",
+                    401: auth_401,
+                    409: member_409,
+                    413: too_large,
+                    503: None,
+                },
+                body={"required": True, "content": _json_content(_schema("Ack"))},
+                signed=True,
+            )
+        },
+    }
+
+
 def openapi_document() -> dict[str, Any]:
     """The OpenAPI document (built on each call; it is small)."""
     types = problem_types()
@@ -1112,6 +1363,10 @@ def openapi_document() -> dict[str, Any]:
             {"name": "directory", "description": "Genesis, log, checkpoints and search."},
             {"name": "applications", "description": "Applying for membership."},
             {"name": "prekeys", "description": "Members' signed prekeys."},
+            {
+                "name": "messages",
+                "description": "Envelopes, mailboxes, receipts and evidence (signed).",
+            },
             {"name": "admin", "description": "Admin review and quorum signing (signed)."},
         ],
         "paths": _paths(),

@@ -16,15 +16,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import db
-from hub.errors import NotFound
+from hub.errors import Conflict, NotFound
 from hub.service import HubService, Principal
 from protocol import canonical
 from protocol.envelope import (
@@ -47,6 +48,8 @@ __all__ = ["MailboxFull", "Router", "RoutingLimits"]
 
 log = logging.getLogger("globe.hub.routing")
 
+#: Advisory-lock key serialising mailbox writers on PostgreSQL ("GLBM").
+_MAILBOX_LOCK: Final = 0x474C424D
 ENVELOPE: Final = "envelope"
 RECEIPT: Final = "receipt"
 NON_DELIVERY: Final = "non-delivery"
@@ -76,7 +79,9 @@ class _Pending:
     envelope: Envelope
     evidence: bytes
     accepted: int
-    done: asyncio.Future[None] = field(
+    #: Resolved after the commit: ``None`` for a new envelope, or the evidence stored
+    #: for it by a concurrent submission of the same bytes.
+    done: asyncio.Future[bytes | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
 
@@ -94,10 +99,16 @@ class Router:
         self.service = service
         self.limits = limits
         self.on_commit = on_commit or (lambda _recipients: None)
+        #: Awaited with (sender, message id) of messages that lost a waiting copy (receipt
+        #: or expiry), so attachment blobs nobody needs any more can go (hub.blobs).
+        self.on_release: Callable[[list[tuple[str, str]]], Awaitable[None]] | None = None
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._usage: dict[str, list[int]] = {}  # recipient -> [count, bytes] waiting
-        self.batch_sizes: list[int] = []  # recent group-commit sizes, for metrics
+        self.batch_sizes: list[int] = []
+        self._postgres = (
+            service.engine.dialect.name == "postgresql"
+        )  # recent group-commit sizes, for metrics
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -141,6 +152,8 @@ class Router:
         existing = await self._existing(env)
         if existing is not None:
             return existing
+        if env.header.blobs:
+            await self._check_blobs(env)
         self._check_quota(env)
         evidence = make_evidence(
             genesis=svc.genesis,
@@ -153,9 +166,23 @@ class Router:
             time=now,
         ).signed.encode()
         pending = _Pending(env, evidence, now)
-        await self._queue.put(pending)
-        await pending.done  # raised if the commit failed: nothing was acknowledged
+        # Reserve the quota now, not at commit: concurrent submissions must not all
+        # pass the check above before any of them is counted.
+        self._reserve(env, 1)
+        try:
+            await self._queue.put(pending)
+            stored = await pending.done  # raised if the commit failed: nothing acknowledged
+        except BaseException:
+            self._reserve(env, -1)
+            raise
+        if stored is not None:  # a concurrent submission of the same bytes won the commit
+            self._reserve(env, -1)
+            return 200, stored
         return 201, evidence
+
+    def _reserve(self, env: Envelope, sign: int) -> None:
+        for r in env.header.recipients:
+            self._used(str(r.authority), sign, sign * len(env.raw))
 
     async def _existing(self, env: Envelope) -> tuple[int, bytes] | None:
         h = env.header
@@ -179,6 +206,22 @@ class Router:
             )  # fmt: skip
         raise ConflictError(f"message {h.message_id} was accepted before with other bytes")
 
+    async def _check_blobs(self, env: Envelope) -> None:
+        """Every blob the header lists is a complete upload of the sender (§7.2, §8.4)."""
+        h = env.header
+        async with self.service.unit() as s:
+            found = (
+                await s.execute(
+                    select(func.count())
+                    .select_from(db.Blob)
+                    .where(db.Blob.id.in_(h.blobs))
+                    .where(db.Blob.owner == str(h.sender))
+                    .where(db.Blob.state == "complete")
+                )
+            ).scalar_one()
+        if found != len(h.blobs):
+            raise Conflict("the envelope lists a blob that is not a complete upload of its sender")
+
     def _check_quota(self, env: Envelope) -> None:
         for r in env.header.recipients:
             count, size = self._usage.get(str(r.authority), (0, 0))
@@ -196,8 +239,10 @@ class Router:
                 batch.append(self._queue.get_nowait())
             try:
                 await self._commit(batch)
-            except Exception as exc:  # noqa: BLE001 - reported to each waiting submitter
+            except Exception as exc:  # noqa: BLE001 - every waiting submitter must get an answer
                 log.error("group commit of %d failed: %s", len(batch), type(exc).__name__)
+                for item in batch:
+                    _fail(item, exc)
             finally:
                 for _ in batch:
                     self._queue.task_done()
@@ -211,7 +256,19 @@ class Router:
             for item in batch:
                 try:
                     await self._insert([item])
-                except (IntegrityError, StorageError, SQLAlchemyError, OSError) as exc:
+                except IntegrityError as exc:
+                    # The same envelope committed by a concurrent submission: answer
+                    # this one as the resubmission it is (200, the stored evidence).
+                    try:
+                        existing = await self._existing(item.envelope)
+                    except GlobeError as refusal:
+                        _fail(item, refusal)
+                        continue
+                    if existing is None:
+                        _fail(item, exc)
+                    elif not item.done.done():
+                        item.done.set_result(existing[1])
+                except (StorageError, SQLAlchemyError, OSError) as exc:
                     _fail(item, exc)
             return
         except (StorageError, SQLAlchemyError, OSError) as exc:
@@ -223,6 +280,7 @@ class Router:
         committed: list[_Pending] = []
         touched: set[str] = set()
         async with self.service.unit() as s:
+            await self._serialise(s)
             for item in batch:
                 if item.done.done():
                     continue
@@ -244,17 +302,29 @@ class Router:
                         for r in h.recipients
                     ],
                 )  # fmt: skip
+                if h.blobs:  # the foreign key refuses a blob removed since _check_blobs
+                    await s.execute(
+                        insert(db.MessageBlob), [{"message": message, "blob": b} for b in h.blobs]
+                    )
                 committed.append(item)
         self.batch_sizes = [*self.batch_sizes[-999:], len(committed)]
-        for item in committed:
-            for r in item.envelope.header.recipients:
-                usage = self._usage.setdefault(str(r.authority), [0, 0])
-                usage[0] += 1
-                usage[1] += len(item.envelope.raw)
-                touched.add(str(r.authority))
+        for item in committed:  # their quota was reserved at submission
+            touched.update(str(r.authority) for r in item.envelope.header.recipients)
             if not item.done.done():
                 item.done.set_result(None)
         self.on_commit(touched)
+
+    async def _serialise(self, s: AsyncSession) -> None:
+        """Make mailbox cursors follow commit order across hub processes.
+
+        A cursor pull (``after=``) must never skip an item that commits later with
+        a smaller ``seq``.  On PostgreSQL, sequence values are taken at insert time,
+        so two processes could commit out of ``seq`` order; a transaction-scoped
+        advisory lock taken before the first insert makes every transaction that
+        adds mailbox items commit in ``seq`` order.  SQLite has a single writer.
+        """
+        if self._postgres:
+            await s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MAILBOX_LOCK})
 
     # -- mailboxes ----------------------------------------------------------------------
 
@@ -302,6 +372,7 @@ class Router:
         released: list[str] = []
         refused: list[dict[str, str]] = []
         notify: set[str] = set()
+        finished: list[tuple[str, str]] = []
         for data in receipts:
             try:
                 receipt = DeliveryReceipt.decode(data, svc.state)
@@ -309,6 +380,7 @@ class Router:
                     raise MalformedError("a receipt is acknowledged by its signer")
                 released.append(await self._release(receipt, data, now))
                 notify.add(str(receipt.sender))
+                finished.append((str(receipt.sender), str(receipt.message_id)))
             except GlobeError as exc:
                 refused.append({"type": exc.type_uri(), "detail": exc.detail})
         dropped = 0
@@ -324,16 +396,21 @@ class Router:
                 ).all()
                 if rows:
                     await s.execute(
-                        delete(db.MailboxItem).where(db.MailboxItem.seq.in_([r.seq for r in rows]))
+                        delete(db.MailboxItem)
+                        .where(db.MailboxItem.recipient == me)
+                        .where(db.MailboxItem.kind != ENVELOPE)
+                        .where(db.MailboxItem.seq.in_([r.seq for r in rows]))
                     )
                 dropped = len(rows)
             self._used(me, -dropped, -sum(r.size for r in rows))
         self.on_commit(notify)
+        await self._released(finished)
         return {"released": released, "refused": refused, "notices": dropped}
 
     async def _release(self, receipt: DeliveryReceipt, data: bytes, now: int) -> str:
         me = str(receipt.recipient)
         async with self.service.unit() as s:
+            await self._serialise(s)
             row = (
                 await s.execute(
                     select(
@@ -347,9 +424,20 @@ class Router:
                     .where(db.Message.envelope_hash == receipt.envelope_hash)
                 )
             ).first()
+            gone = f"no envelope {receipt.message_id} waits for {me} with those bytes"
             if row is None:
-                raise NotFound(f"no envelope {receipt.message_id} waits for {me} with those bytes")
-            await s.execute(delete(db.MailboxItem).where(db.MailboxItem.seq == row.seq))
+                raise NotFound(gone)
+            # A concurrent ack of the same receipt, or the expiry sweep, may have removed
+            # the row since it was read: then this release did not happen (rolled back).
+            taken = await s.execute(
+                delete(db.MailboxItem)
+                .where(db.MailboxItem.seq == row.seq)
+                .where(db.MailboxItem.recipient == me)
+                .where(db.MailboxItem.message == row.id)
+                .returning(db.MailboxItem.seq)
+            )
+            if taken.first() is None:
+                raise NotFound(gone)
             s.add(
                 db.Delivery(
                     message=row.id, recipient=me, outcome="delivered", receipt=data, time=now
@@ -382,7 +470,9 @@ class Router:
         now = svc.now()
         notify: set[str] = set()
         moved: list[tuple[str, int, str, int]] = []
+        finished: list[tuple[str, str]] = []
         async with svc.unit() as s:
+            await self._serialise(s)
             rows = (
                 await s.execute(
                     select(db.MailboxItem.seq, db.MailboxItem.recipient, db.MailboxItem.size,
@@ -402,7 +492,15 @@ class Router:
                     sender=_aid(row.sender),
                     recipients=[_aid(row.recipient)], time=now, reason="expired",
                 ).signed.encode()  # fmt: skip
-                await s.execute(delete(db.MailboxItem).where(db.MailboxItem.seq == row.seq))
+                taken = await s.execute(
+                    delete(db.MailboxItem)
+                    .where(db.MailboxItem.seq == row.seq)
+                    .where(db.MailboxItem.recipient == row.recipient)
+                    .where(db.MailboxItem.message == row.id)
+                    .returning(db.MailboxItem.seq)
+                )
+                if taken.first() is None:  # released by a receipt since it was read
+                    continue
                 s.add(db.Delivery(message=row.id, recipient=row.recipient, outcome="expired",
                                   receipt=None, time=now))  # fmt: skip
                 notice = db.MailboxItem(
@@ -412,12 +510,18 @@ class Router:
                 s.add(notice)
                 notify.add(row.sender)
                 moved.append((row.recipient, row.size, row.sender, len(evidence)))
+                finished.append((row.sender, row.message_id))
         for recipient, size, sender, notice_size in moved:
             self._used(recipient, -1, -size)
             self._used(sender, 1, notice_size)
-        if rows:
+        if moved:
             self.on_commit(notify)
-        return len(rows)
+        await self._released(finished)
+        return len(moved)
+
+    async def _released(self, messages: list[tuple[str, str]]) -> None:
+        if messages and self.on_release is not None:
+            await self.on_release(messages)
 
     def depth(self) -> dict[str, tuple[int, int]]:
         """Items and bytes waiting per recipient (as this process counts them)."""

@@ -14,8 +14,11 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub import db
+from hub.blobs import BlobStore
 from hub.config import HubConfig
 from hub.errors import ConfigError
+from hub.push import Pusher
+from hub.push import add_routes as add_push_routes
 from hub.routing import Router, RoutingLimits
 from hub.service import HubService
 from hub.web import create_app
@@ -120,6 +123,8 @@ async def open_hub(
         raise
     lim = config.limits
     router = Router(service, limits=RoutingLimits(page_size=lim.page_size))
+    pusher = Pusher(router, service, database_url=config.database_url)
+    router.on_commit = pusher.notify  # committed mailbox items wake the recipients' streams
     app = create_app(
         service,
         router=router,
@@ -128,7 +133,9 @@ async def open_hub(
         rate_per_second=lim.rate_per_second,
         burst=lim.burst,
         page_size=lim.page_size,
+        blobs=BlobStore(service, config.directory / "blobs"),
     )
+    add_push_routes(app, pusher)
 
     async def close(_app: web.Application) -> None:
         await engine.dispose()

@@ -139,7 +139,15 @@ class HubService:
         except IntegrityError:
             raise
         except (SQLAlchemyError, OSError) as exc:
-            log.error("storage failure: %s", type(exc).__name__)
+            # The driver's own message ("database or disk is full", "connection refused")
+            # tells the operator what to fix; never the statement or its parameters,
+            # which may hold envelope bytes.
+            cause = getattr(exc, "orig", None) or exc
+            log.error(
+                "storage failure: %s: %s",
+                type(cause).__name__,
+                str(cause.args[0] if cause.args else "")[:200],
+            )
             raise StorageError("the hub's database is unavailable; retry later") from exc
 
     async def start(self) -> None:

@@ -14,7 +14,7 @@ import logging
 import math
 import re
 from collections.abc import AsyncIterator, Awaitable, Callable
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 from aiohttp import web
@@ -24,9 +24,20 @@ from hub.openapi import openapi_document
 from hub.routing import Router
 from hub.service import Clock, HubService, Principal
 from protocol import canonical
-from protocol.errors import AuthError, GlobeError, MalformedError, StaleError, UsageError
+from protocol.errors import (
+    AuthError,
+    GlobeError,
+    MalformedError,
+    StaleError,
+    StorageError,
+    TransportError,
+    UsageError,
+)
 from protocol.ids import AuthorityId
 from protocol.requestauth import HEADER, HUB_AUDIENCE, parse_request_auth, verify_request
+
+if TYPE_CHECKING:
+    from hub.blobs import BlobStore
 
 __all__ = ["PROBLEM_TYPE", "SERVICE_KEY", "TokenBuckets", "create_app"]
 
@@ -78,6 +89,8 @@ def problem(exc: GlobeError, *, instance: str) -> web.Response:
     headers = {}
     if isinstance(exc, RateLimited):
         headers["Retry-After"] = str(exc.retry_after)
+    elif isinstance(exc, StorageError | TransportError):
+        headers["Retry-After"] = "1"  # retryable: nothing was stored or acknowledged
     return web.Response(
         status=exc.status, body=orjson.dumps(body), content_type=PROBLEM_TYPE, headers=headers
     )
@@ -152,8 +165,36 @@ async def authenticate(request: web.Request, body: bytes, *, admin: bool) -> Pri
     Unknown keys, keys of suspended or revoked members and bad signatures all
     get the same refusal.
     """
-    service = request.app[SERVICE_KEY]
-    auth = parse_request_auth(request.headers.get(HEADER))
+    return await verify_auth(
+        request.app,
+        request.headers.get(HEADER),
+        admin=admin,
+        method=request.method,
+        target=request.raw_path,
+        body=body,
+        # Admin and prekey requests: durable nonces; the message path: in memory (see
+        # HubService.consume_nonce for why that is safe).
+        durable=admin or request.path == "/v1/prekeys",
+    )
+
+
+async def verify_auth(
+    app: web.Application,
+    value: str | None,
+    *,
+    admin: bool,
+    method: str,
+    target: str,
+    body: bytes,
+    durable: bool,
+    body_digest: bytes | None = None,
+) -> Principal:
+    """Check a ``Globe-Auth`` value over (method, target, body); rate-limit and spend its nonce.
+
+    ``body_digest`` (with ``body=b""``): the SHA-256 of a body streamed to disk.
+    """
+    service = app[SERVICE_KEY]
+    auth = parse_request_auth(value)
     now = service.now()
     if abs(now - auth.created) > service.clock_skew:  # before the key lookup: reveals nothing
         raise StaleError("request timestamp outside the accepted window")
@@ -175,16 +216,14 @@ async def authenticate(request: web.Request, body: bytes, *, admin: bool) -> Pri
         key=key,
         network=service.genesis.digest,
         audience=HUB_AUDIENCE,
-        method=request.method,
-        target=request.raw_path,
+        method=method,
+        target=target,
         body=body,
         now=now,
         max_skew=service.clock_skew,
+        body_digest=body_digest,
     )
-    request.app[BUCKETS_KEY].take(f"key:{auth.key_id}")
-    # Admin and prekey requests: durable nonces; the message path: in memory (see
-    # HubService.consume_nonce for why that is safe).
-    durable = admin or request.path == "/v1/prekeys"
+    app[BUCKETS_KEY].take(f"key:{auth.key_id}")
     await service.consume_nonce(auth.key_id, auth.nonce, auth.created, durable=durable)
     return principal
 
@@ -416,14 +455,18 @@ def create_app(
     page_size: int = 500,
     router: Router | None = None,
     expiry_interval: float = 30.0,
+    blobs: BlobStore | None = None,
 ) -> web.Application:
     """The aiohttp application around a started :class:`HubService`.
 
     With a ``router``, the message routes are served and the router's writer
-    and the expiry sweep run for the application's lifetime.
+    and the expiry sweep run for the application's lifetime.  With ``blobs``
+    (and a ``router``), so are the attachment blob routes (:mod:`hub.blobs`).
     """
     if max_body < 1024 or page_size < 1:
         raise UsageError("max_body must be at least 1 KiB and page_size at least 1")
+    if blobs is not None and router is None:
+        raise UsageError("attachment blobs need the router (messages reference them)")
     app = web.Application(middlewares=[problem_middleware], client_max_size=max_body)
     app[SERVICE_KEY] = service
     app[BUCKETS_KEY] = TokenBuckets(rate=rate_per_second, burst=burst, clock=clock)
@@ -453,6 +496,8 @@ def create_app(
         r.add_get("/v1/mailbox", get_mailbox)
         r.add_post("/v1/mailbox/ack", post_ack)
         app.cleanup_ctx.append(_routing_context(router, expiry_interval))
+        if blobs is not None:
+            blobs.install(app, router)
     return app
 
 

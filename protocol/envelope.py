@@ -58,6 +58,7 @@ from protocol.keys import KemPrivateKey, KemPublicKey, SigningKey, VerifyKey
 
 __all__ = [
     "MAGIC",
+    "MAX_BLOBS",
     "MAX_BODY_BUCKET",
     "MAX_CONTENT_SIZE",
     "MAX_ENVELOPE_SIZE",
@@ -83,6 +84,8 @@ MAGIC: Final = b"GLBE"
 VERSION: Final = 1
 SUITE: Final = 1
 MAX_RECIPIENTS: Final = 256
+#: Blob ids an envelope header may list (as many as the content's attachments, §8.4).
+MAX_BLOBS: Final = 64
 MAX_HEADER_SIZE: Final = 64 * 1024
 MIN_BODY_BUCKET: Final = 1024
 MAX_BODY_BUCKET: Final = 1 << 20
@@ -124,6 +127,7 @@ class EnvelopeHeader:
     dir_seq: int
     dir_head: bytes
     commit: bytes
+    blobs: tuple[str, ...] = ()  # attachment blob ids on the hub, sorted (§7.2)
 
     def recipient(self, authority: AuthorityId) -> tuple[int, Recipient]:
         """Index and entry of ``authority``; :class:`NotARecipient` if absent."""
@@ -222,8 +226,13 @@ def seal_envelope(
     dir_head: bytes,
     rng: crypto.Rng = crypto.system_rng,
     message_id: MessageId | None = None,
+    blobs: Sequence[str] = (),
 ) -> bytes:
-    """Seal ``content`` (canonical message bytes) to every recipient; return the envelope."""
+    """Seal ``content`` (canonical message bytes) to every recipient; return the envelope.
+
+    ``blobs`` are the hub blob ids of the content's attachments (§8.4): the header
+    lists them, sorted, so the hub knows which blobs the envelope references.
+    """
     if not 1 <= len(recipients) <= MAX_RECIPIENTS:
         raise UsageError(f"an envelope has 1 to {MAX_RECIPIENTS} recipients")
     ordered = sorted(recipients, key=lambda r: str(r.authority))
@@ -236,27 +245,34 @@ def seal_envelope(
         raise UsageError(f"content exceeds {MAX_CONTENT_SIZE} bytes; send files as attachments")
     if not created < expires <= created + MAX_LIFETIME:
         raise UsageError("expiry must be after creation and within 30 days")
+    if isinstance(blobs, str) or any(type(b) is not str or not _HEX32.match(b) for b in blobs):
+        raise UsageError("a blob id is 32 lower-case hex digits")
+    blob_ids = sorted(blobs)
+    if len(blob_ids) > MAX_BLOBS:
+        raise UsageError(f"an envelope references at most {MAX_BLOBS} blobs")
+    if len(set(blob_ids)) != len(blob_ids):
+        raise UsageError("a blob id is named twice")
     mid = message_id or MessageId.new(rng)
     content_key = rng(crypto.AEAD_KEY_LEN)
-    header = canonical.encode(
-        {
-            "type": "envelope",
-            "v": VERSION,
-            "suite": SUITE,
-            "network": canonical.b64e(genesis.digest),
-            "id": str(mid),
-            "sender": str(sender),
-            "sender_key": str(identity.key_id),
-            "recipients": [
-                {"id": str(r.authority), "seq": r.seq, "prekey": str(r.prekey.key_id)}
-                for r in ordered
-            ],
-            "created": created,
-            "expires": expires,
-            "dir": {"seq": dir_seq, "head": canonical.b64e(dir_head)},
-            "commit": canonical.b64e(_commit(mid, content_key)),
-        }
-    )
+    fields: dict[str, object] = {
+        "type": "envelope",
+        "v": VERSION,
+        "suite": SUITE,
+        "network": canonical.b64e(genesis.digest),
+        "id": str(mid),
+        "sender": str(sender),
+        "sender_key": str(identity.key_id),
+        "recipients": [
+            {"id": str(r.authority), "seq": r.seq, "prekey": str(r.prekey.key_id)} for r in ordered
+        ],
+        "created": created,
+        "expires": expires,
+        "dir": {"seq": dir_seq, "head": canonical.b64e(dir_head)},
+        "commit": canonical.b64e(_commit(mid, content_key)),
+    }
+    if blob_ids:  # absent when there are none, never an empty list
+        fields["blobs"] = blob_ids
+    header = canonical.encode(fields)
     if len(header) > MAX_HEADER_SIZE:
         raise UsageError("header too large")
     header_digest = crypto.sha256(header)
@@ -402,6 +418,7 @@ _HEADER_KEYS: Final = frozenset(
         "commit",
     ]
 )
+_HEADER_KEYS_BLOBS: Final = _HEADER_KEYS | {"blobs"}  # "blobs" is optional
 _RECIPIENT_KEYS: Final = frozenset(("id", "seq", "prekey"))
 _DIR_KEYS: Final = frozenset(("seq", "head"))
 _MAX_INT: Final = canonical.MAX_INT
@@ -415,7 +432,10 @@ def _header_fast(obj: dict[str, Any], raw: bytes) -> EnvelopeHeader | None:  # n
     """The header, if every field is plainly well formed; ``None`` sends the caller to
     :func:`_header_strict`, which accepts exactly the same headers and names the defect."""
     try:
-        if obj.keys() != _HEADER_KEYS or obj["type"] != "envelope":
+        has_blobs = "blobs" in obj
+        if obj.keys() != (_HEADER_KEYS_BLOBS if has_blobs else _HEADER_KEYS):
+            return None
+        if obj["type"] != "envelope":
             return None
         v, suite, created, expires, d = (
             obj["v"],
@@ -452,9 +472,17 @@ def _header_fast(obj: dict[str, Any], raw: bytes) -> EnvelopeHeader | None:  # n
         if any(type(b) is not str or len(b) != 43 for b in blobs):
             return None
         network, head, commit = (canonical.b64d(b, what="envelope header") for b in blobs)
+        blob_ids = obj["blobs"] if has_blobs else []
+        if has_blobs and (
+            type(blob_ids) is not list
+            or not 1 <= len(blob_ids) <= MAX_BLOBS
+            or any(type(b) is not str or not _HEX32.match(b) for b in blob_ids)
+            or blob_ids != sorted(set(blob_ids))
+        ):
+            return None
         return EnvelopeHeader(
             raw, network, MessageId.parse(obj["id"]), sender, KeyId.parse(obj["sender_key"]),
-            tuple(recipients), created, expires, d["seq"], head, commit,
+            tuple(recipients), created, expires, d["seq"], head, commit, tuple(blob_ids),
         )  # fmt: skip
     except GlobeError:
         return None
@@ -494,17 +522,24 @@ def _header_strict(obj: dict[str, Any], raw: bytes) -> EnvelopeHeader:
     dir_head = d.blob("head", length=32)
     d.done()
     commit = r.blob("commit", length=32)
+    blob_ids: list[str] = []
+    if r.has("blobs"):  # optional; absent when there are none
+        blob_ids = r.strings("blobs", min_items=1, max_items=MAX_BLOBS, max_len=32, unique=False)
+        for b in blob_ids:
+            MessageId.parse(b)  # the same shape: 32 lower-case hex digits
     r.done()
     names = [str(x.authority) for x in recipients]
     if names != sorted(set(names)):
         raise MalformedError("envelope header: recipients must be sorted and distinct")
+    if blob_ids != sorted(set(blob_ids)):
+        raise MalformedError("envelope header: blobs must be sorted and distinct")
     if sender in (x.authority for x in recipients):
         raise ReflectedMessage("envelope header: the sender is among the recipients")
     if not created < expires <= created + MAX_LIFETIME:
         raise MalformedError("envelope header: expiry must be within 30 days of creation")
     return EnvelopeHeader(
         raw, network, message_id, sender, sender_key, tuple(recipients), created, expires,
-        dir_seq, dir_head, commit,
+        dir_seq, dir_head, commit, tuple(blob_ids),
     )  # fmt: skip
 
 

@@ -15,6 +15,10 @@ peer delivery) so a request made for one server is refused by any other,
 upper case and ``target`` is the request path with its query string exactly
 as sent.  The verifier refuses a ``created``
 outside ``now ± max_skew`` and a ``(kid, nonce)`` seen inside the window.
+
+A streamed body (an attachment blob) need not be held in memory: signer and
+verifier may pass ``body_digest``, its SHA-256 computed while streaming, instead
+of ``body``.
 """
 
 from __future__ import annotations
@@ -24,7 +28,7 @@ from dataclasses import dataclass
 from typing import Final
 
 from protocol import canonical, crypto, labels
-from protocol.errors import AuthError, BadSignature, DecodeError, StaleError
+from protocol.errors import AuthError, BadSignature, DecodeError, StaleError, UsageError
 from protocol.ids import KeyId
 from protocol.keys import SigningKey, VerifyKey
 
@@ -64,8 +68,16 @@ HUB_AUDIENCE: Final = "hub"
 _AUDIENCE_RE: Final = re.compile(r"hub\Z|[A-Z]{2}-[A-Z0-9]{2,16}\Z", re.ASCII)
 
 
+def _body_digest(body: bytes, body_digest: bytes | None) -> bytes:
+    if body_digest is None:
+        return crypto.sha256(body)
+    if body or len(body_digest) != crypto.HASH_LEN:
+        raise UsageError("pass the body or its 32-byte SHA-256, not both")
+    return body_digest
+
+
 def _base(
-    network: bytes, audience: str, method: str, target: str, body: bytes, *, a: RequestAuth
+    network: bytes, audience: str, method: str, target: str, digest: bytes, *, a: RequestAuth
 ) -> bytes:
     if (
         not _METHOD_RE.match(method)
@@ -76,7 +88,7 @@ def _base(
     return canonical.encode(
         {
             "audience": audience,
-            "body": canonical.b64e(crypto.sha256(body)),
+            "body": canonical.b64e(digest),
             "created": a.created,
             "kid": str(a.key_id),
             "method": method,
@@ -97,10 +109,17 @@ def sign_request(
     body: bytes,
     created: int,
     rng: crypto.Rng = crypto.system_rng,
+    body_digest: bytes | None = None,
 ) -> str:
-    """The ``Globe-Auth`` header value for this request."""
+    """The ``Globe-Auth`` header value for this request.
+
+    ``body_digest`` (with ``body=b""``) signs a body by its SHA-256 alone.
+    """
+    digest = _body_digest(body, body_digest)
     unsigned = RequestAuth(key.key_id, created, rng(16), b"")
-    sig = key.sign(labels.REQUEST_AUTH, _base(network, audience, method, target, body, a=unsigned))
+    sig = key.sign(
+        labels.REQUEST_AUTH, _base(network, audience, method, target, digest, a=unsigned)
+    )
     return (
         f"v1;kid={key.key_id};created={created};"
         f"nonce={canonical.b64e(unsigned.nonce)};sig={canonical.b64e(sig)}"
@@ -131,16 +150,22 @@ def verify_request(
     body: bytes,
     now: int,
     max_skew: int = MAX_SKEW,
+    body_digest: bytes | None = None,
 ) -> None:
-    """Check time window and signature.  The caller checks the nonce (see ``replay``)."""
+    """Check time window and signature.  The caller checks the nonce (see ``replay``).
+
+    ``body_digest`` (with ``body=b""``) is the SHA-256 of a body that was streamed
+    rather than held: the signature is checked against it.
+    """
     if abs(now - auth.created) > max_skew:
         raise StaleError("request timestamp outside the accepted window")
     if key.key_id != auth.key_id:
         raise AuthError("request authentication failed")
+    digest = _body_digest(body, body_digest)
     try:
         key.verify(
             labels.REQUEST_AUTH,
-            _base(network, audience, method, target, body, a=auth),
+            _base(network, audience, method, target, digest, a=auth),
             auth.signature,
         )
     except BadSignature as exc:

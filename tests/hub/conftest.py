@@ -15,6 +15,13 @@
   aiohttp client over the real app from :func:`hub.web.create_app`, served
   over loopback HTTP.  :class:`Hub` has helpers to sign requests as an admin
   or a member and to run a whole admission.
+* Every app includes a :class:`hub.routing.Router` (the message routes), whose
+  group-commit writer starts and stops with the app; ``make_hub(limits=
+  RoutingLimits(...))`` sets its quotas.  The expiry sweep runs hourly in real
+  time, i.e. never during a test: tests move the clock and call
+  ``hub.router.expire()``.  :class:`Hub` seals envelopes between admitted
+  members (to their certified key-agreement keys, from the test's own key
+  material), signs receipts and talks to the mailbox routes.
 """
 
 from __future__ import annotations
@@ -39,13 +46,15 @@ from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub import db
-from hub.service import HubService
+from hub.routing import Router, RoutingLimits
+from hub.service import HubService, Principal
 from hub.web import create_app
 from protocol import canonical, labels
 from protocol.directory import DirectoryState, verify_log
+from protocol.envelope import SealTo, envelope_hash, parse_envelope, seal_envelope
 from protocol.errors import PROBLEM_BASE
 from protocol.genesis import Genesis, make_genesis
-from protocol.ids import AuthorityId
+from protocol.ids import AuthorityId, MessageId
 from protocol.keys import KemPrivateKey, SigningKey
 from protocol.membership import (
     Action,
@@ -56,6 +65,7 @@ from protocol.membership import (
     make_application,
 )
 from protocol.prekeys import SignedPrekey, make_prekey
+from protocol.receipts import make_receipt
 from protocol.requestauth import HEADER, HUB_AUDIENCE, sign_request
 from protocol.signed import SignedObject
 
@@ -236,6 +246,7 @@ class Hub:
         engine: AsyncEngine,
         service: HubService,
         client: TestClient[web.Request, web.Application],
+        router: Router | None = None,
     ) -> None:
         self.genesis = genesis
         self.admins = admins
@@ -244,10 +255,18 @@ class Hub:
         self.engine = engine
         self.service = service
         self.client = client
+        self._router = router
+        self._pair_seq: dict[tuple[AuthorityId, AuthorityId], int] = {}
 
     def now(self) -> int:
         """The fake clock, in whole seconds."""
         return int(self.clock())
+
+    @property
+    def router(self) -> Router:
+        """The app's router (message acceptance, mailboxes, receipts, expiry)."""
+        assert self._router is not None, "this hub was built without a router"
+        return self._router
 
     @staticmethod
     def container(payload: bytes, *signers: SigningKey) -> bytes:
@@ -446,6 +465,109 @@ class Hub:
             not_after=self.now() + start + days * 86400,
         )
 
+    # -- messages ---------------------------------------------------------------------------------
+
+    def seal(
+        self,
+        sender: Applicant,
+        *recipients: Applicant,
+        content: bytes = b'{"text":"hello"}',
+        created: int | None = None,
+        expires: int | None = None,
+        lifetime: int = 3600,
+        message_id: MessageId | None = None,
+        identity: SigningKey | None = None,
+        genesis: Genesis | None = None,
+    ) -> bytes:
+        """An envelope from ``sender`` to ``recipients``, sealed to their certified KEM keys.
+
+        Signed by the sender's identity key unless ``identity`` is given, for this
+        network unless ``genesis`` is given; created now and valid for ``lifetime``
+        seconds unless ``created``/``expires`` say otherwise.  Per-pair sequence
+        numbers count up as a node's would.
+        """
+        created = self.now() if created is None else created
+        expires = created + lifetime if expires is None else expires
+        to = []
+        for r in recipients:
+            pair = (sender.authority, r.authority)
+            self._pair_seq[pair] = self._pair_seq.get(pair, 0) + 1
+            to.append(SealTo(r.authority, self._pair_seq[pair], r.ka.public_key))
+        state = self.service.state
+        return seal_envelope(
+            genesis=genesis or self.genesis,
+            sender=sender.authority,
+            identity=identity or sender.identity,
+            recipients=to,
+            content=content,
+            created=created,
+            expires=expires,
+            dir_seq=state.seq,
+            dir_head=state.head,
+            message_id=message_id,
+        )
+
+    def receipt(
+        self,
+        recipient: Applicant,
+        envelope: bytes,
+        *,
+        signer: SigningKey | None = None,
+        envelope_digest: bytes | None = None,
+        time: int | None = None,
+    ) -> bytes:
+        """The recipient's signed delivery receipt for ``envelope`` (exact container bytes)."""
+        header = parse_envelope(envelope).header
+        return make_receipt(
+            genesis=self.genesis,
+            identity=signer or recipient.identity,
+            message_id=header.message_id,
+            envelope_hash=envelope_hash(envelope) if envelope_digest is None else envelope_digest,
+            sender=header.sender,
+            recipient=recipient.authority,
+            time=self.now() if time is None else time,
+        ).encode()
+
+    async def send(self, sender: Applicant, envelope: bytes) -> Reply:
+        """POST /v1/messages, signed by the sender's transport key."""
+        return await self.as_member(sender, "POST", "/v1/messages", envelope)
+
+    async def pull(
+        self, member: Applicant, after: int | None = None, limit: int | None = None
+    ) -> dict[str, Any]:
+        """GET /v1/mailbox as ``member``; asserts 200 and returns the JSON page."""
+        query = "&".join(
+            f"{name}={value}"
+            for name, value in (("after", after), ("limit", limit))
+            if value is not None
+        )
+        target = "/v1/mailbox" + (f"?{query}" if query else "")
+        page: dict[str, Any] = (await self.as_member(member, "GET", target)).ok()
+        return page
+
+    async def ack(
+        self,
+        member: Applicant,
+        receipts: Iterable[bytes] = (),
+        notices: Iterable[int] = (),
+    ) -> Reply:
+        """POST /v1/mailbox/ack as ``member`` with receipt containers and notice cursors."""
+        body = orjson.dumps(
+            {"receipts": [canonical.b64e(r) for r in receipts], "notices": list(notices)}
+        )
+        return await self.as_member(member, "POST", "/v1/mailbox/ack", body)
+
+    @staticmethod
+    def principal(member: Applicant) -> Principal:
+        """Who ``member`` is once its transport key authenticated a request."""
+        return Principal(member.transport.key_id, authority=member.authority)
+
+    async def new_router(self, service: HubService, limits: RoutingLimits | None = None) -> Router:
+        """A started router over ``service`` (stop it with ``await router.stop()``)."""
+        router = Router(service, limits=limits or self.router.limits)
+        await router.start()
+        return router
+
     # -- the node's view ------------------------------------------------------------------------
 
     async def log_entries(self, limit: int | None = None) -> tuple[list[bytes], int]:
@@ -519,7 +641,7 @@ async def make_hub(db_url: str) -> AsyncIterator[HubFactory]:
     """Build a hub on ``db_url``; keyword arguments go to :func:`create_app`."""
     opened: list[tuple[TestClient[web.Request, web.Application], AsyncEngine]] = []
 
-    async def make(**app_options: Any) -> Hub:
+    async def make(limits: RoutingLimits | None = None, **app_options: Any) -> Hub:
         clock = FakeClock(T0)
         genesis, admins, hub_key = make_network(clock)
         engine = db.make_engine(db_url)
@@ -527,9 +649,11 @@ async def make_hub(db_url: str) -> AsyncIterator[HubFactory]:
         service = HubService(genesis=genesis, hub_key=hub_key, engine=engine, clock=clock)
         await service.start()
         app_options.setdefault("burst", 10_000)  # the fake clock never refills on its own
-        app = create_app(service, clock=clock, **app_options)
+        app_options.setdefault("expiry_interval", 3600)  # real seconds: tests call expire()
+        router = Router(service, limits=limits or RoutingLimits())
+        app = create_app(service, clock=clock, router=router, **app_options)
         client = TestClient(TestServer(app))  # real HTTP over 127.0.0.1
-        await client.start_server()
+        await client.start_server()  # runs the app's startup: the router's writer starts
         opened.append((client, engine))
         return Hub(
             genesis=genesis,
@@ -539,11 +663,12 @@ async def make_hub(db_url: str) -> AsyncIterator[HubFactory]:
             engine=engine,
             service=service,
             client=client,
+            router=router,
         )
 
     yield make
     for client, engine in opened:
-        await client.close()
+        await client.close()  # runs the app's cleanup: the router's writer stops
         await engine.dispose()
 
 

@@ -18,20 +18,30 @@ from openapi_spec_validator import validate as validate_spec
 
 from hub import db
 from hub.openapi import openapi_document, problem_types
+from hub.routing import Router, RoutingLimits
 from hub.service import HubService
 from hub.web import PROBLEM_TYPE, create_app
 from protocol import canonical, labels
 from protocol.devnet import DevNetwork, build_devnet
+from protocol.envelope import SealTo, envelope_hash, parse_envelope, seal_envelope
 from protocol.errors import GlobeError
-from protocol.ids import AuthorityId
+from protocol.ids import AuthorityId, MessageId
 from protocol.keys import KemPrivateKey, SigningKey
 from protocol.membership import kem_pop_answer, make_application
 from protocol.prekeys import make_prekey
+from protocol.receipts import make_receipt
 from protocol.requestauth import HEADER, HUB_AUDIENCE, sign_request
 from protocol.signed import SignedObject
 
 METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
-AUTHENTICATED = {("PUT", "/v1/prekeys")}
+AUTHENTICATED = {
+    ("PUT", "/v1/prekeys"),
+    ("POST", "/v1/messages"),
+    ("GET", "/v1/mailbox"),
+    ("POST", "/v1/mailbox/ack"),
+}
+#: Small routing limits, so that the live test reaches 413 and 507 cheaply.
+ROUTING = RoutingLimits(max_envelope=16 * 1024, mailbox_count=2)
 
 
 @dataclass
@@ -43,14 +53,20 @@ class Hub:
 
 @pytest.fixture
 async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
-    """A started hub on a fresh SQLite database (fixtures live here: tests/hub has no conftest)."""
+    """A started hub, with the message routes, on a fresh SQLite database.
+
+    Its own fixture (not conftest's): the document is checked against one app on
+    one backend, with a real clock.
+    """
     net = build_devnet(b"openapi")
     engine = db.make_engine(f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}")
     try:
         await db.migrate(engine)
         service = HubService(genesis=net.genesis, hub_key=net.hub, engine=engine, clock=time.time)
         await service.start()
-        yield Hub(net, service, create_app(service, clock=time.monotonic))
+        router = Router(service, limits=ROUTING)
+        app = create_app(service, clock=time.monotonic, router=router)
+        yield Hub(net, service, app)
     finally:
         await engine.dispose()
 
@@ -108,7 +124,10 @@ async def test_document_names_exactly_the_registered_routes(hub: Hub, doc: dict[
     }
     documented = {(method, path) for method, path, _ in _operations(doc)}
     assert documented == registered
-    assert len(registered) == 18
+    assert len(registered) == 21
+    assert {("POST", "/v1/messages"), ("GET", "/v1/mailbox"), ("POST", "/v1/mailbox/ack")} <= (
+        registered
+    )
 
 
 def test_signed_routes_and_only_those_require_globe_auth(doc: dict[str, Any]):
@@ -148,6 +167,10 @@ def test_query_parameters_match_web_validation(doc: dict[str, Any]):
         2,
         200,
     ]
+    mailbox = params("/v1/mailbox")
+    assert set(mailbox) == {"after", "limit"}
+    assert mailbox["after"]["schema"]["default"] == 0
+    assert mailbox["limit"]["schema"]["maximum"] == RoutingLimits().page_size
     audit = params("/v1/admin/audit")
     assert audit["limit"]["schema"]["maximum"] == 10_000
     assert audit["limit"]["schema"]["default"] == 1000
@@ -197,7 +220,12 @@ def test_every_response_has_a_resolvable_schema_and_errors_are_problems(doc: dic
         ("PUT", "/v1/prekeys"),
         ("POST", "/v1/admin/applications/{app_id}/reject"),
         ("POST", "/v1/admin/actions"),
+        ("POST", "/v1/messages"),
+        ("POST", "/v1/mailbox/ack"),
     }
+    submit = doc["paths"]["/v1/messages"]["post"]
+    assert list(submit["requestBody"]["content"]) == ["application/octet-stream"]
+    assert {"400", "401", "403", "409", "410", "413", "503", "507"} <= set(submit["responses"])
 
 
 def test_problem_schema_lists_every_error_class():
@@ -446,6 +474,109 @@ async def test_live_responses_match_the_document(hub: Hub):
             "POST", reject, 404, path="/v1/admin/applications/x/reject", body=why, key=admins[0]
         )
         await c.call("POST", "/healthz", 405)
+
+        # Messages: a second member, then envelopes, the mailbox and acknowledgements.
+        es = AuthorityId.parse("ES-FCC")
+        es_identity, es_transport = SigningKey.generate(), SigningKey.generate()
+        es_ka = KemPrivateKey.generate()
+        es_application = make_application(
+            genesis=net.genesis,
+            authority=es,
+            name="Fiscalia contra la Corrupcion",
+            kinds=["anti-corruption"],
+            languages=["es"],
+            contact="duty officer",
+            legal_basis="UNCAC art. 36",
+            endpoint=None,
+            identity=es_identity,
+            transport=es_transport,
+            ka_key=es_ka.public_key,
+            created=now,
+        )
+        es_created = await c.call(
+            "POST", "/v1/applications", 201, body=es_application.signed.encode()
+        )
+        es_id = es_created["id"]
+        es_answer = kem_pop_answer(
+            es_ka, es_application.digest, canonical.b64d(es_created["challenge"], what="c")
+        )
+        es_proof = orjson.dumps({"answer": canonical.b64e(es_answer)})
+        await c.call("POST", proof, 200, path=f"/v1/applications/{es_id}/proof", body=es_proof)
+        es_detail = await c.call(
+            "GET",
+            "/v1/admin/applications/{app_id}",
+            200,
+            path=f"/v1/admin/applications/{es_id}",
+            key=admins[0],
+        )
+        es_draft = SignedObject(canonical.b64d(es_detail["draft"], what="draft"), ())
+        for i in (0, 1):
+            signed = es_draft.with_signature(labels.MEMBERSHIP_ACTION, admins[i]).encode()
+            await c.call("POST", "/v1/admin/actions", 200, body=signed, key=admins[i])
+
+        def seal(
+            to: AuthorityId = es,
+            *,
+            created: int = now,
+            lifetime: int = 3600,
+            mid: MessageId | None = None,
+            content: bytes = b'{"text":"hello"}',
+        ) -> bytes:
+            return seal_envelope(
+                genesis=net.genesis,
+                sender=authority,
+                identity=identity,
+                recipients=[SealTo(to, 1, es_ka.public_key)],
+                content=content,
+                created=created,
+                expires=created + lifetime,
+                dir_seq=hub.service.state.seq,
+                dir_head=hub.service.state.head,
+                message_id=mid,
+            )
+
+        messages = "/v1/messages"
+        env = seal()
+        mid = parse_envelope(env).header.message_id
+        evidence = await c.call("POST", messages, 201, body=env, key=transport)
+        assert await c.call("POST", messages, 200, body=env, key=transport) == evidence
+        await c.call("POST", messages, 409, body=seal(mid=mid, content=b"{}"), key=transport)
+        await c.call("POST", messages, 400, body=b"GLBX" + env[4:], key=transport)
+        await c.call("POST", messages, 401, body=env)
+        await c.call("POST", messages, 403, body=seal(AuthorityId.parse("DE-BKA")), key=transport)
+        await c.call("POST", messages, 410, body=seal(created=now - 7200), key=transport)
+        big = bytes(ROUTING.max_envelope + 1)
+        await c.call("POST", messages, 413, body=big, key=transport)
+        await c.call("POST", messages, 201, body=seal(), key=transport)
+        await c.call("POST", messages, 507, body=seal(), key=transport)  # 2 items waiting
+
+        mailbox = "/v1/mailbox"
+        page = await c.call("GET", mailbox, 200, key=es_transport)
+        assert [i["kind"] for i in page["items"]] == ["envelope", "envelope"]
+        assert canonical.b64d(page["items"][0]["data"], what="envelope") == env
+        await c.call("GET", mailbox, 400, path="/v1/mailbox?limit=0", key=es_transport)
+        await c.call("GET", mailbox, 401)
+        ack = "/v1/mailbox/ack"
+        receipt = make_receipt(
+            genesis=net.genesis,
+            identity=es_identity,
+            message_id=mid,
+            envelope_hash=envelope_hash(env),
+            sender=authority,
+            recipient=es,
+            time=int(time.time()),
+        ).encode()
+        body = orjson.dumps(
+            {"receipts": [canonical.b64e(receipt), canonical.b64e(b"junk")], "notices": []}
+        )
+        result = await c.call("POST", ack, 200, body=body, key=es_transport)
+        assert (result["released"], len(result["refused"])) == ([str(mid)], 1)
+        await c.call("POST", ack, 400, body=b"{}", key=es_transport)
+        await c.call("POST", ack, 401, body=body)
+        (notice,) = (await c.call("GET", mailbox, 200, key=transport))["items"]
+        assert notice["kind"] == "receipt"
+        drop = orjson.dumps({"receipts": [], "notices": [notice["cursor"]]})
+        assert (await c.call("POST", ack, 200, body=drop, key=transport))["notices"] == 1
 
         documented_ok = {
             (m, p, int(s))

@@ -28,6 +28,7 @@ VALUES = st.one_of(
     st.booleans(),
     st.integers(min_value=-2, max_value=2**54),
     st.sampled_from(["", "FR-PNF", "fr-pnf", "DE-BKA", "ES-FCC", "envelope", "A" * 43, "x" * 44]),
+    st.lists(st.sampled_from(["0" * 32, "f" * 32, "F" * 32, "0" * 31]), max_size=3),
     st.text(max_size=50),
     st.lists(st.integers(0, 3), max_size=2),
     st.dictionaries(
@@ -78,7 +79,8 @@ def test_header_fast_path_agrees_with_strict_path(net, data):
         ("type",), ("v",), ("suite",), ("network",), ("id",), ("sender",), ("sender_key",),
         ("created",), ("expires",), ("commit",), ("dir",), ("dir", "seq"), ("dir", "head"),
         ("recipients",), ("recipients", 0), ("recipients", 0, "id"), ("recipients", 1, "id"),
-        ("recipients", 0, "seq"), ("recipients", 1, "prekey"), ("extra",),
+        ("recipients", 0, "seq"), ("recipients", 1, "prekey"), ("extra",), ("blobs",),
+        ("blobs", 0),
     ]  # fmt: skip
     for _ in range(data.draw(st.integers(1, 3))):
         path = data.draw(st.sampled_from(paths))
@@ -155,7 +157,21 @@ EDGE_MUTATIONS: list[tuple[tuple[Any, ...], Any]] = [
     (("sender_key",), "mlkem768x25519:" + "0" * 32),
     (("type",), "Envelope"),
     (("extra",), 1),
+    # the optional attachment blob ids (§7.2)
+    (("blobs",), ["f" * 32, "0" * 32]),  # unsorted
+    (("blobs",), ["a" * 32, "a" * 32]),  # repeated
+    (("blobs",), []),  # empty: absent instead
+    (("blobs",), ["A" * 32]),  # upper case
+    (("blobs",), ["0" * 31]),  # too short
+    (("blobs",), ["0" * 33]),  # too long
+    (("blobs",), ["0" * 31 + "g"]),
+    (("blobs",), [0]),
+    (("blobs",), "0" * 32),  # not an array
+    (("blobs",), [f"{i:032x}" for i in range(65)]),  # one too many
+    (("blobs",), ["0" * 32, "f" * 32]),  # valid
+    (("blobs",), [f"{i:032x}" for i in range(64)]),  # valid: the most
 ]
+VALID_BLOBS = (["0" * 32, "f" * 32], [f"{i:032x}" for i in range(64)])
 
 
 @pytest.mark.parametrize(("path", "value"), EDGE_MUTATIONS)
@@ -172,6 +188,9 @@ def test_header_fast_path_agrees_on_edge_cases(net, path, value):
         assert issubclass(strict, GlobeError)
     else:
         assert fast == strict
+    if path == ("blobs",) and value in VALID_BLOBS:
+        assert fast is not None  # a valid list takes the fast path
+        assert fast.blobs == tuple(value)
 
 
 # --- log entries -------------------------------------------------------------------------------

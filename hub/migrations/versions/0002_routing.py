@@ -50,6 +50,9 @@ def upgrade() -> None:
         sa.Column("payload", sa.LargeBinary(), nullable=True),
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("created", sa.BigInteger(), nullable=False),
+        # A cursor names one item forever: SQLite must never reuse the seq of a
+        # deleted item (PostgreSQL sequences never do).
+        sqlite_autoincrement=True,
     )
     op.create_index("ix_mailbox_recipient_seq", "mailbox", ["recipient", "seq"])
     op.create_table(
