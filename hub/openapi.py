@@ -204,8 +204,10 @@ _STATUS_RESPONSES: Final = {
     403: "Forbidden",
     404: "NotFound",
     405: "MethodNotAllowed",
+    408: "RequestTimeout",
     409: "Conflict",
     410: "Gone",
+    411: "LengthRequired",
     413: "PayloadTooLarge",
     429: "TooManyRequests",
     500: "InternalError",
@@ -757,6 +759,8 @@ def _responses(types: list[dict[str, Any]]) -> JsonObject:
             401,
         ),
         "Forbidden": problem("A membership check failed.", 403),
+        "RequestTimeout": problem("The body did not arrive in time; nothing was stored.", 408),
+        "LengthRequired": problem("A streamed upload must declare its Content-Length.", 411),
         "NotFound": problem("No such resource.", 404),
         "MethodNotAllowed": problem(
             "The path exists but not with this method (any route; not listed per operation).",
@@ -1113,6 +1117,7 @@ def _paths() -> JsonObject:
             )
         },
         **_message_paths(auth_401, replay_409),
+        **_stream_and_blob_paths(auth_401),
         "/v1/admin/applications": {
             "get": admin_get(
                 "adminListApplications",
@@ -1343,6 +1348,75 @@ def _message_paths(auth_401: str, replay_409: str) -> JsonObject:
                 body={"required": True, "content": _json_content(_schema("Ack"))},
                 signed=True,
             )
+        },
+    }
+
+
+def _stream_and_blob_paths(auth_401: str) -> JsonObject:
+    """Push delivery (WebSocket) and attachment blobs."""
+    blob_id = {
+        "name": "blob_id",
+        "in": "path",
+        "required": True,
+        "description": "32 lower-case hex digits, chosen by the uploader (PROTOCOL.md §8.4.1).",
+        "schema": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+    }
+    octets = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
+    return {
+        "/v1/stream": {
+            "get": _operation(
+                "stream",
+                "messages",
+                "Push delivery over a WebSocket",
+                'Upgrade to a WebSocket.  The hub sends `{"type":"challenge","nonce":'
+                '<b64url 32 bytes>}`; the member answers with one message `{"type":"auth",'
+                f'"auth":<{HEADER} value>,"after":<cursor>}}` whose signature covers method '
+                "`GET`, target `/v1/stream` and the raw challenge as the body (audience `hub`, "
+                "its transport key).  The hub then sends every mailbox item after the cursor as "
+                '`{"type":"item","cursor","kind","data"}` and each new one as '
+                "soon as its commit is done (across hub processes on PostgreSQL via "
+                "LISTEN/NOTIFY).  Acknowledgements go to `POST /v1/mailbox/ack`.  A refusal is "
+                'sent as `{"type":"error","problem":<RFC 9457>}` and the socket closes '
+                "(4401 authentication, 1008 protocol, 1013 slow reader, 4409 replaced).",
+                {"101": {"description": "Switching Protocols: the WebSocket is open."}},
+                errors={400: "Not a WebSocket upgrade request."},
+            )
+        },
+        "/v1/blobs/{blob_id}": {
+            "put": _operation(
+                "putBlob",
+                "messages",
+                "Upload an encrypted attachment",
+                "The sender streams an attachment's ciphertext before submitting the "
+                "envelope that lists its id.  The body is hashed while it is written to "
+                f"disk, and the `{HEADER}` signature is checked against that digest before "
+                "the blob is kept.",
+                {"201": {"description": "Stored."}},
+                errors={
+                    400: "The blob id is malformed.",
+                    401: auth_401,
+                    408: None,
+                    409: "This blob id is already used.",
+                    411: None,
+                    413: "Larger than the per-blob cap (default 2 GiB).",
+                    503: None,
+                    507: "The uploader's quota or the hub's disk is full.",
+                },
+                parameters=[blob_id],
+                body={"required": True, "content": octets},
+                signed=True,
+            ),
+            "get": _operation(
+                "getBlob",
+                "messages",
+                "Download an encrypted attachment",
+                "Only a recipient of an accepted envelope that lists the blob may fetch it; "
+                "everyone else gets the same 404.  Streamed from disk.",
+                {"200": {"description": "The ciphertext.", "content": octets}},
+                errors={401: auth_401, 404: "No such blob for this member.", 503: None},
+                parameters=[blob_id],
+                signed=True,
+            ),
         },
     }
 
