@@ -896,6 +896,24 @@ def _paths() -> JsonObject:
         )
 
     return {
+        "/metrics": {
+            "get": _operation(
+                "metrics",
+                "operations",
+                "Prometheus metrics",
+                "Counters (accepted, duplicates, receipts, expired, refused by problem type), "
+                "gauges (mailbox items and bytes, log length) and histograms (accept latency, "
+                "group-commit batch size, request time by route) in the Prometheus text format. "
+                "Restrict access at the reverse proxy.",
+                {
+                    "200": {
+                        "description": "Prometheus text exposition format 0.0.4.",
+                        "content": {"text/plain": {"schema": {"type": "string"}}},
+                    }
+                },
+                errors={},
+            )
+        },
         "/healthz": {
             "get": _operation(
                 "healthz",

@@ -26,6 +26,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from hub import db
 from hub.errors import Conflict, NotFound
+from hub.metrics import Metrics
 from hub.service import HubService, Principal
 from protocol import canonical
 from protocol.envelope import (
@@ -105,10 +106,9 @@ class Router:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._usage: dict[str, list[int]] = {}  # recipient -> [count, bytes] waiting
-        self.batch_sizes: list[int] = []
-        self._postgres = (
-            service.engine.dialect.name == "postgresql"
-        )  # recent group-commit sizes, for metrics
+        self.batch_sizes: list[int] = []  # recent group-commit sizes
+        self._postgres = service.engine.dialect.name == "postgresql"
+        self.metrics = Metrics()  # create_app shares its registry here
 
     # -- lifecycle ---------------------------------------------------------------------
 
@@ -308,6 +308,7 @@ class Router:
                     )
                 committed.append(item)
         self.batch_sizes = [*self.batch_sizes[-999:], len(committed)]
+        self.metrics.commit_batch.observe(len(committed))
         for item in committed:  # their quota was reserved at submission
             touched.update(str(r.authority) for r in item.envelope.header.recipients)
             if not item.done.done():
@@ -455,6 +456,7 @@ class Router:
                                  size=len(notice), created=now))  # fmt: skip
         self._used(me, -1, -row.size)
         self._used(row.sender, 1, len(notice))
+        self.metrics.receipts += 1
         return str(receipt.message_id)
 
     def _used(self, recipient: str, count: int, size: int) -> None:
@@ -517,6 +519,7 @@ class Router:
         if moved:
             self.on_commit(notify)
         await self._released(finished)
+        self.metrics.expired += len(moved)
         return len(moved)
 
     async def _released(self, messages: list[tuple[str, str]]) -> None:

@@ -13,6 +13,7 @@ import contextlib
 import logging
 import math
 import re
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import TYPE_CHECKING, Any, Final
 
@@ -20,6 +21,7 @@ import orjson
 from aiohttp import web
 
 from hub.errors import NotFound, PayloadTooLarge, RateLimited
+from hub.metrics import Metrics
 from hub.openapi import openapi_document
 from hub.routing import Router
 from hub.service import Clock, HubService, Principal
@@ -46,6 +48,7 @@ log = logging.getLogger("globe.hub.http")
 PROBLEM_TYPE: Final = "application/problem+json"
 SERVICE_KEY: Final = web.AppKey("service", HubService)
 ROUTER_KEY: Final = web.AppKey("router", Router)
+METRICS_KEY: Final = web.AppKey("metrics", Metrics)
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _HEX32: Final = re.compile(r"[0-9a-f]{32}\Z")
 
@@ -117,10 +120,13 @@ class _HttpProblem(GlobeError):
 @web.middleware
 async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Turn every refusal into problem+json; never leak a traceback."""
+    started = time.perf_counter()
+    metrics = request.app[METRICS_KEY]
     try:
         request.app[BUCKETS_KEY].take(f"addr:{request.remote}")
         return await handler(request)
     except GlobeError as exc:
+        metrics.refuse(exc.slug)
         if isinstance(exc, _HttpProblem):
             resp = problem(exc, instance=request.path)
             resp.set_status(exc._status)
@@ -129,6 +135,7 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
+        metrics.refuse({404: "not-found", 405: "method-not-allowed"}.get(exc.status, "http"))
         resp = problem(_HttpProblem(exc.status, exc.reason), instance=request.path)
         resp.set_status(exc.status)
         if "Allow" in exc.headers:  # a 405 must name the allowed methods (RFC 9110 §15.5.6)
@@ -136,8 +143,13 @@ async def problem_middleware(request: web.Request, handler: Handler) -> web.Stre
         return resp
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.path)
+        metrics.refuse("error")
         err = GlobeError("internal error; the request was not applied")
         return problem(err, instance=request.path)
+    finally:
+        resource = request.match_info.route.resource
+        route = resource.canonical if resource is not None else "unmatched"
+        metrics.request(route, time.perf_counter() - started)
 
 
 async def read_body(request: web.Request, limit: int | None = None) -> bytes:
@@ -415,8 +427,21 @@ async def post_message(request: web.Request) -> web.Response:
     router = request.app[ROUTER_KEY]
     body = await read_body(request, router.limits.max_envelope)
     who = await authenticate(request, body, admin=False)
+    started = time.perf_counter()
     status, evidence = await router.submit(body, who)
+    if status == 201:
+        router.metrics.accepted += 1
+        router.metrics.accept_latency.observe(time.perf_counter() - started)
+    else:
+        router.metrics.duplicates += 1
     return web.Response(status=status, body=evidence, content_type="application/json")
+
+
+async def get_metrics(request: web.Request) -> web.Response:
+    """Prometheus text exposition (restrict access at the reverse proxy)."""
+    return web.Response(
+        text=request.app[METRICS_KEY].render(), content_type="text/plain", charset="utf-8"
+    )
 
 
 async def get_mailbox(request: web.Request) -> web.Response:
@@ -469,10 +494,14 @@ def create_app(
         raise UsageError("attachment blobs need the router (messages reference them)")
     app = web.Application(middlewares=[problem_middleware], client_max_size=max_body)
     app[SERVICE_KEY] = service
+    metrics = Metrics()
+    app[METRICS_KEY] = metrics
+    metrics.gauge("globe_hub_log_entries", "Membership log length.", lambda: service.state.seq)
     app[BUCKETS_KEY] = TokenBuckets(rate=rate_per_second, burst=burst, clock=clock)
     app[LIMITS_KEY] = {"max_body": max_body, "page_size": page_size}
     r = app.router
     r.add_get("/healthz", healthz)
+    r.add_get("/metrics", get_metrics)
     r.add_get("/readyz", readyz)
     r.add_get("/v1/openapi.json", openapi)
     r.add_get("/v1/directory/genesis", genesis_file)
@@ -492,6 +521,17 @@ def create_app(
     r.add_get("/v1/admin/audit", admin_audit)
     if router is not None:
         app[ROUTER_KEY] = router
+        router.metrics = metrics
+        metrics.gauge(
+            "globe_hub_mailbox_items",
+            "Items waiting in mailboxes (this process's count).",
+            lambda: sum(c for c, _b in router.depth().values()),
+        )
+        metrics.gauge(
+            "globe_hub_mailbox_bytes",
+            "Bytes waiting in mailboxes (this process's count).",
+            lambda: sum(b for _c, b in router.depth().values()),
+        )
         r.add_post("/v1/messages", post_message)
         r.add_get("/v1/mailbox", get_mailbox)
         r.add_post("/v1/mailbox/ack", post_ack)

@@ -40,6 +40,8 @@ METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 # Streams and blobs are exercised by tests/hub/test_push.py and test_blobs.py, not by
 # the live schema check here (a WebSocket and binary bodies have no JSON schema).
 STREAMED = {("GET", "/v1/stream"), ("PUT", "/v1/blobs/{blob_id}"), ("GET", "/v1/blobs/{blob_id}")}
+#: Responses that are not JSON: the three above and the metrics text.
+NOT_JSON = {*STREAMED, ("GET", "/metrics")}
 AUTHENTICATED = {
     ("PUT", "/v1/blobs/{blob_id}"),
     ("GET", "/v1/blobs/{blob_id}"),
@@ -138,7 +140,7 @@ async def test_document_names_exactly_the_registered_routes(hub: Hub, doc: dict[
     }
     documented = {(method, path) for method, path, _ in _operations(doc)}
     assert documented == registered
-    assert len(registered) == 24
+    assert len(registered) == 25
     assert {("POST", "/v1/messages"), ("GET", "/v1/mailbox"), ("POST", "/v1/mailbox/ack")} <= (
         registered
     )
@@ -217,9 +219,12 @@ def test_every_response_has_a_resolvable_schema_and_errors_are_problems(doc: dic
         for status, response in op["responses"].items():
             resolved = _deref(doc, response)
             assert resolved["description"]
-            if (method, path) in STREAMED and status in ("101", "201", "200"):
-                # An upgrade, an empty "stored", or raw ciphertext.
-                assert set(resolved.get("content", {})) <= {"application/octet-stream"}
+            if (method, path) in NOT_JSON and status in ("101", "201", "200"):
+                # An upgrade, an empty "stored", raw ciphertext, or metrics text.
+                assert set(resolved.get("content", {})) <= {
+                    "application/octet-stream",
+                    "text/plain",
+                }
                 continue
             content = resolved["content"]
             if status == "default" or int(status) >= 400:
@@ -602,7 +607,7 @@ async def test_live_responses_match_the_document(hub: Hub):
             (m, p, int(s))
             for m, p, op in _operations(c.doc)
             for s in op["responses"]
-            if s.startswith("2") and (m, p) not in STREAMED
+            if s.startswith("2") and (m, p) not in NOT_JSON
         }
         assert documented_ok <= c.seen, documented_ok - c.seen
 

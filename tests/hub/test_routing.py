@@ -890,3 +890,27 @@ async def test_accepted_envelope_survives_a_restart(hub: Hub) -> None:
         await engine.dispose()
     assert (await hub.pull(de))["items"] == []
     assert [i["kind"] for i in (await hub.pull(fr))["items"]] == ["receipt"]
+
+
+async def test_metrics_count_acceptance_duplicates_and_refusals(hub: Hub) -> None:
+    fr, de = await members(hub, "FR-PNF", "DE-BKA")
+    env = hub.seal(fr, de)
+    (await hub.send(fr, env)).ok(201)
+    (await hub.send(fr, env)).ok(200)
+    bad = bytearray(hub.seal(fr, de))
+    bad[-1] ^= 1
+    (await hub.send(fr, bytes(bad))).problem(401, "bad-signature")
+    reply = await hub.get("/metrics")
+    assert reply.status == 200
+    assert reply.content_type == "text/plain"
+    lines = reply.body.decode().splitlines()
+    assert "globe_hub_messages_accepted_total 1" in lines
+    assert "globe_hub_messages_duplicate_total 1" in lines
+    assert 'globe_hub_refused_total{reason="bad-signature"} 1' in lines
+    assert "globe_hub_mailbox_items 1" in lines
+    assert "globe_hub_commit_batch_size_count 1" in lines
+    assert "globe_hub_accept_latency_seconds_count 1" in lines
+    assert any(
+        line.startswith('globe_hub_request_duration_seconds_count{route="/v1/messages"} ')
+        for line in lines
+    )
