@@ -1,374 +1,408 @@
-"""``make demo``: a walk-through of protocol v1 with real keys and real cryptography.
+"""``make demo``: a real GlobE Link network on this machine, narrated.
 
-Everything happens in this process through the public protocol API (the hub
-and the node daemons come in later issues): three admins found a network with
-a 2-of-3 quorum, three authorities apply and are admitted, one sends an
-urgent assistance request to the other two, both open it and sign receipts,
-the hub's evidence is checked, and a replay, a tampered envelope, a forged
-admission and a revoked sender are refused.
+In a temporary directory, on SQLite, with the real command lines and daemons:
+
+1. three admins generate keys and sign a genesis with a 2-of-3 quorum; a hub is
+   initialised and started (``globe-hub serve``, its own process);
+2. three authorities from three countries initialise their nodes, apply, and
+   are admitted by two of the three admins; each starts ``globe-node run``
+   (three more processes) and verifies the membership log from the genesis;
+3. France sends spontaneous information to Brazil, then an urgent assistance
+   request with an attachment to Brazil and Kenya; deliveries go directly to the
+   peers' endpoints, the attachment through the hub;
+4. Brazil acknowledges, then answers; France sees the status, the answer and the
+   signed receipts; Kenya declines;
+5. Brazil tries to forward restricted material to Kenya: refused without the
+   originator's consent;
+6. the admins revoke Kenya; France's node refuses to send to it, and the hub and
+   France refuse what Kenya sends.
+
+Everything printed comes from the daemons' local APIs and the command lines'
+``--json`` output.  Exit status 0 when every step did what it should.
 """
 
 from __future__ import annotations
 
+import json
 import os
+import shutil
+import signal
+import socket
+import subprocess
 import sys
+import tempfile
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
 
-from protocol import errors
-from protocol.directory import DirectoryState, verify_log
-from protocol.envelope import (
-    SealTo,
-    check_recipients_active,
-    open_envelope,
-    parse_envelope,
-    seal_envelope,
-    verify_envelope,
-)
-from protocol.genesis import Genesis, make_genesis
-from protocol.ids import AuthorityId
-from protocol.keys import KemPrivateKey, SigningKey, fingerprint
-from protocol.membership import (
-    Action,
-    Application,
-    Certificate,
-    Checkpoint,
-    kem_pop_answer,
-    kem_pop_challenge,
-    make_action,
-    make_application,
-    make_checkpoint,
-    make_entry,
-)
-from protocol.messages import Handling, Kind, MessageContent, Restriction, Tlp, Urgency
-from protocol.prekeys import SignedPrekey, make_prekey
-from protocol.receipts import DeliveryReceipt, Evidence, EvidenceKind, make_evidence, make_receipt
-from protocol.replay import SeenSet
-
+PASSPHRASE = "demo passphrase - never use in production"  # noqa: S105 - a throw-away network
 AUTHORITIES = [
-    ("FR-PNF", "Parquet national financier", ["fr", "en"]),
-    ("BR-CGU", "Controladoria-Geral da Uniao", ["pt", "es", "en"]),
-    ("KE-EACC", "Ethics and Anti-Corruption Commission", ["en"]),
+    ("FR-PNF", "Parquet national financier", "FR", ["fr", "en"]),
+    ("BR-CGU", "Controladoria-Geral da Uniao", "BR", ["pt", "es", "en"]),
+    ("KE-EACC", "Ethics and Anti-Corruption Commission", "KE", ["en"]),
 ]
-
-
-def say(step: str, text: str = "") -> None:
-    """Print one narrated step."""
-    sys.stdout.write(f"\n== {step}\n" if not text else f"   {step}: {text}\n")
+STARTED = time.monotonic()
 
 
 class DemoFailure(Exception):
-    """A check in the walk-through did not come out as expected."""
+    """A step did not do what the demo expects."""
 
 
-def must_refuse(
-    what: str, expected: type[errors.GlobeError], attempt: Callable[[], object]
-) -> None:
-    """Run ``attempt``; it must be refused with ``expected``.  Print the refusal."""
-    try:
-        attempt()
-    except expected as exc:
-        sys.stdout.write(
-            f"   REFUSED {what}: {type(exc).__name__} [{exc.type_uri()}] {exc.detail}\n"
-        )
-        return
-    raise DemoFailure(f"{what} was not refused with {expected.__name__}")
+def say(text: str) -> None:
+    """A narrated headline."""
+    sys.stdout.write(f"\n== {text}\n")
+    sys.stdout.flush()
 
 
+def detail(label: str, text: object) -> None:
+    """One indented fact under a headline."""
+    sys.stdout.write(f"   {label}: {text}\n")
+    sys.stdout.flush()
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def run(module: str, *args: str | Path, env: dict[str, str] | None = None) -> Any:
+    """Run ``python -m MODULE ARGS --json``; return the parsed JSON."""
+    argv = [sys.executable, "-m", module, *map(str, args), "--json"]
+    done = subprocess.run(  # noqa: S603 - our own modules, arguments built here
+        argv, capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    if done.returncode != 0:
+        raise DemoFailure(f"{module} {' '.join(map(str, args[:2]))}: {done.stderr.strip()}")
+    return json.loads(done.stdout) if done.stdout.strip() else {}
+
+
+def refused(module: str, *args: str | Path, env: dict[str, str] | None = None) -> str:
+    """Run a command that must be refused; return its one-line error."""
+    argv = [sys.executable, "-m", module, *map(str, args)]
+    done = subprocess.run(  # noqa: S603 - our own modules, arguments built here
+        argv, capture_output=True, text=True, env=env, timeout=120, check=False
+    )
+    if done.returncode == 0:
+        raise DemoFailure(f"{module} {' '.join(map(str, args[:2]))} was not refused")
+    lines = done.stderr.strip().splitlines()
+    if len(lines) != 1 or "Traceback" in done.stderr:
+        raise DemoFailure(f"expected a one-line refusal, got: {done.stderr!r}")
+    return lines[0]
+
+
+def wait_for(what: str, check: Callable[[], bool], timeout: float = 30.0) -> None:
+    """Poll ``check`` until true."""
+    deadline = time.monotonic() + timeout
+    while not check():
+        if time.monotonic() > deadline:
+            raise DemoFailure(f"timed out waiting for {what}")
+        time.sleep(0.1)
+
+
+@dataclass
 class Node:
-    """One member authority's keys and its own verified view of the directory."""
+    """One member authority's node directory, daemon and investigator token."""
 
-    def __init__(self, authority: str, name: str, languages: list[str]) -> None:
-        self.authority = AuthorityId.parse(authority)
-        self.name = name
-        self.languages = languages
-        self.identity = SigningKey.generate()
-        self.transport = SigningKey.generate()
-        self.ka = KemPrivateKey.generate()
-        self.prekey = KemPrivateKey.generate()
-        self.directory: DirectoryState | None = None
-        self.seen = SeenSet()
-        self.seq: dict[AuthorityId, int] = {}
+    authority: str
+    name: str
+    country: str
+    languages: list[str]
+    directory: Path
+    api_port: int
+    peer_port: int
+    token_file: Path
+    proc: subprocess.Popen[bytes] | None = None
 
-    def private_key(self, key_id: object) -> KemPrivateKey | None:
-        """Look up one of this node's KEM private keys by key id."""
-        for key in (self.prekey, self.ka):
-            if key.key_id == key_id:
-                return key
+    def cli(self, *args: str | Path) -> Any:
+        return run("globe_node", *args, "--dir", self.directory, "--token-file", self.token_file)
+
+    def refused(self, *args: str | Path) -> str:
+        return refused(
+            "globe_node", *args, "--dir", self.directory, "--token-file", self.token_file
+        )
+
+    def api(self, path: str) -> Any:
+        req = urllib.request.Request(
+            f"http://127.0.0.1:{self.api_port}{path}",
+            headers={"Authorization": f"Bearer {self.token_file.read_text().strip()}"},
+        )
+        with urllib.request.urlopen(req, timeout=10) as r:  # noqa: S310 - loopback
+            return json.loads(r.read())
+
+
+class Demo:
+    """The whole run; :meth:`close` stops every process it started."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.pw = root / "passphrase"
+        self.pw.write_text(PASSPHRASE + "\n")
+        os.chmod(self.pw, 0o600)
+        self.env = dict(os.environ)
+        for name in ("GLOBE_PASSPHRASE", "GLOBE_HUB_PASSPHRASE", "GLOBE_ADMIN_PASSPHRASE",
+                     "GLOBE_TOKEN", "GLOBE_NODE_DIR"):  # fmt: skip
+            self.env.pop(name, None)
+        self.hub_port = free_port()
+        self.hub_url = f"http://127.0.0.1:{self.hub_port}"
+        self.hub_proc: subprocess.Popen[bytes] | None = None
+        self.admin_keys = [root / f"admin{i}.key" for i in (1, 2, 3)]
+        self.genesis = root / "genesis.json"
+        self.nodes: dict[str, Node] = {}
+
+    # -- set-up ----------------------------------------------------------------------------
+
+    def found_network(self) -> None:
+        say("Three admins found the network: a genesis signed with a 2-of-3 quorum")
+        hub = run("hub", "init", "--dir", self.root / "hub", "--kdf-cost", "interactive",
+                  "--passphrase-file", self.pw, "--port", str(self.hub_port))  # fmt: skip
+        pubs = []
+        for i, key in enumerate(self.admin_keys, start=1):
+            out = run("hub", "admin", "keygen", "--out", key, "--kdf-cost", "interactive",
+                      "--passphrase-file", self.pw)  # fmt: skip
+            pubs.append(out["public_key"])
+            detail(f"admin {i} key", out.get("key_id", out["public_key"]))
+        genesis = run(
+            "hub", "admin", "genesis", "--network-id", "globe-demo",
+            "--name", "GlobE Link demonstration network",
+            "--admin", f"Admin-1={pubs[0]}", f"Admin-2={pubs[1]}", f"Admin-3={pubs[2]}",
+            "--threshold", "2", "--hub-url", self.hub_url, "--hub-key", hub["hub_key"],
+            "--out", self.genesis, "--sign", self.admin_keys[0], self.admin_keys[1],
+            "--passphrase-file", self.pw,
+        )  # fmt: skip
+        detail("genesis fingerprint", genesis.get("fingerprint", "?"))
+        run("hub", "install-genesis", "--dir", self.root / "hub", self.genesis)
+        log = (self.root / "hub.log").open("wb")
+        self.hub_proc = subprocess.Popen(  # noqa: S603 - our own module
+            [sys.executable, "-m", "hub", "serve", "--dir", str(self.root / "hub"),
+             "--passphrase-file", str(self.pw)],
+            stdout=log, stderr=subprocess.STDOUT, env=self.env,
+        )  # fmt: skip
+        wait_for("the hub", lambda: _get(f"{self.hub_url}/healthz") is not None)
+        detail("hub", f"globe-hub serve on {self.hub_url} (pid {self.hub_proc.pid}, SQLite)")
+
+    def enrol(self) -> None:
+        say("Three authorities initialise their nodes and apply")
+        for authority, name, country, languages in AUTHORITIES:
+            d = self.root / authority
+            api, peer = free_port(), free_port()
+            args: list[str | Path] = [
+                "init", "--dir", d, "--genesis", self.genesis, "--authority-id", authority,
+                "--name", name, "--country", country, "--kind", "anti-corruption",
+                "--contact", f"duty officer, {name}", "--legal-basis", "UNCAC art. 36",
+                "--hub-url", self.hub_url, "--endpoint", f"http://127.0.0.1:{peer}",
+                "--peer-port", str(peer), "--api-port", str(api), "--kdf", "interactive",
+                "--passphrase-file", self.pw,
+            ]  # fmt: skip
+            for lang in languages:
+                args += ["--language", lang]
+            init = run("globe_node", *args)
+            applied = run("globe_node", "apply", "--dir", d, "--passphrase-file", self.pw)
+            user = run("globe_node", "users", "add", "investigator", "--role", "investigator",
+                       "--dir", d)  # fmt: skip
+            token = d / "investigator.token"
+            token.write_text(user["token"])
+            os.chmod(token, 0o600)
+            self.nodes[authority] = Node(authority, name, country, languages, d, api, peer, token)
+            detail(
+                authority,
+                f"{name}; node fingerprint {init['fingerprint']};"
+                f" application {applied.get('id', '?')} {applied.get('status', '')}",
+            )
+
+    def admit(self) -> None:
+        say("Two of the three admins approve each application (the hub only collects)")
+        common: list[str | Path] = ["--genesis", self.genesis, "--passphrase-file", self.pw]
+        apps = run("hub", "admin", "applications", *common, "--key", self.admin_keys[0])
+        for app in apps["applications"]:
+            for key in self.admin_keys[:2]:
+                out = run("hub", "admin", "approve", app["id"], *common, "--key", key)
+            detail(app["authority"], f"admitted at log entry {out['seq']} with "
+                   f"{out['signatures']} admin signatures")  # fmt: skip
+        say("Each authority starts its node; each verifies the whole log from the genesis")
+        for node in self.nodes.values():
+            log = (node.directory / "daemon.log").open("wb")
+            node.proc = subprocess.Popen(  # noqa: S603 - our own module
+                [sys.executable, "-m", "globe_node", "run", "--dir", str(node.directory),
+                 "--passphrase-file", str(self.pw)],
+                stdout=log, stderr=subprocess.STDOUT, env=self.env,
+            )  # fmt: skip
+        for node in self.nodes.values():
+            wait_for(f"{node.authority} to sync", _sync_check(node, 3))
+            st = node.cli("status")
+            detail(node.authority, f"membership {st['membership']}; directory at entry "
+                   f"{st['directory']['seq']} ({st['directory']['members']} members),"
+                   f" confirmed by a hub-signed checkpoint")  # fmt: skip
+
+    # -- messages ---------------------------------------------------------------------------
+
+    def exchange(self) -> tuple[str, str]:
+        fr, br, ke = (self.nodes[a] for a, *_ in AUTHORITIES)
+        say("France shares spontaneous information with Brazil (UNCAC art. 46(4))")
+        info = fr.cli("send", "--to", "BR-CGU", "--kind", "information",
+                      "--subject", "Transfers from ACME Holdings to a Sao Paulo shell company",
+                      "--body", "Our inquiry found 14 transfers (EUR 3.2 M) in 2025; details "
+                      "and account numbers follow.", "--tlp", "AMBER",
+                      "--restriction", "no-onward-dissemination",
+                      "--case", "FR-2026-0042")  # fmt: skip
+        self.delivered(fr, info["id"], ["BR-CGU"])
+        shown = br.cli("show", info["id"])
+        detail(
+            "Brazil reads",
+            f"'{shown['content']['subject']}' from {shown['meta']['sender']}"
+            f" (TLP:{shown['content']['tlp']}, {', '.join(shown['content']['restrictions'])})",
+        )
+
+        say("France sends an urgent assistance request with an attachment to Brazil and Kenya")
+        ledger = self.root / "ledger-extract.csv"
+        ledger.write_text("date,from,to,amount_eur\n" + "".join(
+            f"2025-{m:02d}-15,ACME Holdings,Ponte Sul Ltda,{228_000 + m * 1000}\n"
+            for m in range(1, 13)))  # fmt: skip
+        req = fr.cli("send", "--to", "BR-CGU", "KE-EACC", "--kind", "request", "--urgency",
+                     "urgent", "--subject", "Beneficial owners of Ponte Sul Ltda",
+                     "--body", "Please identify the beneficial owners and the accounts "
+                     "receiving the attached transfers.", "--attach", ledger,
+                     "--case", "FR-2026-0042")  # fmt: skip
+        self.delivered(fr, req["id"], ["BR-CGU", "KE-EACC"])
+        for peer in (br, ke):
+            got = peer.cli("show", req["id"])
+            att = got["content"]["attachments"][0]
+            detail(f"{peer.authority} opens it", f"'{got['content']['subject']}', attachment "
+                   f"{att['name']} ({att['size']} bytes, digest checked)")  # fmt: skip
+        case = fr.cli("case", "FR-2026-0042")
+        for r in case["requests"]:
+            hours = (r["deadline"] - r["created"]) / 3600
+            detail("deadline", f"{r['counterpart']} must answer within {hours:.0f} h (urgent)")
+
+        say("Brazil acknowledges, then answers; Kenya declines")
+        expected = time.strftime("%Y-%m-%d", time.gmtime(time.time() + 2 * 86400))
+        ack = br.cli("status-update", req["id"], "--state", "acknowledged", "--expected", expected)
+        self.delivered(br, ack["id"], ["FR-PNF"])
+        ans = br.cli("reply", req["id"], "--kind", "answer", "--body",
+                     "The beneficial owner is a director of ACME Holdings; account details "
+                     "are in our formal reply.")  # fmt: skip
+        self.delivered(br, ans["id"], ["FR-PNF"])
+        dec = ke.cli("status-update", req["id"], "--state", "declined",
+                     "--reason", "no accounts in Kenya")  # fmt: skip
+        self.delivered(ke, dec["id"], ["FR-PNF"])
+        for r in fr.cli("case", "FR-2026-0042")["requests"]:
+            detail("France sees", f"{r['counterpart']}: {r['state']}")
+        for m in fr.cli("inbox")["messages"]:
+            detail("France's inbox", f"{m['kind']:<8} from {m['from']}: {m['subject']}")
+        sent = {m["id"]: m for m in fr.cli("outbox")["messages"]}[req["id"]]
+        for who, st in sorted(sent["recipients"].items()):
+            detail("receipt", f"{who} signed a delivery receipt ({st['state']} via {st['via']})")
+        return info["id"], req["id"]
+
+    def delivered(self, node: Node, mid: str, to: list[str]) -> None:
+        def done() -> bool:
+            out = {m["id"]: m for m in node.api("/api/outbox?limit=100")["messages"]}
+            states = out.get(mid, {}).get("recipients", {})
+            return all(states.get(t, {}).get("state") == "delivered" for t in to)
+
+        wait_for(f"delivery of {mid}", done)
+
+    def refusals(self, info_id: str) -> None:
+        fr, br, ke = (self.nodes[a] for a, *_ in AUTHORITIES)
+        say("Brazil tries to forward France's restricted information to Kenya")
+        detail("REFUSED", br.refused("forward", info_id, "--to", "KE-EACC"))
+
+        say("Two admins revoke Kenya's membership")
+        common: list[str | Path] = ["--genesis", self.genesis, "--passphrase-file", self.pw]
+        for key in self.admin_keys[1:]:
+            out = run("hub", "admin", "revoke", "KE-EACC", "--reason",
+                      "membership withdrawn by the secretariat", *common, "--key", key)  # fmt: skip
+        detail("log", f"revocation appended at entry {out['seq']}")
+        for node in (fr, br, ke):  # each node also syncs on its own every 30 s
+            synced = node.cli("sync")
+            detail(f"{node.authority} syncs", f"{synced['added']} new log entry verified")
+        detail(
+            "France's directory",
+            "KE-EACC "
+            + fr.cli("directory", "search", "--country", "KE", "--inactive")["results"][0][
+                "status"
+            ],
+        )
+        say("France's node refuses to send to the revoked member")
+        detail("REFUSED", fr.refused("send", "--to", "KE-EACC", "--kind", "information",
+                                     "--subject", "s", "--body", "b"))  # fmt: skip
+        say("Kenya's node knows it is revoked and refuses to send (the hub and peers would too)")
+        detail("REFUSED", ke.refused("send", "--to", "FR-PNF", "--kind", "information",
+                                     "--subject", "s", "--body", "b"))  # fmt: skip
+
+    def shutdown(self) -> None:
+        say("Shutting down: each daemon stops on SIGTERM with nothing left half-written")
+        for node in self.nodes.values():
+            code = _terminate(node.proc)
+            detail(node.authority, f"exit status {code}")
+        detail("hub", f"exit status {_terminate(self.hub_proc)}")
+
+    def close(self) -> None:
+        for proc in [n.proc for n in self.nodes.values()] + [self.hub_proc]:
+            if proc is not None and proc.poll() is None:
+                proc.kill()
+                proc.wait()
+
+
+def _get(url: str) -> bytes | None:
+    try:
+        with urllib.request.urlopen(url, timeout=2) as r:  # noqa: S310 - loopback
+            return bytes(r.read())
+    except (urllib.error.URLError, OSError):
         return None
 
 
-def main() -> int:  # noqa: PLR0915 - a linear narrative
-    """Run the walk-through; exit 0 if every check came out as expected."""
-    now = int(time.time())
+def _synced(node: Node, seq: int) -> bool:
+    try:
+        st = node.api("/api/status")
+    except (urllib.error.URLError, OSError):
+        return False
+    return bool(st["directory"]["seq"] >= seq and st["directory"]["age_s"] is not None)
 
-    say("1. Three membership administrators found the network (quorum 2 of 3)")
-    admins = [SigningKey.generate() for _ in range(3)]
-    hub = SigningKey.generate()
-    genesis = make_genesis(
-        network_id="globe-demo",
-        name="GlobE Link demonstration network",
-        admins=[(f"Secretariat admin {i + 1}", k.verify_key) for i, k in enumerate(admins)],
-        threshold=2,
-        hub_key=hub.verify_key,
-        hub_url="https://hub.globe-demo.invalid",
-        created=now,
-        signers=admins[:2],
-    )
-    genesis_file = genesis.encode()
-    say("genesis", f"{len(genesis_file)} bytes, signed by 2 of 3 admins")
-    say("fingerprint to compare out of band", genesis.fingerprint())
 
-    nodes = [Node(*a) for a in AUTHORITIES]
-    log: list[bytes] = []
-    hub_view = DirectoryState(genesis)
+def _sync_check(node: Node, seq: int) -> Callable[[], bool]:
+    return lambda: _synced(node, seq)
 
-    say("2. Three authorities apply; the admins approve each with 2 signatures")
-    for node in nodes:
-        pinned = Genesis.decode(genesis_file)  # each node pins the genesis file
-        app = make_application(
-            genesis=pinned,
-            authority=node.authority,
-            name=node.name,
-            kinds=["anti-corruption"],
-            languages=node.languages,
-            contact=f"duty desk, {node.name}",
-            legal_basis="UNCAC art. 36 designation",
-            endpoint=None,
-            identity=node.identity,
-            transport=node.transport,
-            ka_key=node.ka.public_key,
-            created=now,
-        )
-        Application.decode(app.signed.encode(), genesis)  # PoP of both signing keys
-        challenge, expected = kem_pop_challenge(node.ka.public_key, app.digest)
-        if kem_pop_answer(node.ka, app.digest, challenge) != expected:
-            raise DemoFailure("KEM proof of possession failed")
-        say(str(node.authority), f"application {app.digest.hex()[:16]}…, keys proven")
-        say("   fingerprint", fingerprint(node.identity.verify_key, node.transport.verify_key))
-        cert = Certificate.from_application(
-            app, serial=os.urandom(16).hex(), not_before=now, not_after=now + 365 * 86400
-        )
-        action = make_action(
-            genesis=genesis,
-            action=Action.ADMIT,
-            authority=node.authority,
-            prev=None,
-            issued=now,
-            certificate=cert,
-            signers=[admins[0]],
-        )
-        lone = make_entry(
-            genesis=genesis, seq=hub_view.seq + 1, prev=hub_view.head, time=now,
-            action=action.signed,
-        )  # fmt: skip
-        must_refuse(
-            "admission signed by 1 admin of 2 required",
-            errors.QuorumNotMet,
-            lambda lone=lone: verify_log(genesis, [*log, lone]),  # type: ignore[misc]
-        )
-        signed = action.signed.with_signature(b"globe/v1/membership-action", admins[2])
-        entry = make_entry(
-            genesis=genesis, seq=hub_view.seq + 1, prev=hub_view.head, time=now, action=signed
-        )
-        hub_view.apply(entry)
-        log.append(entry)
-        say("admitted", f"log entry {hub_view.seq}, head {hub_view.head.hex()[:16]}…")
 
-    checkpoint = make_checkpoint(
-        genesis=genesis, hub=hub, seq=hub_view.seq, head=hub_view.head, time=now
-    )
-    say("3. Each node verifies the whole log from its pinned genesis")
-    for node in nodes:
-        node.directory = verify_log(genesis, log)
-        cp = Checkpoint.decode(checkpoint.signed.encode(), genesis)
-        relation = node.directory.check_checkpoint(cp)
-        say(
-            str(node.authority),
-            f"{len(node.directory.members)} members, hub checkpoint {relation.value}",
-        )
+def _terminate(proc: subprocess.Popen[bytes] | None) -> int | None:
+    if proc is None:
+        return None
+    proc.send_signal(signal.SIGTERM)
+    try:
+        return proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        return proc.wait()
 
-    say("4. Members publish signed hybrid post-quantum prekeys (ML-KEM-768 + X25519)")
-    prekeys: dict[AuthorityId, SignedPrekey] = {}
-    for node in nodes:
-        sp = make_prekey(
-            genesis=genesis,
-            authority=node.authority,
-            identity=node.identity,
-            key=node.prekey.public_key,
-            not_before=now - 60,
-            not_after=now + 7 * 86400,
-        )
-        prekeys[node.authority] = SignedPrekey.decode(
-            sp.signed.encode(), genesis, node.identity.verify_key, authority=node.authority
-        )
-        say(str(node.authority), f"prekey {node.prekey.key_id}")
 
-    sender, recipients = nodes[0], nodes[1:]
-    sender_dir = sender.directory
-    assert sender_dir is not None  # noqa: S101 - set in step 3
-    say(f"5. {sender.authority} sends an urgent assistance request to two authorities")
-    content = MessageContent(
-        kind=Kind.REQUEST,
-        subject="Beneficial owner of a shell company",
-        body="We ask for the registered beneficial owners of Example Holdings Ltd.",
-        language="en",
-        urgency=Urgency.URGENT,
-        handling=Handling(Tlp.AMBER, frozenset({Restriction.INTELLIGENCE_ONLY})),
-        case="FR-PNF-2026-0042",
-        deadline=now + 8 * 3600,
-    )
-    assert sender.directory is not None  # noqa: S101
-    targets = []
-    for r in recipients:
-        sender.seq[r.authority] = sender.seq.get(r.authority, 0) + 1
-        targets.append(SealTo(r.authority, sender.seq[r.authority], prekeys[r.authority].key))
-    wire = seal_envelope(
-        genesis=genesis,
-        sender=sender.authority,
-        identity=sender.identity,
-        recipients=targets,
-        content=content.encode(),
-        created=now,
-        expires=now + 7 * 86400,
-        dir_seq=sender.directory.seq,
-        dir_head=sender.directory.head,
-    )
-    envelope = parse_envelope(wire)
-    say(
-        "envelope",
-        f"{len(wire)} bytes, id {envelope.header.message_id}, one ciphertext, 2 wrapped keys",
-    )
-
-    say("6. The hub checks the outer signature without reading, and signs acceptance evidence")
-    verify_envelope(envelope, hub_view, now)
-    check_recipients_active(envelope, hub_view, now)
-    accepted = make_evidence(
-        genesis=genesis,
-        hub=hub,
-        kind=EvidenceKind.ACCEPTED,
-        message_id=envelope.header.message_id,
-        envelope_hash=envelope.hash,
-        sender=sender.authority,
-        recipients=[r.authority for r in recipients],
-        time=now,
-    )
-    evidence = Evidence.decode(accepted.signed.encode(), genesis)
-    say(
-        "acceptance evidence",
-        f"{evidence.kind.value}, verified by {sender.authority} against the pinned hub key",
-    )
-
-    say("7. Each recipient opens the envelope and signs a receipt")
-    receipts = []
-    for r in recipients:
-        assert r.directory is not None  # noqa: S101
-        opened = open_envelope(
-            parse_envelope(wire),
-            directory=r.directory,
-            me=r.authority,
-            private_key=r.private_key,
-            now=now,
-        )
-        r.seen.check_and_add(opened.header.sender, opened.header.message_id, envelope.hash)
-        msg = MessageContent.decode(opened.content)
-        say(
-            str(r.authority),
-            f"{msg.kind.value}, {msg.urgency.value}, '{msg.subject}', "
-            f"TLP:{msg.handling.tlp.value}, directory head {opened.head_relation.value}",
-        )
-        receipts.append(
-            make_receipt(
-                genesis=genesis,
-                identity=r.identity,
-                message_id=opened.header.message_id,
-                envelope_hash=envelope.hash,
-                sender=opened.header.sender,
-                recipient=r.authority,
-                time=now,
-            )
-        )
-    for signed_receipt in receipts:
-        receipt = DeliveryReceipt.decode(signed_receipt.encode(), sender.directory)
-        ok = receipt.matches(envelope.header.message_id, envelope.hash)
-        say("receipt", f"from {receipt.recipient}: signed over this message's exact bytes: {ok}")
-
-    say("8. What the network refuses")
-    r0 = recipients[0]
-    assert r0.directory is not None  # noqa: S101
-    r0_dir = r0.directory
-    must_refuse(
-        "the same envelope delivered twice",
-        errors.ReplayError,
-        lambda: r0.seen.check_and_add(sender.authority, envelope.header.message_id, envelope.hash),
-    )
-    tampered = bytearray(wire)
-    tampered[len(wire) // 2] ^= 0x01
-    must_refuse(
-        "one flipped bit in the ciphertext",
-        errors.BadSignature,
-        lambda: open_envelope(
-            parse_envelope(bytes(tampered)), directory=r0_dir, me=r0.authority,
-            private_key=r0.private_key, now=now,
-        ),
-    )  # fmt: skip
-    must_refuse(
-        "the envelope reflected back to its sender",
-        errors.ReflectedMessage,
-        lambda: open_envelope(
-            parse_envelope(wire), directory=sender_dir, me=sender.authority,
-            private_key=sender.private_key, now=now,
-        ),
-    )  # fmt: skip
-    forged = bytearray(wire)
-    forged[-64:] = recipients[1].identity.sign(b"globe/v1/envelope", wire[:-64])
-    must_refuse(
-        f"an envelope signed by {recipients[1].authority} in the name of {sender.authority}",
-        errors.BadSignature,
-        lambda: open_envelope(
-            parse_envelope(bytes(forged)), directory=r0_dir, me=r0.authority,
-            private_key=r0.private_key, now=now,
-        ),
-    )  # fmt: skip
-
-    say(f"9. The admins revoke {sender.authority}; its next message is refused")
-    revoke = make_action(
-        genesis=genesis,
-        action=Action.REVOKE,
-        authority=sender.authority,
-        prev=hub_view.members[sender.authority].last_action,
-        issued=now,
-        reason="designation withdrawn by the State party",
-        signers=admins[1:],
-    )
-    entry = make_entry(
-        genesis=genesis, seq=hub_view.seq + 1, prev=hub_view.head, time=now, action=revoke.signed
-    )
-    hub_view.apply(entry)
-    log.append(entry)
-    r0.directory.apply(entry)
-    say("log", f"entry {hub_view.seq}: revoke {sender.authority}, quorum 2 of 3")
-    must_refuse(
-        f"a message from {sender.authority}",
-        errors.MemberNotActive,
-        lambda: open_envelope(
-            parse_envelope(wire), directory=r0_dir, me=r0.authority,
-            private_key=r0.private_key, now=now,
-        ),
-    )  # fmt: skip
-
-    say("Done: every step used real Ed25519, HPKE (ML-KEM-768 + X25519) and ChaCha20-Poly1305")
+def main() -> int:
+    """Run the demonstration; 0 on success."""
+    root = Path(tempfile.mkdtemp(prefix="globe-demo-"))
+    demo = Demo(root)
+    try:
+        demo.found_network()
+        demo.enrol()
+        demo.admit()
+        info_id, _ = demo.exchange()
+        demo.refusals(info_id)
+        demo.shutdown()
+    except DemoFailure as exc:
+        sys.stderr.write(f"demo: FAILED: {exc}\n(logs kept in {root})\n")
+        demo.close()
+        return 1
+    except KeyboardInterrupt:
+        demo.close()
+        return 130
+    demo.close()
+    shutil.rmtree(root, ignore_errors=True)
+    say(f"Done in {time.monotonic() - STARTED:.1f} s: every step did what it should")
     return 0
 
 
-def run() -> int:
-    """Entry point: a one-line message and exit status 1 if a check fails."""
-    try:
-        return main()
-    except (DemoFailure, errors.GlobeError) as exc:
-        sys.stderr.write(f"demo: FAILED: {exc}\n")
-        return 1
-
-
 if __name__ == "__main__":
-    raise SystemExit(run())
+    raise SystemExit(main())

@@ -1,9 +1,17 @@
 """An asynchronous client for the hub's HTTP API v1 (``hub/web.py``).
 
-One :class:`HubClient` method per endpoint.  Requests to the admin endpoints
-and ``PUT /v1/prekeys`` carry a ``Globe-Auth`` header made with
+One :class:`HubClient` method per endpoint.  Requests to the admin endpoints,
+``PUT /v1/prekeys`` and the member endpoints carry a ``Globe-Auth`` header made with
 :func:`protocol.requestauth.sign_request` (audience ``"hub"``, network = the
 pinned genesis digest, target = the path and query exactly as sent).
+
+The member endpoints (messages, mailbox, acknowledgements, attachment blobs)
+are signed with the member's transport key.  Blobs are streamed: an upload
+is read from disk in chunks, after a first streaming pass that computes the
+SHA-256 its signature covers (§10); a download is written in chunks to a
+``.part`` file next to its destination, checked against the hub's
+``Repr-Digest`` and the caller's size cap, fsynced and only then renamed into
+place.  Memory use is constant whatever the blob's size.
 
 Failures are translated at this boundary:
 
@@ -21,13 +29,20 @@ checkpoints against their own pinned genesis.
 
 from __future__ import annotations
 
+import asyncio
+import base64
+import binascii
+import contextlib
+import hashlib
 import os
+import re
 import socket
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import IO, Any, Final, Self
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -37,7 +52,15 @@ from yarl import URL
 from hub import errors as hub_errors
 from protocol import canonical
 from protocol import errors as protocol_errors
-from protocol.errors import GlobeError, MalformedError, TransportError, UsageError
+from protocol.errors import (
+    GlobeError,
+    InvalidIdentifier,
+    MalformedError,
+    SizeLimitExceeded,
+    StorageError,
+    TransportError,
+    UsageError,
+)
 from protocol.genesis import check_url
 from protocol.ids import AuthorityId
 from protocol.keys import SigningKey
@@ -48,6 +71,7 @@ __all__ = [
     "MAX_RESPONSE",
     "HubClient",
     "LogPage",
+    "MailboxItem",
     "RemoteError",
     "error_for_problem",
 ]
@@ -57,6 +81,11 @@ DEFAULT_TIMEOUT: Final = 30.0
 #: Cap on a response body: a full log page (500 entries of at most 24 KiB) fits.
 MAX_RESPONSE: Final = 32 * 1024 * 1024
 _PROBLEM_TYPE: Final = "application/problem+json"
+#: Bytes read from disk or from the network at a time when streaming a blob.
+BLOB_CHUNK: Final = 1 << 20
+_BLOB_ID_RE: Final = re.compile(r"[0-9a-f]{32}\Z", re.ASCII)
+_KIND_RE: Final = re.compile(r"[a-z][a-z0-9-]{0,31}\Z", re.ASCII)
+_MAX_CURSOR: Final = 2**53 - 1
 
 
 class RemoteError(GlobeError):
@@ -137,6 +166,20 @@ class LogPage:
     next: int | None
 
 
+@dataclass(frozen=True, slots=True)
+class MailboxItem:
+    """One item of a member's mailbox: its cursor, its kind and its exact bytes.
+
+    ``kind`` is ``"envelope"`` (``data`` is the envelope), ``"receipt"`` (a
+    recipient's signed delivery receipt) or ``"non-delivery"`` (hub evidence);
+    ``data`` is unverified: the caller checks it against its pinned genesis.
+    """
+
+    cursor: int
+    kind: str
+    data: bytes
+
+
 def _target(path: str, params: Mapping[str, str | int | None] | None) -> str:
     query = {k: str(v) for k, v in (params or {}).items() if v is not None}
     return f"{path}?{urlencode(query, quote_via=quote)}" if query else path
@@ -146,7 +189,8 @@ class HubClient:
     """Asynchronous client of one hub.  Use as ``async with HubClient(...) as hub:``.
 
     ``network`` is the digest of the pinned genesis; ``key`` is the admin key
-    (admin endpoints) or the member's transport key (``put_prekey``).
+    (admin endpoints) or the member's transport key (``put_prekey`` and the
+    member endpoints: messages, mailbox, acknowledgements, blobs).
     """
 
     def __init__(
@@ -196,6 +240,31 @@ class HubClient:
 
     # -- transport -----------------------------------------------------------------------------
 
+    def _auth(
+        self, method: str, target: str, body: bytes = b"", *, body_digest: bytes | None = None
+    ) -> str:
+        """The ``Globe-Auth`` value for a request to ``target`` (path and query as sent)."""
+        if self.key is None or self.network is None:
+            raise UsageError(f"{method} {target} needs a signing key and the pinned genesis")
+        return sign_request(
+            key=self.key,
+            network=self.network,
+            audience=HUB_AUDIENCE,
+            method=method,
+            target=target,
+            body=body,
+            created=int(self.clock()),
+            body_digest=body_digest,
+        )
+
+    def _url(self, target: str) -> URL:
+        return URL(str(self._base.origin()) + target, encoded=True)
+
+    def _transport_error(self, exc: aiohttp.ClientError | OSError) -> TransportError:
+        return TransportError(
+            f"cannot reach the hub at {self.base_url}: {_unreachable(exc, self.timeout)}"
+        )
+
     async def request(
         self,
         method: str,
@@ -210,44 +279,64 @@ class HubClient:
 
         Raises the translated error otherwise (see the module docstring).
         """
+        _status, data, ctype = await self._exchange(
+            method, path, params=params, body=body, signed=signed, content_type=content_type
+        )
+        return data, ctype
+
+    async def _exchange(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int | None] | None = None,
+        body: bytes = b"",
+        signed: bool = False,
+        content_type: str = "application/json",
+    ) -> tuple[int, bytes, str]:
+        """:meth:`request`, also returning the (2xx) HTTP status."""
         target = self._prefix + _target(path, params)
         headers = {"Accept": "application/json, application/problem+json"}
         if body or method in ("POST", "PUT"):
             headers["Content-Type"] = content_type
         if signed:
-            if self.key is None or self.network is None:
-                raise UsageError(f"{method} {path} needs a signing key and the pinned genesis")
-            headers[HEADER] = sign_request(
-                key=self.key,
-                network=self.network,
-                audience=HUB_AUDIENCE,
-                method=method,
-                target=target,
-                body=body,
-                created=int(self.clock()),
-            )
-        url = URL(str(self._base.origin()) + target, encoded=True)
+            headers[HEADER] = self._auth(method, target, body)
         session = self._session_or_new()
         try:
-            async with session.request(method, url, data=body or None, headers=headers) as resp:
+            async with session.request(
+                method, self._url(target), data=body or None, headers=headers
+            ) as resp:
                 data = await self._read(resp)
                 ctype = resp.content_type
                 status = resp.status
                 retry_after = resp.headers.get("Retry-After")
         except (aiohttp.ClientError, OSError) as exc:
-            raise TransportError(
-                f"cannot reach the hub at {self.base_url}: {_unreachable(exc, self.timeout)}"
-            ) from None
+            raise self._transport_error(exc) from None
         if 200 <= status < 300:
-            return data, ctype
+            return status, data, ctype
+        raise self._refusal(
+            method, path, status=status, ctype=ctype, data=data, retry_after=retry_after
+        )
+
+    def _refusal(
+        self,
+        method: str,
+        path: str,
+        *,
+        status: int,
+        ctype: str,
+        data: bytes,
+        retry_after: str | None,
+    ) -> GlobeError:
+        """The error a non-2xx answer stands for."""
         if ctype == _PROBLEM_TYPE:
             try:
                 problem = orjson.loads(data)
             except orjson.JSONDecodeError:
                 problem = None
             if isinstance(problem, dict):
-                raise error_for_problem(status, problem, retry_after=retry_after)
-        raise RemoteError(
+                return error_for_problem(status, problem, retry_after=retry_after)
+        return RemoteError(
             f"the hub at {self.base_url} answered HTTP {status} to {method} {path}",
             http_status=status,
         )
@@ -435,3 +524,330 @@ class HubClient:
             "GET", "/v1/admin/audit", params={"since": since, "limit": limit}, signed=True
         )
         return self._objects(out, "records", "audit")
+
+    # -- member endpoints (signed with the member's transport key) -----------------------------
+
+    async def submit_message(self, envelope: bytes) -> tuple[int, bytes]:
+        """``POST /v1/messages``: submit an envelope; the HTTP status and the hub's evidence.
+
+        201: accepted now; 200: an exact resubmission, answered with the evidence of
+        the first acceptance.  The evidence bytes are unverified (check them with
+        :meth:`protocol.receipts.Evidence.decode` against the pinned genesis).
+        """
+        status, data, _ctype = await self._exchange(
+            "POST",
+            "/v1/messages",
+            body=envelope,
+            signed=True,
+            content_type="application/octet-stream",
+        )
+        if status not in (200, 201):
+            raise MalformedError(f"hub answered HTTP {status} to POST /v1/messages")
+        return status, data
+
+    async def mailbox(
+        self, after: int = 0, limit: int | None = None
+    ) -> tuple[list[MailboxItem], int]:
+        """``GET /v1/mailbox``: items after the cursor ``after``, oldest first, and the
+        cursor to pass next (``after`` itself when nothing waits)."""
+        what = "hub response mailbox"
+        page = await self._json(
+            "GET", "/v1/mailbox", params={"after": after, "limit": limit}, signed=True
+        )
+        reader = canonical.ObjectReader(page, what)
+        items: list[MailboxItem] = []
+        last = after
+        for item in reader.objects("items", max_items=limit if limit is not None else 1 << 20):
+            cursor = item.integer("cursor", lo=last + 1, hi=_MAX_CURSOR)
+            kind = item.string("kind", max_len=32, min_len=1)
+            if not _KIND_RE.match(kind):
+                raise MalformedError(f"{what}: bad item kind")
+            raw = item.string("data", max_len=MAX_RESPONSE)
+            items.append(MailboxItem(cursor, kind, canonical.b64d(raw, what=f"{what} item")))
+            last = cursor
+        nxt = reader.integer("cursor", lo=after, hi=_MAX_CURSOR)
+        if nxt != last:
+            raise MalformedError(f"{what}: the next cursor is not the last item's")
+        return items, nxt
+
+    async def ack(
+        self, receipts: Sequence[bytes] = (), notices: Sequence[int] = ()
+    ) -> dict[str, Any]:
+        """``POST /v1/mailbox/ack``: signed receipts release envelopes, notice cursors drop
+        receipts and non-delivery notices.  The hub's answer: ``released`` (message
+        ids), ``refused`` (problems, one per receipt not accepted) and ``notices``
+        (how many were dropped)."""
+        body = canonical.encode(
+            {"receipts": [canonical.b64e(r) for r in receipts], "notices": list(notices)}
+        )
+        return await self._json("POST", "/v1/mailbox/ack", body=body, signed=True)
+
+    def _blob_timeout(self) -> aiohttp.ClientTimeout:
+        """No cap on a whole blob transfer, but on connecting and on each read."""
+        return aiohttp.ClientTimeout(
+            total=None, connect=min(10.0, self.timeout), sock_read=self.timeout
+        )
+
+    async def put_blob(
+        self,
+        blob_id: str,
+        path: Path,
+        *,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> dict[str, Any]:
+        """``PUT /v1/blobs/{id}``: upload the file at ``path``, streamed from disk.
+
+        The file is read twice: once to compute the SHA-256 the request signature
+        covers, once to send it (with its exact ``Content-Length``);
+        ``progress(sent, total)`` is called as chunks go.  Returns the hub's answer
+        ``{"id", "size", "sha256"}`` after checking that it names this blob, size
+        and digest (:class:`MalformedError` otherwise).  A file that cannot be
+        read, or that changes between the two passes, is a :class:`StorageError`.
+        """
+        if not _BLOB_ID_RE.match(blob_id):
+            raise InvalidIdentifier("a blob id is 32 lower-case hex digits")
+        try:
+            digest, size = await asyncio.to_thread(_hash_file, path)
+        except OSError as exc:
+            raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from None
+        method, where = "PUT", f"/v1/blobs/{blob_id}"
+        target = self._prefix + where
+        headers = {
+            "Accept": "application/json, application/problem+json",
+            "Content-Type": "application/octet-stream",
+            "Content-Length": str(size),
+            HEADER: self._auth(method, target, body_digest=digest),
+        }
+        failure: list[GlobeError] = []  # what went wrong on our side while sending
+        session = self._session_or_new()
+        try:
+            async with session.put(
+                self._url(target),
+                data=_upload_chunks(path, size, digest, progress, failure),
+                headers=headers,
+                timeout=self._blob_timeout(),
+            ) as resp:
+                data = await self._read(resp)
+                status, ctype = resp.status, resp.content_type
+                retry_after = resp.headers.get("Retry-After")
+        except (aiohttp.ClientError, OSError, GlobeError) as exc:
+            if failure:
+                raise failure[0] from None
+            if isinstance(exc, GlobeError):
+                raise
+            raise self._transport_error(exc) from None
+        if failure:  # pragma: no cover - a failed body never gets an answer
+            raise failure[0]
+        if not 200 <= status < 300:
+            raise self._refusal(
+                method, where, status=status, ctype=ctype, data=data, retry_after=retry_after
+            )
+        what = "hub response blob upload"
+        try:
+            answer = orjson.loads(data)
+        except orjson.JSONDecodeError:
+            raise MalformedError(f"{what}: not JSON") from None
+        reader = canonical.ObjectReader(answer, what)
+        if (
+            status != 201
+            or reader.string("id", max_len=32) != blob_id
+            or reader.integer("size") != size
+            or reader.blob("sha256", length=32) != digest
+        ):
+            raise MalformedError(f"{what}: the hub did not store this file's exact bytes")
+        result: dict[str, Any] = answer
+        return result
+
+    async def get_blob(
+        self,
+        blob_id: str,
+        out: Path,
+        *,
+        max_size: int,
+        progress: Callable[[int, int], None] | None = None,
+    ) -> bytes:
+        """``GET /v1/blobs/{id}``: download a blob to ``out``; return its SHA-256.
+
+        The body is streamed to ``out`` + ``.part``, hashed as it arrives, fsynced
+        and renamed to ``out`` only once its SHA-256 equals the hub's
+        ``Repr-Digest`` and it holds at most ``max_size`` bytes.
+        ``progress(received, total)`` is called as chunks arrive (``total`` is the
+        announced ``Content-Length``, or 0 if none was announced).  On any failure
+        nothing is left at ``out`` or the part file, and the error is typed:
+        :class:`SizeLimitExceeded` (over ``max_size``), :class:`MalformedError`
+        (no or a wrong ``Repr-Digest``), :class:`StorageError` (the local disk),
+        :class:`TransportError` (no answer, or the connection dropped before the
+        announced length) or the hub's refusal (:func:`error_for_problem`).
+        An existing file at ``out`` is replaced only on success.
+        """
+        if not _BLOB_ID_RE.match(blob_id):
+            raise InvalidIdentifier("a blob id is 32 lower-case hex digits")
+        if max_size < 0:
+            raise UsageError("max_size must not be negative")
+        method, where = "GET", f"/v1/blobs/{blob_id}"
+        target = self._prefix + where
+        headers = {
+            "Accept": "application/octet-stream, application/problem+json",
+            HEADER: self._auth(method, target),
+        }
+        part = out.with_name(out.name + ".part")
+        session = self._session_or_new()
+        try:
+            async with session.get(
+                self._url(target), headers=headers, timeout=self._blob_timeout()
+            ) as resp:
+                if not 200 <= resp.status < 300:
+                    data = await self._read(resp)
+                    raise self._refusal(
+                        method, where, status=resp.status, ctype=resp.content_type, data=data,
+                        retry_after=resp.headers.get("Retry-After"),
+                    )  # fmt: skip
+                expected = _repr_digest(resp.headers.get("Repr-Digest"))
+                total = resp.content_length
+                if total is not None and total > max_size:
+                    raise SizeLimitExceeded(f"blob of {total} bytes exceeds the cap of {max_size}")
+                try:
+                    digest = await _download(resp, part, max_size, total, progress)
+                    if digest != expected:
+                        raise MalformedError(f"blob {blob_id} does not match its Repr-Digest")
+                    await asyncio.to_thread(_install, part, out)
+                except BaseException:
+                    with contextlib.suppress(OSError):
+                        await asyncio.to_thread(part.unlink, missing_ok=True)
+                    raise
+        except (aiohttp.ClientError, OSError) as exc:
+            raise self._transport_error(exc) from None
+        return digest
+
+
+def _hash_file(path: Path) -> tuple[bytes, int]:
+    """SHA-256 and size of a file, read in chunks."""
+    digest = hashlib.sha256()
+    size = 0
+    with path.open("rb") as file:
+        while chunk := file.read(BLOB_CHUNK):
+            digest.update(chunk)
+            size += len(chunk)
+    return digest.digest(), size
+
+
+async def _upload_chunks(
+    path: Path,
+    size: int,
+    digest: bytes,
+    progress: Callable[[int, int], None] | None,
+    failure: list[GlobeError],
+) -> AsyncIterator[bytes]:
+    """The first ``size`` bytes of the file, in chunks, checked against ``digest``.
+
+    A local failure is recorded in ``failure`` (aiohttp wraps what a body raises).
+    """
+    check = hashlib.sha256()
+    sent = 0
+    try:
+        file = await asyncio.to_thread(open, path, "rb")
+    except OSError as exc:
+        failure.append(StorageError(f"cannot read {path}: {exc.strerror or exc}"))
+        raise
+    try:
+        if progress is not None:
+            progress(0, size)
+        while sent < size:
+            try:
+                chunk = await asyncio.to_thread(file.read, min(BLOB_CHUNK, size - sent))
+            except OSError as exc:
+                failure.append(StorageError(f"cannot read {path}: {exc.strerror or exc}"))
+                raise
+            if not chunk:
+                break
+            check.update(chunk)
+            sent += len(chunk)
+            yield chunk
+            if progress is not None:
+                progress(sent, size)
+    finally:
+        file.close()
+    if sent != size or check.digest() != digest:
+        failure.append(StorageError(f"{path} changed while it was being uploaded"))
+        raise failure[-1]
+
+
+def _repr_digest(value: str | None) -> bytes:
+    """The SHA-256 in a ``Repr-Digest`` header (RFC 9530): ``sha-256=:<base64>:``."""
+    for member in (value or "").split(","):
+        name, _, item = member.strip().partition("=")
+        if name.strip() != "sha-256":
+            continue
+        item = item.strip()
+        if len(item) < 2 or item[0] != ":" or item[-1] != ":":
+            break
+        try:
+            digest = base64.b64decode(item[1:-1], validate=True)
+        except (binascii.Error, ValueError):
+            break
+        if len(digest) == 32:
+            return digest
+        break
+    raise MalformedError("the hub's answer has no valid Repr-Digest sha-256")
+
+
+async def _download(
+    resp: aiohttp.ClientResponse,
+    part: Path,
+    max_size: int,
+    total: int | None,
+    progress: Callable[[int, int], None] | None,
+) -> bytes:
+    """Stream the body to ``part`` (fsynced, not renamed); return its SHA-256."""
+    try:
+        file = await asyncio.to_thread(_create_part, part)
+    except OSError as exc:
+        raise StorageError(f"cannot write {part}: {exc.strerror or exc}") from None
+    digest = hashlib.sha256()
+    received = 0
+    pending = bytearray()
+    try:
+        if progress is not None:
+            progress(0, total or 0)
+        async for chunk in resp.content.iter_chunked(64 * 1024):
+            received += len(chunk)
+            if received > max_size:
+                raise SizeLimitExceeded(f"blob exceeds the cap of {max_size} bytes")
+            digest.update(chunk)
+            pending += chunk
+            if len(pending) >= BLOB_CHUNK:
+                await asyncio.to_thread(file.write, pending)
+                pending.clear()
+            if progress is not None:
+                progress(received, total or 0)
+        if total is not None and received != total:  # pragma: no cover - aiohttp raises first
+            raise MalformedError("the blob is not Content-Length bytes long")
+        await asyncio.to_thread(_finish, file, bytes(pending))
+    except OSError as exc:
+        if isinstance(exc, aiohttp.ClientError):
+            raise
+        raise StorageError(f"cannot write {part}: {exc.strerror or exc}") from None
+    finally:
+        file.close()
+    return digest.digest()
+
+
+def _create_part(path: Path) -> IO[bytes]:
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    return os.fdopen(fd, "wb", buffering=0)
+
+
+def _finish(file: IO[bytes], tail: bytes) -> None:
+    if tail:
+        file.write(tail)
+    os.fsync(file.fileno())
+
+
+def _install(part: Path, final: Path) -> None:
+    """Rename the part file into place and make the rename durable."""
+    os.replace(part, final)
+    fd = os.open(final.parent, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)

@@ -8,6 +8,7 @@ and bytes in, and get bytes and typed results out.  Every refusal is a
 
 from __future__ import annotations
 
+from protocol.attachments import AttachmentDecryptor, AttachmentEncryptor, encrypted_size
 from protocol.directory import DirectoryState, HeadRelation, Member, MemberStatus, verify_log
 from protocol.envelope import (
     Envelope,
@@ -45,6 +46,8 @@ from protocol.signed import SignedObject
 __all__ = [
     "Action",
     "Application",
+    "AttachmentDecryptor",
+    "AttachmentEncryptor",
     "AuthorityId",
     "Certificate",
     "Checkpoint",
@@ -80,6 +83,7 @@ __all__ = [
     "UsageError",
     "VerifyKey",
     "check_recipients_active",
+    "encrypted_size",
     "envelope_hash",
     "fingerprint",
     "make_action",

@@ -47,9 +47,12 @@ __all__ = [
     "KEM_PRIVATE_LEN",
     "KEM_PUBLIC_LEN",
     "WRAPPED_KEY_LEN",
+    "Aead",
+    "BytesLike",
     "KemPrivate",
     "KemPublic",
     "Rng",
+    "Sha256",
     "aead_decrypt",
     "aead_encrypt",
     "argon2id",
@@ -73,6 +76,8 @@ __all__ = [
 
 #: ``rng(n)`` returns ``n`` uniformly random bytes.
 Rng = Callable[[int], bytes]
+#: Byte strings and views of them (slices of a stream buffer, without copies).
+BytesLike = bytes | bytearray | memoryview
 
 ED25519_SEED_LEN: Final = 32
 ED25519_PUBLIC_LEN: Final = 32
@@ -143,6 +148,23 @@ def labelled(label: bytes, *parts: bytes) -> bytes:
 def sha256(data: bytes) -> bytes:
     """SHA-256 digest."""
     return hashlib.sha256(data).digest()
+
+
+class Sha256:
+    """Incremental SHA-256, for data that arrives in pieces (streamed attachments)."""
+
+    __slots__ = ("_hash",)
+
+    def __init__(self) -> None:
+        self._hash = hashlib.sha256()
+
+    def update(self, data: BytesLike) -> None:
+        """Hash more bytes."""
+        self._hash.update(data)
+
+    def digest(self) -> bytes:
+        """The digest of every byte so far (more may follow)."""
+        return self._hash.digest()
 
 
 def fingerprint_digits(label: bytes, data: bytes, *, iterations: int = 1024) -> str:
@@ -313,6 +335,36 @@ def aead_decrypt(key: bytes, nonce: bytes, ciphertext: bytes, aad: bytes) -> byt
         return ChaCha20Poly1305(key).decrypt(nonce, ciphertext, aad)
     except InvalidTag as exc:
         raise DecryptionFailed("ciphertext does not authenticate") from exc
+
+
+class Aead:
+    """ChaCha20-Poly1305 (RFC 8439) under one key, for many messages.
+
+    The key schedule is set up once (a chunked stream encrypts thousands of
+    chunks under one key); the caller guarantees that no nonce repeats.
+    """
+
+    __slots__ = ("_cipher",)
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) != AEAD_KEY_LEN:
+            raise UsageError(f"a ChaCha20-Poly1305 key is {AEAD_KEY_LEN} bytes")
+        self._cipher = ChaCha20Poly1305(key)
+
+    def encrypt(self, nonce: bytes, plaintext: BytesLike, aad: bytes) -> bytes:
+        """``ciphertext || tag``."""
+        if len(nonce) != AEAD_NONCE_LEN:
+            raise UsageError(f"a ChaCha20-Poly1305 nonce is {AEAD_NONCE_LEN} bytes")
+        return self._cipher.encrypt(nonce, plaintext, aad)
+
+    def decrypt(self, nonce: bytes, ciphertext: BytesLike, aad: bytes) -> bytes:
+        """Inverse of :meth:`encrypt`; :class:`DecryptionFailed` on any mismatch."""
+        if len(nonce) != AEAD_NONCE_LEN:
+            raise UsageError(f"a ChaCha20-Poly1305 nonce is {AEAD_NONCE_LEN} bytes")
+        try:
+            return self._cipher.decrypt(nonce, ciphertext, aad)
+        except InvalidTag as exc:
+            raise DecryptionFailed("ciphertext does not authenticate") from exc
 
 
 # --- passphrases (R12) ---------------------------------------------------------------

@@ -13,6 +13,7 @@ from typing import Final
 __all__ = [
     "ALL_LABELS",
     "APPLICATION",
+    "ATTACHMENT",
     "BODY_AAD",
     "CHECKPOINT",
     "CONTENT",
@@ -56,6 +57,7 @@ EVIDENCE: Final = b"globe/v1/evidence"
 REQUEST_AUTH: Final = b"globe/v1/request-auth"
 OBJECT_HASH: Final = b"globe/v1/object-hash"
 KEYSTORE: Final = b"globe/v1/keystore"
+ATTACHMENT: Final = b"globe/v1/attachment"
 
 ALL_LABELS: Final = (
     GENESIS,
@@ -79,4 +81,5 @@ ALL_LABELS: Final = (
     REQUEST_AUTH,
     OBJECT_HASH,
     KEYSTORE,
+    ATTACHMENT,
 )

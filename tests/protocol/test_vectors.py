@@ -23,6 +23,7 @@ import pytest
 
 import protocol.errors
 from protocol import canonical, crypto, labels
+from protocol.attachments import AttachmentDecryptor, AttachmentEncryptor, encrypted_size
 from protocol.directory import DirectoryState, verify_log
 from protocol.envelope import (
     check_recipients_active,
@@ -64,6 +65,7 @@ FILES = [
     "envelope_1.json",
     "envelope_3.json",
     "invalid.json",
+    "attachment.json",
 ]
 ENVELOPE_FILES = ("envelope_1.json", "envelope_3.json")
 
@@ -570,6 +572,52 @@ def check_invalid(v: Json) -> None:
         expect_error(case["error"], partial(INVALID_CHECKS[case["structure"]], case), case["name"])
 
 
+# --- attachment.json ------------------------------------------------------------------------
+
+
+def _open_attachment(key: bytes, blob_id: str, blob: bytes) -> bytes:
+    dec = AttachmentDecryptor(key, blob_id)
+    return dec.update(blob) + dec.finalize()
+
+
+def check_attachment(v: Json) -> None:
+    key, blob_id, size = b(v["key"]), v["blob_id"], v["chunk_size"]
+    plaintext, blob, header = b(v["plaintext"]), b(v["blob"]), b(v["header"])
+    assert len(plaintext) == v["size"]
+    assert crypto.sha256(plaintext).hex() == v["sha256"]
+    assert header == b"GLBA\x01\x01\x00\x00" + size.to_bytes(4, "big") + bytes(4)
+    # Each chunk from §8.4.2 alone: nonce, associated data, ChaCha20-Poly1305.
+    assert len(v["chunks"]) == 3
+    pieces = [plaintext[i : i + size] for i in range(0, len(plaintext), size)]
+    for i, (chunk, piece) in enumerate(zip(v["chunks"], pieces, strict=True)):
+        final = i == len(pieces) - 1
+        nonce = bytes(4) + i.to_bytes(8, "big")
+        aad = b"globe/v1/attachment\x00" + header + blob_id.encode() + nonce[4:] + bytes([final])
+        assert (chunk["index"], chunk["final"], chunk["plaintext_size"]) == (i, final, len(piece))
+        assert (b(chunk["nonce"]), b(chunk["aad"])) == (nonce, aad)
+        assert crypto.aead_decrypt(key, nonce, b(chunk["ciphertext"]), aad) == piece
+    assert header + b"".join(b(c["ciphertext"]) for c in v["chunks"]) == blob
+    assert len(blob) == v["encrypted_size"] == encrypted_size(len(plaintext), size)
+    # The streaming API: encryption is deterministic, decryption gives the plaintext back.
+    enc = AttachmentEncryptor(key, blob_id, size)
+    assert enc.header() + enc.update(plaintext) + enc.finalize() == blob
+    dec = AttachmentDecryptor(key, blob_id)
+    assert dec.update(blob) + dec.finalize() == plaintext
+    assert (dec.size, dec.sha256.hex()) == (v["size"], v["sha256"])
+    names = set()
+    for case in v["invalid"]:
+        data = b"".join(
+            blob[p["from"] : p["to"]] if "from" in p else b(p["hex"]) for p in case["parts"]
+        )
+        assert crypto.sha256(data).hex() == case["blob_sha256"], case["name"]
+        check = partial(
+            _open_attachment, b(case.get("key", v["key"])), case.get("blob_id", blob_id), data
+        )
+        expect_error(case["error"], check, case["name"])
+        names.add(case["name"])
+    assert len(names) == len(v["invalid"]) >= 20
+
+
 CHECKS: dict[str, Callable[[Json], None]] = {
     "keys.json": check_keys,
     "canonical.json": check_canonical,
@@ -585,6 +633,7 @@ CHECKS: dict[str, Callable[[Json], None]] = {
     "envelope_1.json": check_envelope,
     "envelope_3.json": check_envelope,
     "invalid.json": check_invalid,
+    "attachment.json": check_attachment,
 }
 
 

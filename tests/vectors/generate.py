@@ -13,6 +13,7 @@ Usage::
 
     .venv/bin/python tests/vectors/generate.py            # report which files differ
     .venv/bin/python tests/vectors/generate.py --write    # (re)write the files
+    .venv/bin/python tests/vectors/generate.py --write attachment.json   # only this one
 
 Importable: :func:`build_vectors` returns ``{filename: content}``.
 
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any, Final
 
 from protocol import canonical, crypto, errors, labels
+from protocol.attachments import AttachmentDecryptor, AttachmentEncryptor, encrypted_size
 from protocol.canonical import b64e
 from protocol.devnet import GENESIS_TIME, DevMember, DevNetwork, build_devnet
 from protocol.directory import verify_log
@@ -729,6 +731,184 @@ def build_request_auth(net: DevNetwork) -> Json:
             "(accepted skew 60 s)."
         ),
         "cases": cases,
+    }
+
+
+# --- attachment.json -------------------------------------------------------------------
+
+#: Plaintext bytes per chunk in attachment.json (the smallest a reader accepts).
+ATTACHMENT_CHUNK: Final = 4096
+#: Two full chunks and a final chunk of 1,000 bytes.
+ATTACHMENT_SIZE: Final = 2 * ATTACHMENT_CHUNK + 1000
+
+
+def encrypt_attachment(key: bytes, blob_id: str, plaintext: bytes, chunk_size: int) -> bytes:
+    """The whole blob, through the streaming encryptor."""
+    enc = AttachmentEncryptor(key, blob_id, chunk_size)
+    return enc.header() + enc.update(plaintext) + enc.finalize()
+
+
+def decrypt_attachment(key: bytes, blob_id: str, blob: bytes) -> bytes:
+    """The whole plaintext, through the streaming decryptor."""
+    dec = AttachmentDecryptor(key, blob_id)
+    return dec.update(blob) + dec.finalize()
+
+
+def _attachment_chunk(
+    key: bytes, header: bytes, blob_id: str, i: int, pt: bytes, *, final: bool
+) -> Json:
+    """One chunk built from §8.4.2 alone (not through protocol.attachments)."""
+    nonce = bytes(4) + i.to_bytes(8, "big")
+    aad = crypto.labelled(
+        labels.ATTACHMENT, header, blob_id.encode(), i.to_bytes(8, "big"), bytes([final])
+    )
+    return {
+        "index": i,
+        "final": final,
+        "nonce": h(nonce),
+        "aad": h(aad),
+        "plaintext_size": len(pt),
+        "ciphertext": h(crypto.aead_encrypt(key, nonce, pt, aad)),
+    }
+
+
+def assemble(blob: bytes, parts: list[Json]) -> bytes:
+    """An invalid case's bytes: ``blob[from:to]`` slices and literal ``hex``, concatenated."""
+    return b"".join(
+        blob[part["from"] : part["to"]] if "from" in part else bytes.fromhex(part["hex"])
+        for part in parts
+    )
+
+
+def build_attachment() -> Json:
+    rng = rng_for("attachment")
+    key = rng(32)
+    blob_id = rng(16).hex()
+    plaintext = rng(ATTACHMENT_SIZE)
+    other_key = rng(32)
+    other_blob_id = rng(16).hex()
+    size = ATTACHMENT_CHUNK
+    blob = encrypt_attachment(key, blob_id, plaintext, size)
+    header = blob[:16]
+    pieces = [plaintext[i : i + size] for i in range(0, len(plaintext), size)]
+    chunks = [
+        _attachment_chunk(key, header, blob_id, i, pt, final=i == len(pieces) - 1)
+        for i, pt in enumerate(pieces)
+    ]
+    assert header + b"".join(bytes.fromhex(c["ciphertext"]) for c in chunks) == blob
+    assert len(blob) == encrypted_size(len(plaintext), size)
+    assert decrypt_attachment(key, blob_id, blob) == plaintext
+    n = len(blob)
+    full = size + crypto.AEAD_TAG_LEN
+    c0, c1, c2 = (16, 16 + full), (16 + full, 16 + 2 * full), (16 + 2 * full, n)
+    # The same plaintext under the same key, for another blob id: its chunks must not fit here.
+    foreign = encrypt_attachment(key, other_blob_id, plaintext, size)
+    # The canonical form has no empty final chunk after full ones: chunks 0 and 1 as they
+    # are (same key, header, blob id, index and flag), then an empty final chunk at index 2.
+    empty_final = _attachment_chunk(key, header, blob_id, 2, b"", final=True)["ciphertext"]
+
+    def flip(offset: int) -> list[Json]:
+        return [
+            {"from": 0, "to": offset},
+            {"hex": h(bytes([blob[offset] ^ 0x01]))},
+            {"from": offset + 1, "to": n},
+        ]
+
+    def header_patch(offset: int, patch: bytes) -> list[Json]:
+        return [
+            {"from": 0, "to": offset},
+            {"hex": h(patch)},
+            {"from": offset + len(patch), "to": n},
+        ]
+
+    def span(*ranges: tuple[int, int]) -> list[Json]:
+        return [{"from": lo, "to": hi} for lo, hi in ranges]
+
+    whole = (0, n)
+    hd = (0, 16)
+    cases: list[tuple[str, str, str, list[Json], Json]] = [
+        ("truncated-in-header", "Truncated", "the first 10 bytes", span((0, 10)), {}),
+        ("header-only", "Truncated", "the header without any chunk", span(hd), {}),
+        ("truncated-in-chunk", "DecryptionFailed", "cut in the middle of chunk 1",
+         span((0, c1[0] + 2000)), {}),
+        ("dropped-final", "Truncated", "header, chunks 0 and 1; the final chunk dropped",
+         span((0, c2[0])), {}),
+        ("truncated-final-tag", "Truncated", "the final chunk cut to 10 bytes",
+         span((0, c2[0] + 10)), {}),
+        ("truncated-final", "DecryptionFailed", "the final chunk cut by one byte",
+         span((0, n - 1)), {}),
+        ("swapped-chunks", "DecryptionFailed", "chunks 0 and 1 swapped", span(hd, c1, c0, c2), {}),
+        ("duplicated-chunk", "DecryptionFailed", "chunk 0 twice", span(hd, c0, c0, c1, c2), {}),
+        ("dropped-middle", "DecryptionFailed", "chunk 1 dropped", span(hd, c0, c2), {}),
+        ("flipped-bit-chunk", "DecryptionFailed", "bit 0 of chunk 1's first byte flipped",
+         flip(c1[0]), {}),
+        ("flipped-bit-final-tag", "DecryptionFailed", "bit 0 of the last byte flipped",
+         flip(n - 1), {}),
+        ("trailing-byte", "DecryptionFailed", "one zero byte after the final chunk",
+         [*span(whole), {"hex": "00"}], {}),
+        ("trailing-chunk", "DecryptionFailed", "chunk 1 again after the final chunk",
+         span(whole, c1), {}),
+        ("wrong-blob-id", "DecryptionFailed", "the valid blob, opened under another blob id",
+         span(whole), {"blob_id": other_blob_id}),
+        ("wrong-key", "DecryptionFailed", "the valid blob, opened with another key",
+         span(whole), {"key": h(other_key)}),
+        ("chunk-from-other-blob", "DecryptionFailed",
+         "chunk 1 of the same plaintext under the same key encrypted for other_blob_id",
+         [*span(hd, c0), {"hex": h(foreign[c1[0] : c1[1]])}, *span(c2)], {}),
+        ("bad-magic", "MalformedError", "magic GLBB", header_patch(0, b"GLBB"), {}),
+        ("version-2", "UnsupportedVersion", "version byte 2", header_patch(4, b"\x02"), {}),
+        ("suite-2", "UnsupportedSuite", "suite byte 2", header_patch(5, b"\x02"), {}),
+        ("reserved-nonzero", "MalformedError", "last reserved byte 1",
+         header_patch(15, b"\x01"), {}),
+        ("chunk-size-too-small", "MalformedError", "chunk_size 4095",
+         header_patch(8, (4095).to_bytes(4, "big")), {}),
+        ("chunk-size-changed", "DecryptionFailed", "chunk_size 8192 (in range, not the one used)",
+         header_patch(8, (8192).to_bytes(4, "big")), {}),
+        ("empty-final-after-chunks", "MalformedError",
+         "the first 8192 plaintext bytes as chunks 0 and 1 (not final) and an empty final "
+         "chunk 2: every tag verifies, but this is not the canonical form",
+         [*span(hd, c0, c1), {"hex": empty_final}], {}),
+    ]  # fmt: skip
+    invalid = []
+    for name, error, what, parts, override in cases:
+        data = assemble(blob, parts)
+        k = bytes.fromhex(override.get("key", h(key)))
+        bid = override.get("blob_id", blob_id)
+        expect(error, partial(decrypt_attachment, k, bid, data))
+        invalid.append(
+            {
+                "name": name,
+                "error": error,
+                "mutation": what,
+                "parts": parts,
+                "blob_sha256": h(crypto.sha256(data)),
+                **override,
+            }
+        )
+    return {
+        "description": (
+            "An attachment blob (globe/v1/attachment, PROTOCOL.md 8.4.2): key, blob id and "
+            "plaintext are the first three outputs of deterministic_rng(b'globe vectors "
+            "v1/attachment') (32, 16 (hex) and 9192 bytes), then another key and blob id "
+            "(32, 16) for the refusals. Encrypting must give 'blob' exactly; decrypting it must "
+            "give the plaintext. An invalid case's bytes are its 'parts' concatenated: "
+            "blob[from:to] or literal hex (their SHA-256 is 'blob_sha256'); decrypt them with "
+            "'key' and 'blob_id' unless the case gives its own: that must raise exactly "
+            "'error' (at update or at finalize)."
+        ),
+        "key": h(key),
+        "blob_id": blob_id,
+        "chunk_size": size,
+        "plaintext": h(plaintext),
+        "size": len(plaintext),
+        "sha256": h(crypto.sha256(plaintext)),
+        "header": h(header),
+        "chunks": chunks,
+        "blob": h(blob),
+        "encrypted_size": len(blob),
+        "other_key": h(other_key),
+        "other_blob_id": other_blob_id,
+        "invalid": invalid,
     }
 
 
@@ -1640,14 +1820,18 @@ def build_vectors() -> dict[str, Json]:
         "envelope_1.json": env1,
         "envelope_3.json": env3,
         "invalid.json": build_invalid(net, raw1, raw3),
+        "attachment.json": build_attachment(),
     }
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0] if __doc__ else None)
     parser.add_argument("--write", action="store_true", help="write tests/vectors/*.json")
+    parser.add_argument("names", nargs="*", help="only these files (e.g. attachment.json)")
     args = parser.parse_args(argv)
     for name, content in build_vectors().items():
+        if args.names and name not in args.names:
+            continue
         path = VECTOR_DIR / name
         text = render(content)
         if args.write:

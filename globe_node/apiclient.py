@@ -1,0 +1,221 @@
+"""A small client of the node daemon's local API (what ``globe-node`` commands talk to).
+
+The daemon (``globe-node run``) serves JSON on ``http://{api_host}:{api_port}/api/...``
+and authenticates every request with ``Authorization: Bearer <token>``.  Every
+failure becomes one :class:`~protocol.errors.GlobeError` with a one-line detail:
+
+* no daemon listening: :class:`DaemonNotRunning` ("start it with 'globe-node run'");
+* a problem+json answer (RFC 9457): :class:`ApiError` carrying its ``detail``;
+* anything else that is not a 2xx JSON object: :class:`ApiError` naming the request.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Mapping
+from pathlib import Path
+from types import TracebackType
+from typing import Any, Final, Self
+from urllib.parse import quote, urlencode
+
+import aiohttp
+import orjson
+
+from protocol.errors import GlobeError
+
+__all__ = ["DEFAULT_TIMEOUT", "ApiClient", "ApiError", "DaemonNotRunning", "Progress", "segment"]
+
+DEFAULT_TIMEOUT: Final = 60.0
+MAX_JSON: Final = 64 << 20
+CHUNK: Final = 1 << 16
+_PROBLEM: Final = "application/problem+json"
+
+#: Download progress: (bytes done, bytes total or None when unknown).
+Progress = Callable[[int, int | None], None]
+
+
+class DaemonNotRunning(GlobeError):
+    """Nothing answers on the node's local API address."""
+
+    slug = "daemon-not-running"
+    status = 503
+    title = "The node daemon is not running"
+
+
+class ApiError(GlobeError):
+    """The daemon refused a request (its problem detail) or answered something unexpected."""
+
+    slug = "api"
+    status = 502
+    title = "The node daemon refused the request"
+
+    def __init__(self, detail: str, *, http_status: int = 0) -> None:
+        super().__init__(detail)
+        self.http_status = http_status
+
+
+def segment(value: str) -> str:
+    """``value`` quoted as one URL path segment."""
+    return quote(value, safe="")
+
+
+def _one_line(text: str, limit: int = 500) -> str:
+    return " ".join(text.split())[:limit]
+
+
+class ApiClient:
+    """Asynchronous client of one node daemon.  Use as ``async with ApiClient(...) as api:``."""
+
+    def __init__(self, base_url: str, token: str, *, timeout: float = DEFAULT_TIMEOUT) -> None:
+        self.base_url = base_url.rstrip("/")
+        self.token = token
+        self.timeout = timeout
+        self._session: aiohttp.ClientSession | None = None
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def close(self) -> None:
+        """Close the HTTP session."""
+        if self._session is not None:
+            await self._session.close()
+            self._session = None
+
+    def _http(self) -> aiohttp.ClientSession:
+        if self._session is None:
+            self._session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(
+                    total=None, connect=min(10.0, self.timeout), sock_read=self.timeout
+                ),
+                headers={"Authorization": f"Bearer {self.token}"},
+                raise_for_status=False,
+            )
+        return self._session
+
+    def _url(self, path: str, params: Mapping[str, str | int | None] | None) -> str:
+        query = {k: str(v) for k, v in (params or {}).items() if v is not None}
+        return self.base_url + path + (f"?{urlencode(query)}" if query else "")
+
+    def _unreachable(self, exc: BaseException) -> GlobeError:
+        if isinstance(exc, TimeoutError):
+            return ApiError(
+                f"the node daemon at {self.base_url} did not answer within {self.timeout:g} s"
+            )
+        if isinstance(exc, aiohttp.ClientConnectorError | ConnectionError):
+            return DaemonNotRunning(
+                f"the node daemon is not running at {self.base_url}: start it with 'globe-node run'"
+            )
+        reason = str(exc) or type(exc).__name__
+        return ApiError(f"cannot talk to the node daemon at {self.base_url}: {_one_line(reason)}")
+
+    @staticmethod
+    async def _body(resp: aiohttp.ClientResponse) -> bytes:
+        chunks: list[bytes] = []
+        size = 0
+        async for chunk in resp.content.iter_chunked(CHUNK):
+            size += len(chunk)
+            if size > MAX_JSON:
+                raise ApiError(f"the node daemon's answer exceeds {MAX_JSON} bytes")
+            chunks.append(chunk)
+        return b"".join(chunks)
+
+    @staticmethod
+    def _refusal(method: str, path: str, status: int, ctype: str, data: bytes) -> ApiError:
+        if ctype in (_PROBLEM, "application/json"):
+            try:
+                problem = orjson.loads(data)
+            except orjson.JSONDecodeError:
+                problem = None
+            if isinstance(problem, dict):
+                for field in ("detail", "title"):
+                    value = problem.get(field)
+                    if isinstance(value, str) and value.strip():
+                        return ApiError(_one_line(value), http_status=status)
+        return ApiError(
+            f"the node daemon answered HTTP {status} to {method} {path}", http_status=status
+        )
+
+    async def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int | None] | None = None,
+        body: Mapping[str, Any] | None = None,
+    ) -> dict[str, Any]:
+        """One JSON request; the JSON object of a 2xx answer, or the translated error."""
+        headers = {"Accept": "application/json, application/problem+json"}
+        data: bytes | None = None
+        if body is not None or method == "POST":
+            data = orjson.dumps(body if body is not None else {})
+            headers["Content-Type"] = "application/json"
+        try:
+            async with self._http().request(
+                method, self._url(path, params), data=data, headers=headers
+            ) as resp:
+                raw = await self._body(resp)
+                status, ctype = resp.status, resp.content_type
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise self._unreachable(exc) from None
+        if not 200 <= status < 300:
+            raise self._refusal(method, path, status, ctype, raw)
+        try:
+            value = orjson.loads(raw) if raw else {}
+        except orjson.JSONDecodeError:
+            raise ApiError(f"the node daemon's answer to {method} {path} is not JSON") from None
+        if not isinstance(value, dict):
+            raise ApiError(f"the node daemon's answer to {method} {path} is not a JSON object")
+        return value
+
+    async def get(
+        self, path: str, params: Mapping[str, str | int | None] | None = None
+    ) -> dict[str, Any]:
+        """``GET path``."""
+        return await self.request("GET", path, params=params)
+
+    async def post(self, path: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
+        """``POST path`` with a JSON body."""
+        return await self.request("POST", path, body=body or {})
+
+    async def download(self, path: str, out: Path, progress: Progress | None = None) -> int:
+        """Stream ``GET path`` into the new file ``out`` (mode 0600); return its size.
+
+        The file is written under a temporary name and renamed when complete; an
+        existing ``out`` is never replaced.
+        """
+        part = out.with_name(f".{out.name}.part")
+        try:
+            async with self._http().get(
+                self._url(path, None), headers={"Accept": "application/octet-stream"}
+            ) as resp:
+                if not 200 <= resp.status < 300:
+                    raw = await self._body(resp)
+                    raise self._refusal("GET", path, resp.status, resp.content_type, raw)
+                total = resp.content_length
+                done = 0
+                fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
+                try:
+                    with os.fdopen(fd, "wb") as f:
+                        async for chunk in resp.content.iter_chunked(CHUNK):
+                            f.write(chunk)
+                            done += len(chunk)
+                            if progress is not None:
+                                progress(done, total)
+                        f.flush()
+                        os.fsync(f.fileno())
+                    if total is not None and done != total:
+                        raise ApiError(f"the download of {path} stopped after {done} of {total}")
+                    os.link(part, out)
+                finally:
+                    part.unlink(missing_ok=True)
+        except (aiohttp.ClientError, TimeoutError, ConnectionError) as exc:
+            raise self._unreachable(exc) from None
+        return done

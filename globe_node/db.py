@@ -1,0 +1,288 @@
+"""Node storage: typed SQLAlchemy 2 models and the engine (SQLite).
+
+Schema changes go through Alembic (``globe_node/migrations``).  SQLite runs in
+WAL mode with ``synchronous=FULL`` (a commit is durable when it returns, R10)
+and ``secure_delete=ON`` (erased private prekeys and deleted rows are
+overwritten in the file, not merely unlinked from the b-tree).
+
+What is encrypted at rest: message content (subject, body, attachment keys) is
+sealed under the node storage key (:mod:`globe_node.storage`); attachment files
+stay in their blob encryption.  What is not: the routing metadata a row needs to
+be found and ordered (authority ids, message ids, kinds, case ids, times,
+states), which the hub sees too (R13).
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from alembic import command
+from alembic.config import Config
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    ForeignKey,
+    Integer,
+    LargeBinary,
+    String,
+    Text,
+    UniqueConstraint,
+    event,
+)
+from sqlalchemy.engine import Connection
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+__all__ = [
+    "Alert",
+    "AttachmentRow",
+    "AuditRow",
+    "Base",
+    "Conflict",
+    "InMessage",
+    "LogRow",
+    "Meta",
+    "OutMessage",
+    "OutRecipient",
+    "Pair",
+    "PrekeyRow",
+    "RequestRow",
+    "User",
+    "make_engine",
+    "migrate",
+    "session_factory",
+]
+
+
+class Base(DeclarativeBase):
+    """Declarative base of the node schema."""
+
+
+class Meta(Base):
+    """Small named values: sync cursors, the hub mailbox cursor, schema facts."""
+
+    __tablename__ = "meta"
+
+    key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    value: Mapped[str] = mapped_column(Text)
+
+
+class LogRow(Base):
+    """A verified membership log entry (exact bytes), in sequence."""
+
+    __tablename__ = "log"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    head: Mapped[bytes] = mapped_column(LargeBinary(32))  # chain head after this entry
+
+
+class PrekeyRow(Base):
+    """One of this node's signed prekeys; ``private`` is sealed, NULL once erased."""
+
+    __tablename__ = "prekeys"
+
+    key_id: Mapped[str] = mapped_column(String(80), primary_key=True)
+    signed: Mapped[bytes] = mapped_column(LargeBinary)
+    private: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    not_before: Mapped[int] = mapped_column(BigInteger)
+    not_after: Mapped[int] = mapped_column(BigInteger)
+    published: Mapped[bool] = mapped_column(Boolean, default=False)
+    erased: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class Pair(Base):
+    """Per-counterpart sequence numbers: the next one we send, the highest we received."""
+
+    __tablename__ = "pairs"
+
+    peer: Mapped[str] = mapped_column(String(19), primary_key=True)
+    next_out: Mapped[int] = mapped_column(BigInteger, default=1)
+    last_in: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class OutMessage(Base):
+    """A message this node sent: the exact envelope bytes it retries with (R10)."""
+
+    __tablename__ = "outbox"
+
+    message_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    envelope: Mapped[bytes] = mapped_column(LargeBinary)
+    envelope_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    content: Mapped[bytes] = mapped_column(LargeBinary)  # sealed under the storage key
+    kind: Mapped[str] = mapped_column(String(32))
+    case: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    in_reply_to: Mapped[str | None] = mapped_column(String(32), nullable=True)
+    created: Mapped[int] = mapped_column(BigInteger, index=True)
+    expires: Mapped[int] = mapped_column(BigInteger)
+    user: Mapped[str] = mapped_column(String(64))
+    # blob ids of attachments still to upload before the envelope may go to the hub
+    pending_blobs: Mapped[str] = mapped_column(Text, default="")
+
+
+class OutRecipient(Base):
+    """Delivery state of one outgoing message to one recipient."""
+
+    __tablename__ = "outbox_recipients"
+
+    message_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("outbox.message_id"), primary_key=True
+    )
+    recipient: Mapped[str] = mapped_column(String(19), primary_key=True)
+    # queued -> sent (accepted by the hub) -> delivered (signed receipt) -> read
+    # failed: expired undelivered (hub non-delivery evidence) or refused for good
+    state: Mapped[str] = mapped_column(String(16), index=True)
+    via: Mapped[str | None] = mapped_column(String(8), nullable=True)  # direct | hub
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    next_attempt: Mapped[int] = mapped_column(BigInteger, index=True)
+    last_error: Mapped[str | None] = mapped_column(Text, nullable=True)
+    evidence: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # hub-signed
+    receipt: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # recipient-signed
+    delivered: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class InMessage(Base):
+    """A received, verified and decrypted message; (sender, message_id) is the seen-set."""
+
+    __tablename__ = "inbox"
+    __table_args__ = (UniqueConstraint("sender", "message_id"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sender: Mapped[str] = mapped_column(String(19), index=True)
+    message_id: Mapped[str] = mapped_column(String(32), index=True)
+    envelope_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    envelope: Mapped[bytes] = mapped_column(LargeBinary)  # exact bytes, evidence of origin
+    content: Mapped[bytes] = mapped_column(LargeBinary)  # sealed under the storage key
+    kind: Mapped[str] = mapped_column(String(32))
+    case: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    in_reply_to: Mapped[str | None] = mapped_column(String(32), index=True, nullable=True)
+    created: Mapped[int] = mapped_column(BigInteger)
+    received: Mapped[int] = mapped_column(BigInteger, index=True)
+    via: Mapped[str] = mapped_column(String(8))  # direct | hub
+    seq: Mapped[int] = mapped_column(BigInteger)
+    order: Mapped[str] = mapped_column(String(16))  # in-order | gap | old (§7.6)
+    head_relation: Mapped[str] = mapped_column(String(16))
+    receipt: Mapped[bytes] = mapped_column(LargeBinary)  # the receipt this node signed
+    receipt_acked: Mapped[bool] = mapped_column(Boolean, default=False)
+    read_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    read_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+
+
+class Conflict(Base):
+    """Same (sender, id), other bytes: both kept as evidence, neither shown as new (R7)."""
+
+    __tablename__ = "conflicts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    sender: Mapped[str] = mapped_column(String(19))
+    message_id: Mapped[str] = mapped_column(String(32))
+    envelope_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+    envelope: Mapped[bytes] = mapped_column(LargeBinary)
+    time: Mapped[int] = mapped_column(BigInteger)
+
+
+class AttachmentRow(Base):
+    """An attachment of a sent or received message; the file stays blob-encrypted."""
+
+    __tablename__ = "attachments"
+
+    blob: Mapped[str] = mapped_column(String(32), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(32), index=True)
+    direction: Mapped[str] = mapped_column(String(3))  # in | out
+    sender: Mapped[str] = mapped_column(String(19))
+    size: Mapped[int] = mapped_column(BigInteger)
+    # uploaded/fetched: the encrypted file is in DIR/blobs/<blob>; pending: not yet
+    state: Mapped[str] = mapped_column(String(16))
+
+
+class RequestRow(Base):
+    """An assistance request and its workflow state, in either direction."""
+
+    __tablename__ = "requests"
+
+    message_id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    direction: Mapped[str] = mapped_column(String(3), primary_key=True)  # in | out
+    counterpart: Mapped[str] = mapped_column(String(19), primary_key=True)
+    case: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    urgency: Mapped[str] = mapped_column(String(16))
+    # sent -> acknowledged -> in-progress -> answered -> closed; declined
+    state: Mapped[str] = mapped_column(String(16))
+    created: Mapped[int] = mapped_column(BigInteger)
+    deadline: Mapped[int] = mapped_column(BigInteger, index=True)
+    expected: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    first_response: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    answered: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class Alert(Base):
+    """Something an operator must see: a forked directory head, a conflict, a gap."""
+
+    __tablename__ = "alerts"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    kind: Mapped[str] = mapped_column(String(32), index=True)
+    detail: Mapped[str] = mapped_column(Text)
+    evidence: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    time: Mapped[int] = mapped_column(BigInteger)
+
+
+class User(Base):
+    """A local API user; only the SHA-256 of the token is stored."""
+
+    __tablename__ = "users"
+
+    name: Mapped[str] = mapped_column(String(64), primary_key=True)
+    role: Mapped[str] = mapped_column(String(16))  # investigator | supervisor | operator
+    token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    created: Mapped[int] = mapped_column(BigInteger)
+
+
+class AuditRow(Base):
+    """The local tamper-evident audit log: each row's hash covers the previous one."""
+
+    __tablename__ = "audit"
+
+    seq: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=False)
+    time: Mapped[int] = mapped_column(BigInteger)
+    user: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(32))
+    subject: Mapped[str] = mapped_column(Text)
+    hash: Mapped[bytes] = mapped_column(LargeBinary(32))
+
+
+def make_engine(path: Path) -> AsyncEngine:
+    """An async engine on ``path``: WAL, ``synchronous=FULL``, secure delete."""
+    engine = create_async_engine(
+        f"sqlite+aiosqlite:///{path.resolve()}", connect_args={"timeout": 30}
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA synchronous=FULL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA secure_delete=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.close()
+
+    return engine
+
+
+def session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:
+    """Sessions that do not expire objects on commit."""
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+def _alembic_upgrade(connection: Connection) -> None:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
+    cfg.attributes["connection"] = connection
+    command.upgrade(cfg, "head")
+
+
+async def migrate(engine: AsyncEngine) -> None:
+    """Upgrade the database to the latest schema revision."""
+    async with engine.begin() as conn:
+        await conn.run_sync(_alembic_upgrade)

@@ -1,0 +1,48 @@
+"""Errors the node adds to the protocol's hierarchy (RFC 9457 problems on its APIs)."""
+
+from __future__ import annotations
+
+from hub.errors import ConfigError, Conflict, NotFound
+from protocol.errors import GlobeError, ProtocolError
+
+__all__ = [
+    "ConfigError",
+    "Conflict",
+    "ConsentRequired",
+    "DirectoryStale",
+    "Forbidden",
+    "NotFound",
+    "Unauthenticated",
+]
+
+
+class DirectoryStale(GlobeError):
+    """The verified directory is older than the configured limit: sync before sending."""
+
+    slug = "directory-stale"
+    status = 503
+    title = "Directory too old to send"
+
+
+class ConsentRequired(ProtocolError):
+    """Restricted material may be forwarded only with the originator's consent (§8.3)."""
+
+    slug = "consent-required"
+    status = 403
+    title = "Originator consent required"
+
+
+class Unauthenticated(GlobeError):
+    """The local API needs a valid user token."""
+
+    slug = "unauthenticated"
+    status = 401
+    title = "Authentication required"
+
+
+class Forbidden(GlobeError):
+    """The user's role does not allow this operation."""
+
+    slug = "forbidden"
+    status = 403
+    title = "Not allowed for this role"

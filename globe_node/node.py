@@ -1,0 +1,1519 @@
+"""The node core: verified directory, prekeys, outbox, inbox, receipts and cases.
+
+Everything here works against the node's own verified copy of the membership
+log, never against what the hub or a peer says about membership (R1, R2):
+
+* **directory**: :meth:`Node.sync_directory` pulls log entries from the hub,
+  verifies them from the pinned genesis, and stores them in one transaction;
+  a hub checkpoint that contradicts the stored log (rollback or fork) is kept
+  as an alert and refused.  The head's age is the time since the last
+  hub-signed checkpoint that agreed with the stored log; sending is refused
+  when it exceeds ``directory_max_age``.
+* **outbox** (R10): :meth:`Node.send` seals the envelope and commits it, with
+  its per-pair sequence numbers, before anything leaves the node; the delivery
+  loop then tries each recipient's published endpoint (``POST /v1/inbox``) and
+  relays through the hub when the peer is unreachable or publishes none,
+  retrying the exact committed bytes with exponential backoff and jitter.
+* **inbox**: :meth:`Node.receive` runs the same checks on both paths, stores
+  the message, its seen-set row and the signed receipt in one transaction, and
+  returns the receipt (direct path) or queues it for the hub acknowledgement.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import random
+import time
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final
+
+import aiohttp
+import orjson
+import yarl
+from sqlalchemy import func, select, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from globe_node import db
+from globe_node.config import NodeConfig
+from globe_node.errors import ConsentRequired, DirectoryStale, NotFound
+from globe_node.keys import NodeKeys
+from globe_node.storage import StorageCipher
+from hub.client import HubClient, MailboxItem
+from hub.errors import Conflict as HubConflict
+from protocol import canonical, crypto
+from protocol.attachments import AttachmentDecryptor, AttachmentEncryptor
+from protocol.directory import DirectoryState, HeadRelation, Member, MemberStatus
+from protocol.envelope import (
+    OpenedEnvelope,
+    SealTo,
+    envelope_hash,
+    open_envelope,
+    parse_envelope,
+    seal_envelope,
+)
+from protocol.errors import (
+    ConflictError,
+    DecryptionFailed,
+    ExpiredError,
+    ForkDetected,
+    GlobeError,
+    MalformedError,
+    MemberNotActive,
+    ProtocolError,
+    RollbackDetected,
+    TransportError,
+    UsageError,
+)
+from protocol.genesis import Genesis
+from protocol.ids import AuthorityId, KeyId, MessageId
+from protocol.keys import KemPrivateKey, KemPublicKey
+from protocol.membership import Checkpoint
+from protocol.messages import (
+    Attachment,
+    Consent,
+    ConsentDecision,
+    Handling,
+    Kind,
+    MessageContent,
+    Restriction,
+    StatusState,
+    StatusUpdate,
+    Tlp,
+    forward_requires_consent,
+)
+from protocol.prekeys import SignedPrekey, make_prekey
+from protocol.receipts import DeliveryReceipt, Evidence, EvidenceKind, make_receipt
+from protocol.replay import classify_seq
+from protocol.requestauth import HEADER, sign_request
+
+__all__ = ["Node", "OutgoingAttachment", "Progress"]
+
+log = logging.getLogger("globe.node")
+
+#: Progress callback: (what, bytes done, bytes total).
+Progress = Callable[[str, int, int], None]
+
+#: Request states that still need an answer.
+OPEN_STATES: Final = ("sent", "received", "acknowledged", "in-progress")
+CHUNK: Final = 1 << 16
+MAX_ATTACHMENT: Final = 2 << 30
+
+
+@dataclass(frozen=True, slots=True)
+class OutgoingAttachment:
+    """A file to attach: its path, the name shown and its media type."""
+
+    path: Path
+    name: str | None = None
+    media_type: str = "application/octet-stream"
+
+
+def _aid(text: str) -> AuthorityId:
+    return AuthorityId.parse(text)
+
+
+class Node:
+    """One member authority's node: open it with :meth:`open`, then :meth:`start`."""
+
+    def __init__(
+        self,
+        config: NodeConfig,
+        keys: NodeKeys,
+        genesis: Genesis,
+        engine: AsyncEngine,
+        *,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.config = config
+        self.keys = keys
+        self.genesis = genesis
+        self.engine = engine
+        self.sessions: async_sessionmaker[AsyncSession] = db.session_factory(engine)
+        self.clock = clock
+        self.me = _aid(config.authority)
+        self.state = DirectoryState(genesis)
+        self.cipher = StorageCipher(keys.storage)
+        self.hub = HubClient(config.hub_url, network=genesis.digest, key=keys.transport)
+        self._prekeys: dict[KeyId, KemPrivateKey] = {keys.ka.key_id: keys.ka}
+        self._wake = asyncio.Event()
+        self._tasks: list[asyncio.Task[None]] = []
+        self._peer_session: aiohttp.ClientSession | None = None
+        self._checkpoint_time = 0
+        self.hub_reachable: bool | None = None
+        self.push_connected = False
+        self._receive_lock = asyncio.Lock()
+        self._send_lock = asyncio.Lock()
+        self._prekey_lock = asyncio.Lock()
+        self.audit_hook: Callable[[str, str, str], Awaitable[None]] | None = None
+
+    # -- lifecycle --------------------------------------------------------------------------
+
+    def now(self) -> int:
+        """The current time in whole seconds."""
+        return int(self.clock())
+
+    @classmethod
+    async def open(
+        cls, config: NodeConfig, keys: NodeKeys, *, clock: Callable[[], float] = time.time
+    ) -> Node:
+        """Open the database (migrating it) and rebuild the directory from the stored log."""
+        from protocol.genesis import Genesis as _Genesis  # noqa: PLC0415 - avoid a cycle
+
+        genesis = _Genesis.decode(config.genesis_path.read_bytes())
+        engine = db.make_engine(config.db_path)
+        await db.migrate(engine)
+        node = cls(config, keys, genesis, engine, clock=clock)
+        await node._load()
+        return node
+
+    async def _load(self) -> None:
+        async with self.sessions() as s:
+            rows = (await s.execute(select(db.LogRow.data).order_by(db.LogRow.seq))).scalars()
+            self.state.extend(list(rows))
+            prekeys = (await s.execute(select(db.PrekeyRow))).scalars().all()
+            cp = await s.get(db.Meta, "checkpoint_time")
+        self._checkpoint_time = int(cp.value) if cp else 0
+        for row in prekeys:
+            if row.private is not None:
+                raw = self.cipher.open(row.private, f"prekey:{row.key_id}")
+                key = KemPrivateKey(raw)
+                self._prekeys[key.key_id] = key
+
+    async def start(self) -> None:
+        """Start the background loops: directory sync, delivery, hub pull and push."""
+        self.config.blob_dir.mkdir(mode=0o700, exist_ok=True)
+        self._tasks = [
+            asyncio.create_task(
+                self._loop(self._sync_once, self.config.sync_interval), name="sync"
+            ),
+            asyncio.create_task(self._delivery_loop(), name="delivery"),
+            asyncio.create_task(self._push_loop(), name="push"),
+        ]
+
+    async def close(self) -> None:
+        """Stop the loops and close connections (committed work is never lost)."""
+        for task in self._tasks:
+            task.cancel()
+        for task in self._tasks:
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+        self._tasks = []
+        await self.hub.close()
+        if self._peer_session is not None:
+            await self._peer_session.close()
+        await self.engine.dispose()
+
+    async def _loop(self, step: Callable[[], Awaitable[None]], interval: float) -> None:
+        while True:
+            try:
+                await step()
+            except asyncio.CancelledError:
+                raise
+            except GlobeError as exc:
+                log.warning("%s: %s", step.__name__, exc.detail)
+            except Exception:
+                log.exception("%s failed", step.__name__)
+            await asyncio.sleep(interval)
+
+    async def _sync_once(self) -> None:
+        try:
+            await self.sync_directory()
+            await self.ensure_prekeys()
+            await self.pull()
+        except TransportError as exc:
+            self.hub_reachable = False
+            log.info("hub unreachable: %s", exc.detail)
+
+    async def _audit(self, user: str, action: str, subject: str) -> None:
+        if self.audit_hook is not None:
+            await self.audit_hook(user, action, subject)
+
+    # -- directory --------------------------------------------------------------------------
+
+    async def sync_directory(self) -> int:
+        """Fetch, verify and store new log entries; return how many were added.
+
+        The stored log is only ever extended: entries that do not chain onto it
+        are refused, and a hub checkpoint behind or beside it raises an alert.
+        """
+        entries = await self.hub.log_entries(since=self.state.seq)
+        cp_bytes = await self.hub.checkpoint()
+        self.hub_reachable = True
+        start = self.state.seq
+        # Verify on a copy so a bad entry leaves the live directory untouched.
+        trial = _copy_state(self.state) if entries else self.state
+        try:
+            trial.extend(entries)
+            checkpoint = Checkpoint.decode(cp_bytes, self.genesis)
+            relation = trial.check_checkpoint(checkpoint)
+        except (ForkDetected, RollbackDetected) as exc:
+            await self.alert("directory-fork", exc.detail, cp_bytes)
+            raise
+        except ProtocolError as exc:
+            await self.alert("directory-invalid", exc.detail, None)
+            raise
+        if relation is HeadRelation.PEER_AHEAD:
+            raise MalformedError("hub checkpoint is ahead of the log it served")
+        async with self.sessions.begin() as s:
+            for i, data in enumerate(entries, start=start + 1):
+                s.add(db.LogRow(seq=i, data=data, head=trial.heads[i]))
+            if relation is HeadRelation.SAME:
+                await _put_meta(s, "checkpoint_time", str(checkpoint.time))
+                await _put_meta(s, "checkpoint", canonical.b64e(cp_bytes))
+        self.state = trial
+        if relation is HeadRelation.SAME:
+            self._checkpoint_time = checkpoint.time
+        elif relation is HeadRelation.PEER_BEHIND:
+            await self.alert(
+                "directory-rollback",
+                f"hub checkpoint at {checkpoint.seq} is behind the stored log at {trial.seq}",
+                cp_bytes,
+            )
+        return len(entries)
+
+    def directory_age(self) -> int | None:
+        """Seconds since a hub checkpoint last confirmed the stored head (None: never)."""
+        if not self._checkpoint_time:
+            return None
+        return max(0, self.now() - self._checkpoint_time)
+
+    def _check_fresh(self) -> None:
+        age = self.directory_age()
+        if age is None or age > self.config.directory_max_age:
+            shown = "never confirmed" if age is None else f"{age} s old"
+            raise DirectoryStale(
+                f"the directory head is {shown} (limit {self.config.directory_max_age} s):"
+                " the hub must be reachable to confirm it before sending"
+            )
+
+    async def alert(self, kind: str, detail: str, evidence: bytes | None) -> None:
+        """Record something the operator must see (kept as evidence)."""
+        log.warning("alert %s: %s", kind, detail)
+        async with self.sessions.begin() as s:
+            s.add(db.Alert(kind=kind, detail=detail, evidence=evidence, time=self.now()))
+
+    def member(self, authority: AuthorityId) -> Member:
+        """A member of the verified directory."""
+        return self.state.member(authority)
+
+    # -- prekeys ----------------------------------------------------------------------------
+
+    async def ensure_prekeys(self) -> None:
+        """Publish a fresh prekey before the current one expires; erase old private halves."""
+        async with self._prekey_lock:
+            await self._ensure_prekeys()
+
+    async def _ensure_prekeys(self) -> None:
+        now = self.now()
+        async with self.sessions() as s:
+            rows = (await s.execute(select(db.PrekeyRow))).scalars().all()
+        current = [r for r in rows if r.not_after - self.config.prekey_rotate_before > now]
+        if not current and self._is_member():
+            await self._rotate_prekey()
+        for r in rows:
+            if not r.published and r.private is not None and r.not_after > now:
+                await self._publish_prekey(r.key_id, r.signed)
+        await self.erase_expired_prekeys()
+
+    async def _publish_prekey(self, key_id: str, signed: bytes) -> None:
+        with contextlib.suppress(HubConflict):  # published before; the answer was lost
+            await self.hub.put_prekey(signed)
+        async with self.sessions.begin() as s:
+            await s.execute(
+                update(db.PrekeyRow).where(db.PrekeyRow.key_id == key_id).values(published=True)
+            )
+
+    def _is_member(self) -> bool:
+        m = self.state.members.get(self.me)
+        return m is not None and m.status is MemberStatus.ACTIVE
+
+    async def rotate_prekey(self) -> str:
+        """Make, store and publish a new signed prekey now; return its key id."""
+        async with self._prekey_lock:
+            return await self._rotate_prekey()
+
+    async def _rotate_prekey(self) -> str:
+        now = self.now()
+        private = KemPrivateKey.generate()
+        signed = make_prekey(
+            genesis=self.genesis,
+            authority=self.me,
+            identity=self.keys.identity,
+            key=private.public_key,
+            not_before=now - 60,
+            not_after=now + self.config.prekey_lifetime,
+        )
+        kid = str(private.key_id)
+        async with self.sessions.begin() as s:
+            s.add(
+                db.PrekeyRow(
+                    key_id=kid,
+                    signed=signed.signed.encode(),
+                    private=self.cipher.seal(private.raw, f"prekey:{kid}"),
+                    not_before=now - 60,
+                    not_after=now + self.config.prekey_lifetime,
+                    published=False,
+                )
+            )
+        self._prekeys[private.key_id] = private
+        with contextlib.suppress(TransportError):  # published by the sync loop later
+            await self._publish_prekey(kid, signed.signed.encode())
+        return kid
+
+    async def erase_expired_prekeys(self) -> list[str]:
+        """Erase private prekeys past expiry plus the grace period (forward secrecy)."""
+        limit = self.now() - self.config.prekey_grace
+        async with self.sessions.begin() as s:
+            rows = (
+                (
+                    await s.execute(
+                        select(db.PrekeyRow)
+                        .where(db.PrekeyRow.private.is_not(None))
+                        .where(db.PrekeyRow.not_after < limit)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            for r in rows:
+                r.private = None
+                r.erased = self.now()
+        for r in rows:
+            self._prekeys.pop(KeyId.parse(r.key_id), None)
+        return [r.key_id for r in rows]
+
+    def _private_key(self, key_id: KeyId) -> KemPrivateKey | None:
+        return self._prekeys.get(key_id)
+
+    async def _recipient_key(self, authority: AuthorityId, now: int) -> KemPublicKey:
+        """The recipient's newest valid signed prekey, else its certified KA key (§6.6)."""
+        member = self.state.active_member(authority, now)
+        try:
+            containers = await self.hub.get_prekeys(authority)
+        except TransportError:
+            containers = []
+        best: SignedPrekey | None = None
+        for data in containers:
+            try:
+                pk = SignedPrekey.decode(
+                    data, self.genesis, member.certificate.identity_key, authority=authority
+                )
+                pk.check_valid_at(now)
+            except ProtocolError:
+                continue
+            if best is None or pk.not_after > best.not_after:
+                best = pk
+        return best.key if best is not None else member.certificate.ka_key()
+
+    # -- sending ----------------------------------------------------------------------------
+
+    async def send(
+        self,
+        recipients: Sequence[AuthorityId],
+        content: MessageContent,
+        *,
+        user: str = "operator",
+        attachments: Sequence[OutgoingAttachment] = (),
+        progress: Progress | None = None,
+    ) -> MessageId:
+        """Seal and commit a message to the outbox; delivery follows in the background."""
+        now = self.now()
+        self._check_fresh()
+        if not recipients:
+            raise UsageError("a message needs at least one recipient")
+        mine = self.state.members.get(self.me)
+        if mine is None or mine.status is not MemberStatus.ACTIVE:
+            raise MemberNotActive(
+                f"this node ({self.me}) is "
+                + (f"{mine.status.value}" if mine else "not admitted")
+                + ": the hub and every member would refuse what it sends"
+            )
+        for r in recipients:
+            if r == self.me:
+                raise UsageError("a node cannot send to itself")
+            self.state.active_member(r, now)
+        mid = MessageId.new()
+        manifests: list[Attachment] = []
+        for att in attachments:
+            manifests.append(await self._encrypt_attachment(att, progress))
+        if manifests:
+            content = _with_attachments(content, manifests)
+        data = content.encode()
+        keys = {r: await self._recipient_key(r, now) for r in recipients}
+        async with self._send_lock, self.sessions.begin() as s:
+            seqs: dict[AuthorityId, int] = {}
+            for r in recipients:
+                pair = await s.get(db.Pair, str(r))
+                if pair is None:
+                    pair = db.Pair(peer=str(r), next_out=1, last_in=0)
+                    s.add(pair)
+                seqs[r] = pair.next_out
+                pair.next_out += 1
+            envelope = seal_envelope(
+                genesis=self.genesis,
+                sender=self.me,
+                identity=self.keys.identity,
+                recipients=[SealTo(r, seqs[r], keys[r]) for r in recipients],
+                content=data,
+                created=now,
+                expires=now + self.config.message_lifetime,
+                dir_seq=self.state.seq,
+                dir_head=self.state.head,
+                message_id=mid,
+                blobs=[m.blob for m in manifests],
+            )
+            s.add(
+                db.OutMessage(
+                    message_id=str(mid),
+                    envelope=envelope,
+                    envelope_hash=envelope_hash(envelope),
+                    content=self.cipher.seal(data, f"content:{mid}"),
+                    kind=content.kind.value,
+                    case=content.case,
+                    in_reply_to=str(content.in_reply_to) if content.in_reply_to else None,
+                    created=now,
+                    expires=now + self.config.message_lifetime,
+                    user=user,
+                    pending_blobs=" ".join(m.blob for m in manifests),
+                )
+            )
+            await s.flush()
+            for r in recipients:
+                s.add(
+                    db.OutRecipient(
+                        message_id=str(mid), recipient=str(r), state="queued", attempts=0,
+                        next_attempt=0,
+                    )
+                )  # fmt: skip
+            for m in manifests:
+                s.add(
+                    db.AttachmentRow(
+                        blob=m.blob, message_id=str(mid), direction="out", sender=str(self.me),
+                        size=m.size, state="pending",
+                    )
+                )  # fmt: skip
+            self._track_outgoing(s, content, mid, recipients, now)
+        await self._audit(user, "send", f"{mid} to {','.join(map(str, recipients))}")
+        self._wake.set()
+        return mid
+
+    async def _encrypt_attachment(
+        self, att: OutgoingAttachment, progress: Progress | None
+    ) -> Attachment:
+        name = att.name or att.path.name
+        try:
+            total = att.path.stat().st_size
+        except OSError as exc:
+            raise UsageError(f"cannot read {att.path}: {exc.strerror}") from None
+        if total > MAX_ATTACHMENT:
+            raise UsageError(f"{att.path} is larger than {MAX_ATTACHMENT} bytes")
+        key = crypto.system_rng(32)
+        blob = os.urandom(16).hex()
+        enc = AttachmentEncryptor(key, blob)
+        out = self.config.blob_dir / blob
+        self.config.blob_dir.mkdir(mode=0o700, exist_ok=True)
+        done = 0
+        with att.path.open("rb") as src, _atomic_file(out) as dst:
+            dst.write(enc.header())
+            while chunk := src.read(1 << 20):
+                dst.write(enc.update(chunk))
+                done += len(chunk)
+                if progress:
+                    progress(f"encrypt {name}", done, total)
+            dst.write(enc.finalize())
+        return Attachment(name, enc.size, att.media_type, enc.sha256, key, blob)
+
+    def _track_outgoing(
+        self,
+        s: AsyncSession,
+        content: MessageContent,
+        mid: MessageId,
+        recipients: Sequence[AuthorityId],
+        now: int,
+    ) -> None:
+        if content.kind is Kind.REQUEST:
+            deadline = content.deadline or now + self.config.deadlines.for_urgency(content.urgency)
+            for r in recipients:
+                s.add(
+                    db.RequestRow(
+                        message_id=str(mid), direction="out", counterpart=str(r),
+                        case=content.case, urgency=content.urgency.value, state="sent",
+                        created=now, deadline=deadline,
+                    )
+                )  # fmt: skip
+
+    async def _track_reply(
+        self,
+        s: AsyncSession,
+        content: MessageContent,
+        direction: str,
+        counterpart: AuthorityId,
+        now: int,
+    ) -> None:
+        """A status update or answer moves the request it replies to."""
+        if content.in_reply_to is None or content.kind not in (Kind.STATUS, Kind.ANSWER):
+            return
+        row = await s.get(db.RequestRow, (str(content.in_reply_to), direction, str(counterpart)))
+        if row is None:
+            return
+        if content.kind is Kind.ANSWER:
+            row.state = "answered"
+            row.answered = row.answered or now
+        elif content.status is not None:
+            row.state = content.status.state.value
+            if content.status.expected is not None:
+                row.expected = content.status.expected
+            if content.status.state is StatusState.ANSWERED:
+                row.answered = row.answered or now
+        row.first_response = row.first_response or now
+
+    # -- delivery ---------------------------------------------------------------------------
+
+    async def _delivery_loop(self) -> None:
+        while True:
+            try:
+                delay = await self.deliver_due()
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.exception("delivery pass failed")
+                delay = self.config.retry_base
+            self._wake.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._wake.wait(), timeout=max(0.05, delay))
+
+    async def deliver_due(self) -> float:
+        """Try every due delivery once; return seconds until the next one is due."""
+        now = self.now()
+        async with self.sessions() as s:
+            due = (
+                (
+                    await s.execute(
+                        select(db.OutRecipient.message_id)
+                        .where(db.OutRecipient.state == "queued")
+                        .where(db.OutRecipient.next_attempt <= now)
+                        .distinct()
+                        .limit(100)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            nxt = (
+                await s.execute(
+                    select(func.min(db.OutRecipient.next_attempt)).where(
+                        db.OutRecipient.state == "queued"
+                    )
+                )
+            ).scalar()
+        for mid in due:
+            await self._deliver(mid)
+        if due:
+            return 0.0
+        return 30.0 if nxt is None else max(0.05, float(nxt - self.now()))
+
+    async def _deliver(self, mid: str) -> None:
+        async with self.sessions() as s:
+            msg = await s.get(db.OutMessage, mid)
+            targets = (
+                (
+                    await s.execute(
+                        select(db.OutRecipient)
+                        .where(db.OutRecipient.message_id == mid)
+                        .where(db.OutRecipient.state == "queued")
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        if msg is None or not targets:
+            return
+        now = self.now()
+        if msg.expires <= now:
+            await self._set_state(mid, [t.recipient for t in targets], "failed", error="expired")
+            return
+        relay: list[db.OutRecipient] = []
+        for t in targets:
+            endpoint = self._endpoint(t.recipient)
+            if endpoint is None or msg.pending_blobs:
+                relay.append(t)
+                continue
+            try:
+                receipt = await self._post_direct(endpoint, _aid(t.recipient), msg.envelope)
+                await self._record_receipt(receipt, via="direct")
+            except (TransportError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+                log.info("direct delivery of %s to %s failed: %s", mid, t.recipient, exc)
+                relay.append(t)
+            except GlobeError as exc:
+                if _retryable(exc):
+                    relay.append(t)
+                else:
+                    await self._set_state(mid, [t.recipient], "failed", error=exc.detail)
+        if relay:
+            await self._relay(msg, relay)
+
+    def _endpoint(self, recipient: str) -> str | None:
+        m = self.state.members.get(_aid(recipient))
+        return None if m is None else m.certificate.endpoint
+
+    async def _post_direct(self, endpoint: str, peer: AuthorityId, envelope: bytes) -> bytes:
+        return await self._post_signed(endpoint, peer, "/v1/inbox", envelope)
+
+    async def _post_signed(self, endpoint: str, peer: AuthorityId, path: str, body: bytes) -> bytes:
+        if self._peer_session is None:
+            self._peer_session = aiohttp.ClientSession(
+                timeout=aiohttp.ClientTimeout(total=self.config.direct_timeout)
+            )
+        base = endpoint.rstrip("/")
+        url = base + path
+        headers = {
+            "Content-Type": "application/octet-stream",
+            HEADER: sign_request(
+                key=self.keys.transport, network=self.genesis.digest, audience=str(peer),
+                method="POST", target=yarl.URL(url).raw_path, body=body, created=self.now(),
+            ),
+        }  # fmt: skip
+        async with self._peer_session.post(url, data=body, headers=headers) as r:
+            data = await r.content.read(64 * 1024)
+            if r.status in (200, 201):
+                return data
+            raise _problem(r.status, data, f"peer {peer}")
+
+    async def _relay(self, msg: db.OutMessage, targets: Sequence[db.OutRecipient]) -> None:
+        mid = msg.message_id
+        names = [t.recipient for t in targets]
+        try:
+            if msg.pending_blobs:
+                await self._upload_blobs(msg)
+            status, evidence = await self.hub.submit_message(msg.envelope)
+        except GlobeError as exc:
+            if _retryable(exc):
+                self.hub_reachable = not isinstance(exc, TransportError)
+                await self._backoff(mid, targets, exc.detail)
+            else:
+                await self._set_state(mid, names, "failed", error=exc.detail)
+            return
+        self.hub_reachable = True
+        ev = Evidence.decode(evidence, self.genesis)
+        if ev.kind is not EvidenceKind.ACCEPTED or ev.envelope_hash != msg.envelope_hash:
+            await self._backoff(mid, targets, "the hub's evidence does not name this envelope")
+            return
+        await self._set_state(mid, names, "sent", via="hub", evidence=evidence)
+        log.info("message %s accepted by the hub (%d)", mid, status)
+
+    async def _upload_blobs(self, msg: db.OutMessage) -> None:
+        for blob in msg.pending_blobs.split():
+            path = self.config.blob_dir / blob
+            try:
+                await self.hub.put_blob(blob, path)
+            except GlobeError as exc:
+                if getattr(exc, "slug", "") != "state-conflict":  # already uploaded
+                    raise
+            async with self.sessions.begin() as s:
+                row = await s.get(db.OutMessage, msg.message_id)
+                if row is not None:
+                    row.pending_blobs = " ".join(b for b in row.pending_blobs.split() if b != blob)
+                    msg.pending_blobs = row.pending_blobs
+                att = await s.get(db.AttachmentRow, blob)
+                if att is not None:
+                    att.state = "uploaded"
+
+    async def _backoff(self, mid: str, targets: Sequence[db.OutRecipient], error: str) -> None:
+        async with self.sessions.begin() as s:
+            for t in targets:
+                row = await s.get(db.OutRecipient, (mid, t.recipient))
+                if row is None or row.state != "queued":
+                    continue
+                row.attempts += 1
+                delay = min(
+                    self.config.retry_max, self.config.retry_base * 2 ** min(row.attempts, 20)
+                )
+                row.next_attempt = self.now() + int(delay * random.uniform(0.5, 1.0)) + 1  # noqa: S311
+                row.last_error = error
+
+    async def _set_state(
+        self,
+        mid: str,
+        recipients: Iterable[str],
+        state: str,
+        *,
+        via: str | None = None,
+        error: str | None = None,
+        evidence: bytes | None = None,
+    ) -> None:
+        async with self.sessions.begin() as s:
+            for r in recipients:
+                row = await s.get(db.OutRecipient, (mid, r))
+                if row is None or row.state in ("delivered", "read"):
+                    continue
+                row.state = state
+                if via is not None:
+                    row.via = via
+                if error is not None:
+                    row.last_error = error
+                if evidence is not None:
+                    row.evidence = evidence
+
+    async def retry(self, message_id: str, user: str = "operator") -> int:
+        """Queue failed or waiting deliveries of a message again, now."""
+        async with self.sessions.begin() as s:
+            rows = (
+                (
+                    await s.execute(
+                        select(db.OutRecipient)
+                        .where(db.OutRecipient.message_id == message_id)
+                        .where(db.OutRecipient.state.in_(("queued", "failed")))
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            if not rows and await s.get(db.OutMessage, message_id) is None:
+                raise NotFound(f"no sent message {message_id}")
+            for r in rows:
+                r.state, r.next_attempt, r.last_error = "queued", 0, None
+        await self._audit(user, "retry", message_id)
+        self._wake.set()
+        return len(rows)
+
+    async def _record_receipt(
+        self, data: bytes, *, via: str, evidence: bytes | None = None
+    ) -> None:
+        """A recipient's signed receipt for one of our messages: delivered."""
+        receipt = DeliveryReceipt.decode(data, self.state)
+        if receipt.sender != self.me:
+            raise MalformedError("a receipt for a message this node did not send")
+        async with self.sessions.begin() as s:
+            msg = await s.get(db.OutMessage, str(receipt.message_id))
+            if msg is None or not receipt.matches(receipt.message_id, msg.envelope_hash):
+                raise MalformedError("the receipt names no envelope this node sent")
+            row = await s.get(db.OutRecipient, (msg.message_id, str(receipt.recipient)))
+            if row is None:
+                raise MalformedError("the receipt's signer was not a recipient")
+            if row.state not in ("delivered", "read"):
+                row.state = "delivered"
+                row.via = row.via if via == "hub" and row.via else via
+                row.receipt = data
+                row.delivered = self.now()
+                if evidence is not None:
+                    row.evidence = evidence
+
+    # -- receiving --------------------------------------------------------------------------
+
+    async def receive(self, data: bytes, *, via: str) -> bytes:
+        """Verify, decrypt and store an envelope; return this node's signed receipt.
+
+        An exact replay returns the receipt given before and stores nothing; the
+        same id with other bytes is kept as conflict evidence and refused.
+        """
+        env = parse_envelope(data)
+        now = self.now()
+        async with self._receive_lock:
+            async with self.sessions() as s:
+                seen = (
+                    await s.execute(
+                        select(db.InMessage.envelope_hash, db.InMessage.receipt)
+                        .where(db.InMessage.sender == str(env.header.sender))
+                        .where(db.InMessage.message_id == str(env.header.message_id))
+                    )
+                ).first()
+            opened = self._open(env, now)
+            if seen is not None:
+                if seen.envelope_hash == env.hash:
+                    return bytes(seen.receipt)
+                async with self.sessions.begin() as s:
+                    s.add(
+                        db.Conflict(
+                            sender=str(env.header.sender), message_id=str(env.header.message_id),
+                            envelope_hash=env.hash, envelope=data, time=now,
+                        )
+                    )  # fmt: skip
+                await self.alert(
+                    "conflict",
+                    f"{env.header.sender} sent message {env.header.message_id} twice"
+                    " with different bytes",
+                    data,
+                )
+                raise ConflictError(
+                    f"message {env.header.message_id} was received with other bytes"
+                )
+            content = MessageContent.decode(opened.content)
+            blobs = sorted(a.blob for a in content.attachments)
+            if blobs != sorted(env.header.blobs):
+                raise MalformedError("the attachments do not match the header's blob list")
+            for att in content.attachments:
+                await self._fetch_attachment(att, env.header.sender)
+            if opened.head_relation is HeadRelation.FORK:
+                await self.alert(
+                    "directory-fork",
+                    f"{env.header.sender} signed directory head {env.header.dir_seq} that"
+                    " differs from this node's",
+                    data,
+                )
+            receipt = make_receipt(
+                genesis=self.genesis, identity=self.keys.identity,
+                message_id=env.header.message_id, envelope_hash=env.hash,
+                sender=env.header.sender, recipient=self.me, time=now,
+            ).encode()  # fmt: skip
+            _, mine = env.header.recipient(self.me)
+            mid_s = str(env.header.message_id)
+            async with self.sessions.begin() as s:
+                pair = await s.get(db.Pair, str(env.header.sender))
+                if pair is None:
+                    pair = db.Pair(peer=str(env.header.sender), next_out=1, last_in=0)
+                    s.add(pair)
+                verdict = classify_seq(pair.last_in, mine.seq)
+                order = "old" if verdict.old else "in-order" if verdict.in_order else "gap"
+                pair.last_in = max(pair.last_in, mine.seq)
+                s.add(
+                    db.InMessage(
+                        sender=str(env.header.sender), message_id=str(env.header.message_id),
+                        envelope_hash=env.hash, envelope=data,
+                        content=self.cipher.seal(opened.content, f"content:{mid_s}"),
+                        kind=content.kind.value, case=content.case,
+                        in_reply_to=str(content.in_reply_to) if content.in_reply_to else None,
+                        created=env.header.created, received=now, via=via, seq=mine.seq,
+                        order=order, head_relation=opened.head_relation.value, receipt=receipt,
+                        receipt_acked=via == "direct",
+                    )
+                )  # fmt: skip
+                for att in content.attachments:
+                    s.add(
+                        db.AttachmentRow(
+                            blob=att.blob, message_id=str(env.header.message_id),
+                            direction="in", sender=str(env.header.sender), size=att.size,
+                            state="fetched",
+                        )
+                    )  # fmt: skip
+                if content.kind is Kind.REQUEST:
+                    deadline = content.deadline or now + self.config.deadlines.for_urgency(
+                        content.urgency
+                    )
+                    s.add(
+                        db.RequestRow(
+                            message_id=str(env.header.message_id), direction="in",
+                            counterpart=str(env.header.sender), case=content.case,
+                            urgency=content.urgency.value, state="received",
+                            created=env.header.created, deadline=deadline,
+                        )
+                    )  # fmt: skip
+                await self._track_reply(s, content, "out", env.header.sender, now)
+            if verdict.missing:
+                log.info(
+                    "gap from %s: %d-%d missing", env.header.sender,
+                    verdict.missing.start, verdict.missing.stop - 1,
+                )  # fmt: skip
+            return receipt
+
+    def _open(self, env: Any, now: int) -> OpenedEnvelope:
+        try:
+            return open_envelope(
+                env, directory=self.state, me=self.me, private_key=self._private_key, now=now
+            )
+        except (MemberNotActive, ExpiredError):
+            raise
+        except DecryptionFailed:
+            raise
+
+    async def _fetch_attachment(self, att: Attachment, sender: AuthorityId) -> None:
+        """Fetch a blob from the hub and check it decrypts to the manifest's digest."""
+        path = self.config.blob_dir / att.blob
+        self.config.blob_dir.mkdir(mode=0o700, exist_ok=True)
+        if not path.exists():
+            from protocol.attachments import encrypted_size  # noqa: PLC0415
+
+            await self.hub.get_blob(att.blob, path, max_size=encrypted_size(att.size))
+        dec = AttachmentDecryptor(att.key, att.blob)
+        with path.open("rb") as f:
+            while chunk := f.read(1 << 20):
+                dec.update(chunk)
+        dec.finalize()
+        if dec.sha256 != att.sha256 or dec.size != att.size:
+            path.unlink(missing_ok=True)
+            raise MalformedError(f"attachment {att.name!r} does not match its manifest")
+        del sender
+
+    # -- hub mailbox ------------------------------------------------------------------------
+
+    async def pull(self) -> int:
+        """Fetch everything waiting at the hub, process it and acknowledge; return the count."""
+        total = 0
+        after = 0
+        while True:
+            items, cursor = await self.hub.mailbox(after=after)
+            if not items:
+                break
+            await self.process_items(items)
+            total += len(items)
+            after = cursor
+        return total
+
+    async def process_items(self, items: Sequence[MailboxItem]) -> None:
+        """Process mailbox items (pulled or pushed) and acknowledge them at the hub."""
+        receipts: list[bytes] = []
+        notices: list[int] = []
+        for item in items:
+            try:
+                if item.kind == "envelope":
+                    receipts.append(await self.receive(item.data, via="hub"))
+                elif item.kind == "receipt":
+                    notice = orjson.loads(item.data)
+                    receipt = canonical.b64d(str(notice["receipt"]), what="receipt")
+                    evidence = canonical.b64d(str(notice["evidence"]), what="evidence")
+                    Evidence.decode(evidence, self.genesis)
+                    await self._record_receipt(receipt, via="hub", evidence=evidence)
+                    notices.append(item.cursor)
+                elif item.kind == "non-delivery":
+                    await self._record_non_delivery(item.data)
+                    notices.append(item.cursor)
+                else:
+                    notices.append(item.cursor)
+            except ConflictError:
+                continue  # kept as evidence; the hub keeps its copy until expiry
+            except (ProtocolError, KeyError, TypeError, orjson.JSONDecodeError) as exc:
+                detail = exc.detail if isinstance(exc, GlobeError) else type(exc).__name__
+                log.warning("mailbox item %d refused: %s", item.cursor, detail)
+                if item.kind != "envelope":
+                    notices.append(item.cursor)
+                else:
+                    await self.alert(
+                        "refused", f"envelope at hub cursor {item.cursor}: {detail}", item.data
+                    )
+        if receipts or notices:
+            await self.hub.ack(receipts, notices)
+            async with self.sessions.begin() as s:
+                await s.execute(
+                    update(db.InMessage)
+                    .where(db.InMessage.receipt.in_(receipts))
+                    .values(receipt_acked=True)
+                )
+
+    async def _record_non_delivery(self, data: bytes) -> None:
+        ev = Evidence.decode(data, self.genesis)
+        if ev.kind is not EvidenceKind.NON_DELIVERY:
+            raise MalformedError("a non-delivery notice carries non-delivery evidence")
+        names = [str(r) for r in ev.recipients]
+        await self._set_state(str(ev.message_id), names, "failed", error="expired undelivered",
+                              evidence=data)  # fmt: skip
+
+    async def _push_loop(self) -> None:
+        """Hold the hub's WebSocket open; reconnect with backoff; pull covers the gaps."""
+        attempt = 0
+        while True:
+            try:
+                await self._push_session()
+                attempt = 0
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # noqa: BLE001 - reconnect whatever happened
+                log.info("push stream closed: %s", exc)
+            self.push_connected = False
+            attempt += 1
+            await asyncio.sleep(
+                min(self.config.retry_max, 0.5 * 2 ** min(attempt, 10)) * random.uniform(0.5, 1)  # noqa: S311 - jitter
+            )
+
+    async def _push_session(self) -> None:
+        url = self.config.hub_url.rstrip("/") + "/v1/stream"
+        path = yarl.URL(url).raw_path
+        async with aiohttp.ClientSession() as session, session.ws_connect(url, heartbeat=30) as ws:
+            hello = await ws.receive_json(timeout=30)
+            if hello.get("type") != "challenge":
+                raise MalformedError("push stream: expected a challenge")
+            nonce = canonical.b64d(str(hello["nonce"]), what="challenge")
+            auth = sign_request(
+                key=self.keys.transport, network=self.genesis.digest, audience="hub",
+                method="GET", target=path, body=nonce, created=self.now(),
+            )  # fmt: skip
+            await ws.send_json({"type": "auth", "auth": auth, "after": 0})
+            self.push_connected = True
+            await self.pull()  # anything that arrived while disconnected
+            async for msg in ws:
+                if msg.type is not aiohttp.WSMsgType.TEXT:
+                    break
+                obj = orjson.loads(msg.data)
+                if obj.get("type") == "item":
+                    item = MailboxItem(
+                        int(obj["cursor"]), str(obj["kind"]),
+                        canonical.b64d(str(obj["data"]), what="item"),
+                    )  # fmt: skip
+                    await self.process_items([item])
+                elif obj.get("type") == "error":
+                    raise TransportError(str(obj.get("problem", {}).get("detail", "refused")))
+
+    async def ping(self, peer: AuthorityId) -> dict[str, Any]:
+        """Connectivity test: a signed ping to the peer's endpoint, and the hub's health."""
+        self.state.member(peer)
+        out: dict[str, Any] = {"authority": str(peer)}
+        endpoint = self._endpoint(str(peer))
+        if endpoint is None:
+            out["direct"] = {"ok": False, "ms": None, "error": "the peer publishes no endpoint"}
+        else:
+            started = time.perf_counter()
+            try:
+                await self._post_signed(endpoint, peer, "/v1/ping", b"")
+                ms = round((time.perf_counter() - started) * 1000, 1)
+                out["direct"] = {"ok": True, "ms": ms, "error": None}
+            except (GlobeError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+                detail = exc.detail if isinstance(exc, GlobeError) else type(exc).__name__
+                out["direct"] = {"ok": False, "ms": None, "error": detail}
+        started = time.perf_counter()
+        try:
+            await self.hub.healthz()
+            out["hub"] = {"ok": True, "ms": round((time.perf_counter() - started) * 1000, 1)}
+        except GlobeError:
+            out["hub"] = {"ok": False, "ms": None}
+        return out
+
+    # -- reading ----------------------------------------------------------------------------
+
+    async def content_of(self, message_id: str) -> tuple[str, MessageContent, dict[str, Any]]:
+        """A stored message (received or sent): direction, content and its metadata."""
+        async with self.sessions() as s:
+            row = (
+                (await s.execute(select(db.InMessage).where(db.InMessage.message_id == message_id)))
+                .scalars()
+                .first()
+            )
+            if row is not None:
+                content = MessageContent.decode(
+                    self.cipher.open(row.content, f"content:{message_id}")
+                )
+                return "in", content, {
+                    "sender": row.sender, "received": row.received, "via": row.via,
+                    "order": row.order, "seq": row.seq, "read_at": row.read_at,
+                    "head_relation": row.head_relation,
+                }  # fmt: skip
+            out = await s.get(db.OutMessage, message_id)
+            if out is None:
+                raise NotFound(f"no message {message_id}")
+            recips = (
+                (
+                    await s.execute(
+                        select(db.OutRecipient).where(db.OutRecipient.message_id == message_id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            content = MessageContent.decode(self.cipher.open(out.content, f"content:{message_id}"))
+            return "out", content, {
+                "sender": str(self.me), "created": out.created,
+                "recipients": {r.recipient: _recipient_state(r) for r in recips},
+            }  # fmt: skip
+
+    async def mark_read(self, message_id: str, user: str) -> None:
+        """Record that ``user`` opened a received message."""
+        async with self.sessions.begin() as s:
+            await s.execute(
+                update(db.InMessage)
+                .where(db.InMessage.message_id == message_id)
+                .where(db.InMessage.read_at.is_(None))
+                .values(read_at=self.now(), read_by=user)
+            )
+        await self._audit(user, "read", message_id)
+
+    async def save_attachment(
+        self, message_id: str, index: int, out: Path, progress: Progress | None = None
+    ) -> Path:
+        """Decrypt attachment ``index`` of a message to ``out`` (written atomically)."""
+        _, content, _ = await self.content_of(message_id)
+        if not 0 <= index < len(content.attachments):
+            raise NotFound(f"message {message_id} has no attachment {index + 1}")
+        att = content.attachments[index]
+        src = self.config.blob_dir / att.blob
+        dec = AttachmentDecryptor(att.key, att.blob)
+        done = 0
+        with src.open("rb") as f, _atomic_file(out) as dst:
+            while chunk := f.read(1 << 20):
+                dst.write(dec.update(chunk))
+                done += len(chunk)
+                if progress:
+                    progress(f"decrypt {att.name}", done, src.stat().st_size)
+            dst.write(dec.finalize())
+        if dec.sha256 != att.sha256:
+            out.unlink(missing_ok=True)
+            raise DecryptionFailed(f"attachment {att.name!r} does not match its digest")
+        return out
+
+    # -- replies, status, forwarding, consent ------------------------------------------------
+
+    async def reply(
+        self,
+        message_id: str,
+        *,
+        kind: Kind,
+        body: str,
+        subject: str | None = None,
+        status: StatusUpdate | None = None,
+        user: str = "operator",
+        attachments: Sequence[OutgoingAttachment] = (),
+        consent: Consent | None = None,
+    ) -> MessageId:
+        """Answer, status-update or consent-decide a received message (to its sender)."""
+        direction, original, meta = await self.content_of(message_id)
+        if direction != "in":
+            raise UsageError("reply to a received message")
+        sender = _aid(str(meta["sender"]))
+        content = MessageContent(
+            kind=kind,
+            subject=subject or _re(original.subject),
+            body=body,
+            language=original.language,
+            urgency=original.urgency,
+            handling=original.handling,
+            case=original.case,
+            in_reply_to=MessageId.parse(message_id),
+            status=status,
+            consent=consent,
+        )
+        mid = await self.send([sender], content, user=user, attachments=attachments)
+        if original.kind is Kind.REQUEST:
+            async with self.sessions.begin() as s:
+                await self._track_reply(s, content, "in", sender, self.now())
+        return mid
+
+    async def forward(
+        self, message_id: str, to: Sequence[AuthorityId], *, user: str = "operator", note: str = ""
+    ) -> MessageId:
+        """Forward a received message; restricted material needs the originator's consent."""
+        direction, original, meta = await self.content_of(message_id)
+        originator = _aid(str(meta["sender"]))
+        if direction == "in" and forward_requires_consent(original.handling):
+            granted = await self._consented(message_id, originator)
+            missing = [str(t) for t in to if t not in granted]
+            if missing:
+                await self._audit(user, "forward-refused", f"{message_id} to {','.join(missing)}")
+                raise ConsentRequired(
+                    f"message {message_id} is TLP:{original.handling.tlp.value}"
+                    + (
+                        " with no onward dissemination"
+                        if Restriction.NO_ONWARD in original.handling.restrictions
+                        else ""
+                    )
+                    + f"; {originator} has not consented to forwarding to {', '.join(missing)}:"
+                    " use request-consent"
+                )
+        content = MessageContent(
+            kind=Kind.INFORMATION,
+            subject=_fwd(original.subject),
+            body=(note + "\n\n" if note else "")
+            + f"Forwarded message {message_id} from {originator}:\n\n{original.body}",
+            language=original.language,
+            urgency=original.urgency,
+            handling=original.handling,
+            case=original.case,
+        )
+        mid = await self.send(to, content, user=user)
+        await self._audit(user, "forward", f"{message_id} as {mid}")
+        return mid
+
+    async def _consented(self, message_id: str, originator: AuthorityId) -> set[AuthorityId]:
+        granted: set[AuthorityId] = set()
+        async with self.sessions() as s:
+            rows = (
+                (
+                    await s.execute(
+                        select(db.InMessage)
+                        .where(db.InMessage.sender == str(originator))
+                        .where(db.InMessage.kind == Kind.CONSENT_DECISION.value)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        for row in rows:
+            c = MessageContent.decode(self.cipher.open(row.content, f"content:{row.message_id}"))
+            if (
+                c.consent is not None
+                and str(c.consent.message) == message_id
+                and c.consent.decision is ConsentDecision.GRANTED
+            ):
+                granted.update(c.consent.to)
+        return granted
+
+    async def request_consent(
+        self, message_id: str, to: Sequence[AuthorityId], purpose: str, *, user: str = "operator"
+    ) -> MessageId:
+        """Ask the originator of a received message to consent to forwarding it."""
+        _, original, meta = await self.content_of(message_id)
+        consent = Consent(MessageId.parse(message_id), tuple(sorted(to, key=str)), purpose)
+        content = MessageContent(
+            kind=Kind.CONSENT_REQUEST, subject=_re(original.subject),
+            body=f"Consent requested to pass message {message_id} to "
+            f"{', '.join(map(str, to))}: {purpose}",
+            language=original.language, urgency=original.urgency,
+            handling=Handling(Tlp.AMBER), case=original.case, consent=consent,
+        )  # fmt: skip
+        return await self.send([_aid(str(meta["sender"]))], content, user=user)
+
+    # -- cases and status -------------------------------------------------------------------
+
+    async def requests(self, *, case: str | None = None) -> list[dict[str, Any]]:
+        """Request workflow rows, with an ``overdue`` flag."""
+        now = self.now()
+        async with self.sessions() as s:
+            q = select(db.RequestRow).order_by(db.RequestRow.deadline)
+            if case is not None:
+                q = q.where(db.RequestRow.case == case)
+            rows = (await s.execute(q)).scalars().all()
+        return [
+            {
+                "message": r.message_id, "direction": r.direction, "counterpart": r.counterpart,
+                "case": r.case, "urgency": r.urgency, "state": r.state, "created": r.created,
+                "deadline": r.deadline, "expected": r.expected, "answered": r.answered,
+                "overdue": r.state in OPEN_STATES and r.deadline < now,
+            }
+            for r in rows
+        ]  # fmt: skip
+
+    async def response_stats(self) -> dict[str, dict[str, float | int | None]]:
+        """Per counterpart: requests sent, answered, mean seconds to first response and answer."""
+        out: dict[str, dict[str, float | int | None]] = {}
+        for r in await self.requests():
+            if r["direction"] != "out":
+                continue
+            st = out.setdefault(r["counterpart"], {"requests": 0, "answered": 0, "_first": 0,
+                                                   "_fn": 0, "_ans": 0})  # fmt: skip
+            st["requests"] = int(st["requests"] or 0) + 1
+            if r["answered"]:
+                st["answered"] = int(st["answered"] or 0) + 1
+                st["_ans"] = int(st["_ans"] or 0) + r["answered"] - r["created"]
+        async with self.sessions() as s:
+            rows = (
+                (
+                    await s.execute(
+                        select(db.RequestRow)
+                        .where(db.RequestRow.direction == "out")
+                        .where(db.RequestRow.first_response.is_not(None))
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        for row in rows:
+            st = out[row.counterpart]
+            st["_first"] = int(st["_first"] or 0) + int(row.first_response or 0) - row.created
+            st["_fn"] = int(st["_fn"] or 0) + 1
+        for st in out.values():
+            fn, answered = int(st.pop("_fn") or 0), int(st["answered"] or 0)
+            first, ans = int(st.pop("_first") or 0), int(st.pop("_ans") or 0)
+            st["mean_first_response_s"] = first / fn if fn else None
+            st["mean_answer_s"] = ans / answered if answered else None
+        return out
+
+    async def cases(self) -> list[dict[str, Any]]:
+        """Every case id with its counterparts, message count and open/overdue requests."""
+        cases: dict[str, dict[str, Any]] = {}
+        async with self.sessions() as s:
+            for sender, case, received in (
+                await s.execute(
+                    select(db.InMessage.sender, db.InMessage.case, db.InMessage.received).where(
+                        db.InMessage.case.is_not(None)
+                    )
+                )
+            ).all():
+                c = cases.setdefault(str(case), {"case": case, "counterparts": set(),
+                                                 "messages": 0, "last": 0})  # fmt: skip
+                c["counterparts"].add(sender)
+                c["messages"] += 1
+                c["last"] = max(c["last"], received)
+            outs = (
+                await s.execute(
+                    select(db.OutMessage.case, db.OutMessage.created, db.OutRecipient.recipient)
+                    .join(db.OutRecipient, db.OutRecipient.message_id == db.OutMessage.message_id)
+                    .where(db.OutMessage.case.is_not(None))
+                )
+            ).all()
+            seen_out: set[tuple[str | None, int]] = set()
+            for case, created, recipient in outs:
+                c = cases.setdefault(str(case), {"case": case, "counterparts": set(),
+                                                 "messages": 0, "last": 0})  # fmt: skip
+                c["counterparts"].add(recipient)
+                if (case, created) not in seen_out:
+                    c["messages"] += 1
+                    seen_out.add((case, created))
+                c["last"] = max(c["last"], created)
+        reqs = await self.requests()
+        for c in cases.values():
+            mine = [r for r in reqs if r["case"] == c["case"]]
+            c["counterparts"] = sorted(c["counterparts"])
+            c["open"] = sum(1 for r in mine if r["state"] in OPEN_STATES)
+            c["overdue"] = sum(1 for r in mine if r["overdue"])
+        return sorted(cases.values(), key=lambda c: -int(c["last"]))
+
+    async def inbox(self, *, limit: int = 50, unread: bool = False) -> list[dict[str, Any]]:
+        """Received messages, newest first, with subject (decrypted here)."""
+        async with self.sessions() as s:
+            q = select(db.InMessage).order_by(db.InMessage.received.desc(), db.InMessage.id.desc())
+            if unread:
+                q = q.where(db.InMessage.read_at.is_(None))
+            rows = (await s.execute(q.limit(limit))).scalars().all()
+        out = []
+        for r in rows:
+            c = MessageContent.decode(self.cipher.open(r.content, f"content:{r.message_id}"))
+            out.append({
+                "id": r.message_id, "from": r.sender, "kind": r.kind, "subject": c.subject,
+                "urgency": c.urgency.value, "tlp": c.handling.tlp.value, "case": r.case,
+                "received": r.received, "via": r.via, "read": r.read_at is not None,
+                "order": r.order, "attachments": len(c.attachments),
+            })  # fmt: skip
+        return out
+
+    async def outbox(self, *, limit: int = 50) -> list[dict[str, Any]]:
+        """Sent messages, newest first, with per-recipient delivery state."""
+        async with self.sessions() as s:
+            msgs = (
+                (
+                    await s.execute(
+                        select(db.OutMessage).order_by(db.OutMessage.created.desc()).limit(limit)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+            ids = [m.message_id for m in msgs]
+            recips = (
+                (
+                    await s.execute(
+                        select(db.OutRecipient).where(db.OutRecipient.message_id.in_(ids))
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        by: dict[str, dict[str, Any]] = {}
+        for r in recips:
+            by.setdefault(r.message_id, {})[r.recipient] = _recipient_state(r)
+        return [
+            {"id": m.message_id, "kind": m.kind, "case": m.case, "created": m.created,
+             "recipients": by.get(m.message_id, {})}
+            for m in msgs
+        ]  # fmt: skip
+
+    async def status(self) -> dict[str, Any]:
+        """Membership, directory head and age, hub reachability, queue depths, overdue cases."""
+        me = self.state.members.get(self.me)
+        async with self.sessions() as s:
+            queued = (
+                await s.execute(
+                    select(db.OutRecipient.state, func.count()).group_by(db.OutRecipient.state)
+                )
+            ).all()
+            unread = (
+                await s.execute(
+                    select(func.count())
+                    .select_from(db.InMessage)
+                    .where(db.InMessage.read_at.is_(None))
+                )
+            ).scalar_one()
+            alerts = (await s.execute(select(func.count()).select_from(db.Alert))).scalar_one()
+        reqs = await self.requests()
+        return {
+            "authority": str(self.me),
+            "membership": me.status.value if me else "not admitted",
+            "directory": {"seq": self.state.seq, "head": canonical.b64e(self.state.head),
+                          "age_s": self.directory_age(), "max_age_s": self.config.directory_max_age,
+                          "members": len(self.state.members)},
+            "hub": {"url": self.config.hub_url, "reachable": self.hub_reachable,
+                    "push_connected": self.push_connected},
+            "outbox": {str(state): int(n) for state, n in queued},
+            "inbox_unread": unread,
+            "requests_open": sum(1 for r in reqs if r["state"] in OPEN_STATES),
+            "requests_overdue": sum(1 for r in reqs if r["overdue"]),
+            "alerts": alerts,
+        }  # fmt: skip
+
+    async def alerts(self) -> list[dict[str, Any]]:
+        """Recorded alerts, newest first."""
+        async with self.sessions() as s:
+            rows = (await s.execute(select(db.Alert).order_by(db.Alert.id.desc()))).scalars().all()
+        return [{"id": a.id, "kind": a.kind, "detail": a.detail, "time": a.time} for a in rows]
+
+
+# -- helpers --------------------------------------------------------------------------------
+
+
+def _copy_state(state: DirectoryState) -> DirectoryState:
+    """A copy of the directory that :meth:`DirectoryState.extend` may change freely."""
+    import copy  # noqa: PLC0415
+
+    return copy.deepcopy(state)
+
+
+async def _put_meta(s: AsyncSession, key: str, value: str) -> None:
+    row = await s.get(db.Meta, key)
+    if row is None:
+        s.add(db.Meta(key=key, value=value))
+    else:
+        row.value = value
+
+
+def _recipient_state(r: db.OutRecipient) -> dict[str, Any]:
+    return {"state": r.state, "via": r.via, "attempts": r.attempts, "error": r.last_error,
+            "delivered": r.delivered}  # fmt: skip
+
+
+def _with_attachments(content: MessageContent, manifests: list[Attachment]) -> MessageContent:
+    return MessageContent(
+        content.kind, content.subject, content.body, content.language, content.urgency,
+        content.handling, content.case, content.in_reply_to, content.deadline,
+        tuple(manifests), content.status, content.consent,
+    )  # fmt: skip
+
+
+def _re(subject: str) -> str:
+    return subject if subject.lower().startswith("re:") else f"Re: {subject}"[:300]
+
+
+def _fwd(subject: str) -> str:
+    return f"Fwd: {subject}"[:300]
+
+
+def _retryable(exc: GlobeError) -> bool:
+    """Worth retrying: transport trouble, rate limits, a full mailbox or disk, a hub 5xx."""
+    return (
+        isinstance(exc, TransportError) or exc.status in (408, 429, 503, 507) or exc.status >= 500
+    )
+
+
+def _problem(status: int, body: bytes, who: str) -> GlobeError:
+    from hub.client import error_for_problem  # noqa: PLC0415
+
+    try:
+        problem = orjson.loads(body)
+    except orjson.JSONDecodeError:
+        problem = None
+    if isinstance(problem, dict):
+        return error_for_problem(status, problem)
+    return TransportError(f"{who} answered HTTP {status}")
+
+
+class _atomic_file:  # noqa: N801 - used as a context manager like open()
+    """Write to ``path.part``, fsync and rename on success; remove the part on failure."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.part = path.with_name(path.name + ".part")
+        self._f: Any = None
+
+    def __enter__(self) -> Any:
+        fd = os.open(self.part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        self._f = os.fdopen(fd, "wb")
+        return self._f
+
+    def __exit__(self, exc_type: object, exc: object, tb: object) -> None:
+        f = self._f
+        if exc_type is None:
+            f.flush()
+            os.fsync(f.fileno())
+            f.close()
+            os.replace(self.part, self.path)
+        else:
+            f.close()
+            self.part.unlink(missing_ok=True)

@@ -1,0 +1,284 @@
+"""A real hub and real node daemons on loopback, in one event loop.
+
+The hub is the production stack (HubService, Router, Pusher, BlobStore and the
+aiohttp app) on SQLite in a temporary directory, served on 127.0.0.1; each node
+is :func:`globe_node.server.serve` with its own directory, database, key file,
+local API and (optionally) peer listener.  Admission goes through the hub's
+HTTP API exactly as in production: application, KEM proof of possession, two
+admin signatures.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import socket
+import time
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import orjson
+import pytest
+from aiohttp import web
+
+from globe_node import db as node_db
+from globe_node.config import NodeConfig
+from globe_node.keys import NodeKeys, save_keys
+from globe_node.node import Node
+from globe_node.server import add_user, serve
+from hub import db as hub_db
+from hub.blobs import BlobStore
+from hub.client import HubClient
+from hub.push import Pusher
+from hub.push import add_routes as add_push_routes
+from hub.routing import Router
+from hub.service import HubService
+from hub.web import create_app
+from protocol import canonical, labels
+from protocol.genesis import Genesis, make_genesis
+from protocol.ids import AuthorityId
+from protocol.keys import SigningKey
+from protocol.keystore import INTERACTIVE
+from protocol.membership import Action, make_action, make_application
+from protocol.signed import SignedObject
+
+PASSPHRASE = b"correct horse battery staple"
+
+
+def free_port() -> int:
+    """A TCP port free on 127.0.0.1 right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+@dataclass
+class RunningNode:
+    """A node daemon running in this event loop."""
+
+    config: NodeConfig
+    keys: NodeKeys
+    token: str
+    node: Node | None = None
+    stop: asyncio.Event = field(default_factory=asyncio.Event)
+    task: asyncio.Task[None] | None = None
+
+    @property
+    def me(self) -> AuthorityId:
+        return AuthorityId.parse(self.config.authority)
+
+    @property
+    def n(self) -> Node:
+        assert self.node is not None, "node not running"
+        return self.node
+
+    async def api(
+        self, method: str, path: str, body: Any = None, *, token: str | None = None
+    ) -> tuple[int, Any]:
+        url = f"http://{self.config.api_host}:{self.config.api_port}{path}"
+        headers = {"Authorization": f"Bearer {token or self.token}"}
+        data = None if body is None else orjson.dumps(body)
+        async with (
+            aiohttp.ClientSession() as s,
+            s.request(method, url, data=data, headers=headers) as r,
+        ):
+            raw = await r.read()
+            try:
+                return r.status, orjson.loads(raw)
+            except orjson.JSONDecodeError:
+                return r.status, raw
+
+
+class Net:
+    """A hub and its members."""
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.admins = [SigningKey.generate() for _ in range(3)]
+        self.hub_key = SigningKey.generate()
+        self.hub_port = free_port()
+        self.hub_url = f"http://127.0.0.1:{self.hub_port}"
+        self.genesis: Genesis = make_genesis(
+            network_id="globe-node-test",
+            name="GlobE Link node tests",
+            admins=[(f"Admin {i}", k.verify_key) for i, k in enumerate(self.admins)],
+            threshold=2,
+            hub_key=self.hub_key.verify_key,
+            hub_url=self.hub_url,
+            created=int(time.time()) - 86400,
+            signers=self.admins[:2],
+        )
+        self.hub_dir = root / "hub"
+        self.hub_dir.mkdir()
+        self._runner: web.AppRunner | None = None
+        self._engine: Any = None
+        self.service: HubService | None = None
+        self.nodes: dict[str, RunningNode] = {}
+
+    # -- hub --------------------------------------------------------------------------------
+
+    async def start_hub(self) -> None:
+        engine = hub_db.make_engine(f"sqlite+aiosqlite:///{self.hub_dir / 'hub.db'}")
+        await hub_db.migrate(engine)
+        service = HubService(
+            genesis=self.genesis, hub_key=self.hub_key, engine=engine, clock=time.time
+        )
+        await service.start()
+        router = Router(service)
+        pusher = Pusher(router, service, database_url=str(engine.url))
+        router.on_commit = pusher.notify
+        app = create_app(
+            service, router=router, clock=time.monotonic, burst=100_000, rate_per_second=10_000,
+            blobs=BlobStore(service, self.hub_dir / "blobs"),
+        )  # fmt: skip
+        add_push_routes(app, pusher)
+        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
+        await runner.setup()
+        await web.TCPSite(runner, "127.0.0.1", self.hub_port).start()
+        self._runner, self._engine, self.service = runner, engine, service
+
+    async def stop_hub(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            await self._engine.dispose()
+            self._runner = None
+
+    def admin_client(self, i: int) -> HubClient:
+        return HubClient(self.hub_url, network=self.genesis.digest, key=self.admins[i])
+
+    # -- members ----------------------------------------------------------------------------
+
+    def make_node(
+        self, authority: str, name: str, *, endpoint: bool = True, **options: Any
+    ) -> RunningNode:
+        d = self.root / authority
+        d.mkdir()
+        peer_port = free_port() if endpoint else 0
+        config = NodeConfig(
+            directory=d, authority=authority, hub_url=self.hub_url, peer_port=peer_port,
+            api_port=free_port(), sync_interval=0.3, retry_base=0.2, retry_max=2.0,
+            direct_timeout=2.0, **options,
+        )  # fmt: skip
+        keys = NodeKeys.generate()
+        save_keys(config.key_path, keys, PASSPHRASE, INTERACTIVE)
+        config.genesis_path.write_bytes(self.genesis.signed.encode())
+        rn = RunningNode(config, keys, token="")
+        self.nodes[authority] = rn
+        return rn
+
+    async def admit(self, rn: RunningNode, name: str) -> None:
+        endpoint = f"http://127.0.0.1:{rn.config.peer_port}" if rn.config.peer_port else None
+        app = make_application(
+            genesis=self.genesis, authority=rn.me, name=name, kinds=["anti-corruption"],
+            languages=["en"], contact="duty officer", legal_basis="UNCAC art. 36",
+            endpoint=endpoint, identity=rn.keys.identity, transport=rn.keys.transport,
+            ka_key=rn.keys.ka.public_key, created=int(time.time()),
+        )  # fmt: skip
+        from protocol.membership import kem_pop_answer  # noqa: PLC0415
+
+        async with HubClient(self.hub_url) as hub:
+            sub = await hub.submit_application(app.signed.encode())
+            challenge = canonical.b64d(sub["challenge"], what="challenge")
+            await hub.answer_challenge(sub["id"], kem_pop_answer(rn.keys.ka, app.digest, challenge))
+        async with self.admin_client(0) as a0:
+            got = await a0.admin_application(sub["id"])
+            draft = canonical.b64d(got["draft"], what="draft")
+        for i in (0, 1):
+            async with self.admin_client(i) as admin:
+                container = SignedObject(draft, ()).with_signature(
+                    labels.MEMBERSHIP_ACTION, self.admins[i]
+                )
+                await admin.admin_submit_action(container.encode())
+
+    async def set_status(self, authority: str, action: Action, reason: str = "decided") -> None:
+        assert self.service is not None
+        state = self.service.state
+        aid = AuthorityId.parse(authority)
+        unsigned = make_action(
+            genesis=self.genesis, action=action, authority=aid,
+            prev=state.members[aid].last_action, issued=int(time.time()), reason=reason,
+        )  # fmt: skip
+        for i in (0, 1):
+            async with self.admin_client(i) as admin:
+                container = SignedObject(unsigned.signed.payload, ()).with_signature(
+                    labels.MEMBERSHIP_ACTION, self.admins[i]
+                )
+                await admin.admin_submit_action(container.encode())
+
+    async def start_node(self, rn: RunningNode) -> RunningNode:
+        rn.stop = asyncio.Event()
+        ready = asyncio.get_running_loop().create_future()
+
+        def on_ready(node: Node) -> None:
+            rn.node = node
+            ready.set_result(None)
+
+        rn.task = asyncio.create_task(serve(rn.config, PASSPHRASE, ready=on_ready, stop=rn.stop))
+        done, _ = await asyncio.wait({rn.task, ready}, return_when=asyncio.FIRST_COMPLETED)
+        if rn.task in done:
+            rn.task.result()  # raises the start-up error
+        if not rn.token:
+            rn.token = await add_user(rn.n, "alice", "investigator")
+        return rn
+
+    async def stop_node(self, rn: RunningNode) -> None:
+        if rn.task is not None:
+            rn.stop.set()
+            await rn.task
+            rn.task = None
+            rn.node = None
+
+    async def member(self, authority: str, name: str, **options: Any) -> RunningNode:
+        """Make, admit and start a node, and wait until it has synced its own admission."""
+        rn = self.make_node(authority, name, **options)
+        await self.admit(rn, name)
+        await self.start_node(rn)
+        await self.synced(*self.nodes.values())
+        return rn
+
+    async def synced(self, *nodes: RunningNode) -> None:
+        """Wait until every running node's directory matches the hub's log."""
+        service = self.service
+        assert service is not None
+        for rn in nodes:
+            if rn.node is None:
+                continue
+            await eventually(lambda rn=rn: rn.n.state.seq == service.state.seq)
+            await rn.n.sync_directory()
+            await rn.n.ensure_prekeys()
+
+    async def close(self) -> None:
+        for rn in self.nodes.values():
+            with contextlib.suppress(Exception):
+                await self.stop_node(rn)
+        await self.stop_hub()
+
+
+async def eventually(cond: Any, timeout: float = 20.0, interval: float = 0.05) -> None:
+    """Wait until ``cond()`` (sync or async) is true; fail after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while True:
+        value = cond()
+        if asyncio.iscoroutine(value):
+            value = await value
+        if value:
+            return
+        if time.monotonic() > deadline:
+            raise AssertionError("condition not met in time")
+        await asyncio.sleep(interval)
+
+
+@pytest.fixture
+async def net(tmp_path: Path) -> AsyncIterator[Net]:
+    network = Net(tmp_path)
+    await network.start_hub()
+    try:
+        yield network
+    finally:
+        await network.close()
+
+
+__all__ = ["PASSPHRASE", "Net", "RunningNode", "eventually", "free_port", "node_db", "replace"]

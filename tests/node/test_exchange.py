@@ -1,0 +1,268 @@
+"""Nodes and a hub over loopback: the request workflow, both delivery paths, outages."""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import pytest
+
+from globe_node import db
+from protocol.ids import AuthorityId
+from protocol.membership import Action
+from protocol.messages import Handling, Kind, MessageContent, Restriction, Tlp, Urgency
+from tests.node.conftest import Net, RunningNode, eventually
+
+pytestmark = pytest.mark.slow
+
+
+def info(subject: str = "Payments to a shell company", **kw: Any) -> MessageContent:
+    base: dict[str, Any] = {
+        "kind": Kind.INFORMATION, "subject": subject, "body": "Details follow.",
+        "language": "en", "urgency": Urgency.ROUTINE, "handling": Handling(Tlp.AMBER),
+    }  # fmt: skip
+    base.update(kw)
+    return MessageContent(**base)
+
+
+async def recipient_states(rn: RunningNode, mid: str) -> dict[str, str]:
+    async with rn.n.sessions() as s:
+        from sqlalchemy import select  # noqa: PLC0415
+
+        rows = (
+            (await s.execute(select(db.OutRecipient).where(db.OutRecipient.message_id == mid)))
+            .scalars()
+            .all()
+        )
+    return {r.recipient: r.state for r in rows}
+
+
+async def delivered(rn: RunningNode, mid: str, *who: RunningNode) -> bool:
+    states = await recipient_states(rn, mid)
+    return all(states.get(str(w.me)) == "delivered" for w in who)
+
+
+async def inbox_ids(rn: RunningNode) -> list[str]:
+    return [m["id"] for m in await rn.n.inbox(limit=1000)]
+
+
+async def test_request_workflow_across_three_authorities(net: Net) -> None:
+    fr = await net.member("FR-PNF", "Parquet national financier")
+    br = await net.member("BR-PF", "Policia Federal")
+    ke = await net.member("KE-EACC", "Ethics and Anti-Corruption Commission")
+
+    status, sent = await fr.api(
+        "POST", "/api/messages",
+        {"to": ["BR-PF", "KE-EACC"], "kind": "request", "subject": "Bank records of ACME Ltd",
+         "body": "Please provide account statements 2023-2024.", "urgency": "urgent",
+         "tlp": "AMBER", "restrictions": ["intelligence-only"], "case": "FR-2026-0042"},
+    )  # fmt: skip
+    assert status == 201, sent
+    mid = sent["id"]
+    await eventually(lambda: delivered(fr, mid, br, ke))
+    states = await fr.n.outbox()
+    assert {r: v["via"] for r, v in states[0]["recipients"].items()} == {
+        "BR-PF": "direct", "KE-EACC": "direct"
+    }  # fmt: skip
+    for peer in (br, ke):
+        assert await inbox_ids(peer) == [mid]
+        got = (await peer.api("GET", f"/api/messages/{mid}"))[1]
+        assert got["content"]["subject"] == "Bank records of ACME Ltd"
+        assert got["content"]["restrictions"] == ["intelligence-only"]
+        assert got["meta"]["sender"] == "FR-PNF"
+    # The deadline follows the urgency (8 h by default) on both sides.
+    out = await fr.n.requests()
+    assert {r["counterpart"] for r in out} == {"BR-PF", "KE-EACC"}
+    assert all(r["deadline"] - r["created"] == 8 * 3600 for r in out)
+    incoming = await br.n.requests()
+    assert [(r["direction"], r["state"], r["counterpart"]) for r in incoming] == [
+        ("in", "received", "FR-PNF")
+    ]
+
+    # Acknowledgement with an expected date, then the answer, from Brazil.
+    expected = int(time.time()) + 2 * 86400
+    st, ack = await br.api(
+        "POST", f"/api/messages/{mid}/status", {"state": "acknowledged", "expected": expected}
+    )
+    assert st == 201, ack
+    await eventually(lambda: delivered(br, ack["id"], fr))
+    row = next(r for r in await fr.n.requests() if r["counterpart"] == "BR-PF")
+    assert (row["state"], row["expected"]) == ("acknowledged", expected)
+    st, ans = await br.api(
+        "POST", f"/api/messages/{mid}/reply", {"kind": "answer", "body": "Statements attached."}
+    )
+    assert st == 201, ans
+    await eventually(lambda: delivered(br, ans["id"], fr))
+    rows = {r["counterpart"]: r for r in await fr.n.requests()}
+    assert rows["BR-PF"]["state"] == "answered"
+    assert rows["KE-EACC"]["state"] == "sent"
+    assert (await br.n.requests())[0]["state"] == "answered"
+    # Kenya declines, with a reason.
+    st, dec = await ke.api(
+        "POST", f"/api/messages/{mid}/status", {"state": "declined", "reason": "no jurisdiction"}
+    )
+    assert st == 201, dec
+    await eventually(lambda: delivered(ke, dec["id"], fr))
+    rows = {r["counterpart"]: r for r in await fr.n.requests()}
+    assert rows["KE-EACC"]["state"] == "declined"
+    stats = await fr.n.response_stats()
+    assert (stats["BR-PF"]["requests"], stats["BR-PF"]["answered"]) == (1, 1)
+    cases = await fr.n.cases()
+    assert cases[0]["case"] == "FR-2026-0042"
+    assert cases[0]["counterparts"] == ["BR-PF", "KE-EACC"]
+    # France's inbox shows each reply once, in the case thread.
+    assert sorted(await inbox_ids(fr)) == sorted([ack["id"], ans["id"], dec["id"]])
+
+
+async def test_without_endpoint_the_hub_relays_and_receipts_come_back(net: Net) -> None:
+    fr = await net.member("FR-PNF", "Parquet national financier", endpoint=False)
+    br = await net.member("BR-PF", "Policia Federal", endpoint=False)
+    mid = str(await fr.n.send([br.me], info()))
+    await eventually(lambda: delivered(fr, mid, br))
+    async with fr.n.sessions() as s:
+        row = await s.get(db.OutRecipient, (mid, "BR-PF"))
+        assert row is not None
+        assert row.via == "hub"
+        assert row.evidence is not None
+        assert row.receipt is not None
+    assert await inbox_ids(br) == [mid]
+    # The hub released the mailbox entry against the receipt.
+    assert net.service is not None
+
+
+async def test_hub_down_members_exchange_directly(net: Net) -> None:
+    fr = await net.member("FR-PNF", "Parquet national financier")
+    br = await net.member("BR-PF", "Policia Federal")
+    await net.stop_hub()
+    mid = str(await fr.n.send([br.me], info("Sent while the hub is down")))
+    await eventually(lambda: delivered(fr, mid, br))
+    assert await inbox_ids(br) == [mid]
+    reply = str(await br.n.reply(mid, kind=Kind.ANSWER, body="Received."))
+    await eventually(lambda: delivered(br, reply, fr))
+    assert await inbox_ids(fr) == [reply]
+
+
+async def test_peer_unreachable_goes_via_hub_and_completes_when_it_returns(net: Net) -> None:
+    fr = await net.member("FR-PNF", "Parquet national financier")
+    br = await net.member("BR-PF", "Policia Federal")
+    await net.stop_node(br)
+    mid = str(await fr.n.send([br.me], info("While Brazil is offline")))
+    await eventually(lambda: recipient_states(fr, mid), timeout=20)
+    await eventually(lambda: _state_is(fr, mid, "BR-PF", "sent"))
+    await net.start_node(br)
+    await eventually(lambda: delivered(fr, mid, br))
+    assert await inbox_ids(br) == [mid]
+
+
+async def _state_is(rn: RunningNode, mid: str, who: str, state: str) -> bool:
+    return (await recipient_states(rn, mid)).get(who) == state
+
+
+async def test_revoked_member_is_refused_on_both_paths(net: Net) -> None:
+    fr = await net.member("FR-PNF", "Parquet national financier")
+    br = await net.member("BR-PF", "Policia Federal")
+    ke = await net.member("KE-EACC", "Ethics and Anti-Corruption Commission", endpoint=False)
+    await net.set_status("KE-EACC", Action.REVOKE, "membership withdrawn")
+    await net.synced(fr, br)
+    # A node refuses to send to a revoked member.
+    from protocol.errors import MemberNotActive  # noqa: PLC0415
+
+    with pytest.raises(MemberNotActive):
+        await fr.n.send([ke.me], info())
+    # The revoked member's own envelope (sealed before its node learnt of the
+    # revocation) is refused by the recipient on the direct path and by the hub.
+    assert ke.node is not None
+    envelope = await _seal_from(ke, br)
+    from protocol.errors import GlobeError  # noqa: PLC0415
+
+    with pytest.raises(GlobeError) as direct:
+        await ke.n._post_direct(f"http://127.0.0.1:{br.config.peer_port}", br.me, envelope)
+    assert direct.value.slug in ("unauthorized", "member-not-active")
+    with pytest.raises(GlobeError) as relayed:
+        await ke.n.hub.submit_message(envelope)
+    assert relayed.value.slug in ("unauthorized", "member-not-active")
+    assert await inbox_ids(br) == []
+
+
+async def _seal_from(sender: RunningNode, to: RunningNode) -> bytes:
+    """An envelope sealed by ``sender`` with its own (pre-revocation) directory view."""
+    from protocol.envelope import SealTo, seal_envelope  # noqa: PLC0415
+
+    n = sender.n
+    now = n.now()
+    member = n.state.members[to.me]
+    return seal_envelope(
+        genesis=n.genesis, sender=n.me, identity=sender.keys.identity,
+        recipients=[SealTo(to.me, 1, member.certificate.ka_key())], content=info().encode(),
+        created=now, expires=now + 3600, dir_seq=n.state.seq, dir_head=n.state.head,
+    )  # fmt: skip
+
+
+async def test_forward_of_restricted_material_needs_consent(net: Net) -> None:
+    fr = await net.member("FR-PNF", "Parquet national financier")
+    br = await net.member("BR-PF", "Policia Federal")
+    ke = await net.member("KE-EACC", "Ethics and Anti-Corruption Commission")
+    restricted = info(handling=Handling(Tlp.AMBER, frozenset({Restriction.NO_ONWARD})))
+    mid = str(await fr.n.send([br.me], restricted))
+    await eventually(lambda: delivered(fr, mid, br))
+    st, refused = await br.api("POST", f"/api/messages/{mid}/forward", {"to": ["KE-EACC"]})
+    assert st == 403
+    assert refused["type"].endswith("/consent-required")
+    assert await inbox_ids(ke) == []
+    # Ask France; France grants for Kenya; then the forward goes.
+    st, asked = await br.api(
+        "POST", f"/api/messages/{mid}/request-consent",
+        {"to": ["KE-EACC"], "purpose": "joint investigation"},
+    )  # fmt: skip
+    assert st == 201
+    await eventually(lambda: delivered(br, asked["id"], fr))
+    st, granted = await fr.api(
+        "POST", f"/api/messages/{asked['id']}/consent", {"decision": "granted"}
+    )
+    assert st == 201, granted
+    await eventually(lambda: delivered(fr, granted["id"], br))
+    st, fwd = await br.api("POST", f"/api/messages/{mid}/forward", {"to": ["KE-EACC"]})
+    assert st == 201, fwd
+    await eventually(lambda: delivered(br, fwd["id"], ke))
+    # TLP:CLEAR material forwards without consent.
+    clear = str(await fr.n.send([br.me], info("Public bulletin", handling=Handling(Tlp.CLEAR))))
+    await eventually(lambda: delivered(fr, clear, br))
+    st, _ = await br.api("POST", f"/api/messages/{clear}/forward", {"to": ["KE-EACC"]})
+    assert st == 201
+
+
+async def test_local_api_roles_and_audit_chain(net: Net) -> None:
+    fr = await net.member("FR-PNF", "Parquet national financier")
+    br = await net.member("BR-PF", "Policia Federal")
+    from globe_node.server import add_user  # noqa: PLC0415
+
+    op_token = await add_user(fr.n, "ops", "operator")
+    st, body = await fr.api("GET", "/api/inbox", token=op_token)
+    assert st == 403
+    assert body["type"].endswith("/forbidden")
+    st, body = await fr.api("GET", "/api/status", token="not-a-token")  # noqa: S106
+    assert st == 401
+    assert body["type"].endswith("/unauthenticated")
+    st, sent = await fr.api(
+        "POST", "/api/messages",
+        {"to": ["BR-PF"], "kind": "information", "subject": "s", "body": "b"},
+    )  # fmt: skip
+    assert st == 201
+    await eventually(lambda: delivered(fr, sent["id"], br))
+    await br.api("GET", f"/api/messages/{sent['id']}")
+    st, audit = await br.api("GET", "/api/audit", token=await add_user(br.n, "sup", "supervisor"))
+    assert st == 200
+    assert audit["verified"] is True
+    assert [(e["user"], e["action"]) for e in audit["entries"]] == [("alice", "read")]
+    # Editing a row breaks the chain.
+    async with br.n.sessions.begin() as s:
+        row = await s.get(db.AuditRow, 1)
+        assert row is not None
+        row.subject = "something else"
+    st, audit = await br.api("GET", "/api/audit")
+    assert st == 403  # investigators do not read the audit log
+    from globe_node.audit import AuditLog  # noqa: PLC0415
+
+    _, ok = await AuditLog(br.n.sessions).entries()
+    assert ok is False
+    assert AuthorityId.parse("BR-PF") == br.me
