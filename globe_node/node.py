@@ -141,6 +141,7 @@ class Node:
         self.hub = HubClient(config.hub_url, network=genesis.digest, key=keys.transport)
         self._prekeys: dict[KeyId, KemPrivateKey] = {keys.ka.key_id: keys.ka}
         self._wake = asyncio.Event()
+        self._sync_soon = asyncio.Event()
         self._tasks: list[asyncio.Task[None]] = []
         self._peer_session: aiohttp.ClientSession | None = None
         self._checkpoint_time = 0
@@ -188,9 +189,7 @@ class Node:
         """Start the background loops: directory sync, delivery, hub pull and push."""
         self.config.blob_dir.mkdir(mode=0o700, exist_ok=True)
         self._tasks = [
-            asyncio.create_task(
-                self._loop(self._sync_once, self.config.sync_interval), name="sync"
-            ),
+            asyncio.create_task(self._sync_loop(), name="sync"),
             asyncio.create_task(self._delivery_loop(), name="delivery"),
             asyncio.create_task(self._push_loop(), name="push"),
         ]
@@ -208,17 +207,21 @@ class Node:
             await self._peer_session.close()
         await self.engine.dispose()
 
-    async def _loop(self, step: Callable[[], Awaitable[None]], interval: float) -> None:
+    async def _sync_loop(self) -> None:
+        """Sync the directory, prekeys and mailbox every ``sync_interval`` seconds, or
+        sooner when a peer's envelope shows a longer log than ours."""
         while True:
             try:
-                await step()
+                await self._sync_once()
             except asyncio.CancelledError:
                 raise
             except GlobeError as exc:
-                log.warning("%s: %s", step.__name__, exc.detail)
+                log.warning("sync: %s", exc.detail)
             except Exception:
-                log.exception("%s failed", step.__name__)
-            await asyncio.sleep(interval)
+                log.exception("sync failed")
+            self._sync_soon.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._sync_soon.wait(), timeout=self.config.sync_interval)
 
     async def _sync_once(self) -> None:
         try:
@@ -228,6 +231,13 @@ class Node:
         except TransportError as exc:
             self.hub_reachable = False
             log.info("hub unreachable: %s", exc.detail)
+        age = self.directory_age()
+        if age is not None and age > self.config.directory_max_age:
+            log.warning(
+                "the directory head was last confirmed %d s ago (limit %d s): sending is"
+                " refused until the hub is reachable",
+                age, self.config.directory_max_age,
+            )  # fmt: skip
 
     async def _audit(self, user: str, action: str, subject: str) -> None:
         if self.audit_hook is not None:
@@ -848,6 +858,8 @@ class Node:
                 raise MalformedError("the attachments do not match the header's blob list")
             for att in content.attachments:
                 await self._fetch_attachment(att, env.header.sender)
+            if opened.head_relation is HeadRelation.PEER_AHEAD:
+                self._sync_soon.set()  # the sender has seen log entries we have not
             if opened.head_relation is HeadRelation.FORK:
                 await self.alert(
                     "directory-fork",

@@ -456,23 +456,29 @@ async def api_case(request: web.Request) -> web.Response:
         ins = (
             await s.execute(
                 select(db.InMessage.message_id, db.InMessage.sender, db.InMessage.kind,
-                       db.InMessage.received).where(db.InMessage.case == case)
+                       db.InMessage.received, db.InMessage.in_reply_to)
+                .where(db.InMessage.case == case)
             )
         ).all()  # fmt: skip
         outs = (
             await s.execute(
-                select(db.OutMessage.message_id, db.OutMessage.kind, db.OutMessage.created).where(
-                    db.OutMessage.case == case
-                )
+                select(db.OutMessage.message_id, db.OutMessage.kind, db.OutMessage.created,
+                       db.OutMessage.in_reply_to)
+                .where(db.OutMessage.case == case)
             )
-        ).all()
+        ).all()  # fmt: skip
     if not ins and not outs:
         raise NotFound(f"no case {case}")
     messages = [
-        {"id": m, "direction": "in", "from": s_, "kind": k, "time": t} for m, s_, k, t in ins
-    ] + [{"id": m, "direction": "out", "from": str(node.me), "kind": k, "time": t}
-         for m, k, t in outs]  # fmt: skip
-    messages.sort(key=lambda m: (m["time"], m["id"]))
+        {"id": m, "direction": "in", "from": s_, "kind": k, "time": t, "in_reply_to": r}
+        for m, s_, k, t, r in ins
+    ] + [
+        {"id": m, "direction": "out", "from": str(node.me), "kind": k, "time": t,
+         "in_reply_to": r}
+        for m, k, t, r in outs
+    ]  # fmt: skip
+    # Time has whole seconds: within one second, what opens a thread comes first.
+    messages.sort(key=lambda m: (m["time"], m["in_reply_to"] is not None, m["id"]))
     return _json({"case": case, "requests": reqs, "messages": messages})
 
 

@@ -25,7 +25,7 @@ import pytest
 from aiohttp import web
 
 from globe_node import db as node_db
-from globe_node.config import NodeConfig
+from globe_node.config import NodeConfig, render_config
 from globe_node.keys import NodeKeys, save_keys
 from globe_node.node import Node
 from globe_node.server import add_user, serve
@@ -116,6 +116,8 @@ class Net:
         self._runner: web.AppRunner | None = None
         self._engine: Any = None
         self.service: HubService | None = None
+        self.router: Router | None = None
+        self.hub_offset = 0.0  # seconds the hub's clock runs ahead (expiry tests)
         self.nodes: dict[str, RunningNode] = {}
 
     # -- hub --------------------------------------------------------------------------------
@@ -124,7 +126,7 @@ class Net:
         engine = hub_db.make_engine(f"sqlite+aiosqlite:///{self.hub_dir / 'hub.db'}")
         await hub_db.migrate(engine)
         service = HubService(
-            genesis=self.genesis, hub_key=self.hub_key, engine=engine, clock=time.time
+            genesis=self.genesis, hub_key=self.hub_key, engine=engine, clock=self.hub_clock
         )
         await service.start()
         router = Router(service)
@@ -138,7 +140,10 @@ class Net:
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
         await runner.setup()
         await web.TCPSite(runner, "127.0.0.1", self.hub_port).start()
-        self._runner, self._engine, self.service = runner, engine, service
+        self._runner, self._engine, self.service, self.router = runner, engine, service, router
+
+    def hub_clock(self) -> float:
+        return time.time() + self.hub_offset
 
     async def stop_hub(self) -> None:
         if self._runner is not None:
@@ -165,6 +170,7 @@ class Net:
         keys = NodeKeys.generate()
         save_keys(config.key_path, keys, PASSPHRASE, INTERACTIVE)
         config.genesis_path.write_bytes(self.genesis.signed.encode())
+        (d / "node.toml").write_text(render_config(config))
         rn = RunningNode(config, keys, token="")
         self.nodes[authority] = rn
         return rn

@@ -266,3 +266,53 @@ async def test_local_api_roles_and_audit_chain(net: Net) -> None:
     _, ok = await AuditLog(br.n.sessions).entries()
     assert ok is False
     assert AuthorityId.parse("BR-PF") == br.me
+
+
+async def test_unreachable_hub_backs_off_and_manual_retry_delivers(net: Net) -> None:
+    fr = await net.member("FR-PNF", "Parquet national financier", endpoint=False)
+    br = await net.member("BR-PF", "Policia Federal", endpoint=False)
+    await net.stop_hub()
+    mid = str(await fr.n.send([br.me], info("queued while the hub is down")))
+
+    async def attempted() -> bool:
+        async with fr.n.sessions() as s:
+            row = await s.get(db.OutRecipient, (mid, "BR-PF"))
+            return row is not None and row.attempts >= 2
+
+    await eventually(attempted)
+    async with fr.n.sessions() as s:
+        row = await s.get(db.OutRecipient, (mid, "BR-PF"))
+        assert row is not None
+        assert row.state == "queued"
+        assert row.last_error is not None
+        assert "cannot reach the hub" in row.last_error
+    assert fr.n.hub_reachable is False
+    assert (await fr.n.status())["outbox"] == {"queued": 1}
+    await net.start_hub()
+    assert await fr.n.retry(mid) == 1
+    await eventually(lambda: delivered(fr, mid, br))
+    from globe_node.errors import NotFound  # noqa: PLC0415
+
+    with pytest.raises(NotFound):
+        await fr.n.retry("0" * 32)
+
+
+async def test_expiry_at_the_hub_reaches_the_sender_as_non_delivery(net: Net) -> None:
+    fr = await net.member("FR-PNF", "Parquet national financier", endpoint=False)
+    br = await net.member("BR-PF", "Policia Federal", endpoint=False)
+    await net.stop_node(br)
+    mid = str(await fr.n.send([br.me], info("never collected")))
+    await eventually(lambda: _state_is(fr, mid, "BR-PF", "sent"))
+    assert net.router is not None
+    net.hub_offset = fr.config.message_lifetime + 60
+    assert await net.router.expire() == 1
+    net.hub_offset = 0  # signed requests must fall in the hub's clock window again
+    await fr.n.pull()
+    async with fr.n.sessions() as s:
+        row = await s.get(db.OutRecipient, (mid, "BR-PF"))
+        assert row is not None
+        assert (row.state, row.last_error) == ("failed", "expired undelivered")
+        assert row.evidence is not None
+    from protocol.receipts import Evidence, EvidenceKind  # noqa: PLC0415
+
+    assert Evidence.decode(row.evidence, net.genesis).kind is EvidenceKind.NON_DELIVERY
