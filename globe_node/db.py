@@ -187,10 +187,10 @@ class AttachmentRow(Base):
 
     __tablename__ = "attachments"
 
+    sender: Mapped[str] = mapped_column(String(19), primary_key=True)
     blob: Mapped[str] = mapped_column(String(32), primary_key=True)
     message_id: Mapped[str] = mapped_column(String(32), index=True)
     direction: Mapped[str] = mapped_column(String(3))  # in | out
-    sender: Mapped[str] = mapped_column(String(19))
     size: Mapped[int] = mapped_column(BigInteger)
     # uploaded/fetched: the encrypted file is in DIR/blobs/<blob>; pending: not yet
     state: Mapped[str] = mapped_column(String(16))

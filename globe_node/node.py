@@ -30,7 +30,7 @@ import time
 from collections.abc import Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Final
+from typing import Any, Final, NoReturn
 
 import aiohttp
 import orjson
@@ -49,7 +49,7 @@ from protocol import canonical, crypto
 from protocol.attachments import AttachmentDecryptor, AttachmentEncryptor
 from protocol.directory import DirectoryState, HeadRelation, Member, MemberStatus
 from protocol.envelope import (
-    OpenedEnvelope,
+    Envelope,
     SealTo,
     envelope_hash,
     open_envelope,
@@ -59,7 +59,6 @@ from protocol.envelope import (
 from protocol.errors import (
     ConflictError,
     DecryptionFailed,
-    ExpiredError,
     ForkDetected,
     GlobeError,
     MalformedError,
@@ -102,6 +101,8 @@ Progress = Callable[[str, int, int], None]
 OPEN_STATES: Final = ("sent", "received", "acknowledged", "in-progress")
 CHUNK: Final = 1 << 16
 MAX_ATTACHMENT: Final = 2 << 30
+#: Seconds to relay through the hub after a peer's endpoint failed, before trying it again.
+PEER_RETRY: Final = 60.0
 
 
 @dataclass(frozen=True, slots=True)
@@ -142,6 +143,7 @@ class Node:
         self._prekeys: dict[KeyId, KemPrivateKey] = {keys.ka.key_id: keys.ka}
         self._wake = asyncio.Event()
         self._sync_soon = asyncio.Event()
+        self._peer_down: dict[str, float] = {}  # peer -> monotonic time to try direct again
         self._tasks: list[asyncio.Task[None]] = []
         self._peer_session: aiohttp.ClientSession | None = None
         self._checkpoint_time = 0
@@ -302,10 +304,20 @@ class Node:
             )
 
     async def alert(self, kind: str, detail: str, evidence: bytes | None) -> None:
-        """Record something the operator must see (kept as evidence)."""
-        log.warning("alert %s: %s", kind, detail)
+        """Record something the operator must see (kept as evidence), once per evidence."""
         async with self.sessions.begin() as s:
+            if evidence is not None:
+                known = (
+                    await s.execute(
+                        select(db.Alert.id)
+                        .where(db.Alert.kind == kind)
+                        .where(db.Alert.evidence == evidence)
+                    )
+                ).first()
+                if known is not None:
+                    return  # the same envelope pulled again, say
             s.add(db.Alert(kind=kind, detail=detail, evidence=evidence, time=self.now()))
+        log.warning("alert %s: %s", kind, detail)
 
     def member(self, authority: AuthorityId) -> Member:
         """A member of the verified directory."""
@@ -503,7 +515,7 @@ class Node:
             for m in manifests:
                 s.add(
                     db.AttachmentRow(
-                        blob=m.blob, message_id=str(mid), direction="out", sender=str(self.me),
+                        sender=str(self.me), blob=m.blob, message_id=str(mid), direction="out",
                         size=m.size, state="pending",
                     )
                 )  # fmt: skip
@@ -525,7 +537,7 @@ class Node:
         key = crypto.system_rng(32)
         blob = os.urandom(16).hex()
         enc = AttachmentEncryptor(key, blob)
-        out = self.config.blob_dir / blob
+        out = self.blob_path(self.me, blob)
         self.config.blob_dir.mkdir(mode=0o700, exist_ok=True)
         done = 0
         with att.path.open("rb") as src, _atomic_file(out) as dst:
@@ -650,14 +662,18 @@ class Node:
         relay: list[db.OutRecipient] = []
         for t in targets:
             endpoint = self._endpoint(t.recipient)
-            if endpoint is None or msg.pending_blobs:
+            down = self._peer_down.get(t.recipient, 0.0) > time.monotonic()
+            if endpoint is None or msg.pending_blobs or down:
                 relay.append(t)
                 continue
             try:
                 receipt = await self._post_direct(endpoint, _aid(t.recipient), msg.envelope)
                 await self._record_receipt(receipt, via="direct")
+                self._peer_down.pop(t.recipient, None)
             except (TransportError, aiohttp.ClientError, OSError, TimeoutError) as exc:
                 log.info("direct delivery of %s to %s failed: %s", mid, t.recipient, exc)
+                # Do not wait for this peer's timeout once per queued message.
+                self._peer_down[t.recipient] = time.monotonic() + PEER_RETRY
                 relay.append(t)
             except GlobeError as exc:
                 if _retryable(exc):
@@ -718,7 +734,7 @@ class Node:
 
     async def _upload_blobs(self, msg: db.OutMessage) -> None:
         for blob in msg.pending_blobs.split():
-            path = self.config.blob_dir / blob
+            path = self.blob_path(self.me, blob)
             try:
                 await self.hub.put_blob(blob, path)
             except GlobeError as exc:
@@ -729,7 +745,7 @@ class Node:
                 if row is not None:
                     row.pending_blobs = " ".join(b for b in row.pending_blobs.split() if b != blob)
                     msg.pending_blobs = row.pending_blobs
-                att = await s.get(db.AttachmentRow, blob)
+                att = await s.get(db.AttachmentRow, (str(self.me), blob))
                 if att is not None:
                     att.state = "uploaded"
 
@@ -818,88 +834,65 @@ class Node:
     async def receive(self, data: bytes, *, via: str) -> bytes:
         """Verify, decrypt and store an envelope; return this node's signed receipt.
 
-        An exact replay returns the receipt given before and stores nothing; the
-        same id with other bytes is kept as conflict evidence and refused.
+        An exact replay returns the receipt given before and stores nothing (the
+        same bytes were verified when first stored); the same id with other bytes
+        is verified, kept as conflict evidence and refused.  Attachments are
+        fetched and checked before anything is stored, outside the store lock.
         """
         env = parse_envelope(data)
+        h = env.header
         now = self.now()
+        seen = await self._seen(env)
+        if seen is not None and seen[0] == env.hash:
+            return seen[1]
+        opened = open_envelope(
+            env, directory=self.state, me=self.me, private_key=self._private_key, now=now
+        )
+        if seen is not None:
+            await self._conflict(env, now)
+        content = MessageContent.decode(opened.content)
+        if sorted(a.blob for a in content.attachments) != sorted(h.blobs):
+            raise MalformedError("the attachments do not match the header's blob list")
+        for att in content.attachments:
+            await self._fetch_attachment(att, h.sender)
+        if opened.head_relation is HeadRelation.PEER_AHEAD:
+            self._sync_soon.set()  # the sender has seen log entries we have not
+        receipt = make_receipt(
+            genesis=self.genesis, identity=self.keys.identity, message_id=h.message_id,
+            envelope_hash=env.hash, sender=h.sender, recipient=self.me, time=now,
+        ).encode()  # fmt: skip
+        _, mine = h.recipient(self.me)
+        mid = str(h.message_id)
         async with self._receive_lock:
-            async with self.sessions() as s:
-                seen = (
-                    await s.execute(
-                        select(db.InMessage.envelope_hash, db.InMessage.receipt)
-                        .where(db.InMessage.sender == str(env.header.sender))
-                        .where(db.InMessage.message_id == str(env.header.message_id))
-                    )
-                ).first()
-            opened = self._open(env, now)
+            seen = await self._seen(env)  # a concurrent delivery of the same envelope
             if seen is not None:
-                if seen.envelope_hash == env.hash:
-                    return bytes(seen.receipt)
-                async with self.sessions.begin() as s:
-                    s.add(
-                        db.Conflict(
-                            sender=str(env.header.sender), message_id=str(env.header.message_id),
-                            envelope_hash=env.hash, envelope=data, time=now,
-                        )
-                    )  # fmt: skip
-                await self.alert(
-                    "conflict",
-                    f"{env.header.sender} sent message {env.header.message_id} twice"
-                    " with different bytes",
-                    data,
-                )
-                raise ConflictError(
-                    f"message {env.header.message_id} was received with other bytes"
-                )
-            content = MessageContent.decode(opened.content)
-            blobs = sorted(a.blob for a in content.attachments)
-            if blobs != sorted(env.header.blobs):
-                raise MalformedError("the attachments do not match the header's blob list")
-            for att in content.attachments:
-                await self._fetch_attachment(att, env.header.sender)
-            if opened.head_relation is HeadRelation.PEER_AHEAD:
-                self._sync_soon.set()  # the sender has seen log entries we have not
-            if opened.head_relation is HeadRelation.FORK:
-                await self.alert(
-                    "directory-fork",
-                    f"{env.header.sender} signed directory head {env.header.dir_seq} that"
-                    " differs from this node's",
-                    data,
-                )
-            receipt = make_receipt(
-                genesis=self.genesis, identity=self.keys.identity,
-                message_id=env.header.message_id, envelope_hash=env.hash,
-                sender=env.header.sender, recipient=self.me, time=now,
-            ).encode()  # fmt: skip
-            _, mine = env.header.recipient(self.me)
-            mid_s = str(env.header.message_id)
+                if seen[0] == env.hash:
+                    return seen[1]
+                await self._conflict(env, now)
             async with self.sessions.begin() as s:
-                pair = await s.get(db.Pair, str(env.header.sender))
+                pair = await s.get(db.Pair, str(h.sender))
                 if pair is None:
-                    pair = db.Pair(peer=str(env.header.sender), next_out=1, last_in=0)
+                    pair = db.Pair(peer=str(h.sender), next_out=1, last_in=0)
                     s.add(pair)
                 verdict = classify_seq(pair.last_in, mine.seq)
                 order = "old" if verdict.old else "in-order" if verdict.in_order else "gap"
                 pair.last_in = max(pair.last_in, mine.seq)
                 s.add(
                     db.InMessage(
-                        sender=str(env.header.sender), message_id=str(env.header.message_id),
-                        envelope_hash=env.hash, envelope=data,
-                        content=self.cipher.seal(opened.content, f"content:{mid_s}"),
+                        sender=str(h.sender), message_id=mid, envelope_hash=env.hash,
+                        envelope=data, content=self.cipher.seal(opened.content, f"content:{mid}"),
                         kind=content.kind.value, case=content.case,
                         in_reply_to=str(content.in_reply_to) if content.in_reply_to else None,
-                        created=env.header.created, received=now, via=via, seq=mine.seq,
-                        order=order, head_relation=opened.head_relation.value, receipt=receipt,
+                        created=h.created, received=now, via=via, seq=mine.seq, order=order,
+                        head_relation=opened.head_relation.value, receipt=receipt,
                         receipt_acked=via == "direct",
                     )
                 )  # fmt: skip
                 for att in content.attachments:
                     s.add(
                         db.AttachmentRow(
-                            blob=att.blob, message_id=str(env.header.message_id),
-                            direction="in", sender=str(env.header.sender), size=att.size,
-                            state="fetched",
+                            sender=str(h.sender), blob=att.blob, message_id=mid, direction="in",
+                            size=att.size, state="fetched",
                         )
                     )  # fmt: skip
                 if content.kind is Kind.REQUEST:
@@ -908,33 +901,66 @@ class Node:
                     )
                     s.add(
                         db.RequestRow(
-                            message_id=str(env.header.message_id), direction="in",
-                            counterpart=str(env.header.sender), case=content.case,
-                            urgency=content.urgency.value, state="received",
-                            created=env.header.created, deadline=deadline,
+                            message_id=mid, direction="in", counterpart=str(h.sender),
+                            case=content.case, urgency=content.urgency.value, state="received",
+                            created=h.created, deadline=deadline,
                         )
                     )  # fmt: skip
-                await self._track_reply(s, content, "out", env.header.sender, now)
-            if verdict.missing:
-                log.info(
-                    "gap from %s: %d-%d missing", env.header.sender,
-                    verdict.missing.start, verdict.missing.stop - 1,
-                )  # fmt: skip
-            return receipt
-
-    def _open(self, env: Any, now: int) -> OpenedEnvelope:
-        try:
-            return open_envelope(
-                env, directory=self.state, me=self.me, private_key=self._private_key, now=now
+                await self._track_reply(s, content, "out", h.sender, now)
+        if opened.head_relation is HeadRelation.FORK:
+            await self.alert(
+                "directory-fork",
+                f"{h.sender} signed directory head {h.dir_seq} that differs from this node's",
+                data,
             )
-        except (MemberNotActive, ExpiredError):
-            raise
-        except DecryptionFailed:
-            raise
+        if verdict.missing:
+            log.info(
+                "gap from %s: %d-%d missing", h.sender, verdict.missing.start,
+                verdict.missing.stop - 1,
+            )  # fmt: skip
+        return receipt
+
+    async def _seen(self, env: Envelope) -> tuple[bytes, bytes] | None:
+        """The stored (envelope hash, receipt) for the envelope's (sender, id), if any."""
+        async with self.sessions() as s:
+            row = (
+                await s.execute(
+                    select(db.InMessage.envelope_hash, db.InMessage.receipt)
+                    .where(db.InMessage.sender == str(env.header.sender))
+                    .where(db.InMessage.message_id == str(env.header.message_id))
+                )
+            ).first()
+        return None if row is None else (bytes(row.envelope_hash), bytes(row.receipt))
+
+    async def _conflict(self, env: Envelope, now: int) -> NoReturn:
+        """Keep a verified envelope that reuses a stored (sender, id) as evidence; refuse it."""
+        h = env.header
+        async with self.sessions.begin() as s:
+            known = (
+                await s.execute(
+                    select(db.Conflict.id)
+                    .where(db.Conflict.sender == str(h.sender))
+                    .where(db.Conflict.envelope_hash == env.hash)
+                )
+            ).first()
+            if known is None:
+                s.add(
+                    db.Conflict(
+                        sender=str(h.sender), message_id=str(h.message_id),
+                        envelope_hash=env.hash, envelope=env.raw, time=now,
+                    )
+                )  # fmt: skip
+        if known is None:
+            await self.alert(
+                "conflict",
+                f"{h.sender} sent message {h.message_id} twice with different bytes",
+                env.raw,
+            )
+        raise ConflictError(f"message {h.message_id} was received with other bytes")
 
     async def _fetch_attachment(self, att: Attachment, sender: AuthorityId) -> None:
         """Fetch a blob from the hub and check it decrypts to the manifest's digest."""
-        path = self.config.blob_dir / att.blob
+        path = self.blob_path(sender, att.blob)
         self.config.blob_dir.mkdir(mode=0o700, exist_ok=True)
         if not path.exists():
             from protocol.attachments import encrypted_size  # noqa: PLC0415
@@ -948,7 +974,14 @@ class Node:
         if dec.sha256 != att.sha256 or dec.size != att.size:
             path.unlink(missing_ok=True)
             raise MalformedError(f"attachment {att.name!r} does not match its manifest")
-        del sender
+
+    def blob_path(self, sender: AuthorityId | str, blob: str) -> Path:
+        """Where the (still blob-encrypted) file of ``sender``'s blob is kept.
+
+        Blob ids are chosen by senders, so the sender is part of the name: an
+        envelope naming another sender's blob id can never reach that file.
+        """
+        return self.config.blob_dir / f"{sender}.{blob}"
 
     # -- hub mailbox ------------------------------------------------------------------------
 
@@ -1134,11 +1167,11 @@ class Node:
         self, message_id: str, index: int, out: Path, progress: Progress | None = None
     ) -> Path:
         """Decrypt attachment ``index`` of a message to ``out`` (written atomically)."""
-        _, content, _ = await self.content_of(message_id)
+        _, content, meta = await self.content_of(message_id)
         if not 0 <= index < len(content.attachments):
             raise NotFound(f"message {message_id} has no attachment {index + 1}")
         att = content.attachments[index]
-        src = self.config.blob_dir / att.blob
+        src = self.blob_path(str(meta["sender"]), att.blob)
         dec = AttachmentDecryptor(att.key, att.blob)
         done = 0
         with src.open("rb") as f, _atomic_file(out) as dst:

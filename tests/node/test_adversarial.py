@@ -289,7 +289,7 @@ async def test_attachment_travels_through_the_hub_and_decrypts_identically(
         assert status == 200
         assert body == data
     # The stored blob is the ciphertext, never the plaintext.
-    stored = (br.config.blob_dir / sent_blob(await br.n.content_of(sent["id"]))).read_bytes()
+    stored = br.n.blob_path(fr.me, sent_blob(await br.n.content_of(sent["id"]))).read_bytes()
     assert data[:4096] not in stored
 
 

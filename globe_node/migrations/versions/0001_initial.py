@@ -30,13 +30,13 @@ def upgrade() -> None:
     op.create_index(op.f("ix_alerts_kind"), "alerts", ["kind"], unique=False)
     op.create_table(
         "attachments",
+        sa.Column("sender", sa.String(length=19), nullable=False),
         sa.Column("blob", sa.String(length=32), nullable=False),
         sa.Column("message_id", sa.String(length=32), nullable=False),
         sa.Column("direction", sa.String(length=3), nullable=False),
-        sa.Column("sender", sa.String(length=19), nullable=False),
         sa.Column("size", sa.BigInteger(), nullable=False),
         sa.Column("state", sa.String(length=16), nullable=False),
-        sa.PrimaryKeyConstraint("blob"),
+        sa.PrimaryKeyConstraint("sender", "blob"),
     )
     op.create_index(op.f("ix_attachments_message_id"), "attachments", ["message_id"], unique=False)
     op.create_table(
