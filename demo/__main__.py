@@ -7,15 +7,17 @@ In a temporary directory, on SQLite, with the real command lines and daemons:
 2. three authorities from three countries initialise their nodes, apply, and
    are admitted by two of the three admins; each starts ``globe-node run``
    (three more processes) and verifies the membership log from the genesis;
-3. France sends spontaneous information to Brazil, then an urgent assistance
-   request with an attachment to Brazil and Kenya; deliveries go directly to the
-   peers' endpoints, the attachment through the hub;
+3. France sends spontaneous information to Brazil (delivered directly to
+   Brazil's endpoint), then an urgent assistance request with an attachment to
+   Brazil and Kenya (relayed through the hub, which gives the encrypted blob
+   only to the recipients of an envelope it accepted);
 4. Brazil acknowledges, then answers; France sees the status, the answer and the
    signed receipts; Kenya declines;
 5. Brazil tries to forward restricted material to Kenya: refused without the
    originator's consent;
-6. the admins revoke Kenya; France's node refuses to send to it, and the hub and
-   France refuse what Kenya sends.
+6. the admins revoke Kenya; every node verifies the revocation; France's node
+   refuses to send to Kenya, and Kenya's node refuses to send at all (the hub
+   and the peers refuse a revoked sender too: tests/node cover both paths).
 
 Everything printed comes from the daemons' local APIs and the command lines'
 ``--json`` output.  Exit status 0 when every step did what it should.

@@ -99,6 +99,10 @@ def _check(raw: dict[str, Any], path: Path) -> None:
         raise ConfigError(f"{path}: message_lifetime must be 60 s to 30 days")
     if raw.get("prekey_lifetime", 7 * DAY) <= raw.get("prekey_rotate_before", 2 * DAY):
         raise ConfigError(f"{path}: prekey_lifetime must exceed prekey_rotate_before")
+    if raw.get("prekey_lifetime", 7 * DAY) > 90 * DAY - 60:  # PROTOCOL.md §6.6
+        raise ConfigError(f"{path}: prekey_lifetime is at most 90 days less a minute")
+    if raw.get("api_port", 8450) == 0:
+        raise ConfigError(f"{path}: api_port must name a port (1-65535)")
 
 
 def load_config(directory: Path) -> NodeConfig:

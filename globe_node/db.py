@@ -60,7 +60,7 @@ class Base(DeclarativeBase):
 
 
 class Meta(Base):
-    """Small named values: sync cursors, the hub mailbox cursor, schema facts."""
+    """Small named values: the last hub checkpoint that confirmed the stored log."""
 
     __tablename__ = "meta"
 

@@ -27,7 +27,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, NoReturn
@@ -50,6 +50,7 @@ from protocol.attachments import AttachmentDecryptor, AttachmentEncryptor
 from protocol.directory import DirectoryState, HeadRelation, Member, MemberStatus
 from protocol.envelope import (
     Envelope,
+    OpenedEnvelope,
     SealTo,
     envelope_hash,
     open_envelope,
@@ -87,7 +88,7 @@ from protocol.messages import (
 )
 from protocol.prekeys import SignedPrekey, make_prekey
 from protocol.receipts import DeliveryReceipt, Evidence, EvidenceKind, make_receipt
-from protocol.replay import classify_seq
+from protocol.replay import SeqVerdict, classify_seq
 from protocol.requestauth import HEADER, sign_request
 
 __all__ = ["Node", "OutgoingAttachment", "Progress"]
@@ -143,6 +144,11 @@ class Node:
         self._prekeys: dict[KeyId, KemPrivateKey] = {keys.ka.key_id: keys.ka}
         self._wake = asyncio.Event()
         self._sync_soon = asyncio.Event()
+        self._peer_prekeys: dict[AuthorityId, SignedPrekey] = {}
+        self._transport_index: tuple[int, dict[KeyId, AuthorityId]] = (
+            -1,
+            {},
+        )  # last verified, per peer
         self._peer_down: dict[str, float] = {}  # peer -> monotonic time to try direct again
         self._tasks: list[asyncio.Task[None]] = []
         self._peer_session: aiohttp.ClientSession | None = None
@@ -306,16 +312,14 @@ class Node:
     async def alert(self, kind: str, detail: str, evidence: bytes | None) -> None:
         """Record something the operator must see (kept as evidence), once per evidence."""
         async with self.sessions.begin() as s:
-            if evidence is not None:
-                known = (
-                    await s.execute(
-                        select(db.Alert.id)
-                        .where(db.Alert.kind == kind)
-                        .where(db.Alert.evidence == evidence)
-                    )
-                ).first()
-                if known is not None:
-                    return  # the same envelope pulled again, say
+            same = (
+                db.Alert.evidence == evidence if evidence is not None else db.Alert.detail == detail
+            )
+            known = (
+                await s.execute(select(db.Alert.id).where(db.Alert.kind == kind).where(same))
+            ).first()
+            if known is not None:
+                return  # the same envelope pulled again, the same sync failure again
             s.add(db.Alert(kind=kind, detail=detail, evidence=evidence, time=self.now()))
         log.warning("alert %s: %s", kind, detail)
 
@@ -418,7 +422,14 @@ class Node:
         try:
             containers = await self.hub.get_prekeys(authority)
         except TransportError:
-            containers = []
+            cached = self._peer_prekeys.get(authority)
+            if cached is not None and cached.not_before <= now < cached.not_after:
+                return cached.key
+            log.warning(
+                "hub unreachable and no valid prekey of %s cached: sealing to its certified"
+                " key-agreement key (no forward secrecy for this message)", authority,
+            )  # fmt: skip
+            return member.certificate.ka_key()
         best: SignedPrekey | None = None
         for data in containers:
             try:
@@ -430,7 +441,10 @@ class Node:
                 continue
             if best is None or pk.not_after > best.not_after:
                 best = pk
-        return best.key if best is not None else member.certificate.ka_key()
+        if best is None:
+            return member.certificate.ka_key()
+        self._peer_prekeys[authority] = best
+        return best.key
 
     # -- sending ----------------------------------------------------------------------------
 
@@ -660,10 +674,13 @@ class Node:
             await self._set_state(mid, [t.recipient for t in targets], "failed", error="expired")
             return
         relay: list[db.OutRecipient] = []
+        # Attachments always go through the hub: it gives a recipient the blob only
+        # against an envelope it accepted (§8.4.1).
+        has_blobs = bool(parse_envelope(msg.envelope).header.blobs)
         for t in targets:
             endpoint = self._endpoint(t.recipient)
             down = self._peer_down.get(t.recipient, 0.0) > time.monotonic()
-            if endpoint is None or msg.pending_blobs or down:
+            if endpoint is None or has_blobs or down:
                 relay.append(t)
                 continue
             try:
@@ -676,10 +693,10 @@ class Node:
                 self._peer_down[t.recipient] = time.monotonic() + PEER_RETRY
                 relay.append(t)
             except GlobeError as exc:
-                if _retryable(exc):
-                    relay.append(t)
-                else:
-                    await self._set_state(mid, [t.recipient], "failed", error=exc.detail)
+                # A peer may refuse for reasons of its own (its directory is behind
+                # ours, say): the hub and the recipient's pull path decide instead.
+                log.info("peer %s refused %s: %s; relaying", t.recipient, mid, exc.detail)
+                relay.append(t)
         if relay:
             await self._relay(msg, relay)
 
@@ -704,7 +721,9 @@ class Node:
                 method="POST", target=yarl.URL(url).raw_path, body=body, created=self.now(),
             ),
         }  # fmt: skip
-        async with self._peer_session.post(url, data=body, headers=headers) as r:
+        async with self._peer_session.post(
+            url, data=body, headers=headers, allow_redirects=False
+        ) as r:
             data = await r.content.read(64 * 1024)
             if r.status in (200, 201):
                 return data
@@ -861,8 +880,6 @@ class Node:
             genesis=self.genesis, identity=self.keys.identity, message_id=h.message_id,
             envelope_hash=env.hash, sender=h.sender, recipient=self.me, time=now,
         ).encode()  # fmt: skip
-        _, mine = h.recipient(self.me)
-        mid = str(h.message_id)
         async with self._receive_lock:
             seen = await self._seen(env)  # a concurrent delivery of the same envelope
             if seen is not None:
@@ -870,43 +887,7 @@ class Node:
                     return seen[1]
                 await self._conflict(env, now)
             async with self.sessions.begin() as s:
-                pair = await s.get(db.Pair, str(h.sender))
-                if pair is None:
-                    pair = db.Pair(peer=str(h.sender), next_out=1, last_in=0)
-                    s.add(pair)
-                verdict = classify_seq(pair.last_in, mine.seq)
-                order = "old" if verdict.old else "in-order" if verdict.in_order else "gap"
-                pair.last_in = max(pair.last_in, mine.seq)
-                s.add(
-                    db.InMessage(
-                        sender=str(h.sender), message_id=mid, envelope_hash=env.hash,
-                        envelope=data, content=self.cipher.seal(opened.content, f"content:{mid}"),
-                        kind=content.kind.value, case=content.case,
-                        in_reply_to=str(content.in_reply_to) if content.in_reply_to else None,
-                        created=h.created, received=now, via=via, seq=mine.seq, order=order,
-                        head_relation=opened.head_relation.value, receipt=receipt,
-                        receipt_acked=via == "direct",
-                    )
-                )  # fmt: skip
-                for att in content.attachments:
-                    s.add(
-                        db.AttachmentRow(
-                            sender=str(h.sender), blob=att.blob, message_id=mid, direction="in",
-                            size=att.size, state="fetched",
-                        )
-                    )  # fmt: skip
-                if content.kind is Kind.REQUEST:
-                    deadline = content.deadline or now + self.config.deadlines.for_urgency(
-                        content.urgency
-                    )
-                    s.add(
-                        db.RequestRow(
-                            message_id=mid, direction="in", counterpart=str(h.sender),
-                            case=content.case, urgency=content.urgency.value, state="received",
-                            created=h.created, deadline=deadline,
-                        )
-                    )  # fmt: skip
-                await self._track_reply(s, content, "out", h.sender, now)
+                verdict = await self._store(s, env, content, opened, receipt, via=via, now=now)
         if opened.head_relation is HeadRelation.FORK:
             await self.alert(
                 "directory-fork",
@@ -919,6 +900,59 @@ class Node:
                 verdict.missing.stop - 1,
             )  # fmt: skip
         return receipt
+
+    async def _store(
+        self,
+        s: AsyncSession,
+        env: Envelope,
+        content: MessageContent,
+        opened: OpenedEnvelope,
+        receipt: bytes,
+        *,
+        via: str,
+        now: int,
+    ) -> SeqVerdict:
+        """Insert a verified message, its seen-set row, sequence and workflow state."""
+        h = env.header
+        mid = str(h.message_id)
+        _, mine = h.recipient(self.me)
+        pair = await s.get(db.Pair, str(h.sender))
+        if pair is None:
+            pair = db.Pair(peer=str(h.sender), next_out=1, last_in=0)
+            s.add(pair)
+        verdict = classify_seq(pair.last_in, mine.seq)
+        order = "old" if verdict.old else "in-order" if verdict.in_order else "gap"
+        pair.last_in = max(pair.last_in, mine.seq)
+        s.add(
+            db.InMessage(
+                sender=str(h.sender), message_id=mid, envelope_hash=env.hash,
+                envelope=env.raw, content=self.cipher.seal(opened.content, f"content:{mid}"),
+                kind=content.kind.value, case=content.case,
+                in_reply_to=str(content.in_reply_to) if content.in_reply_to else None,
+                created=h.created, received=now, via=via, seq=mine.seq, order=order,
+                head_relation=opened.head_relation.value, receipt=receipt,
+                receipt_acked=via == "direct",
+            )
+        )  # fmt: skip
+        for att in content.attachments:
+            if await s.get(db.AttachmentRow, (str(h.sender), att.blob)) is None:
+                s.add(
+                    db.AttachmentRow(
+                        sender=str(h.sender), blob=att.blob, message_id=mid,
+                        direction="in", size=att.size, state="fetched",
+                    )
+                )  # fmt: skip
+        if content.kind is Kind.REQUEST:
+            deadline = content.deadline or now + self.config.deadlines.for_urgency(content.urgency)
+            s.add(
+                db.RequestRow(
+                    message_id=mid, direction="in", counterpart=str(h.sender),
+                    case=content.case, urgency=content.urgency.value, state="received",
+                    created=h.created, deadline=deadline,
+                )
+            )  # fmt: skip
+        await self._track_reply(s, content, "out", h.sender, now)
+        return verdict
 
     async def _seen(self, env: Envelope) -> tuple[bytes, bytes] | None:
         """The stored (envelope hash, receipt) for the envelope's (sender, id), if any."""
@@ -972,7 +1006,10 @@ class Node:
                 dec.update(chunk)
         dec.finalize()
         if dec.sha256 != att.sha256 or dec.size != att.size:
-            path.unlink(missing_ok=True)
+            async with self.sessions() as s:
+                kept = await s.get(db.AttachmentRow, (str(sender), att.blob))
+            if kept is None:  # not the file of an earlier message: a bad download
+                path.unlink(missing_ok=True)
             raise MalformedError(f"attachment {att.name!r} does not match its manifest")
 
     def blob_path(self, sender: AuthorityId | str, blob: str) -> Path:
@@ -1162,6 +1199,30 @@ class Node:
                 .values(read_at=self.now(), read_by=user)
             )
         await self._audit(user, "read", message_id)
+
+    def transport_owner(self, key_id: KeyId) -> AuthorityId | None:
+        """The member whose certified transport key has this id (any status)."""
+        if self._transport_index[0] != self.state.seq:
+            index = {m.certificate.transport_key.key_id: a for a, m in self.state.members.items()}
+            self._transport_index = (self.state.seq, index)
+        return self._transport_index[1].get(key_id)
+
+    async def attachment_chunks(self, message_id: str, index: int) -> AsyncIterator[bytes]:
+        """Decrypted, authenticated pieces of an attachment, in order; raises at the end
+        if the file was truncated or does not match its digest."""
+        _, content, meta = await self.content_of(message_id)
+        if not 0 <= index < len(content.attachments):
+            raise NotFound(f"message {message_id} has no attachment {index + 1}")
+        att = content.attachments[index]
+        dec = AttachmentDecryptor(att.key, att.blob)
+        with self.blob_path(str(meta["sender"]), att.blob).open("rb") as f:
+            while chunk := f.read(1 << 20):
+                if plain := dec.update(chunk):
+                    yield plain
+        if last := dec.finalize():
+            yield last
+        if dec.sha256 != att.sha256:
+            raise DecryptionFailed(f"attachment {att.name!r} does not match its digest")
 
     async def save_attachment(
         self, message_id: str, index: int, out: Path, progress: Progress | None = None

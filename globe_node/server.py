@@ -18,6 +18,7 @@ import asyncio
 import contextlib
 import hashlib
 import logging
+import re
 import secrets
 import signal
 import time
@@ -39,7 +40,7 @@ from hub.errors import PayloadTooLarge
 from hub.web import problem
 from protocol import canonical
 from protocol.envelope import MAX_ENVELOPE_SIZE
-from protocol.errors import AuthError, GlobeError, MalformedError, UsageError
+from protocol.errors import AuthError, GlobeError, MalformedError, StaleError, UsageError
 from protocol.ids import AuthorityId
 from protocol.keys import fingerprint
 from protocol.messages import (
@@ -55,13 +56,14 @@ from protocol.messages import (
     Urgency,
 )
 from protocol.replay import NonceWindow
-from protocol.requestauth import HEADER, parse_request_auth, verify_request
+from protocol.requestauth import HEADER, MAX_SKEW, parse_request_auth, verify_request
 
 __all__ = ["ROLES", "create_api_app", "create_peer_app", "run", "serve"]
 
 log = logging.getLogger("globe.node.server")
 
 NODE_KEY: Final = web.AppKey("node", Node)
+USER_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}\Z")
 AUDIT_KEY: Final = web.AppKey("audit", AuditLog)
 NONCES_KEY: Final = web.AppKey("nonces", NonceWindow)
 
@@ -115,11 +117,9 @@ async def _peer_auth(request: web.Request, body: bytes) -> AuthorityId:
     node = request.app[NODE_KEY]
     auth = parse_request_auth(request.headers.get(HEADER))
     now = node.now()
-    sender = None
-    for aid, m in node.state.members.items():
-        if m.certificate.transport_key.key_id == auth.key_id:
-            sender = aid
-            break
+    if abs(now - auth.created) > MAX_SKEW:  # before any lookup (§10.3)
+        raise StaleError("request timestamp outside the accepted window")
+    sender = node.transport_owner(auth.key_id)
     if sender is None:
         raise AuthError("request authentication failed")
     try:
@@ -238,7 +238,7 @@ def _enum(cls: Any, value: object, name: str) -> Any:
         raise UsageError(f"'{name}': unknown value {value!r}") from None
 
 
-def _attachments(obj: dict[str, Any]) -> list[OutgoingAttachment]:
+def _attachments(obj: dict[str, Any], node_dir: Path) -> list[OutgoingAttachment]:
     items = obj.get("attachments", [])
     if not isinstance(items, list):
         raise UsageError("'attachments' is a list")
@@ -249,6 +249,8 @@ def _attachments(obj: dict[str, Any]) -> list[OutgoingAttachment]:
         path = Path(a["path"])
         if not path.is_absolute() or not path.is_file():
             raise UsageError(f"attachment {path} is not an absolute path to a readable file")
+        if path.resolve().is_relative_to(node_dir):
+            raise UsageError("files of the node directory cannot be attached")
         out.append(
             OutgoingAttachment(
                 path, a.get("name") or path.name, a.get("media_type") or "application/octet-stream"
@@ -316,25 +318,20 @@ async def api_attachment(request: web.Request) -> web.StreamResponse:
     _, content, _ = await node.content_of(mid)
     if not 1 <= n <= len(content.attachments):
         raise NotFound(f"message {mid} has no attachment {n}")
-    tmp = node.config.blob_dir / f"export-{secrets.token_hex(8)}"
-    try:
-        await node.save_attachment(mid, n - 1, tmp)
-        att = content.attachments[n - 1]
-        resp = web.StreamResponse(
-            headers={
-                "Content-Type": att.media_type,
-                "Content-Length": str(att.size),
-                "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(att.name)}",
-            }
-        )
-        await resp.prepare(request)
-        with tmp.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                await resp.write(chunk)
-        await resp.write_eof()
-    finally:
-        tmp.unlink(missing_ok=True)
+    att = content.attachments[n - 1]
+    # Audited before the first byte leaves; decrypted as it streams, never to a file.
     await request.app[AUDIT_KEY].append(node.now(), user, "export", f"{mid} attachment {n}")
+    resp = web.StreamResponse(
+        headers={
+            "Content-Type": att.media_type,
+            "Content-Length": str(att.size),
+            "Content-Disposition": f"attachment; filename*=UTF-8''{_quote(att.name)}",
+        }
+    )
+    await resp.prepare(request)
+    async for chunk in node.attachment_chunks(mid, n - 1):
+        await resp.write(chunk)
+    await resp.write_eof()
     return resp
 
 
@@ -367,7 +364,12 @@ async def api_send(request: web.Request) -> web.Response:
         case=obj.get("case"),
         deadline=_opt_int(obj, "deadline"),
     )
-    mid = await node.send(_ids(obj, "to"), content, user=user, attachments=_attachments(obj))
+    mid = await node.send(
+        _ids(obj, "to"),
+        content,
+        user=user,
+        attachments=_attachments(obj, node.config.directory.resolve()),
+    )
     return _json({"id": str(mid)}, status=201)
 
 
@@ -377,9 +379,11 @@ async def api_reply(request: web.Request) -> web.Response:
     kind = _enum(Kind, obj.get("kind", "answer"), "kind")
     if kind not in (Kind.ANSWER, Kind.INFORMATION):
         raise UsageError("a reply is an answer or information")
-    mid = await request.app[NODE_KEY].reply(
+    node = request.app[NODE_KEY]
+    mid = await node.reply(
         request.match_info["id"], kind=kind, body=_str(obj, "body"),
-        subject=obj.get("subject"), user=user, attachments=_attachments(obj),
+        subject=obj.get("subject"), user=user,
+        attachments=_attachments(obj, node.config.directory.resolve()),
     )  # fmt: skip
     return _json({"id": str(mid)}, status=201)
 
@@ -571,8 +575,10 @@ async def api_add_user(request: web.Request) -> web.Response:
 
 async def add_user(node: Node, name: str, role: str) -> str:
     """Create a user; return its token (shown once, stored only as a hash)."""
-    if not 1 <= len(name) <= 64 or not name.replace("-", "").replace(".", "").isalnum():
-        raise UsageError("a user name is 1-64 letters, digits, '-' or '.'")
+    if not USER_NAME.match(name):
+        raise UsageError(
+            "a user name is 1-64 of A-Z a-z 0-9 . _ @ - (starting with a letter or digit)"
+        )
     token = canonical.b64e(secrets.token_bytes(32))
     async with node.sessions.begin() as s:
         if await s.get(db.User, name) is not None:

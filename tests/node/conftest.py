@@ -162,10 +162,13 @@ class Net:
         d = self.root / authority
         d.mkdir()
         peer_port = free_port() if endpoint else 0
+        settings: dict[str, Any] = {
+            "sync_interval": 0.3, "retry_base": 0.2, "retry_max": 2.0, "direct_timeout": 2.0,
+        }  # fmt: skip
+        settings.update(options)
         config = NodeConfig(
             directory=d, authority=authority, hub_url=self.hub_url, peer_port=peer_port,
-            api_port=free_port(), sync_interval=0.3, retry_base=0.2, retry_max=2.0,
-            direct_timeout=2.0, **options,
+            api_port=free_port(), **settings,
         )  # fmt: skip
         keys = NodeKeys.generate()
         save_keys(config.key_path, keys, PASSPHRASE, INTERACTIVE)

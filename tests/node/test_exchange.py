@@ -316,3 +316,23 @@ async def test_expiry_at_the_hub_reaches_the_sender_as_non_delivery(net: Net) ->
     from protocol.receipts import Evidence, EvidenceKind  # noqa: PLC0415
 
     assert Evidence.decode(row.evidence, net.genesis).kind is EvidenceKind.NON_DELIVERY
+
+
+async def test_hub_push_delivers_without_polling(net: Net) -> None:
+    # A sync interval of an hour: only the WebSocket push can bring the message in time.
+    fr = await net.member("FR-PNF", "Parquet national financier", endpoint=False)
+    br = await net.member("BR-PF", "Policia Federal", endpoint=False, sync_interval=3600.0)
+    await eventually(lambda: br.n.push_connected)
+    mid = str(await fr.n.send([br.me], info("pushed")))
+    await eventually(lambda: _has(br, mid), timeout=10)
+    async with br.n.sessions() as s:
+        from sqlalchemy import select  # noqa: PLC0415
+
+        via = (
+            await s.execute(select(db.InMessage.via).where(db.InMessage.message_id == mid))
+        ).scalar_one()
+    assert via == "hub"
+
+
+async def _has(rn: RunningNode, mid: str) -> bool:
+    return mid in await inbox_ids(rn)
