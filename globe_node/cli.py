@@ -884,6 +884,42 @@ def _render_sent(d: dict[str, Any]) -> list[str]:
     return [f"message {_safe(d.get('id'))} queued for delivery (see: globe-node outbox)"]
 
 
+def cmd_send(args: argparse.Namespace) -> Result:
+    """Send; with ``--wait``, follow the delivery (upload progress on a terminal)."""
+    payload = _send_body(args)
+
+    async def work(api: ApiClient) -> Result:
+        sent = await api.post("/api/messages", payload)
+        if not args.wait:
+            return sent, _render_sent(sent)
+        mid = segment(str(sent.get("id")))
+        show = _progress("uploading attachments")
+        deadline = time.monotonic() + args.wait
+        while True:
+            state = await api.get(f"/api/outbox/{mid}")
+            upload = _obj(state.get("upload"))
+            if show is not None and upload:
+                show(int(upload.get("done") or 0), int(upload.get("total") or 0) or None)
+            recipients = _obj(state.get("recipients"))
+            if all(_obj(v).get("state") != "queued" for v in recipients.values()):
+                break
+            if time.monotonic() > deadline:
+                raise CommandError(
+                    f"message {mid} is still queued after {args.wait:g} s;"
+                    " it stays in the outbox and is retried (see: globe-node outbox)"
+                )
+            await asyncio.sleep(0.2)
+        lines = [f"message {mid}:"] + [
+            f"  {_safe(who)}: {_safe(_obj(v).get('state'))}"
+            + (f" via {_safe(_obj(v).get('via'))}" if _obj(v).get("via") else "")
+            + (f" ({_safe(_obj(v).get('error'))})" if _obj(v).get("error") else "")
+            for who, v in sorted(recipients.items())
+        ]
+        return {"id": mid, "recipients": recipients}, lines
+
+    return _api(args, work)
+
+
 def _reply_body(args: argparse.Namespace) -> dict[str, Any]:
     body: dict[str, Any] = {
         "kind": args.kind,
@@ -1308,7 +1344,17 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat decla
     p.add_argument("--restriction", action="append", choices=RESTRICTIONS)
     p.add_argument("--case", metavar="CASE", help="the case reference")
     p.add_argument("--language", default="en", metavar="xx", help="ISO 639-1 (default: en)")
-    p.set_defaults(func=_post(lambda a: "/api/messages", _send_body, _render_sent))
+    p.add_argument(
+        "--wait",
+        type=_seconds,
+        nargs="?",
+        const=600.0,
+        default=None,
+        metavar="SECONDS",
+        help="wait until every recipient is reached or the hub holds the message (default"
+        " 600 s), showing attachment upload progress on a terminal",
+    )
+    p.set_defaults(func=cmd_send)
 
     p = sub.add_parser("reply", parents=[api], help="answer or inform the sender of a message")
     p.add_argument("msg", metavar="MSG")

@@ -145,6 +145,8 @@ class Node:
         self._wake = asyncio.Event()
         self._sync_soon = asyncio.Event()
         self._peer_prekeys: dict[AuthorityId, SignedPrekey] = {}
+        #: Attachment upload progress of messages being relayed: (bytes sent, total).
+        self.uploads: dict[str, tuple[int, int]] = {}
         self._transport_index: tuple[int, dict[KeyId, AuthorityId]] = (
             -1,
             {},
@@ -752,13 +754,24 @@ class Node:
         log.info("message %s accepted by the hub (%d)", mid, status)
 
     async def _upload_blobs(self, msg: db.OutMessage) -> None:
-        for blob in msg.pending_blobs.split():
+        mid = msg.message_id
+        blobs = msg.pending_blobs.split()
+        sizes = [self.blob_path(self.me, b).stat().st_size for b in blobs]
+        total, before = sum(sizes), 0
+        for blob, size in zip(blobs, sizes, strict=True):
             path = self.blob_path(self.me, blob)
+
+            def progress(done: int, _total: int, base: int = before) -> None:
+                self.uploads[mid] = (base + done, total)
+
             try:
-                await self.hub.put_blob(blob, path)
+                await self.hub.put_blob(blob, path, progress=progress)
             except GlobeError as exc:
                 if getattr(exc, "slug", "") != "state-conflict":  # already uploaded
+                    self.uploads.pop(mid, None)
                     raise
+            before += size
+            self.uploads[mid] = (before, total)
             async with self.sessions.begin() as s:
                 row = await s.get(db.OutMessage, msg.message_id)
                 if row is not None:
@@ -767,6 +780,7 @@ class Node:
                 att = await s.get(db.AttachmentRow, (str(self.me), blob))
                 if att is not None:
                     att.state = "uploaded"
+        self.uploads.pop(mid, None)
 
     async def _backoff(self, mid: str, targets: Sequence[db.OutRecipient], error: str) -> None:
         async with self.sessions.begin() as s:
@@ -1470,6 +1484,29 @@ class Node:
                 "order": r.order, "attachments": len(c.attachments),
             })  # fmt: skip
         return out
+
+    async def delivery(self, message_id: str) -> dict[str, Any]:
+        """One sent message's delivery state per recipient, and its upload progress."""
+        async with self.sessions() as s:
+            msg = await s.get(db.OutMessage, message_id)
+            if msg is None:
+                raise NotFound(f"no sent message {message_id}")
+            rows = (
+                (
+                    await s.execute(
+                        select(db.OutRecipient).where(db.OutRecipient.message_id == message_id)
+                    )
+                )
+                .scalars()
+                .all()
+            )
+        upload = self.uploads.get(message_id)
+        return {
+            "id": message_id,
+            "recipients": {r.recipient: _recipient_state(r) for r in rows},
+            "upload": None if upload is None else {"done": upload[0], "total": upload[1]},
+            "pending_blobs": len(msg.pending_blobs.split()),
+        }
 
     async def outbox(self, *, limit: int = 50) -> list[dict[str, Any]]:
         """Sent messages, newest first, with per-recipient delivery state."""

@@ -300,6 +300,11 @@ def _query_int(request: web.Request, name: str, default: int) -> int:
     return int(raw)
 
 
+async def api_delivery(request: web.Request) -> web.Response:
+    await _user(request, "read")
+    return _json(await request.app[NODE_KEY].delivery(request.match_info["id"]))
+
+
 async def api_message(request: web.Request) -> web.Response:
     user = await _user(request, "read")
     node = request.app[NODE_KEY]
@@ -596,6 +601,7 @@ def create_api_app(node: Node, audit: AuditLog) -> web.Application:
     r.add_get("/api/status", api_status)
     r.add_get("/api/inbox", api_inbox)
     r.add_get("/api/outbox", api_outbox)
+    r.add_get("/api/outbox/{id}", api_delivery)
     r.add_post("/api/messages", api_send)
     r.add_get("/api/messages/{id}", api_message)
     r.add_get("/api/messages/{id}/attachments/{n:[0-9]{1,3}}", api_attachment)

@@ -89,10 +89,15 @@ async def test_a_case_through_the_command_line(
             capfd, fr, fr_t, "send", "--to", "BR-PF", "KE-EACC", "--kind", "request",
             "--subject", "Account holders", "--body-file", body, "--attach", attachment,
             "--urgency", "priority", "--tlp", "AMBER", "--restriction", "intelligence-only",
-            "--case", "FR-2026-7", "--json",
+            "--case", "FR-2026-7", "--wait", "60", "--json",
         )
     ).json()  # fmt: skip
     mid = sent["id"]
+    # --wait returns once the hub holds the envelope (attachments always go that way).
+    assert {who: st["via"] for who, st in sent["recipients"].items()} == {
+        "BR-PF": "hub", "KE-EACC": "hub"
+    }  # fmt: skip
+    assert all(st["state"] in ("sent", "delivered") for st in sent["recipients"].values())
     await eventually(lambda: delivered(fr, mid, br, ke))
 
     inbox = (await cli(capfd, br, br_t, "inbox", "--json")).json()
