@@ -84,8 +84,13 @@ _INT_FIELDS = {
 _FLOAT_FIELDS = {f.name for f in fields(NodeConfig) if f.type in ("float", float)}
 
 
+_STR_FIELDS = {f.name for f in fields(NodeConfig) if f.type in ("str", str)}
+
+
 def _check(raw: dict[str, Any], path: Path) -> None:
     for name, value in raw.items():
+        if name in _STR_FIELDS and not isinstance(value, str):
+            raise ConfigError(f"{path}: {name} must be a string")
         if name in _INT_FIELDS and (type(value) is not int or value < 0):
             raise ConfigError(f"{path}: {name} must be a non-negative integer")
         if name in _FLOAT_FIELDS and (

@@ -477,65 +477,70 @@ class Node:
             self.state.active_member(r, now)
         mid = MessageId.new()
         manifests: list[Attachment] = []
-        for att in attachments:
-            manifests.append(await self._encrypt_attachment(att, progress))
-        if manifests:
-            content = _with_attachments(content, manifests)
-        data = content.encode()
-        keys = {r: await self._recipient_key(r, now) for r in recipients}
-        async with self._send_lock, self.sessions.begin() as s:
-            seqs: dict[AuthorityId, int] = {}
-            for r in recipients:
-                pair = await s.get(db.Pair, str(r))
-                if pair is None:
-                    pair = db.Pair(peer=str(r), next_out=1, last_in=0)
-                    s.add(pair)
-                seqs[r] = pair.next_out
-                pair.next_out += 1
-            envelope = seal_envelope(
-                genesis=self.genesis,
-                sender=self.me,
-                identity=self.keys.identity,
-                recipients=[SealTo(r, seqs[r], keys[r]) for r in recipients],
-                content=data,
-                created=now,
-                expires=now + self.config.message_lifetime,
-                dir_seq=self.state.seq,
-                dir_head=self.state.head,
-                message_id=mid,
-                blobs=[m.blob for m in manifests],
-            )
-            s.add(
-                db.OutMessage(
-                    message_id=str(mid),
-                    envelope=envelope,
-                    envelope_hash=envelope_hash(envelope),
-                    content=self.cipher.seal(data, f"content:{mid}"),
-                    kind=content.kind.value,
-                    case=content.case,
-                    in_reply_to=str(content.in_reply_to) if content.in_reply_to else None,
+        try:
+            for att in attachments:
+                manifests.append(await self._encrypt_attachment(att, progress))
+            if manifests:
+                content = _with_attachments(content, manifests)
+            data = content.encode()
+            keys = {r: await self._recipient_key(r, now) for r in recipients}
+            async with self._send_lock, self.sessions.begin() as s:
+                seqs: dict[AuthorityId, int] = {}
+                for r in recipients:
+                    pair = await s.get(db.Pair, str(r))
+                    if pair is None:
+                        pair = db.Pair(peer=str(r), next_out=1, last_in=0)
+                        s.add(pair)
+                    seqs[r] = pair.next_out
+                    pair.next_out += 1
+                envelope = seal_envelope(
+                    genesis=self.genesis,
+                    sender=self.me,
+                    identity=self.keys.identity,
+                    recipients=[SealTo(r, seqs[r], keys[r]) for r in recipients],
+                    content=data,
                     created=now,
                     expires=now + self.config.message_lifetime,
-                    user=user,
-                    pending_blobs=" ".join(m.blob for m in manifests),
+                    dir_seq=self.state.seq,
+                    dir_head=self.state.head,
+                    message_id=mid,
+                    blobs=[m.blob for m in manifests],
                 )
-            )
-            await s.flush()
-            for r in recipients:
                 s.add(
-                    db.OutRecipient(
-                        message_id=str(mid), recipient=str(r), state="queued", attempts=0,
-                        next_attempt=0,
+                    db.OutMessage(
+                        message_id=str(mid),
+                        envelope=envelope,
+                        envelope_hash=envelope_hash(envelope),
+                        content=self.cipher.seal(data, f"content:{mid}"),
+                        kind=content.kind.value,
+                        case=content.case,
+                        in_reply_to=str(content.in_reply_to) if content.in_reply_to else None,
+                        created=now,
+                        expires=now + self.config.message_lifetime,
+                        user=user,
+                        pending_blobs=" ".join(m.blob for m in manifests),
                     )
-                )  # fmt: skip
-            for m in manifests:
-                s.add(
-                    db.AttachmentRow(
-                        sender=str(self.me), blob=m.blob, message_id=str(mid), direction="out",
-                        size=m.size, state="pending",
-                    )
-                )  # fmt: skip
-            self._track_outgoing(s, content, mid, recipients, now)
+                )
+                await s.flush()
+                for r in recipients:
+                    s.add(
+                        db.OutRecipient(
+                            message_id=str(mid), recipient=str(r), state="queued", attempts=0,
+                            next_attempt=0,
+                        )
+                    )  # fmt: skip
+                for m in manifests:
+                    s.add(
+                        db.AttachmentRow(
+                            sender=str(self.me), blob=m.blob, message_id=str(mid), direction="out",
+                            size=m.size, state="pending",
+                        )
+                    )  # fmt: skip
+                self._track_outgoing(s, content, mid, recipients, now)
+        except BaseException:
+            for m in manifests:  # a refused send leaves no attachment file behind
+                self.blob_path(self.me, m.blob).unlink(missing_ok=True)
+            raise
         await self._audit(user, "send", f"{mid} to {','.join(map(str, recipients))}")
         self._wake.set()
         return mid

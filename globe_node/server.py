@@ -77,6 +77,23 @@ ROLES: Final = {
 }
 
 
+class _HttpError(GlobeError):
+    """An HTTP-level refusal from aiohttp (unknown route, wrong method), with its status."""
+
+    def __init__(self, status: int, reason: str) -> None:
+        super().__init__(reason)
+        self.http_status = status
+
+    def to_problem(self) -> dict[str, object]:
+        slug = {404: "not-found", 405: "method-not-allowed"}.get(self.http_status, "http")
+        return {
+            "type": f"https://globe-link.invalid/problems/{slug}",
+            "title": self.detail,
+            "status": self.http_status,
+            "detail": self.detail,
+        }
+
+
 @web.middleware
 async def _problems(request: web.Request, handler: Handler) -> web.StreamResponse:
     try:
@@ -86,9 +103,10 @@ async def _problems(request: web.Request, handler: Handler) -> web.StreamRespons
     except web.HTTPException as exc:
         if exc.status < 400:
             raise
-        err = NotFound(exc.reason) if exc.status == 404 else UsageError(exc.reason)
-        resp = problem(err, instance=request.path)
+        resp = problem(_HttpError(exc.status, exc.reason), instance=request.path)
         resp.set_status(exc.status)
+        if "Allow" in exc.headers:  # a 405 names the allowed methods (RFC 9110 §15.5.6)
+            resp.headers["Allow"] = exc.headers["Allow"]
         return resp
     except Exception:
         log.exception("unexpected error on %s %s", request.method, request.path)
@@ -369,6 +387,8 @@ async def api_send(request: web.Request) -> web.Response:
         case=obj.get("case"),
         deadline=_opt_int(obj, "deadline"),
     )
+    if content.deadline is not None and content.deadline <= node.now():
+        raise UsageError("'deadline' is in the past")
     mid = await node.send(
         _ids(obj, "to"),
         content,
