@@ -144,6 +144,7 @@ class Node:
         self._prekeys: dict[KeyId, KemPrivateKey] = {keys.ka.key_id: keys.ka}
         self._wake = asyncio.Event()
         self._sync_soon = asyncio.Event()
+        self._sync_lock = asyncio.Lock()
         self._peer_prekeys: dict[AuthorityId, SignedPrekey] = {}
         #: Attachment upload progress of messages being relayed: (bytes sent, total).
         self.uploads: dict[str, tuple[int, int]] = {}
@@ -261,6 +262,10 @@ class Node:
         The stored log is only ever extended: entries that do not chain onto it
         are refused, and a hub checkpoint behind or beside it raises an alert.
         """
+        async with self._sync_lock:  # one sync at a time: the loop, the API, a send
+            return await self._sync_directory()
+
+    async def _sync_directory(self) -> int:
         entries = await self.hub.log_entries(since=self.state.seq)
         cp_bytes = await self.hub.checkpoint()
         self.hub_reachable = True
@@ -424,6 +429,16 @@ class Node:
         try:
             containers = await self.hub.get_prekeys(authority)
         except TransportError:
+            containers = None
+        except GlobeError as exc:
+            # The hub may know of a status change this node has not seen; only the
+            # verified log decides: sync, then check again.
+            log.info("hub refused the prekeys of %s (%s): syncing", authority, exc.detail)
+            with contextlib.suppress(TransportError):
+                await self.sync_directory()
+            member = self.state.active_member(authority, now)
+            containers = []
+        if containers is None:
             cached = self._peer_prekeys.get(authority)
             if cached is not None and cached.not_before <= now < cached.not_after:
                 return cached.key
@@ -560,15 +575,19 @@ class Node:
         enc = AttachmentEncryptor(key, blob)
         out = self.blob_path(self.me, blob)
         self.config.blob_dir.mkdir(mode=0o700, exist_ok=True)
-        done = 0
-        with att.path.open("rb") as src, _atomic_file(out) as dst:
-            dst.write(enc.header())
-            while chunk := src.read(1 << 20):
-                dst.write(enc.update(chunk))
-                done += len(chunk)
-                if progress:
-                    progress(f"encrypt {name}", done, total)
-            dst.write(enc.finalize())
+
+        def encrypt() -> None:  # file I/O, crypto and fsync off the event loop
+            done = 0
+            with att.path.open("rb") as src, _atomic_file(out) as dst:
+                dst.write(enc.header())
+                while chunk := src.read(1 << 20):
+                    dst.write(enc.update(chunk))
+                    done += len(chunk)
+                    if progress:
+                        progress(f"encrypt {name}", done, total)
+                dst.write(enc.finalize())
+
+        await asyncio.to_thread(encrypt)
         return Attachment(name, enc.size, att.media_type, enc.sha256, key, blob)
 
     def _track_outgoing(
@@ -748,7 +767,8 @@ class Node:
                 self.hub_reachable = not isinstance(exc, TransportError)
                 await self._backoff(mid, targets, exc.detail)
             else:
-                await self._set_state(mid, names, "failed", error=exc.detail)
+                rejected = self._rejected_evidence(exc.evidence, msg)
+                await self._set_state(mid, names, "failed", error=exc.detail, evidence=rejected)
             return
         self.hub_reachable = True
         ev = Evidence.decode(evidence, self.genesis)
@@ -757,6 +777,17 @@ class Node:
             return
         await self._set_state(mid, names, "sent", via="hub", evidence=evidence)
         log.info("message %s accepted by the hub (%d)", mid, status)
+
+    def _rejected_evidence(self, data: bytes | None, msg: db.OutMessage) -> bytes | None:
+        """The hub's signed ``rejected`` evidence for this envelope, if it sent valid evidence."""
+        if data is None:
+            return None
+        try:
+            ev = Evidence.decode(data, self.genesis)
+        except ProtocolError:
+            return None
+        ok = ev.kind is EvidenceKind.REJECTED and ev.envelope_hash == msg.envelope_hash
+        return data if ok else None
 
     async def _upload_blobs(self, msg: db.OutMessage) -> None:
         mid = msg.message_id
@@ -790,15 +821,20 @@ class Node:
     async def _backoff(self, mid: str, targets: Sequence[db.OutRecipient], error: str) -> None:
         async with self.sessions.begin() as s:
             for t in targets:
-                row = await s.get(db.OutRecipient, (mid, t.recipient))
-                if row is None or row.state != "queued":
-                    continue
-                row.attempts += 1
-                delay = min(
-                    self.config.retry_max, self.config.retry_base * 2 ** min(row.attempts, 20)
+                attempts = t.attempts + 1
+                delay = min(self.config.retry_max, self.config.retry_base * 2 ** min(attempts, 20))
+                jitter = random.uniform(0.5, 1.0)  # noqa: S311 - jitter, not a secret
+                await s.execute(
+                    update(db.OutRecipient)
+                    .where(db.OutRecipient.message_id == mid)
+                    .where(db.OutRecipient.recipient == t.recipient)
+                    .where(db.OutRecipient.state == "queued")
+                    .values(
+                        attempts=attempts,
+                        next_attempt=self.now() + int(delay * jitter) + 1,
+                        last_error=error,
+                    )
                 )
-                row.next_attempt = self.now() + int(delay * random.uniform(0.5, 1.0)) + 1  # noqa: S311
-                row.last_error = error
 
     async def _set_state(
         self,
@@ -810,40 +846,39 @@ class Node:
         error: str | None = None,
         evidence: bytes | None = None,
     ) -> None:
+        values: dict[str, object] = {"state": state}
+        if via is not None:
+            values["via"] = via
+        if error is not None:
+            values["last_error"] = error
+        if evidence is not None:
+            values["evidence"] = evidence
         async with self.sessions.begin() as s:
-            for r in recipients:
-                row = await s.get(db.OutRecipient, (mid, r))
-                if row is None or row.state in ("delivered", "read"):
-                    continue
-                row.state = state
-                if via is not None:
-                    row.via = via
-                if error is not None:
-                    row.last_error = error
-                if evidence is not None:
-                    row.evidence = evidence
+            # One conditional statement: a receipt committed meanwhile (push stream,
+            # direct answer) is never overwritten by an older state.
+            await s.execute(
+                update(db.OutRecipient)
+                .where(db.OutRecipient.message_id == mid)
+                .where(db.OutRecipient.recipient.in_(list(recipients)))
+                .where(db.OutRecipient.state.not_in(("delivered", "read")))
+                .values(**values)
+            )
 
     async def retry(self, message_id: str, user: str = "operator") -> int:
         """Queue failed or waiting deliveries of a message again, now."""
         async with self.sessions.begin() as s:
-            rows = (
-                (
-                    await s.execute(
-                        select(db.OutRecipient)
-                        .where(db.OutRecipient.message_id == message_id)
-                        .where(db.OutRecipient.state.in_(("queued", "failed")))
-                    )
-                )
-                .scalars()
-                .all()
-            )
-            if not rows and await s.get(db.OutMessage, message_id) is None:
+            if await s.get(db.OutMessage, message_id) is None:
                 raise NotFound(f"no sent message {message_id}")
-            for r in rows:
-                r.state, r.next_attempt, r.last_error = "queued", 0, None
+            done = await s.execute(
+                update(db.OutRecipient)
+                .where(db.OutRecipient.message_id == message_id)
+                .where(db.OutRecipient.state.in_(("queued", "failed")))
+                .values(state="queued", next_attempt=0, last_error=None)
+            )
+            count = int(getattr(done, "rowcount", 0) or 0)
         await self._audit(user, "retry", message_id)
         self._wake.set()
-        return len(rows)
+        return count
 
     async def _record_receipt(
         self, data: bytes, *, via: str, evidence: bytes | None = None
@@ -1020,11 +1055,19 @@ class Node:
 
             await self.hub.get_blob(att.blob, path, max_size=encrypted_size(att.size))
         dec = AttachmentDecryptor(att.key, att.blob)
-        with path.open("rb") as f:
-            while chunk := f.read(1 << 20):
-                dec.update(chunk)
-        dec.finalize()
-        if dec.sha256 != att.sha256 or dec.size != att.size:
+
+        def check() -> None:  # off the event loop: a blob may be gigabytes
+            with path.open("rb") as f:
+                while chunk := f.read(1 << 20):
+                    dec.update(chunk)
+            dec.finalize()
+
+        try:
+            await asyncio.to_thread(check)
+            intact = dec.sha256 == att.sha256 and dec.size == att.size
+        except ProtocolError:
+            intact = False
+        if not intact:
             async with self.sessions() as s:
                 kept = await s.get(db.AttachmentRow, (str(sender), att.blob))
             if kept is None:  # not the file of an earlier message: a bad download
@@ -1253,14 +1296,18 @@ class Node:
         att = content.attachments[index]
         src = self.blob_path(str(meta["sender"]), att.blob)
         dec = AttachmentDecryptor(att.key, att.blob)
-        done = 0
-        with src.open("rb") as f, _atomic_file(out) as dst:
-            while chunk := f.read(1 << 20):
-                dst.write(dec.update(chunk))
-                done += len(chunk)
-                if progress:
-                    progress(f"decrypt {att.name}", done, src.stat().st_size)
-            dst.write(dec.finalize())
+
+        def decrypt() -> None:  # off the event loop
+            done, total = 0, src.stat().st_size
+            with src.open("rb") as f, _atomic_file(out) as dst:
+                while chunk := f.read(1 << 20):
+                    dst.write(dec.update(chunk))
+                    done += len(chunk)
+                    if progress:
+                        progress(f"decrypt {att.name}", done, total)
+                dst.write(dec.finalize())
+
+        await asyncio.to_thread(decrypt)
         if dec.sha256 != att.sha256:
             out.unlink(missing_ok=True)
             raise DecryptionFailed(f"attachment {att.name!r} does not match its digest")

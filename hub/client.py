@@ -134,14 +134,21 @@ def error_for_problem(
     if cls is hub_errors.RateLimited:
         wait = int(retry_after) if retry_after is not None and retry_after.isdigit() else 1
         return hub_errors.RateLimited(detail, retry_after=wait)
+    err: GlobeError | None = None
     if cls is not None:
         try:
-            return cls(detail)
+            err = cls(detail)
         except TypeError:  # pragma: no cover - every mapped class takes a detail
-            pass
-    return RemoteError(
-        detail, http_status=status, type_uri=type_uri if isinstance(type_uri, str) else None
-    )
+            err = None
+    if err is None:
+        err = RemoteError(
+            detail, http_status=status, type_uri=type_uri if isinstance(type_uri, str) else None
+        )
+    raw = problem.get("evidence")
+    if isinstance(raw, str) and len(raw) <= 8192:  # unverified: the caller decodes it
+        with contextlib.suppress(GlobeError):
+            err.evidence = canonical.b64d(raw, what="evidence")
+    return err
 
 
 def _unreachable(exc: aiohttp.ClientError | OSError, timeout: float) -> str:

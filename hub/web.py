@@ -26,6 +26,7 @@ from hub.openapi import openapi_document
 from hub.routing import Router
 from hub.service import Clock, HubService, Principal
 from protocol import canonical
+from protocol.envelope import parse_envelope, verify_envelope
 from protocol.errors import (
     AuthError,
     GlobeError,
@@ -36,6 +37,7 @@ from protocol.errors import (
     UsageError,
 )
 from protocol.ids import AuthorityId
+from protocol.receipts import EvidenceKind, make_evidence
 from protocol.requestauth import HEADER, HUB_AUDIENCE, parse_request_auth, verify_request
 
 if TYPE_CHECKING:
@@ -428,13 +430,42 @@ async def post_message(request: web.Request) -> web.Response:
     body = await read_body(request, router.limits.max_envelope)
     who = await authenticate(request, body, admin=False)
     started = time.perf_counter()
-    status, evidence = await router.submit(body, who)
+    try:
+        status, evidence = await router.submit(body, who)
+    except GlobeError as exc:
+        exc.evidence = _rejection(router, body, who, exc)
+        raise
     if status == 201:
         router.metrics.accepted += 1
         router.metrics.accept_latency.observe(time.perf_counter() - started)
     else:
         router.metrics.duplicates += 1
     return web.Response(status=status, body=evidence, content_type="application/json")
+
+
+def _rejection(router: Router, body: bytes, who: Principal, exc: GlobeError) -> bytes | None:
+    """Hub-signed ``rejected`` evidence for a genuine envelope refused for good (R11).
+
+    Only for an envelope that parses, comes from the authenticated member and
+    carries a valid outer signature: the hub attests what that sender sent.
+    Retryable refusals (429, 503, 507: nothing is decided) get none.
+    """
+    if exc.status in (429, 503, 507) or exc.status >= 500 or exc.evidence is not None:
+        return exc.evidence
+    svc = router.service
+    now = svc.now()
+    try:
+        env = parse_envelope(body, max_size=router.limits.max_envelope)
+        if env.header.sender != who.authority:
+            return None
+        verify_envelope(env, svc.state, now)
+    except GlobeError:
+        return None
+    return make_evidence(
+        genesis=svc.genesis, hub=svc.hub_key, kind=EvidenceKind.REJECTED,
+        message_id=env.header.message_id, envelope_hash=env.hash, sender=env.header.sender,
+        recipients=[r.authority for r in env.header.recipients], time=now, reason=exc.slug,
+    ).signed.encode()  # fmt: skip
 
 
 async def get_metrics(request: web.Request) -> web.Response:

@@ -11,6 +11,7 @@ problem+json without a mapping table of their own.
 
 from __future__ import annotations
 
+from base64 import b64encode
 from typing import ClassVar
 
 __all__ = [
@@ -63,6 +64,8 @@ class GlobeError(Exception):
     slug: ClassVar[str] = "error"
     status: ClassVar[int] = 500
     title: ClassVar[str] = "Internal error"
+    #: Hub-signed ``rejected`` evidence (§9.2) that goes with a refused envelope, if any.
+    evidence: bytes | None = None
 
     def __init__(self, detail: str = "") -> None:
         super().__init__(detail or self.title)
@@ -75,12 +78,15 @@ class GlobeError(Exception):
 
     def to_problem(self) -> dict[str, object]:
         """Render as an RFC 9457 problem object (without ``instance``)."""
-        return {
+        out: dict[str, object] = {
             "type": self.type_uri(),
             "title": self.title,
             "status": self.status,
             "detail": self.detail,
         }
+        if self.evidence is not None:
+            out["evidence"] = b64encode(self.evidence, b"-_").rstrip(b"=").decode("ascii")
+        return out
 
 
 class UsageError(GlobeError):

@@ -255,9 +255,9 @@ class Net:
         for rn in nodes:
             if rn.node is None:
                 continue
-            await eventually(lambda rn=rn: rn.n.state.seq == service.state.seq)
             await rn.n.sync_directory()
             await rn.n.ensure_prekeys()
+            assert rn.n.state.seq == service.state.seq
 
     async def close(self) -> None:
         for rn in self.nodes.values():

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from globe_node import db
+from protocol.errors import TransportError
 from protocol.ids import AuthorityId
 from protocol.membership import Action
 from protocol.messages import Handling, Kind, MessageContent, Restriction, Tlp, Urgency
@@ -336,3 +337,39 @@ async def test_hub_push_delivers_without_polling(net: Net) -> None:
 
 async def _has(rn: RunningNode, mid: str) -> bool:
     return mid in await inbox_ids(rn)
+
+
+async def test_hub_refusal_is_kept_with_the_hubs_signed_rejection(net: Net) -> None:
+    # France's directory lags (no periodic sync): it still thinks Kenya is active.
+    fr = await net.member("FR-PNF", "Parquet national financier", sync_interval=3600.0)
+    ke = await net.member("KE-EACC", "Ethics and Anti-Corruption Commission", endpoint=False)
+    await net.set_status("KE-EACC", Action.REVOKE, "membership withdrawn")
+
+    async def hub_unreachable_for_prekeys(authority: AuthorityId) -> list[bytes]:
+        raise TransportError("no route to the hub")
+
+    fr.n.hub.get_prekeys = hub_unreachable_for_prekeys  # type: ignore[method-assign]
+    mid = str(await fr.n.send([ke.me], info("to a member revoked meanwhile")))
+    await eventually(lambda: _state_is(fr, mid, "KE-EACC", "failed"))
+    async with fr.n.sessions() as s:
+        row = await s.get(db.OutRecipient, (mid, "KE-EACC"))
+        assert row is not None
+        assert row.evidence is not None
+    from protocol.receipts import Evidence, EvidenceKind  # noqa: PLC0415
+
+    ev = Evidence.decode(row.evidence, net.genesis)
+    assert (ev.kind, ev.reason, str(ev.message_id)) == (
+        EvidenceKind.REJECTED, "member-not-active", mid
+    )  # fmt: skip
+
+
+async def test_a_hub_refusing_prekeys_makes_the_node_check_its_verified_log(net: Net) -> None:
+    fr = await net.member("FR-PNF", "Parquet national financier", sync_interval=3600.0)
+    ke = await net.member("KE-EACC", "Ethics and Anti-Corruption Commission", endpoint=False)
+    await net.set_status("KE-EACC", Action.REVOKE, "membership withdrawn")
+    from protocol.errors import MemberNotActive  # noqa: PLC0415
+
+    with pytest.raises(MemberNotActive):  # refused by the node's own, now synced, log
+        await fr.n.send([ke.me], info())
+    assert fr.n.state.members[ke.me].status.value == "revoked"
+    assert await fr.n.outbox() == []
