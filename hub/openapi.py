@@ -350,6 +350,15 @@ def _schemas(types: list[dict[str, Any]]) -> JsonObject:
                     "format": "uri-reference",
                     "description": "The request path.",
                 },
+                "evidence": {
+                    "type": "string",
+                    "pattern": "^[A-Za-z0-9_-]+$",
+                    "description": (
+                        "Only on a final refusal of `POST /v1/messages` whose body is a "
+                        "genuine envelope of the authenticated member: base64url of the "
+                        "hub-signed `rejected` evidence (PROTOCOL.md §9.2)."
+                    ),
+                },
             },
             "required": ["type", "title", "status", "detail", "instance"],
             "x-problem-types": types,
