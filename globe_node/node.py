@@ -104,6 +104,10 @@ CHUNK: Final = 1 << 16
 MAX_ATTACHMENT: Final = 2 << 30
 #: Seconds to relay through the hub after a peer's endpoint failed, before trying it again.
 PEER_RETRY: Final = 60.0
+#: Seconds a verified prekey of a peer is used before the hub is asked again.
+PREKEY_CACHE: Final = 300.0
+#: Messages delivered concurrently by one delivery pass.
+DELIVERY_CONCURRENCY: Final = 8
 
 
 @dataclass(frozen=True, slots=True)
@@ -146,6 +150,7 @@ class Node:
         self._sync_soon = asyncio.Event()
         self._sync_lock = asyncio.Lock()
         self._peer_prekeys: dict[AuthorityId, SignedPrekey] = {}
+        self._prekey_fetched: dict[AuthorityId, float] = {}  # monotonic time of the fetch
         #: Attachment upload progress of messages being relayed: (bytes sent, total).
         self.uploads: dict[str, tuple[int, int]] = {}
         self._transport_index: tuple[int, dict[KeyId, AuthorityId]] = (
@@ -238,7 +243,8 @@ class Node:
         try:
             await self.sync_directory()
             await self.ensure_prekeys()
-            await self.pull()
+            if not self.push_connected:  # the stream delivers; it pulls once per connect
+                await self.pull()
         except TransportError as exc:
             self.hub_reachable = False
             log.info("hub unreachable: %s", exc.detail)
@@ -426,6 +432,13 @@ class Node:
     async def _recipient_key(self, authority: AuthorityId, now: int) -> KemPublicKey:
         """The recipient's newest valid signed prekey, else its certified KA key (§6.6)."""
         member = self.state.active_member(authority, now)
+        cached = self._peer_prekeys.get(authority)
+        if (
+            cached is not None
+            and self._prekey_fetched.get(authority, 0.0) + PREKEY_CACHE > time.monotonic()
+            and cached.not_before <= now < cached.not_after - PREKEY_CACHE
+        ):
+            return cached.key  # verified recently; the hub is asked again after a while
         try:
             containers = await self.hub.get_prekeys(authority)
         except TransportError:
@@ -461,6 +474,7 @@ class Node:
         if best is None:
             return member.certificate.ka_key()
         self._peer_prekeys[authority] = best
+        self._prekey_fetched[authority] = time.monotonic()
         return best.key
 
     # -- sending ----------------------------------------------------------------------------
@@ -673,8 +687,16 @@ class Node:
                     )
                 )
             ).scalar()
-        for mid in due:
-            await self._deliver(mid)
+        limit = asyncio.Semaphore(DELIVERY_CONCURRENCY)
+
+        async def one(mid: str) -> None:
+            async with limit:
+                await self._deliver(mid)
+
+        outcomes = await asyncio.gather(*(one(mid) for mid in due), return_exceptions=True)
+        for mid, outcome in zip(due, outcomes, strict=True):
+            if isinstance(outcome, Exception):
+                log.error("delivery of %s failed: %r", mid, outcome)
         if due:
             return 0.0
         return 30.0 if nxt is None else max(0.05, float(nxt - self.now()))
