@@ -12,6 +12,8 @@ from hub.errors import ConfigError
 __all__ = ["CONFIG_NAME", "HubConfig", "Limits", "load_config", "render_config"]
 
 CONFIG_NAME = "hub.toml"
+MIB = 1 << 20
+GIB = 1 << 30
 
 
 @dataclass(frozen=True, slots=True)
@@ -23,6 +25,42 @@ class Limits:
     burst: int = 100  # token-bucket depth
     clock_skew: int = 60  # seconds accepted either side for signed requests
     page_size: int = 500  # maximum log entries or search results per page
+    max_envelope: int = 2 * MIB  # bytes per submitted envelope
+    mailbox_count: int = 100_000  # items waiting per recipient
+    mailbox_bytes: int = 2 * GIB  # bytes waiting per recipient
+    batch_max: int = 256  # submissions per group commit
+    max_blob: int = 2 * GIB  # bytes per attachment blob
+    blob_quota: int = 16 * GIB  # bytes of blobs one authority may have stored at once
+    blob_grace: int = 86400  # seconds a blob no accepted envelope lists is kept
+
+    def check(self) -> None:
+        """:class:`ConfigError` naming the first value out of its range."""
+        for name, (lo, hi) in _RANGES.items():
+            value = getattr(self, name)
+            number = isinstance(value, int | float) if name in _REAL else isinstance(value, int)
+            if not number or isinstance(value, bool) or not lo <= value <= hi:
+                kind = "a number" if name in _REAL else "an integer"
+                raise ConfigError(
+                    f"[limits] {name} must be {kind} from {lo} to {hi}, not {value!r}"
+                )
+
+
+#: Accepted ranges of the ``[limits]`` values.
+_RANGES: dict[str, tuple[int | float, int | float]] = {
+    "max_body": (1024, GIB),
+    "rate_per_second": (0.001, 1e12),
+    "burst": (1, 10**12),
+    "clock_skew": (1, 86400),
+    "page_size": (1, 100_000),
+    "max_envelope": (1024, GIB),
+    "mailbox_count": (1, 10**12),
+    "mailbox_bytes": (1, 1 << 50),
+    "batch_max": (1, 10_000),
+    "max_blob": (1, 1 << 50),
+    "blob_quota": (1, 1 << 50),
+    "blob_grace": (0, 10 * 365 * 86400),
+}
+_REAL = frozenset({"rate_per_second"})
 
 
 @dataclass(frozen=True, slots=True)
@@ -65,9 +103,12 @@ def load_config(directory: Path) -> HubConfig:
         raise ConfigError(f"{path}: {exc}") from None
     try:
         limits = Limits(**raw.pop("limits", {}))
+        limits.check()
         return HubConfig(directory=directory, limits=limits, **raw)
     except TypeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: {exc.detail}") from None
 
 
 def render_config(config: HubConfig) -> str:
@@ -87,4 +128,11 @@ def render_config(config: HubConfig) -> str:
         f"burst = {lim.burst}\n"
         f"clock_skew = {lim.clock_skew}\n"
         f"page_size = {lim.page_size}\n"
+        f"max_envelope = {lim.max_envelope}\n"
+        f"mailbox_count = {lim.mailbox_count}\n"
+        f"mailbox_bytes = {lim.mailbox_bytes}\n"
+        f"batch_max = {lim.batch_max}\n"
+        f"max_blob = {lim.max_blob}\n"
+        f"blob_quota = {lim.blob_quota}\n"
+        f"blob_grace = {lim.blob_grace}\n"
     )

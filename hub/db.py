@@ -21,9 +21,10 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    create_engine,
     event,
 )
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -42,6 +43,7 @@ __all__ = [
     "Prekey",
     "Proposal",
     "make_engine",
+    "make_writer_engine",
     "migrate",
     "session_factory",
 ]
@@ -230,22 +232,51 @@ class MessageBlob(Base):
     )
 
 
+def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=FULL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=30000")
+    cursor.close()
+
+
 def make_engine(url: str) -> AsyncEngine:
     """An async engine; SQLite gets WAL, ``synchronous=FULL`` and foreign keys."""
     if url.startswith("sqlite"):
         engine = create_async_engine(url, connect_args={"timeout": 30})
-
-        @event.listens_for(engine.sync_engine, "connect")
-        def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-            cursor = dbapi_connection.cursor()
-            cursor.execute("PRAGMA journal_mode=WAL")
-            cursor.execute("PRAGMA synchronous=FULL")
-            cursor.execute("PRAGMA foreign_keys=ON")
-            cursor.execute("PRAGMA busy_timeout=30000")
-            cursor.close()
-
+        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def make_writer_engine(engine: AsyncEngine) -> Engine | None:
+    """For a SQLite file database: a synchronous engine on the same file, with the
+    same pragmas (WAL, ``synchronous=FULL``, foreign keys), for the group-commit
+    writer's own connection, used from one thread; ``None`` for anything else.
+
+    With it a whole batch is one hand-off to that thread, instead of one per
+    driver call through aiosqlite's thread.  Dispose it when done.
+    """
+    url = engine.url
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    writer = create_engine(
+        url.set(drivername="sqlite"), connect_args={"timeout": 30}, pool_size=1, max_overflow=0
+    )
+
+    # A shadow of ``engine``: its connections get the same "connect" listeners (the
+    # pragmas, and any other configuration added to ``engine``), and the writer's
+    # pooled connection goes whenever ``engine`` is disposed.
+    def _connect(dbapi_connection: Any, record: Any) -> None:
+        engine.sync_engine.pool.dispatch.connect(dbapi_connection, record)
+
+    def _disposed(_engine: Any) -> None:
+        writer.dispose()
+
+    event.listen(writer, "connect", _connect)
+    event.listen(engine.sync_engine, "engine_disposed", _disposed)
+    return writer
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:

@@ -2,13 +2,17 @@
 release them only against the recipient's signed receipt (BRIEF R9-R11).
 
 Acceptance order (R9): size cap → strict parse → sender certified and active →
-outer signature → every recipient active → idempotency → per-recipient quota →
-**durable commit, then acknowledge** with hub-signed acceptance evidence.
+outer signature → every recipient active → per-recipient quota → **durable
+commit, then acknowledge** with hub-signed acceptance evidence.  Idempotency is
+decided in the commit: an id already stored is answered as a resubmission (the
+same bytes: 200 and the stored evidence) or a conflict (other bytes: 409), also
+when the quota or a blob check would refuse the envelope.
 
 Submissions are committed by one writer task that batches whatever is queued
-into a single transaction (group commit), so a synchronous commit per batch,
-not per message, bounds throughput; each submitter is answered only after the
-commit that holds its envelope (R10).
+into a single transaction (group commit) of a few multi-row statements, so a
+synchronous commit per batch, not per message, bounds throughput and no
+submission costs a database round trip of its own; each submitter is answered
+only after the commit that holds its envelope, or that found it stored (R10).
 """
 
 from __future__ import annotations
@@ -17,18 +21,21 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Awaitable, Callable
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import delete, func, insert, select, text, tuple_
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from hub import db
 from hub.errors import Conflict, NotFound
 from hub.metrics import Metrics
 from hub.service import HubService, Principal
-from protocol import canonical
+from protocol import canonical, labels
 from protocol.envelope import (
     Envelope,
     check_recipients_active,
@@ -44,6 +51,7 @@ from protocol.errors import (
 )
 from protocol.ids import AuthorityId, MessageId
 from protocol.receipts import DeliveryReceipt, EvidenceKind, make_evidence
+from protocol.signed import sign_object
 
 __all__ = ["MailboxFull", "Router", "RoutingLimits"]
 
@@ -51,6 +59,7 @@ log = logging.getLogger("globe.hub.routing")
 
 #: Advisory-lock key serialising mailbox writers on PostgreSQL ("GLBM").
 _MAILBOX_LOCK: Final = 0x474C424D
+_LOCK: Final = text("SELECT pg_advisory_xact_lock(:key)")
 ENVELOPE: Final = "envelope"
 RECEIPT: Final = "receipt"
 NON_DELIVERY: Final = "non-delivery"
@@ -78,6 +87,7 @@ class RoutingLimits:
 @dataclass(slots=True)
 class _Pending:
     envelope: Envelope
+    hash: bytes  # envelope.hash, computed once
     evidence: bytes
     accepted: int
     #: Resolved after the commit: ``None`` for a new envelope, or the evidence stored
@@ -85,6 +95,15 @@ class _Pending:
     done: asyncio.Future[bytes | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
+
+
+@dataclass(slots=True)
+class _Outcome:
+    """What a group commit did with each submission of its batch."""
+
+    new: list[tuple[int, _Pending]] = field(default_factory=list)  # (messages.id, item)
+    again: list[tuple[_Pending, bytes]] = field(default_factory=list)  # stored evidence
+    conflicts: list[_Pending] = field(default_factory=list)
 
 
 class Router:
@@ -105,9 +124,24 @@ class Router:
         self.on_release: Callable[[list[tuple[str, str]]], Awaitable[None]] | None = None
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
+        self._conn: AsyncConnection | None = None  # the writer's connection (PostgreSQL)
+        # SQLite: the writer's engine and thread (db.make_writer_engine).
+        self._sqlite_engine: Engine | None = None
+        self._sqlite_writer: ThreadPoolExecutor | None = None
         self._usage: dict[str, list[int]] = {}  # recipient -> [count, bytes] waiting
         self.batch_sizes: list[int] = []  # recent group-commit sizes
         self._postgres = service.engine.dialect.name == "postgresql"
+        self._network = canonical.b64e(service.genesis.digest)
+        dialect_insert = postgresql.insert if self._postgres else sqlite.insert
+        #: The batch's messages, executed as multi-row INSERTs ("insertmanyvalues").
+        self._insert_messages = (
+            dialect_insert(db.Message)
+            .on_conflict_do_nothing(index_elements=[db.Message.sender, db.Message.message_id])
+            .returning(db.Message.id, db.Message.sender, db.Message.message_id)
+        )
+        self._insert_mailbox = insert(db.MailboxItem)
+        self._insert_links = insert(db.MessageBlob)
+        self._insert_conflicts = insert(db.ConflictRecord)
         self.metrics = Metrics()  # create_app shares its registry here
 
     # -- lifecycle ---------------------------------------------------------------------
@@ -123,6 +157,9 @@ class Router:
                 ).group_by(db.MailboxItem.recipient)
             )
             self._usage = {r: [int(c), int(b)] for r, c, b in rows.all()}
+        self._sqlite_engine = db.make_writer_engine(self.service.engine)
+        if self._sqlite_engine is not None:
+            self._sqlite_writer = ThreadPoolExecutor(1, thread_name_prefix="globe-sqlite-writer")
         self._writer = asyncio.create_task(self._write_loop(), name="globe-group-commit")
 
     async def stop(self) -> None:
@@ -133,6 +170,13 @@ class Router:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._writer
             self._writer = None
+        await self._close_connection()
+        writer, self._sqlite_writer = self._sqlite_writer, None
+        if writer is not None:
+            writer.shutdown(wait=True)
+        engine, self._sqlite_engine = self._sqlite_engine, None
+        if engine is not None:
+            engine.dispose()
 
     # -- acceptance ------------------------------------------------------------------
 
@@ -141,6 +185,12 @@ class Router:
 
         201 for a new envelope, 200 with the original evidence for an exact
         resubmission; :class:`ConflictError` (409) for the same id with other bytes.
+
+        Idempotency is decided by the group commit, not by a lookup per submission:
+        the batch is inserted with ``ON CONFLICT DO NOTHING`` and only the envelopes
+        that hit a stored (or an earlier queued) id are compared with it.  A refusal
+        by quota or blob check first looks for a stored envelope, so a resubmission
+        is answered as one even when the mailbox is full or its blobs are gone.
         """
         svc = self.service
         now = svc.now()
@@ -149,23 +199,18 @@ class Router:
             raise MalformedError("an envelope is submitted by its sender")
         verify_envelope(env, svc.state, now)
         check_recipients_active(env, svc.state, now)
-        existing = await self._existing(env)
-        if existing is not None:
-            return existing
-        if env.header.blobs:
-            await self._check_blobs(env)
-        self._check_quota(env)
-        evidence = make_evidence(
-            genesis=svc.genesis,
-            hub=svc.hub_key,
-            kind=EvidenceKind.ACCEPTED,
-            message_id=env.header.message_id,
-            envelope_hash=env.hash,
-            sender=env.header.sender,
-            recipients=[r.authority for r in env.header.recipients],
-            time=now,
-        ).signed.encode()
-        pending = _Pending(env, evidence, now)
+        try:
+            if env.header.blobs:
+                await self._check_blobs(env)
+            self._check_quota(env)
+        except GlobeError:
+            existing = await self._existing(env)
+            if existing is not None:
+                return existing
+            raise
+        digest = env.hash
+        evidence = self.acceptance_evidence(env, now, digest)
+        pending = _Pending(env, digest, evidence, now)
         # Reserve the quota now, not at commit: concurrent submissions must not all
         # pass the check above before any of them is counted.
         self._reserve(env, 1)
@@ -173,12 +218,35 @@ class Router:
             await self._queue.put(pending)
             stored = await pending.done  # raised if the commit failed: nothing acknowledged
         except BaseException:
-            self._reserve(env, -1)
+            self._reserve(env, -1)  # a conflict (409) too: nothing new waits
             raise
-        if stored is not None:  # a concurrent submission of the same bytes won the commit
+        if stored is not None:  # the envelope was stored before: a resubmission
             self._reserve(env, -1)
             return 200, stored
         return 201, evidence
+
+    def acceptance_evidence(self, env: Envelope, time: int, digest: bytes | None = None) -> bytes:
+        """The hub-signed ACCEPTED evidence for ``env``, as exact bytes.
+
+        The container :func:`~protocol.receipts.make_evidence` builds (the same
+        bytes: Ed25519 signatures are deterministic), without parsing the fresh
+        container again and verifying the hub's own signature on it, which would
+        cost a third Ed25519 verification per accepted envelope.  ``digest``:
+        ``env.hash``, if the caller has it already.
+        """
+        h = env.header
+        payload: dict[str, object] = {
+            "type": "evidence",
+            "v": 1,
+            "network": self._network,
+            "kind": EvidenceKind.ACCEPTED.value,
+            "id": str(h.message_id),
+            "envelope": canonical.b64e(env.hash if digest is None else digest),
+            "sender": str(h.sender),
+            "recipients": sorted(str(r.authority) for r in h.recipients),
+            "time": time,
+        }
+        return sign_object(payload, labels.EVIDENCE, [self.service.hub_key]).encode()
 
     def _reserve(self, env: Envelope, sign: int) -> None:
         for r in env.header.recipients:
@@ -251,69 +319,142 @@ class Router:
         try:
             await self._insert(batch)
         except IntegrityError:
-            # Two submissions of one id raced into this batch: commit one by one so
-            # each gets its own answer (the loser sees the winner on retry).
+            # Only a foreign key can refuse the batch (a listed blob removed since
+            # _check_blobs): commit one by one so that only its submitter fails.
             for item in batch:
                 try:
                     await self._insert([item])
-                except IntegrityError as exc:
-                    # The same envelope committed by a concurrent submission: answer
-                    # this one as the resubmission it is (200, the stored evidence).
-                    try:
-                        existing = await self._existing(item.envelope)
-                    except GlobeError as refusal:
-                        _fail(item, refusal)
-                        continue
-                    if existing is None:
-                        _fail(item, exc)
-                    elif not item.done.done():
-                        item.done.set_result(existing[1])
-                except (StorageError, SQLAlchemyError, OSError) as exc:
+                except (IntegrityError, StorageError, SQLAlchemyError, OSError) as exc:
+                    _storage_failure(exc)
                     _fail(item, exc)
-            return
         except (StorageError, SQLAlchemyError, OSError) as exc:
+            _storage_failure(exc)
             for item in batch:
                 _fail(item, exc)
-            return
 
     async def _insert(self, batch: list[_Pending]) -> None:
-        committed: list[_Pending] = []
+        """Commit a batch in one transaction, then answer each submitter.
+
+        One multi-row ``INSERT … ON CONFLICT (sender, message_id) DO NOTHING
+        RETURNING`` into ``messages``; of several submissions of one id in the
+        batch, the first is the one inserted.  Every other submission (its id
+        stored before, or taken earlier in the batch) is compared with the stored
+        envelope: the same bytes are a resubmission (answered with the stored
+        evidence), other bytes a conflict (recorded, then refused).  Then one
+        multi-row insert each into ``mailbox`` and ``message_blobs`` for the
+        envelopes actually inserted, in insertion order.
+
+        On PostgreSQL the transaction runs on the writer's own async Core
+        connection, kept from batch to batch (no pool checkout, reset or
+        ``pool_pre_ping`` round trip per batch) and replaced after any failure.  On
+        SQLite it runs in the writer's thread on a synchronous connection to the
+        same file (:func:`hub.db.make_writer_engine`): the whole batch is one
+        hand-off to that thread instead of one per driver call.
+        """
+        live = [item for item in batch if not item.done.done()]
+        if not live:
+            return
+        if self._sqlite_writer is not None:
+            loop = asyncio.get_running_loop()
+            outcome = await loop.run_in_executor(self._sqlite_writer, self._sqlite_batch, live)
+        else:
+            if self._conn is None:
+                self._conn = await self.service.engine.connect()
+            try:
+                async with self._conn.begin():
+                    outcome = await self._conn.run_sync(self._transaction, live)
+            except BaseException:
+                await self._close_connection()  # a fresh one for the next batch
+                raise
+        # Committed: only now is anybody answered.
+        if outcome.new:  # commits that stored envelopes (not resubmissions alone)
+            self.batch_sizes = [*self.batch_sizes[-999:], len(outcome.new)]
+            self.metrics.commit_batch.observe(len(outcome.new))
         touched: set[str] = set()
-        async with self.service.unit() as s:
-            await self._serialise(s)
-            for item in batch:
-                if item.done.done():
-                    continue
-                h = item.envelope.header
-                result = await s.execute(
-                    insert(db.Message).values(
-                        sender=str(h.sender), message_id=str(h.message_id),
-                        envelope_hash=item.envelope.hash, data=item.envelope.raw,
-                        size=len(item.envelope.raw), expires=h.expires, accepted=item.accepted,
-                        evidence=item.evidence,
-                    ).returning(db.Message.id)
-                )  # fmt: skip
-                message = result.scalar_one()
-                await s.execute(
-                    insert(db.MailboxItem),
-                    [
-                        {"recipient": str(r.authority), "kind": ENVELOPE, "message": message,
-                         "payload": None, "size": len(item.envelope.raw), "created": item.accepted}
-                        for r in h.recipients
-                    ],
-                )  # fmt: skip
-                if h.blobs:  # the foreign key refuses a blob removed since _check_blobs
-                    await s.execute(
-                        insert(db.MessageBlob), [{"message": message, "blob": b} for b in h.blobs]
-                    )
-                committed.append(item)
-        self.batch_sizes = [*self.batch_sizes[-999:], len(committed)]
-        self.metrics.commit_batch.observe(len(committed))
-        for item in committed:  # their quota was reserved at submission
+        for _message, item in outcome.new:  # their quota was reserved at submission
             touched.update(str(r.authority) for r in item.envelope.header.recipients)
             if not item.done.done():
                 item.done.set_result(None)
+        for item, evidence in outcome.again:
+            if not item.done.done():
+                item.done.set_result(evidence)
+        for item in outcome.conflicts:
+            mid = item.envelope.header.message_id
+            _fail(item, ConflictError(f"message {mid} was accepted before with other bytes"))
         self.on_commit(touched)
+
+    def _sqlite_batch(self, live: list[_Pending]) -> _Outcome:
+        """One batch in the SQLite writer's thread (its engine pools one connection)."""
+        assert self._sqlite_engine is not None  # noqa: S101 - SQLite only
+        with self._sqlite_engine.begin() as conn:
+            return self._transaction(conn, live)
+
+    async def _close_connection(self) -> None:
+        conn, self._conn = self._conn, None
+        if conn is not None:
+            with contextlib.suppress(SQLAlchemyError, OSError):
+                await conn.close()
+
+    def _transaction(self, conn: Connection, live: list[_Pending]) -> _Outcome:
+        """The statements of one batch, inside its transaction (see :meth:`_insert`)."""
+        if self._postgres:  # see _serialise
+            conn.execute(_LOCK, {"key": _MAILBOX_LOCK})
+        first: dict[tuple[str, str], _Pending] = {}
+        for item in live:
+            first.setdefault(_key(item.envelope), item)
+        inserted = conn.execute(
+            self._insert_messages,
+            [
+                {"sender": s, "message_id": m, "envelope_hash": item.hash,
+                 "data": item.envelope.raw, "size": len(item.envelope.raw),
+                 "expires": item.envelope.header.expires, "accepted": item.accepted,
+                 "evidence": item.evidence}
+                for (s, m), item in first.items()
+            ],
+        )  # fmt: skip
+        ids = {(r.sender, r.message_id): int(r.id) for r in inserted}
+        stored = _stored(conn, [key for key in first if key not in ids])
+        outcome = _Outcome()
+        for item in live:
+            key = _key(item.envelope)
+            if key in ids and first[key] is item:
+                outcome.new.append((ids[key], item))
+                continue
+            envelope_hash, evidence = (
+                (first[key].hash, first[key].evidence) if key in ids else stored[key]
+            )
+            if envelope_hash == item.hash:
+                outcome.again.append((item, evidence))
+            else:
+                outcome.conflicts.append(item)
+        outcome.new.sort(key=lambda pair: pair[0])  # mailbox order = message order
+        mailbox = [
+            {"recipient": str(r.authority), "kind": ENVELOPE, "message": message,
+             "payload": None, "size": len(item.envelope.raw), "created": item.accepted}
+            for message, item in outcome.new
+            for r in item.envelope.header.recipients
+        ]  # fmt: skip
+        if mailbox:
+            conn.execute(self._insert_mailbox, mailbox)
+        links = [
+            {"message": message, "blob": b}
+            for message, item in outcome.new
+            for b in item.envelope.header.blobs
+        ]
+        if links:  # the foreign key refuses a blob removed since _check_blobs
+            conn.execute(self._insert_links, links)
+        if outcome.conflicts:
+            now = self.service.now()
+            conn.execute(
+                self._insert_conflicts,
+                [
+                    {"sender": s, "message_id": m, "envelope_hash": item.hash,
+                     "data": item.envelope.raw, "time": now}
+                    for item in outcome.conflicts
+                    for s, m in (_key(item.envelope),)
+                ],
+            )  # fmt: skip
+        return outcome
 
     async def _serialise(self, s: AsyncSession) -> None:
         """Make mailbox cursors follow commit order across hub processes.
@@ -325,7 +466,7 @@ class Router:
         adds mailbox items commit in ``seq`` order.  SQLite has a single writer.
         """
         if self._postgres:
-            await s.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": _MAILBOX_LOCK})
+            await s.execute(_LOCK, {"key": _MAILBOX_LOCK})
 
     # -- mailboxes ----------------------------------------------------------------------
 
@@ -533,6 +674,40 @@ class Router:
 
 def _aid(text: str) -> AuthorityId:
     return AuthorityId.parse(text)
+
+
+def _stored(
+    conn: Connection, keys: list[tuple[str, str]]
+) -> dict[tuple[str, str], tuple[bytes, bytes]]:
+    """(envelope hash, evidence) stored under ids committed before this batch."""
+    if not keys:
+        return {}
+    rows = conn.execute(
+        select(
+            db.Message.sender, db.Message.message_id, db.Message.envelope_hash, db.Message.evidence
+        ).where(tuple_(db.Message.sender, db.Message.message_id).in_(keys))
+    )
+    found = {(r.sender, r.message_id): (r.envelope_hash, r.evidence) for r in rows}
+    if len(found) != len(keys):  # cannot happen: messages are never deleted
+        raise StorageError("a message id is neither new nor stored")
+    return found
+
+
+def _key(env: Envelope) -> tuple[str, str]:
+    return str(env.header.sender), str(env.header.message_id)
+
+
+def _storage_failure(exc: BaseException) -> None:
+    """Log why a group commit failed: the driver's message, never the statement or its
+    parameters (which hold envelope bytes)."""
+    if isinstance(exc, GlobeError):
+        return
+    cause = getattr(exc, "orig", None) or exc
+    log.error(
+        "storage failure: %s: %s",
+        type(cause).__name__,
+        str(cause.args[0] if cause.args else "")[:200],
+    )
 
 
 def _fail(item: _Pending, exc: BaseException) -> None:

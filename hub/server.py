@@ -99,6 +99,7 @@ async def open_hub(
     config: HubConfig, passphrase: bytes, *, genesis_path: Path | None = None
 ) -> HubRuntime:
     """Load key and genesis, migrate the database, verify the stored log, build the app."""
+    config.limits.check()
     hub_key = load_hub_key(config.key_path, passphrase)
     genesis = load_genesis(genesis_path or config.genesis_path)
     if genesis.hub_key != hub_key.verify_key:
@@ -122,7 +123,14 @@ async def open_hub(
         await engine.dispose()
         raise
     lim = config.limits
-    router = Router(service, limits=RoutingLimits(page_size=lim.page_size))
+    routing = RoutingLimits(
+        max_envelope=lim.max_envelope,
+        mailbox_count=lim.mailbox_count,
+        mailbox_bytes=lim.mailbox_bytes,
+        batch_max=lim.batch_max,
+        page_size=lim.page_size,
+    )
+    router = Router(service, limits=routing)
     pusher = Pusher(router, service, database_url=config.database_url)
     router.on_commit = pusher.notify  # committed mailbox items wake the recipients' streams
     app = create_app(
@@ -133,7 +141,13 @@ async def open_hub(
         rate_per_second=lim.rate_per_second,
         burst=lim.burst,
         page_size=lim.page_size,
-        blobs=BlobStore(service, config.directory / "blobs"),
+        blobs=BlobStore(
+            service,
+            config.directory / "blobs",
+            max_blob=lim.max_blob,
+            quota_bytes=lim.blob_quota,
+            grace=lim.blob_grace,
+        ),
     )
     add_push_routes(app, pusher)
 

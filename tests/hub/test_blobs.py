@@ -28,6 +28,7 @@ import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
+from sqlalchemy import delete as sa_delete
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub import blobs, db
@@ -211,6 +212,55 @@ async def test_exact_resubmission_of_an_envelope_is_still_idempotent(bh: BlobHub
     again = await bh.hub.send(fr, envelope)
     assert (again.status, again.body) == (200, first.body)
     assert len(await bh.links()) == 1
+
+
+async def test_a_blob_removed_before_the_commit_fails_only_its_envelope(
+    bh: BlobHub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The foreign key refuses the batch; committed one by one, only the envelope
+    that lists the removed blob fails (503, retryable), and nothing of it is kept."""
+    fr, de = await bh.members("FR-PNF", "DE-BKA")
+    blob_id = new_id()
+    (await bh.put(fr, blob_id, b"ciphertext")).ok(201)
+    router = bh.hub.router
+    gate, batches = asyncio.Event(), []
+    commit = router._commit
+
+    async def gated(batch: Any) -> None:
+        batches.append(len(batch))
+        await gate.wait()
+        await commit(batch)
+
+    async def queued(count: int) -> None:  # bounded in steps, not timed
+        for _ in range(4000):
+            if batches and router._queue.qsize() >= count:
+                return
+            await asyncio.sleep(0.005)
+        raise AssertionError("the submissions never queued")
+
+    monkeypatch.setattr(router, "_commit", gated)
+    blocker = asyncio.create_task(bh.hub.send(fr, bh.seal(fr, de, blobs=[])))
+    await queued(0)
+    listing, plain = bh.seal(fr, de, blobs=[blob_id]), bh.seal(fr, de, blobs=[])
+    sends = []
+    for i, env in enumerate((listing, plain)):
+        sends.append(asyncio.create_task(bh.hub.send(fr, env)))
+        await queued(i + 1)
+    async with bh.hub.engine.begin() as conn:  # removed after the submission's check
+        await conn.execute(sa_delete(db.Blob).where(db.Blob.id == blob_id))
+    gate.set()
+    (await blocker).ok(201)
+    refused, accepted = await asyncio.gather(*sends)
+    assert batches == [1, 2]
+    refused.problem(503, "storage")
+    accepted.ok(201)
+    stored = [m.data for m in await bh.hub.rows(db.Message)]
+    assert (len(stored), plain in stored, listing in stored) == (2, True, False)
+    assert len(await bh.hub.rows(db.MailboxItem)) == 2  # the blocker's and plain's
+    assert router.depth()["DE-BKA"][0] == 2  # the refused one's reservation was released
+    assert await bh.links() == []
+    # Retried, the envelope is refused for what it is: its blob is gone.
+    (await bh.hub.send(fr, listing)).problem(409, "state-conflict")
 
 
 # --- upload refusals --------------------------------------------------------------------------

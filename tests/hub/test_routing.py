@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 import pytest
+from sqlalchemy.exc import OperationalError
 
 from hub import db
 from hub.routing import Router, RoutingLimits
@@ -24,11 +25,11 @@ from protocol.genesis import make_genesis
 from protocol.ids import MessageId
 from protocol.keys import SigningKey
 from protocol.membership import Action
-from protocol.receipts import DeliveryReceipt, Evidence, EvidenceKind
+from protocol.receipts import DeliveryReceipt, Evidence, EvidenceKind, make_evidence
 from protocol.requestauth import HEADER
 
 if TYPE_CHECKING:
-    from tests.hub.conftest import Applicant, Hub, HubFactory
+    from tests.hub.conftest import Applicant, Hub, HubFactory, Reply
 
 NAMES = {
     "FR-PNF": "Parquet national financier",
@@ -336,6 +337,27 @@ async def test_replayed_request_is_refused(hub: Hub) -> None:
     (await hub.send(fr, env)).ok(200)
 
 
+async def test_acceptance_evidence_is_the_container_make_evidence_builds(hub: Hub) -> None:
+    fr, de, es = await members(hub, "FR-PNF", "DE-BKA", "ES-FCC")
+    for sender, env in ((fr, hub.seal(fr, de)), (fr, hub.seal(fr, es, de)), (es, hub.seal(es, fr))):
+        parsed = parse_envelope(env)
+        reference = make_evidence(
+            genesis=hub.genesis,
+            hub=hub.hub_key,
+            kind=EvidenceKind.ACCEPTED,
+            message_id=parsed.header.message_id,
+            envelope_hash=parsed.hash,
+            sender=parsed.header.sender,
+            recipients=[r.authority for r in parsed.header.recipients],
+            time=hub.now() + 5,
+        ).signed.encode()
+        assert hub.router.acceptance_evidence(parsed, hub.now() + 5) == reference
+        reply = await hub.send(sender, env)
+        assert reply.status == 201
+        evidence = Evidence.decode(reply.body, hub.genesis)  # verifies the hub's signature
+        assert (evidence.kind, evidence.envelope_hash) == (EvidenceKind.ACCEPTED, parsed.hash)
+
+
 # --- idempotency and conflicts -------------------------------------------------------------
 
 
@@ -397,44 +419,156 @@ async def test_same_id_with_other_bytes_is_a_conflict_and_both_are_kept(hub: Hub
     (await hub.send(es, hub.seal(es, de, message_id=mid))).ok(201)
 
 
+class HeldWriter:
+    """Hold the group-commit writer so that the next submissions land in one batch.
+
+    A first submission (the blocker) is taken by the writer and held at its commit;
+    submissions made meanwhile wait in the queue, and :meth:`release` lets the
+    writer commit the blocker, then all of them as one batch.
+    """
+
+    def __init__(self, hub: Hub, monkeypatch: pytest.MonkeyPatch) -> None:
+        self.router = hub.router
+        self.gate = asyncio.Event()
+        self.batches: list[int] = []
+        commit = self.router._commit
+
+        async def gated(batch: Any) -> None:
+            self.batches.append(len(batch))
+            await self.gate.wait()
+            await commit(batch)
+
+        monkeypatch.setattr(self.router, "_commit", gated)
+
+    async def queued(self, count: int) -> None:
+        """Wait until the writer holds a batch and ``count`` submissions are queued
+        (bounded in steps; nothing here depends on timing)."""
+        for _ in range(4000):
+            if self.batches and self.router._queue.qsize() >= count:
+                return
+            await asyncio.sleep(0.005)
+        raise AssertionError(f"{count} submissions never queued ({self.router._queue.qsize()})")
+
+
+async def send_in_one_batch(
+    hub: Hub,
+    monkeypatch: pytest.MonkeyPatch,
+    blocker: tuple[Applicant, Applicant],
+    sends: list[tuple[Applicant, bytes]],
+) -> list[Reply]:
+    """Submit ``sends`` so that the writer commits them as one batch, in this order."""
+    held = HeldWriter(hub, monkeypatch)
+    first = asyncio.create_task(hub.send(blocker[0], hub.seal(*blocker)))
+    await held.queued(0)
+    tasks = []
+    for i, (sender, env) in enumerate(sends):  # one at a time: the queue keeps the order
+        tasks.append(asyncio.create_task(hub.send(sender, env)))
+        await held.queued(i + 1)
+    held.gate.set()
+    (await first).ok(201)
+    replies = list(await asyncio.gather(*tasks))
+    assert held.batches == [1, len(sends)]
+    return replies
+
+
+async def envelope_items(hub: Hub) -> list[tuple[str, int]]:
+    """(recipient, messages.id) of every envelope waiting, in mailbox order."""
+    return [(i.recipient, i.message or 0) for i in await by_seq(hub) if i.kind == "envelope"]
+
+
 @pytest.mark.parametrize("same_bytes", [True, False], ids=["same-bytes", "other-bytes"])
 async def test_racing_submissions_of_one_id(
     hub: Hub, monkeypatch: pytest.MonkeyPatch, same_bytes: bool
 ) -> None:
+    """Two submissions of one id in one batch: the first wins, the second is answered
+    as a resubmission (200, the winner's evidence) or refused as a conflict (409)."""
     fr, de = await members(hub, "FR-PNF", "DE-BKA")
     mid = MessageId.new(crypto.system_rng)
     first = hub.seal(fr, de, message_id=mid)
     second = first if same_bytes else hub.seal(fr, de, message_id=mid)
-    router = hub.router
-    # Hold the writer until both submissions have passed the idempotency check.
-    checked, gate = [], asyncio.Event()
-    existing, commit = router._existing, router._commit
-
-    async def counted(env: Any) -> Any:
-        result = await existing(env)
-        checked.append(env)
-        return result
-
-    async def gated(batch: Any) -> None:
-        await gate.wait()
-        await commit(batch)
-
-    monkeypatch.setattr(router, "_existing", counted)
-    monkeypatch.setattr(router, "_commit", gated)
-    sends = [asyncio.create_task(hub.send(fr, env)) for env in (first, second)]
-    while len(checked) < 2:
-        await asyncio.sleep(0.005)
-    await asyncio.sleep(0.05)  # both enqueue
-    gate.set()
-    replies = await asyncio.gather(*sends)
-    assert len(await hub.rows(db.Message)) == 1
-    winner = next(r for r in replies if r.status == 201)
-    loser = next(r for r in replies if r is not winner)
+    assert (first == second) is same_bytes
+    winner, loser = await send_in_one_batch(hub, monkeypatch, (fr, de), [(fr, first), (fr, second)])
+    assert winner.status == 201
+    (msg,) = [m for m in await hub.rows(db.Message) if m.message_id == str(mid)]
+    assert (msg.data, msg.evidence) == (first, winner.body)
     if same_bytes:
         assert (loser.status, loser.body) == (200, winner.body)
+        assert await hub.rows(db.ConflictRecord) == []
     else:
-        loser.problem(409, "conflict")
-        assert len(await hub.rows(db.ConflictRecord)) == 1
+        assert str(mid) in loser.problem(409, "conflict")["detail"]
+        (conflict,) = await hub.rows(db.ConflictRecord)
+        assert (conflict.sender, conflict.message_id, conflict.envelope_hash, conflict.data) == (
+            "FR-PNF",
+            str(mid),
+            envelope_hash(second),
+            second,
+        )
+    # One copy waits for the recipient, and the quota counts exactly that.
+    assert [m for r, m in await envelope_items(hub) if m == msg.id] == [msg.id]
+    assert hub.router.batch_sizes[-1] == 1
+    await usage_matches_rows(hub)
+
+
+async def test_batch_mixing_new_envelopes_resubmissions_and_conflicts(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fr, de, es, it = await members(hub, "FR-PNF", "DE-BKA", "ES-FCC", "IT-GDF")
+    stored = hub.seal(fr, de, es)
+    accepted = await hub.send(fr, stored)
+    assert accepted.status == 201
+    stored_id = header_of(stored).message_id
+    substitute = hub.seal(fr, de, message_id=stored_id, content=b'{"text":"substitute"}')
+    mid = MessageId.new(crypto.system_rng)
+    twice = hub.seal(es, de, message_id=mid)
+    twice_other = hub.seal(es, de, message_id=mid, content=b'{"text":"other"}')
+    new1, new2 = hub.seal(fr, de, es), hub.seal(es, fr)
+    hub.clock.advance(10)
+    sends = [
+        (fr, new1),
+        (fr, stored),  # stored before this batch, same bytes
+        (es, twice),
+        (fr, substitute),  # stored before this batch, other bytes
+        (es, twice),  # taken earlier in this batch, same bytes
+        (es, twice_other),  # taken earlier in this batch, other bytes
+        (es, new2),
+    ]
+    replies = await send_in_one_batch(hub, monkeypatch, (de, it), sends)
+    assert [r.status for r in replies] == [201, 200, 201, 409, 200, 409, 201]
+    assert replies[1].body == accepted.body  # the stored evidence, timed at the first acceptance
+    assert Evidence.decode(replies[1].body, hub.genesis).time == hub.now() - 10
+    assert replies[4].body == replies[2].body
+    replies[3].problem(409, "conflict")
+    replies[5].problem(409, "conflict")
+    for env, reply in zip(sends, replies, strict=True):
+        if reply.status == 201:
+            evidence = Evidence.decode(reply.body, hub.genesis)
+            assert evidence.envelope_hash == envelope_hash(env[1])
+            assert evidence.time == hub.now()
+
+    # The batch committed the three new envelopes (and the blocker), in batch order.
+    messages = await by_id(hub)
+    assert [m.data for m in messages][-3:] == [new1, twice, new2]
+    assert len(messages) == 5
+    assert {(m.message_id, m.data) for m in messages} >= {
+        (str(stored_id), stored),
+        (str(mid), twice),
+    }
+    conflicts = sorted(await hub.rows(db.ConflictRecord), key=lambda c: c.id)
+    assert [(c.sender, c.message_id, c.data, c.time) for c in conflicts] == [
+        ("FR-PNF", str(stored_id), substitute, hub.now()),
+        ("ES-FCC", str(mid), twice_other, hub.now()),
+    ]
+    # Every recipient holds each accepted envelope exactly once, in acceptance order.
+    ids = {m.data: m.id for m in messages}
+    items = await envelope_items(hub)
+    assert len(items) == len(set(items))
+    assert [m for r, m in items if r == "DE-BKA"] == [ids[stored], ids[new1], ids[twice]]
+    assert [m for r, m in items if r == "ES-FCC"] == [ids[stored], ids[new1]]
+    assert [m for r, m in items if r == "FR-PNF"] == [ids[new2]]
+    assert [m for r, m in items if r == "IT-GDF"] == [messages[1].id]  # the blocker
+    assert data_of(await hub.pull(es)) == [stored, new1]
+    assert hub.router.batch_sizes[-1] == 3
+    await usage_matches_rows(hub)
 
 
 # --- mailboxes -----------------------------------------------------------------------------
@@ -861,6 +995,60 @@ async def test_mailbox_quota_holds_under_concurrent_submissions(make_hub: HubFac
 
 
 # --- durability ------------------------------------------------------------------------------
+
+
+async def test_a_failed_group_commit_acknowledges_nothing(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    fr, de = await members(hub, "FR-PNF", "DE-BKA")
+    stored = hub.seal(fr, de)
+    accepted = await hub.send(fr, stored)
+    assert accepted.status == 201
+    envelopes = [hub.seal(fr, de, content=b'{"n":%d}' % i) for i in range(3)]
+    router = hub.router
+    transaction = router._transaction
+    failed: list[int] = []
+
+    def broken(conn: Any, live: Any) -> Any:
+        transaction(conn, live)  # every statement runs; the transaction then fails
+        failed.append(len(live))
+        raise OperationalError("COMMIT", {}, OSError("disk I/O error"))
+
+    monkeypatch.setattr(router, "_transaction", broken)
+    replies = await asyncio.gather(*(hub.send(fr, env) for env in [*envelopes, stored]))
+    for reply in replies:  # the resubmission too: it is answered only after a commit
+        reply.problem(503, "storage")
+        assert reply.headers["Retry-After"] == "1"
+    assert sum(failed) == 4
+    (msg,) = await hub.rows(db.Message)
+    assert msg.data == stored
+    assert len(await hub.rows(db.MailboxItem)) == 1
+    assert router.depth()["DE-BKA"] == (1, len(stored))
+    monkeypatch.undo()  # the next batch gets a fresh connection and commits
+    replies = await asyncio.gather(*(hub.send(fr, env) for env in [*envelopes, stored]))
+    assert [r.status for r in replies] == [201, 201, 201, 200]
+    assert replies[3].body == accepted.body
+    pulled = data_of(await hub.pull(de))
+    assert (pulled[0], sorted(pulled[1:])) == (stored, sorted(envelopes))  # each exactly once
+    await usage_matches_rows(hub)
+
+
+async def test_the_sqlite_writer_connection_is_as_durable_as_the_others(hub: Hub) -> None:
+    """The group commit's own SQLite connection: WAL, synchronous=FULL, foreign keys."""
+    writer = db.make_writer_engine(hub.engine)
+    if hub.engine.dialect.name != "sqlite":
+        assert writer is None  # PostgreSQL: the writer keeps an async Core connection
+        return
+    assert writer is not None
+    try:
+        with writer.connect() as conn:
+            pragmas = [
+                conn.exec_driver_sql(f"PRAGMA {name}").scalar()
+                for name in ("journal_mode", "synchronous", "foreign_keys")
+            ]
+    finally:
+        writer.dispose()
+    assert pragmas == ["wal", 2, 1]  # synchronous 2 = FULL
 
 
 async def test_accepted_envelope_survives_a_restart(hub: Hub) -> None:
