@@ -35,6 +35,7 @@ demo: venv
 bench: venv
 	$(BIN)/python bench/bench_protocol.py --quick
 	$(BIN)/python bench/bench_directory.py --quick
+	$(BIN)/python bench/bench_hub.py --quick
 	$(BIN)/python bench/bench_node.py --quick
 
 clean:
