@@ -199,6 +199,7 @@ class Demo:
                 "--contact", f"duty officer, {name}", "--legal-basis", "UNCAC art. 36",
                 "--hub-url", self.hub_url, "--endpoint", f"http://127.0.0.1:{peer}",
                 "--peer-port", str(peer), "--api-port", str(api), "--kdf", "interactive",
+                "--allow-private-endpoints",
                 "--passphrase-file", self.pw,
             ]  # fmt: skip
             for lang in languages:

@@ -373,6 +373,7 @@ def cmd_init(args: argparse.Namespace) -> Result:
         authority=str(authority),
         hub_url=hub_url,
         peer_port=args.peer_port,
+        allow_private_endpoints=args.allow_private_endpoints,
         api_port=args.api_port,
     )
     keys = NodeKeys.generate()
@@ -1228,6 +1229,11 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat decla
     )
     p.add_argument(
         "--peer-port", type=_port, default=0, metavar="N", help="direct-delivery port (0: none)"
+    )
+    p.add_argument(
+        "--allow-private-endpoints",
+        action="store_true",
+        help="deliver directly to peers at loopback or private addresses (test networks only)",
     )
     p.add_argument(
         "--api-port", type=_api_port, default=8450, metavar="N", help="local API port (8450)"

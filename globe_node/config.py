@@ -50,6 +50,9 @@ class NodeConfig:
     retry_base: float = 1.0  # outbox backoff: base * 2**attempt, capped, with jitter
     retry_max: float = 300.0
     direct_timeout: float = 5.0  # a peer that does not answer in time: relay via the hub
+    allow_private_endpoints: bool = False  # post to loopback/private peer addresses (test nets)
+    peer_rate: float = 50.0  # peer listener: requests per second per address and per member
+    peer_burst: int = 200
     deadlines: Deadlines = field(default_factory=Deadlines)
 
     @property
@@ -85,12 +88,15 @@ _FLOAT_FIELDS = {f.name for f in fields(NodeConfig) if f.type in ("float", float
 
 
 _STR_FIELDS = {f.name for f in fields(NodeConfig) if f.type in ("str", str)}
+_BOOL_FIELDS = {f.name for f in fields(NodeConfig) if f.type in ("bool", bool)}
 
 
 def _check(raw: dict[str, Any], path: Path) -> None:
     for name, value in raw.items():
         if name in _STR_FIELDS and not isinstance(value, str):
             raise ConfigError(f"{path}: {name} must be a string")
+        if name in _BOOL_FIELDS and not isinstance(value, bool):
+            raise ConfigError(f"{path}: {name} must be true or false")
         if name in _INT_FIELDS and (type(value) is not int or value < 0):
             raise ConfigError(f"{path}: {name} must be a non-negative integer")
         if name in _FLOAT_FIELDS and (
@@ -138,7 +144,12 @@ def render_config(config: NodeConfig) -> str:
         if f.name in ("directory", "deadlines"):
             continue
         value = getattr(config, f.name)
-        lines.append(f'{f.name} = "{value}"' if isinstance(value, str) else f"{f.name} = {value}")
+        if isinstance(value, bool):
+            lines.append(f"{f.name} = {'true' if value else 'false'}")
+        else:
+            lines.append(
+                f'{f.name} = "{value}"' if isinstance(value, str) else f"{f.name} = {value}"
+            )
     d = config.deadlines
     lines += ["", "[deadlines]", f"urgent = {d.urgent}", f"priority = {d.priority}"]
     lines.append(f"routine = {d.routine}")

@@ -42,6 +42,7 @@ from globe_node import db
 from globe_node.config import NodeConfig
 from globe_node.errors import ConsentRequired, DirectoryStale, NotFound
 from globe_node.keys import NodeKeys
+from globe_node.netguard import PublicOnlyResolver, check_literal
 from globe_node.storage import StorageCipher
 from hub.client import HubClient, MailboxItem
 from hub.errors import Conflict as HubConflict
@@ -757,11 +758,16 @@ class Node:
 
     async def _post_signed(self, endpoint: str, peer: AuthorityId, path: str, body: bytes) -> bytes:
         if self._peer_session is None:
+            # Peers are reached only at public addresses unless configured (M7).
+            resolver = None if self.config.allow_private_endpoints else PublicOnlyResolver()
             self._peer_session = aiohttp.ClientSession(
-                timeout=aiohttp.ClientTimeout(total=self.config.direct_timeout)
+                connector=aiohttp.TCPConnector(resolver=resolver),
+                timeout=aiohttp.ClientTimeout(total=self.config.direct_timeout),
             )
         base = endpoint.rstrip("/")
         url = base + path
+        if not self.config.allow_private_endpoints:
+            check_literal(yarl.URL(url).raw_host or "")
         headers = {
             "Content-Type": "application/octet-stream",
             HEADER: sign_request(

@@ -37,7 +37,7 @@ from globe_node.errors import Forbidden, NotFound, Unauthenticated
 from globe_node.keys import load_keys
 from globe_node.node import Node, OutgoingAttachment
 from hub.errors import PayloadTooLarge
-from hub.web import problem
+from hub.web import TokenBuckets, problem
 from protocol import canonical
 from protocol.envelope import MAX_ENVELOPE_SIZE
 from protocol.errors import AuthError, GlobeError, MalformedError, StaleError, UsageError
@@ -66,6 +66,7 @@ NODE_KEY: Final = web.AppKey("node", Node)
 USER_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}\Z")
 AUDIT_KEY: Final = web.AppKey("audit", AuditLog)
 NONCES_KEY: Final = web.AppKey("nonces", NonceWindow)
+PEER_BUCKETS_KEY: Final = web.AppKey("peer_buckets", TokenBuckets)
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -149,7 +150,15 @@ async def _peer_auth(request: web.Request, body: bytes) -> AuthorityId:
         audience=str(node.me), method=request.method, target=request.raw_path, body=body, now=now,
     )  # fmt: skip
     request.app[NONCES_KEY].check_and_add(auth.key_id, auth.nonce, auth.created, now)
+    request.app[PEER_BUCKETS_KEY].take(f"member:{sender}")
     return sender
+
+
+@web.middleware
+async def _peer_limits(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """A token bucket per remote address, before anything is read (429 + Retry-After)."""
+    request.app[PEER_BUCKETS_KEY].take(f"addr:{request.remote}")
+    return await handler(request)
 
 
 async def peer_inbox(request: web.Request) -> web.Response:
@@ -175,9 +184,14 @@ async def peer_ping(request: web.Request) -> web.Response:
 
 def create_peer_app(node: Node) -> web.Application:
     """The direct-delivery listener."""
-    app = web.Application(middlewares=[_problems], client_max_size=MAX_ENVELOPE_SIZE + 1)
+    app = web.Application(
+        middlewares=[_problems, _peer_limits], client_max_size=MAX_ENVELOPE_SIZE + 1
+    )
     app[NODE_KEY] = node
     app[NONCES_KEY] = NonceWindow(window=120)
+    app[PEER_BUCKETS_KEY] = TokenBuckets(
+        rate=node.config.peer_rate, burst=node.config.peer_burst, clock=time.monotonic
+    )
     app.router.add_post("/v1/inbox", peer_inbox)
     app.router.add_post("/v1/ping", peer_ping)
     app.router.add_get("/healthz", _healthz)

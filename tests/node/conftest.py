@@ -164,6 +164,7 @@ class Net:
         peer_port = free_port() if endpoint else 0
         settings: dict[str, Any] = {
             "sync_interval": 0.3, "retry_base": 0.2, "retry_max": 2.0, "direct_timeout": 2.0,
+            "allow_private_endpoints": True,
         }  # fmt: skip
         settings.update(options)
         config = NodeConfig(
