@@ -36,23 +36,29 @@ class AuditLog:
 
     def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
         self.sessions = sessions
-        self._lock = asyncio.Lock()
+        #: Held by whoever adds a row, from reading the chain's end to the commit.
+        self.lock = asyncio.Lock()
 
     async def append(self, time: int, user: str, action: str, subject: str) -> int:
-        """Add one row; return its sequence number."""
-        async with self._lock, self.sessions.begin() as s:
-            last = (
-                await s.execute(select(db.AuditRow).order_by(db.AuditRow.seq.desc()).limit(1))
-            ).scalar_one_or_none()
-            seq = 1 if last is None else last.seq + 1
-            prev = _ZERO if last is None else last.hash
-            s.add(
-                db.AuditRow(
-                    seq=seq, time=time, user=user, action=action, subject=subject,
-                    hash=_hash(prev, seq, time=time, user=user, action=action, subject=subject),
-                )
-            )  # fmt: skip
-            return seq
+        """Add one row in a transaction of its own; return its sequence number."""
+        async with self.lock, self.sessions.begin() as s:
+            return await self.add(s, time, user, action, subject)
+
+    async def add(self, s: AsyncSession, time: int, user: str, action: str, subject: str) -> int:
+        """Add one row inside the caller's transaction (the caller holds :attr:`lock`),
+        so that the action and its audit row commit together or not at all."""
+        last = (
+            await s.execute(select(db.AuditRow).order_by(db.AuditRow.seq.desc()).limit(1))
+        ).scalar_one_or_none()
+        seq = 1 if last is None else last.seq + 1
+        prev = _ZERO if last is None else last.hash
+        s.add(
+            db.AuditRow(
+                seq=seq, time=time, user=user, action=action, subject=subject,
+                hash=_hash(prev, seq, time=time, user=user, action=action, subject=subject),
+            )
+        )  # fmt: skip
+        return seq
 
     async def entries(self, limit: int = 1000) -> tuple[list[dict[str, Any]], bool]:
         """The newest ``limit`` rows (oldest first) and whether the whole chain verifies."""

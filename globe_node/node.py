@@ -27,7 +27,7 @@ import logging
 import os
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Sequence
+from collections.abc import AsyncIterator, Callable, Iterable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, NoReturn
@@ -39,6 +39,7 @@ from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from globe_node import db
+from globe_node.audit import AuditLog
 from globe_node.config import NodeConfig
 from globe_node.errors import ConsentRequired, DirectoryStale, NotFound
 from globe_node.keys import NodeKeys
@@ -167,7 +168,7 @@ class Node:
         self._receive_lock = asyncio.Lock()
         self._send_lock = asyncio.Lock()
         self._prekey_lock = asyncio.Lock()
-        self.audit_hook: Callable[[str, str, str], Awaitable[None]] | None = None
+        self.audit = AuditLog(self.sessions)
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -258,8 +259,7 @@ class Node:
             )  # fmt: skip
 
     async def _audit(self, user: str, action: str, subject: str) -> None:
-        if self.audit_hook is not None:
-            await self.audit_hook(user, action, subject)
+        await self.audit.append(self.now(), user, action, subject)
 
     # -- directory --------------------------------------------------------------------------
 
@@ -514,7 +514,7 @@ class Node:
                 content = _with_attachments(content, manifests)
             data = content.encode()
             keys = {r: await self._recipient_key(r, now) for r in recipients}
-            async with self._send_lock, self.sessions.begin() as s:
+            async with self._send_lock, self.audit.lock, self.sessions.begin() as s:
                 seqs: dict[AuthorityId, int] = {}
                 for r in recipients:
                     pair = await s.get(db.Pair, str(r))
@@ -567,11 +567,14 @@ class Node:
                         )
                     )  # fmt: skip
                 self._track_outgoing(s, content, mid, recipients, now)
+                # The audit row commits with the message, or neither does.
+                await self.audit.add(
+                    s, now, user, "send", f"{mid} to {','.join(map(str, recipients))}"
+                )
         except BaseException:
             for m in manifests:  # a refused send leaves no attachment file behind
                 self.blob_path(self.me, m.blob).unlink(missing_ok=True)
             raise
-        await self._audit(user, "send", f"{mid} to {','.join(map(str, recipients))}")
         self._wake.set()
         return mid
 
@@ -1281,14 +1284,14 @@ class Node:
 
     async def mark_read(self, message_id: str, user: str) -> None:
         """Record that ``user`` opened a received message."""
-        async with self.sessions.begin() as s:
+        async with self.audit.lock, self.sessions.begin() as s:
             await s.execute(
                 update(db.InMessage)
                 .where(db.InMessage.message_id == message_id)
                 .where(db.InMessage.read_at.is_(None))
                 .values(read_at=self.now(), read_by=user)
             )
-        await self._audit(user, "read", message_id)
+            await self.audit.add(s, self.now(), user, "read", message_id)
 
     def transport_owner(self, key_id: KeyId) -> AuthorityId | None:
         """The member whose certified transport key has this id (any status)."""

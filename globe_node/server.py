@@ -671,8 +671,7 @@ async def serve(
     """Run the node until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None)."""
     keys = load_keys(config.key_path, passphrase)
     node = await Node.open(config, keys)
-    audit = AuditLog(node.sessions)
-    node.audit_hook = lambda user, action, subject: _audit(audit, node, user, action, subject)
+    audit = node.audit
     runners: list[web.AppRunner] = []
     stop = stop or asyncio.Event()
     loop = asyncio.get_running_loop()
@@ -702,10 +701,6 @@ async def serve(
         for runner in runners:
             await runner.cleanup()
         await node.close()
-
-
-async def _audit(audit: AuditLog, node: Node, user: str, action: str, subject: str) -> None:
-    await audit.append(node.now(), user, action, subject)
 
 
 def run(config: NodeConfig, passphrase: bytes) -> int:
