@@ -21,6 +21,7 @@ from urllib.parse import quote, urlencode
 import aiohttp
 import orjson
 
+from hub.client import request_payload
 from protocol.errors import GlobeError
 
 __all__ = ["DEFAULT_TIMEOUT", "ApiClient", "ApiError", "DaemonNotRunning", "Progress", "segment"]
@@ -159,7 +160,10 @@ class ApiClient:
             headers["Content-Type"] = "application/json"
         try:
             async with self._http().request(
-                method, self._url(path, params), data=data, headers=headers
+                method,
+                self._url(path, params),
+                data=request_payload(data) if data else data,
+                headers=headers,
             ) as resp:
                 raw = await self._body(resp)
                 status, ctype = resp.status, resp.content_type

@@ -45,7 +45,7 @@ from globe_node.errors import ConsentRequired, DirectoryStale, NotFound
 from globe_node.keys import NodeKeys
 from globe_node.netguard import PublicOnlyResolver, check_literal
 from globe_node.storage import StorageCipher
-from hub.client import HubClient, MailboxItem
+from hub.client import HubClient, MailboxItem, request_payload
 from hub.errors import Conflict as HubConflict
 from protocol import canonical, crypto
 from protocol.attachments import AttachmentDecryptor, AttachmentEncryptor
@@ -779,7 +779,7 @@ class Node:
             ),
         }  # fmt: skip
         async with self._peer_session.post(
-            url, data=body, headers=headers, allow_redirects=False
+            url, data=request_payload(body), headers=headers, allow_redirects=False
         ) as r:
             data = await r.content.read(64 * 1024)
             if r.status in (200, 201):

@@ -67,6 +67,9 @@ USER_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}\Z")
 AUDIT_KEY: Final = web.AppKey("audit", AuditLog)
 NONCES_KEY: Final = web.AppKey("nonces", NonceWindow)
 PEER_BUCKETS_KEY: Final = web.AppKey("peer_buckets", TokenBuckets)
+#: A local API request body: room for the largest message text (about 1 MiB) as JSON,
+#: escapes included; the content rules then decide (§8).
+API_MAX_BODY: Final = 4 * 1024 * 1024
 
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -232,7 +235,7 @@ async def _user(request: web.Request, need: str) -> str:
 
 
 async def _obj(request: web.Request) -> dict[str, Any]:
-    data = await _body(request, 256 * 1024)
+    data = await _body(request, API_MAX_BODY)
     try:
         obj = orjson.loads(data or b"{}")
     except orjson.JSONDecodeError:
@@ -628,7 +631,7 @@ async def add_user(node: Node, name: str, role: str) -> str:
 
 def create_api_app(node: Node, audit: AuditLog) -> web.Application:
     """The local API."""
-    app = web.Application(middlewares=[_problems], client_max_size=256 * 1024)
+    app = web.Application(middlewares=[_problems], client_max_size=API_MAX_BODY + 1)
     app[NODE_KEY] = node
     app[AUDIT_KEY] = audit
     r = app.router

@@ -34,6 +34,7 @@ import base64
 import binascii
 import contextlib
 import hashlib
+import io
 import os
 import re
 import socket
@@ -74,6 +75,7 @@ __all__ = [
     "MailboxItem",
     "RemoteError",
     "error_for_problem",
+    "request_payload",
 ]
 
 #: Seconds for a whole request (connect, send, receive).
@@ -118,6 +120,14 @@ def _error_classes() -> dict[str, type[GlobeError]]:
 
 
 _ERRORS: Final = _error_classes()
+
+
+def request_payload(body: bytes) -> bytes | io.BytesIO | None:
+    """A request body as aiohttp should send it: large ones as a stream it writes in
+    chunks (a bytes body over 1 MiB would block the event loop while it is written)."""
+    if not body:
+        return None
+    return io.BytesIO(body) if len(body) > 256 * 1024 else body
 
 
 def error_for_problem(
@@ -311,7 +321,7 @@ class HubClient:
         session = self._session_or_new()
         try:
             async with session.request(
-                method, self._url(target), data=body or None, headers=headers
+                method, self._url(target), data=request_payload(body), headers=headers
             ) as resp:
                 data = await self._read(resp)
                 ctype = resp.content_type

@@ -31,7 +31,7 @@ from globe_node.node import Node
 from globe_node.server import add_user, serve
 from hub import db as hub_db
 from hub.blobs import BlobStore
-from hub.client import HubClient
+from hub.client import HubClient, request_payload
 from hub.push import Pusher
 from hub.push import add_routes as add_push_routes
 from hub.routing import Router
@@ -80,7 +80,7 @@ class RunningNode:
     ) -> tuple[int, Any]:
         url = f"http://{self.config.api_host}:{self.config.api_port}{path}"
         headers = {"Authorization": f"Bearer {token or self.token}"}
-        data = None if body is None else orjson.dumps(body)
+        data = None if body is None else request_payload(orjson.dumps(body))
         async with (
             aiohttp.ClientSession() as s,
             s.request(method, url, data=data, headers=headers) as r,

@@ -16,7 +16,8 @@ import pytest
 from sqlalchemy import select
 
 from globe_node import db
-from globe_node.server import add_user
+from globe_node.server import API_MAX_BODY, add_user
+from hub.client import request_payload
 from protocol.errors import PROBLEM_BASE
 from protocol.keys import SigningKey
 from protocol.membership import Action
@@ -36,7 +37,7 @@ async def raw(
     headers = {"Authorization": f"Bearer {token or rn.token}"}
     async with (
         aiohttp.ClientSession() as s,
-        s.request(method, url, data=data, headers=headers) as r,
+        s.request(method, url, data=request_payload(data or b""), headers=headers) as r,
     ):
         body = await r.read()
         return r.status, orjson.loads(body)
@@ -128,8 +129,8 @@ BAD_SENDS: list[tuple[bytes, int, str, str]] = [
     (b"{not json", 400, "malformed", "the body is not JSON"),
     (b"[1, 2]", 400, "malformed", "the body is a JSON object"),
     (b"null", 400, "malformed", "the body is a JSON object"),
-    (b"x" * (256 * 1024 + 1), 413, "payload-too-large",
-     f"body of {256 * 1024 + 1} bytes exceeds {256 * 1024}"),
+    (b"x" * (API_MAX_BODY + 1), 413, "payload-too-large",
+     f"body of {API_MAX_BODY + 1} bytes exceeds {API_MAX_BODY}"),
 ]  # fmt: skip
 
 USER_NAME_RULE = "a user name is 1-64 of A-Z a-z 0-9 . _ @ - (starting with a letter or digit)"

@@ -373,3 +373,21 @@ async def test_a_hub_refusing_prekeys_makes_the_node_check_its_verified_log(net:
         await fr.n.send([ke.me], info())
     assert fr.n.state.members[ke.me].status.value == "revoked"
     assert await fr.n.outbox() == []
+
+
+async def test_the_largest_message_text_goes_through_the_local_api(net: Net) -> None:
+    fr = await net.member("FR-PNF", "Parquet national financier", endpoint=False)
+    br = await net.member("BR-PF", "Policia Federal", endpoint=False)
+    body = "A" * 1_000_000  # the content cap is 1 MiB less framing (§8)
+    status, sent = await fr.api(
+        "POST", "/api/messages", {"to": ["BR-PF"], "subject": "long", "body": body}
+    )
+    assert status == 201, sent
+    await eventually(lambda: delivered(fr, sent["id"], br))
+    _, content, _ = await br.n.content_of(sent["id"])
+    assert content.body == body
+    status, refused = await fr.api(
+        "POST", "/api/messages", {"to": ["BR-PF"], "subject": "too long", "body": "A" * 1_100_000}
+    )
+    assert status == 400
+    assert refused["type"].endswith("/usage")
