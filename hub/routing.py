@@ -20,7 +20,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+import sqlite3
+from collections.abc import Awaitable, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
@@ -318,16 +319,16 @@ class Router:
     async def _commit(self, batch: list[_Pending]) -> None:
         try:
             await self._insert(batch)
-        except IntegrityError:
+        except (IntegrityError, sqlite3.IntegrityError):
             # Only a foreign key can refuse the batch (a listed blob removed since
             # _check_blobs): commit one by one so that only its submitter fails.
             for item in batch:
                 try:
                     await self._insert([item])
-                except (IntegrityError, StorageError, SQLAlchemyError, OSError) as exc:
+                except (StorageError, SQLAlchemyError, sqlite3.Error, OSError) as exc:
                     _storage_failure(exc)
                     _fail(item, exc)
-        except (StorageError, SQLAlchemyError, OSError) as exc:
+        except (StorageError, SQLAlchemyError, sqlite3.Error, OSError) as exc:
             _storage_failure(exc)
             for item in batch:
                 _fail(item, exc)
@@ -402,17 +403,19 @@ class Router:
         first: dict[tuple[str, str], _Pending] = {}
         for item in live:
             first.setdefault(_key(item.envelope), item)
-        inserted = conn.execute(
-            self._insert_messages,
-            [
-                {"sender": s, "message_id": m, "envelope_hash": item.hash,
-                 "data": item.envelope.raw, "size": len(item.envelope.raw),
-                 "expires": item.envelope.header.expires, "accepted": item.accepted,
-                 "evidence": item.evidence}
-                for (s, m), item in first.items()
-            ],
-        )  # fmt: skip
-        ids = {(r.sender, r.message_id): int(r.id) for r in inserted}
+        # SQLite: plain DB-API statements on the writer's own connection (same
+        # transaction); SQLAlchemy's statement rendering would run in this thread
+        # holding the GIL the event loop needs.  PostgreSQL: Core.
+        raw: Any = None
+        if not self._postgres:
+            driver: Any = conn.connection.driver_connection
+            raw = driver.cursor()
+        rows = [
+            (s, m, item.hash, item.envelope.raw, len(item.envelope.raw),
+             item.envelope.header.expires, item.accepted, item.evidence)
+            for (s, m), item in first.items()
+        ]  # fmt: skip
+        ids = self._insert_message_rows(conn, raw, rows)
         stored = _stored(conn, [key for key in first if key not in ids])
         outcome = _Outcome()
         for item in live:
@@ -429,20 +432,12 @@ class Router:
                 outcome.conflicts.append(item)
         outcome.new.sort(key=lambda pair: pair[0])  # mailbox order = message order
         mailbox = [
-            {"recipient": str(r.authority), "kind": ENVELOPE, "message": message,
-             "payload": None, "size": len(item.envelope.raw), "created": item.accepted}
+            (str(r.authority), ENVELOPE, message, None, len(item.envelope.raw), item.accepted)
             for message, item in outcome.new
             for r in item.envelope.header.recipients
-        ]  # fmt: skip
-        if mailbox:
-            conn.execute(self._insert_mailbox, mailbox)
-        links = [
-            {"message": message, "blob": b}
-            for message, item in outcome.new
-            for b in item.envelope.header.blobs
         ]
-        if links:  # the foreign key refuses a blob removed since _check_blobs
-            conn.execute(self._insert_links, links)
+        links = [(message, b) for message, item in outcome.new for b in item.envelope.header.blobs]
+        self._insert_items(conn, raw, mailbox, links)
         if outcome.conflicts:
             now = self.service.now()
             conn.execute(
@@ -455,6 +450,41 @@ class Router:
                 ],
             )  # fmt: skip
         return outcome
+
+    def _insert_message_rows(
+        self, conn: Connection, raw: Any, rows: Sequence[tuple[object, ...]]
+    ) -> dict[tuple[str, str], int]:
+        """Insert the batch's messages, skipping stored ids; the new rows' ids by key."""
+        if raw is not None:
+            sql = _SQLITE_MESSAGES_HEAD + ", ".join([_ROW8] * len(rows)) + _SQLITE_MESSAGES_TAIL
+            raw.execute(sql, _flat(rows))
+            return {(s, m): int(i) for i, s, m in raw.fetchall()}
+        inserted = conn.execute(
+            self._insert_messages, [dict(zip(_MESSAGE_COLUMNS, r, strict=True)) for r in rows]
+        )
+        return {(r.sender, r.message_id): int(r.id) for r in inserted}
+
+    def _insert_items(
+        self,
+        conn: Connection,
+        raw: Any,
+        mailbox: Sequence[tuple[object, ...]],
+        links: Sequence[tuple[int, str]],
+    ) -> None:
+        """The new messages' mailbox rows and blob links (the foreign key refuses a
+        blob removed since :meth:`_check_blobs`)."""
+        if raw is not None:
+            if mailbox:
+                raw.executemany(_SQLITE_MAILBOX, mailbox)
+            if links:
+                raw.executemany(_SQLITE_LINKS, links)
+            return
+        if mailbox:
+            conn.execute(
+                self._insert_mailbox, [dict(zip(_MAILBOX_COLUMNS, r, strict=True)) for r in mailbox]
+            )
+        if links:
+            conn.execute(self._insert_links, [{"message": m, "blob": b} for m, b in links])
 
     async def _serialise(self, s: AsyncSession) -> None:
         """Make mailbox cursors follow commit order across hub processes.
@@ -691,6 +721,30 @@ def _stored(
     if len(found) != len(keys):  # cannot happen: messages are never deleted
         raise StorageError("a message id is neither new nor stored")
     return found
+
+
+_MESSAGE_COLUMNS: Final = (
+    "sender", "message_id", "envelope_hash", "data", "size", "expires", "accepted", "evidence",
+)  # fmt: skip
+_MAILBOX_COLUMNS: Final = ("recipient", "kind", "message", "payload", "size", "created")
+# The SQLite writer's statements (tables and columns of hub.db; a test checks they match).
+_ROW8: Final = "(?, ?, ?, ?, ?, ?, ?, ?)"
+_SQLITE_MESSAGES_HEAD: Final = (
+    "INSERT INTO messages (sender, message_id, envelope_hash, data, size, expires, accepted,"
+    " evidence) VALUES "
+)
+_SQLITE_MESSAGES_TAIL: Final = (
+    " ON CONFLICT (sender, message_id) DO NOTHING RETURNING id, sender, message_id"
+)
+_SQLITE_MAILBOX: Final = (
+    "INSERT INTO mailbox (recipient, kind, message, payload, size, created)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+_SQLITE_LINKS: Final = "INSERT INTO message_blobs (message, blob) VALUES (?, ?)"
+
+
+def _flat(rows: Sequence[tuple[object, ...]]) -> list[object]:
+    return [value for row in rows for value in row]
 
 
 def _key(env: Envelope) -> tuple[str, str]:
