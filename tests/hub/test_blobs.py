@@ -345,7 +345,8 @@ async def test_bad_signature_over_the_streamed_body_is_refused_and_nothing_is_ke
     blob_id = new_id()
     target = f"/v1/blobs/{blob_id}"
     data = secrets.token_bytes(1_000_000)  # aiohttp warns about larger raw bodies
-    forged = bh.hub.auth(fr.transport, "PUT", target, data[:-1] + b"\x00")
+    # Signed over other bytes: the last byte flipped (never equal to the real one).
+    forged = bh.hub.auth(fr.transport, "PUT", target, data[:-1] + bytes([data[-1] ^ 1]))
     (await bh.hub.request("PUT", target, data, header=forged)).problem(401, "unauthorized")
     wrong_key = bh.hub.auth(de.identity, "PUT", target, data)  # an identity key, not transport
     (await bh.hub.request("PUT", target, data, header=wrong_key)).problem(401, "unauthorized")
