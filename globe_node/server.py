@@ -36,8 +36,7 @@ from globe_node.config import NodeConfig
 from globe_node.errors import Forbidden, NotFound, Unauthenticated
 from globe_node.keys import load_keys
 from globe_node.node import Node, OutgoingAttachment
-from hub.errors import PayloadTooLarge
-from hub.web import TokenBuckets, problem
+from hub.web import TokenBuckets, problem, read_body
 from protocol import canonical
 from protocol.envelope import MAX_ENVELOPE_SIZE
 from protocol.errors import AuthError, GlobeError, MalformedError, StaleError, UsageError
@@ -117,20 +116,6 @@ async def _problems(request: web.Request, handler: Handler) -> web.StreamRespons
         return problem(GlobeError("internal error; nothing was applied"), instance=request.path)
 
 
-async def _body(request: web.Request, limit: int) -> bytes:
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"body of {request.content_length} bytes exceeds {limit}")
-    data = bytearray()
-    while len(data) <= limit:
-        chunk = await request.content.read(limit + 1 - len(data))
-        if not chunk:
-            break
-        data += chunk
-    if len(data) > limit:
-        raise PayloadTooLarge(f"body exceeds {limit} bytes")
-    return bytes(data)
-
-
 # -- peer listener --------------------------------------------------------------------------
 
 
@@ -167,7 +152,7 @@ async def _peer_limits(request: web.Request, handler: Handler) -> web.StreamResp
 async def peer_inbox(request: web.Request) -> web.Response:
     """Direct delivery: the same checks as the hub path, then this node's receipt."""
     node = request.app[NODE_KEY]
-    body = await _body(request, MAX_ENVELOPE_SIZE)
+    body = await read_body(request, MAX_ENVELOPE_SIZE)
     sender = await _peer_auth(request, body)
     from protocol.envelope import parse_envelope  # noqa: PLC0415
 
@@ -180,7 +165,7 @@ async def peer_inbox(request: web.Request) -> web.Response:
 async def peer_ping(request: web.Request) -> web.Response:
     """Signed connectivity test: who answered and when."""
     node = request.app[NODE_KEY]
-    body = await _body(request, 1024)
+    body = await read_body(request, 1024)
     sender = await _peer_auth(request, body)
     return _json({"authority": str(node.me), "time": node.now(), "from": str(sender)})
 
@@ -235,7 +220,7 @@ async def _user(request: web.Request, need: str) -> str:
 
 
 async def _obj(request: web.Request) -> dict[str, Any]:
-    data = await _body(request, API_MAX_BODY)
+    data = await read_body(request, API_MAX_BODY)
     try:
         obj = orjson.loads(data or b"{}")
     except orjson.JSONDecodeError:
