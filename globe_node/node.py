@@ -102,7 +102,6 @@ Progress = Callable[[str, int, int], None]
 
 #: Request states that still need an answer.
 OPEN_STATES: Final = ("sent", "received", "acknowledged", "in-progress")
-CHUNK: Final = 1 << 16
 MAX_ATTACHMENT: Final = 2 << 30
 #: Seconds to relay through the hub after a peer's endpoint failed, before trying it again.
 PEER_RETRY: Final = 60.0
