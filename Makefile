@@ -3,7 +3,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 PYTEST_ARGS ?=
 # Branch coverage of the shipped packages; protocol/ is expected to stay near 100 %.
-COV_ARGS ?= --cov=protocol --cov=hub --cov=globe_node --cov-branch \
+COV_ARGS ?= --cov=protocol --cov=globe_io --cov=hub --cov=globe_node --cov-branch \
 	--cov-report=term-missing:skip-covered --cov-fail-under=95
 
 .PHONY: venv test lint fmt demo bench clean

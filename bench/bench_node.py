@@ -107,10 +107,10 @@ from bench.bench_hub import (
     _memory_mib,
     _write_hub_dir,
 )
+from globe_io.hubclient import HubClient
 from globe_node import db as node_db
 from globe_node.config import CONFIG_NAME, NodeConfig, render_config
 from globe_node.keys import NodeKeys, save_keys
-from hub.client import HubClient
 from protocol.attachments import AttachmentDecryptor, AttachmentEncryptor
 from protocol.devnet import DevNetwork, build_devnet
 from protocol.envelope import SealTo, seal_envelope

@@ -11,8 +11,10 @@ failure becomes one :class:`~protocol.errors.GlobeError` with a one-line detail:
 
 from __future__ import annotations
 
+import asyncio
 import os
-from collections.abc import Callable, Mapping
+import stat
+from collections.abc import AsyncIterator, Callable, Mapping
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self
@@ -21,7 +23,7 @@ from urllib.parse import quote, urlencode
 import aiohttp
 import orjson
 
-from hub.client import request_payload
+from globe_io.hubclient import request_payload
 from protocol.errors import GlobeError
 
 __all__ = ["DEFAULT_TIMEOUT", "ApiClient", "ApiError", "DaemonNotRunning", "Progress", "segment"]
@@ -29,6 +31,8 @@ __all__ = ["DEFAULT_TIMEOUT", "ApiClient", "ApiError", "DaemonNotRunning", "Prog
 DEFAULT_TIMEOUT: Final = 60.0
 MAX_JSON: Final = 64 << 20
 CHUNK: Final = 1 << 16
+#: Bytes read from a file at a time when uploading it.
+UPLOAD_CHUNK: Final = 1 << 20
 _PROBLEM: Final = "application/problem+json"
 
 #: Download progress: (bytes done, bytes total or None when unknown).
@@ -188,6 +192,64 @@ class ApiClient:
     async def post(self, path: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """``POST path`` with a JSON body."""
         return await self.request("POST", path, body=body or {})
+
+    async def upload(
+        self,
+        source: Path,
+        *,
+        name: str,
+        media_type: str,
+        progress: Progress | None = None,
+    ) -> dict[str, Any]:
+        """Stream the regular file ``source`` to ``POST /api/uploads``; the staged upload.
+
+        The file is opened here, with the rights of whoever runs the client: the
+        daemon never opens a path it is given.
+        """
+        try:
+            f = source.open("rb")
+        except OSError as exc:
+            raise ApiError(f"cannot read {source}: {exc.strerror}") from None
+        with f:
+            info = os.fstat(f.fileno())
+            if not stat.S_ISREG(info.st_mode):
+                raise ApiError(f"{source} is not a regular file")
+            total = info.st_size
+
+            async def chunks() -> AsyncIterator[bytes]:
+                done = 0
+                while done < total:
+                    chunk = await asyncio.to_thread(f.read, min(UPLOAD_CHUNK, total - done))
+                    if not chunk:
+                        raise ApiError(f"{source} shrank while it was read")
+                    done += len(chunk)
+                    if progress is not None:
+                        progress(done, total)
+                    yield chunk
+
+            query = {"name": name, "media_type": media_type}
+            headers = {
+                "Accept": "application/json, application/problem+json",
+                "Content-Type": "application/octet-stream",
+                "Content-Length": str(total),
+            }
+            try:
+                async with self._http().post(
+                    self._url("/api/uploads", query), data=chunks(), headers=headers
+                ) as resp:
+                    raw = await self._body(resp)
+                    status, ctype = resp.status, resp.content_type
+            except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+                raise self._unreachable(exc) from None
+        if not 200 <= status < 300:
+            raise self._refusal("POST", "/api/uploads", status, ctype, raw)
+        try:
+            value = orjson.loads(raw)
+        except orjson.JSONDecodeError:
+            value = None
+        if not isinstance(value, dict) or not isinstance(value.get("id"), str):
+            raise ApiError("the node daemon's answer to an upload names no upload id")
+        return value
 
     async def download(self, path: str, out: Path, progress: Progress | None = None) -> int:
         """Stream ``GET path`` into the new file ``out`` (mode 0600); return its size.

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import getpass
 import hashlib
 import importlib
@@ -41,15 +42,22 @@ from typing import Any, Final
 
 import orjson
 
+from globe_io.errors import CommandError
 from globe_node.apiclient import DEFAULT_TIMEOUT, ApiClient, segment
 from globe_node.config import CONFIG_NAME, NodeConfig, load_config, render_config
 from globe_node.keys import NodeKeys, load_keys, save_keys, write_private
+from globe_node.roles import Role
 from protocol import canonical, keystore
 from protocol.errors import DecryptionFailed, GlobeError
 from protocol.genesis import Genesis, check_url
 from protocol.ids import AuthorityId
-from protocol.keys import fingerprint
-from protocol.membership import AUTHORITY_KINDS, Application, kem_pop_answer, make_application
+from protocol.membership import (
+    AUTHORITY_KINDS,
+    Application,
+    authority_fingerprint,
+    kem_pop_answer,
+    make_application,
+)
 
 __all__ = ["DISTRIBUTION", "PROG", "CommandError", "build_parser", "main"]
 
@@ -64,7 +72,7 @@ APPLICATION_ID_FILE: Final = "application.id"
 KDF_COSTS: Final = {"interactive": keystore.INTERACTIVE, "moderate": keystore.MODERATE}
 #: A new key file's passphrase must have at least this many characters.
 MIN_PASSPHRASE: Final = 8
-ROLES: Final = ("investigator", "supervisor", "operator")
+ROLES: Final = tuple(r.value for r in Role)
 SEND_KINDS: Final = ("request", "information", "bulletin")
 URGENCIES: Final = ("urgent", "priority", "routine")
 TLPS: Final = ("CLEAR", "GREEN", "AMBER", "AMBER+STRICT", "RED")
@@ -75,14 +83,6 @@ _LANG_RE: Final = re.compile(r"[a-z]{2}\Z")
 _CASE_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._:/-]{0,63}\Z")
 
 Result = tuple[dict[str, Any], list[str]]
-
-
-class CommandError(GlobeError):
-    """A command refused to act; the detail says what to do instead."""
-
-    slug = "command"
-    status = 400
-    title = "Command refused"
 
 
 def _version() -> str:
@@ -201,8 +201,17 @@ def _parse_time(text: str, what: str) -> int:
     return int(when.timestamp())
 
 
-def _node_fingerprint(keys: NodeKeys) -> str:
-    return fingerprint(keys.identity.verify_key, keys.transport.verify_key, keys.ka.public_key)
+def _node_fingerprint(authority: AuthorityId, keys: NodeKeys) -> str:
+    """The authority fingerprint of this node's keys (docs/PROTOCOL.md §3.4).
+
+    The same value ``globe-hub admin show`` prints for the node's application.
+    """
+    return authority_fingerprint(
+        authority=authority,
+        identity=keys.identity.verify_key,
+        transport=keys.transport.verify_key,
+        ka=keys.ka.public_key,
+    )
 
 
 # --- the users table (direct database access; SQLite WAL lets the daemon run meanwhile) ----------
@@ -395,7 +404,7 @@ def cmd_init(args: argparse.Namespace) -> Result:
         raise CommandError("generated key collides with a reserved key; run init again")
     passphrase = _passphrase(args.passphrase_file, new=True)
     _write_node(config, genesis, keys, application, passphrase=passphrase, cost=KDF_COSTS[args.kdf])
-    node_fp = _node_fingerprint(keys)
+    node_fp = application.fingerprint()
     data = {
         "directory": str(directory.absolute()),
         "authority": str(authority),
@@ -419,8 +428,9 @@ def cmd_init(args: argparse.Namespace) -> Result:
         f"node fingerprint:    {node_fp}",
         f"application:         {data['application']}",
         f"operator API token:  {data['token_file']} (mode 0600)",
-        "compare both fingerprints out of band with the network admins, then run: "
-        f"globe-node apply --dir {directory}",
+        "compare both fingerprints out of band with the network admins (the node "
+        "fingerprint must equal the one 'globe-hub admin show' prints for this "
+        f"application), then run: globe-node apply --dir {directory}",
     ]
     return data, lines
 
@@ -439,7 +449,7 @@ def _stored_application(config: NodeConfig, genesis: Genesis) -> tuple[bytes, Ap
 
 def cmd_apply(args: argparse.Namespace) -> Result:
     """Submit the stored application to the hub and prove possession of the KEM key."""
-    from hub.client import HubClient  # noqa: PLC0415 - only this command talks to the hub
+    from globe_io.hubclient import HubClient  # noqa: PLC0415 - only this command talks to the hub
 
     config = load_config(_dir(args))
     genesis = _load_genesis(config.genesis_path)
@@ -487,7 +497,7 @@ def cmd_apply(args: argparse.Namespace) -> Result:
         "authority": str(application.authority),
         "status": proof.get("status"),
         "hub_url": config.hub_url,
-        "fingerprint": _node_fingerprint(keys),
+        "fingerprint": application.fingerprint(),
     }
     lines = [
         f"application {data['id']} for {application.authority} submitted to {config.hub_url}",
@@ -546,7 +556,10 @@ def cmd_restore(args: argparse.Namespace) -> Result:
         token = _add_user(config.db_path, "operator", "operator", replace=True)
         write_private(config.token_path, f"{token}\n".encode())
         _private_db_files(config.db_path)
-        found.update(authority=config.authority, fingerprint=_node_fingerprint(keys))
+        found.update(
+            authority=config.authority,
+            fingerprint=_node_fingerprint(AuthorityId.parse(config.authority), keys),
+        )
 
     data = restore_backup(args.file, dest, check=check)
     data.update(found, token_file=str((dest / "api.token").absolute()))
@@ -668,6 +681,18 @@ def _render_status(d: dict[str, Any]) -> list[str]:
         f"requests:   {_safe(d.get('requests_open'))} open, "
         f"{_safe(d.get('requests_overdue'))} overdue",
         f"alerts:     {_safe(n_alerts)}",
+        *_behind_lines(_obj(directory.get("behind_peer"))),
+    ]
+
+
+def _behind_lines(behind: dict[str, Any]) -> list[str]:
+    if not behind:
+        return []
+    return [
+        f"WARNING:    {_safe(behind.get('peer'))} has seen a membership log of"
+        f" {_safe(behind.get('seq'))} entries that the hub does not serve (since"
+        f" {_iso(behind.get('since'))}); messages received meanwhile are marked suspect"
+        " (see: globe-node alerts)"
     ]
 
 
@@ -681,6 +706,7 @@ def _render_inbox(d: dict[str, Any]) -> list[str]:
             f"{unread} {_safe(m.get('id')):<32} {_iso(m.get('received'))} "
             f"{_safe(m.get('from')):<12} {_safe(m.get('kind')):<16} {_safe(m.get('urgency')):<8} "
             f"TLP:{_safe(m.get('tlp')):<12} {_safe(m.get('case'))} {_safe(m.get('subject'))}{clip}"
+            + (" [SUSPECT]" if m.get("suspect") else "")
         )
     return lines or ["no messages"]
 
@@ -716,6 +742,8 @@ def _render_message(d: dict[str, Any]) -> list[str]:
             f"from:      {_safe(meta.get('sender'))} (received {_iso(meta.get('received'))}"
             f" via {_safe(meta.get('via'))}, {_safe(meta.get('order'))})"
         )
+        if meta.get("suspect"):
+            lines.append(f"SUSPECT:   {_safe(meta.get('suspect'))}")
     else:
         to = ", ".join(
             f"{_safe(k)} ({_safe(_obj(v).get('state'))})"
@@ -744,6 +772,20 @@ def _render_message(d: dict[str, Any]) -> list[str]:
     lines.append("")
     # the body keeps its line breaks; other control characters are made visible
     lines += [_safe(line) for line in str(body or "").split("\n")]
+    fwd = _obj(c.get("forwarded"))
+    if fwd:
+        lines += [
+            "",
+            f"--- forwarded: written by {_safe(fwd.get('originator'))} (message"
+            f" {_safe(fwd.get('message'))}, {_iso(fwd.get('created'))}), signature verified ---",
+        ]
+        grants = [g for g in fwd.get("consents") or [] if isinstance(g, dict)]
+        for g in grants:
+            to = ", ".join(_safe(x) for x in g.get("to") or [])
+            lines.append(f"consent:   {_safe(g.get('from'))} granted onward use to {to}")
+        lines += _render_message({"direction": "out", "content": fwd.get("content"), "meta": {
+            "recipients": {str(r): {} for r in fwd.get("recipients") or []},
+            "created": fwd.get("created")}})  # fmt: skip
     return lines
 
 
@@ -812,7 +854,8 @@ def _body(args: argparse.Namespace, *, required: bool = True) -> str | None:
     return body
 
 
-def _attachments(paths: Sequence[Path] | None) -> list[dict[str, str]]:
+def _attachments(paths: Sequence[Path] | None) -> list[tuple[Path, str, str]]:
+    """The files to attach (path, name shown, media type), checked before any upload."""
     out = []
     for given in paths or []:
         path = given.expanduser().absolute()
@@ -821,8 +864,45 @@ def _attachments(paths: Sequence[Path] | None) -> list[dict[str, str]]:
         if not os.access(path, os.R_OK):
             raise CommandError(f"--attach {given}: not readable")
         media_type = mimetypes.guess_type(path.name)[0] or "application/octet-stream"
-        out.append({"path": str(path), "name": path.name, "media_type": media_type})
+        out.append((path, path.name, media_type))
     return out
+
+
+async def _upload(api: ApiClient, files: Sequence[tuple[Path, str, str]]) -> list[str]:
+    """Stream each file to the daemon (read here, with this user's rights); the upload ids.
+
+    The daemon never opens a path it is given (THREAT-MODEL.md): the bytes travel.
+    """
+    ids: list[str] = []
+    try:
+        for path, name, media_type in files:
+            info = await api.upload(
+                path, name=name, media_type=media_type, progress=_progress(f"upload {name}")
+            )
+            ids.append(str(info["id"]))
+    except BaseException:
+        await _discard(api, ids)
+        raise
+    return ids
+
+
+async def _discard(api: ApiClient, ids: Sequence[str]) -> None:
+    """Best effort: staged uploads a refused message did not take (they expire anyway)."""
+    for upload_id in ids:
+        with contextlib.suppress(GlobeError):
+            await api.request("DELETE", f"/api/uploads/{segment(upload_id)}")
+
+
+async def _post_with_files(
+    api: ApiClient, path: str, payload: dict[str, Any], files: Sequence[tuple[Path, str, str]]
+) -> dict[str, Any]:
+    """Upload ``files``, then POST ``payload`` naming them; discard them if it is refused."""
+    ids = await _upload(api, files)
+    try:
+        return await api.post(path, {**payload, "attachments": ids} if ids else payload)
+    except BaseException:
+        await _discard(api, ids)
+        raise
 
 
 def _queued(verb: str) -> Callable[[dict[str, Any]], list[str]]:
@@ -865,7 +945,6 @@ def _send_body(args: argparse.Namespace) -> dict[str, Any]:
         "tlp": args.tlp,
         "restrictions": sorted(set(args.restriction or [])),
         "language": args.language,
-        "attachments": _attachments(args.attach),
     }
     if not _LANG_RE.match(args.language):
         raise CommandError(f"--language: not an ISO 639-1 code: {args.language!r}")
@@ -888,9 +967,10 @@ def _render_sent(d: dict[str, Any]) -> list[str]:
 def cmd_send(args: argparse.Namespace) -> Result:
     """Send; with ``--wait``, follow the delivery (upload progress on a terminal)."""
     payload = _send_body(args)
+    files = _attachments(args.attach)
 
     async def work(api: ApiClient) -> Result:
-        sent = await api.post("/api/messages", payload)
+        sent = await _post_with_files(api, "/api/messages", payload, files)
         if not args.wait:
             return sent, _render_sent(sent)
         mid = segment(str(sent.get("id")))
@@ -922,14 +1002,22 @@ def cmd_send(args: argparse.Namespace) -> Result:
 
 
 def _reply_body(args: argparse.Namespace) -> dict[str, Any]:
-    body: dict[str, Any] = {
-        "kind": args.kind,
-        "body": _body(args),
-        "attachments": _attachments(args.attach),
-    }
+    body: dict[str, Any] = {"kind": args.kind, "body": _body(args)}
     if args.subject is not None:
         body["subject"] = args.subject
     return body
+
+
+def cmd_reply(args: argparse.Namespace) -> Result:
+    """Answer a received message, with attachments uploaded first."""
+    payload = _reply_body(args)
+    files = _attachments(args.attach)
+
+    async def work(api: ApiClient) -> Result:
+        data = await _post_with_files(api, _msg_path("reply")(args), payload, files)
+        return data, _queued("reply")(data)
+
+    return _api(args, work)
 
 
 def _status_body(args: argparse.Namespace) -> dict[str, Any]:
@@ -1368,7 +1456,7 @@ def build_parser() -> argparse.ArgumentParser:  # noqa: PLR0915 - one flat decla
     p.add_argument("--kind", choices=("answer", "information"), default="answer")
     p.add_argument("--subject", metavar="S", help="default: Re: the original subject")
     p.add_argument("--attach", type=Path, action="extend", nargs="+", metavar="FILE")
-    p.set_defaults(func=_post(_msg_path("reply"), _reply_body, _queued("reply")))
+    p.set_defaults(func=cmd_reply)
 
     p = sub.add_parser("status-update", parents=[api], help="report progress on a request")
     p.add_argument("msg", metavar="MSG")

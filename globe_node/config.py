@@ -7,12 +7,14 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from globe_io.httpguard import HttpLimits
 from globe_node.errors import ConfigError
 from protocol.messages import Urgency
 
 __all__ = ["CONFIG_NAME", "Deadlines", "NodeConfig", "load_config", "render_config"]
 
 CONFIG_NAME = "node.toml"
+GIB = 1 << 30
 HOUR = 3600
 DAY = 24 * HOUR
 
@@ -53,7 +55,10 @@ class NodeConfig:
     allow_private_endpoints: bool = False  # post to loopback/private peer addresses (test nets)
     peer_rate: float = 50.0  # peer listener: requests per second per address and per member
     peer_burst: int = 200
+    upload_lifetime: int = DAY  # a staged upload no message took is erased after this
+    upload_quota: int = 8 * GIB  # bytes of staged uploads the node holds at once
     deadlines: Deadlines = field(default_factory=Deadlines)
+    http: HttpLimits = field(default_factory=HttpLimits)  # receiving requests, both listeners
 
     @property
     def db_path(self) -> Path:
@@ -126,22 +131,29 @@ def load_config(directory: Path) -> NodeConfig:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
     deadlines = raw.pop("deadlines", {})
+    http_table = raw.pop("http", {})
+    if not isinstance(http_table, dict):
+        raise ConfigError(f"{path}: [http] is a table")
     _check(raw, path)
     if not isinstance(deadlines, dict) or any(
         type(v) is not int or v <= 0 for v in deadlines.values()
     ):
         raise ConfigError(f"{path}: [deadlines] values are positive integers (seconds)")
     try:
-        return NodeConfig(directory=directory, deadlines=Deadlines(**deadlines), **raw)
+        http = HttpLimits(**http_table)
+        http.check()
+        return NodeConfig(directory=directory, deadlines=Deadlines(**deadlines), http=http, **raw)
     except TypeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
+    except ConfigError as exc:
+        raise ConfigError(f"{path}: [http] {exc.detail}") from None
 
 
 def render_config(config: NodeConfig) -> str:
     """The TOML text for ``config``."""
     lines = ["# GlobE Link node configuration (docs/OPERATIONS.md)"]
     for f in fields(NodeConfig):
-        if f.name in ("directory", "deadlines"):
+        if f.name in ("directory", "deadlines", "http"):
             continue
         value = getattr(config, f.name)
         if isinstance(value, bool):
@@ -153,4 +165,7 @@ def render_config(config: NodeConfig) -> str:
     d = config.deadlines
     lines += ["", "[deadlines]", f"urgent = {d.urgent}", f"priority = {d.priority}"]
     lines.append(f"routine = {d.routine}")
+    h = config.http
+    lines += ["", "[http]  # receiving requests: time limits and header bounds"]
+    lines += [f"{f.name} = {getattr(h, f.name)}" for f in fields(HttpLimits)]
     return "\n".join(lines) + "\n"

@@ -46,8 +46,10 @@ __all__ = [
     "OutMessage",
     "OutRecipient",
     "Pair",
+    "PeerHead",
     "PrekeyRow",
     "RequestRow",
+    "UploadRow",
     "User",
     "make_engine",
     "migrate",
@@ -119,6 +121,8 @@ class OutMessage(Base):
     user: Mapped[str] = mapped_column(String(64))
     # blob ids of attachments still to upload before the envelope may go to the hub
     pending_blobs: Mapped[str] = mapped_column(Text, default="")
+    # this node's inner signature over the content (§7.5): its proof of origin in a forward
+    inner_signature: Mapped[bytes | None] = mapped_column(LargeBinary(64), nullable=True)
 
 
 class OutRecipient(Base):
@@ -167,6 +171,11 @@ class InMessage(Base):
     receipt_acked: Mapped[bool] = mapped_column(Boolean, default=False)
     read_at: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     read_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    # the sender's inner signature over the content (§7.5): proof of origin for a forward
+    inner_signature: Mapped[bytes | None] = mapped_column(LargeBinary(64), nullable=True)
+    # why this message deserves suspicion (e.g. received while a peer had seen log entries
+    # the hub did not serve this node), or NULL
+    suspect: Mapped[str | None] = mapped_column(Text, nullable=True)
 
 
 class Conflict(Base):
@@ -225,6 +234,42 @@ class Alert(Base):
     detail: Mapped[str] = mapped_column(Text)
     evidence: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     time: Mapped[int] = mapped_column(BigInteger)
+
+
+class UploadRow(Base):
+    """A staged upload: the file is already blob-encrypted in the spool, its key sealed."""
+
+    __tablename__ = "uploads"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user: Mapped[str] = mapped_column(String(64), index=True)
+    blob: Mapped[str] = mapped_column(String(32), unique=True)
+    key: Mapped[bytes] = mapped_column(LargeBinary)  # sealed under the storage key
+    name: Mapped[str] = mapped_column(Text)
+    media_type: Mapped[str] = mapped_column(String(129))
+    size: Mapped[int] = mapped_column(BigInteger)
+    sha256: Mapped[bytes] = mapped_column(LargeBinary(32))
+    created: Mapped[int] = mapped_column(BigInteger, index=True)
+
+
+class PeerHead(Base):
+    """A peer's signed view of the membership log that is ahead of this node's (R2).
+
+    Kept until this node's verified log reaches ``seq``: then the heads are
+    compared (same: resolved; different: a fork alert).  While the hub does not
+    serve the entries up to ``seq``, an alert stands and received messages are
+    marked suspect.
+    """
+
+    __tablename__ = "peer_heads"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    peer: Mapped[str] = mapped_column(String(19))
+    seq: Mapped[int] = mapped_column(BigInteger, index=True)
+    head: Mapped[bytes] = mapped_column(LargeBinary(32))
+    envelope: Mapped[bytes] = mapped_column(LargeBinary)  # the peer's signed evidence
+    time: Mapped[int] = mapped_column(BigInteger)
+    alerted: Mapped[bool] = mapped_column(Boolean, default=False)
 
 
 class User(Base):

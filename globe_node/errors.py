@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from hub.errors import ConfigError, Conflict, NotFound
-from protocol.errors import GlobeError, ProtocolError
+from globe_io.errors import ConfigError, Conflict, NotFound
+from protocol.errors import ConsentRequired, GlobeError
 
 __all__ = [
     "ConfigError",
@@ -22,14 +22,6 @@ class DirectoryStale(GlobeError):
     slug = "directory-stale"
     status = 503
     title = "Directory too old to send"
-
-
-class ConsentRequired(ProtocolError):
-    """Restricted material may be forwarded only with the originator's consent (§8.3)."""
-
-    slug = "consent-required"
-    status = 403
-    title = "Originator consent required"
 
 
 class Unauthenticated(GlobeError):

@@ -23,12 +23,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import random
 import time
 from collections.abc import AsyncIterator, Callable, Iterable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Final, NoReturn
 
@@ -38,22 +38,25 @@ import yarl
 from sqlalchemy import func, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
+from globe_io.errors import Conflict as HubConflict
+from globe_io.hubclient import HubClient, MailboxItem, request_payload
 from globe_node import db
 from globe_node.audit import AuditLog
 from globe_node.config import NodeConfig
-from globe_node.errors import ConsentRequired, DirectoryStale, NotFound
+from globe_node.errors import Conflict, ConsentRequired, DirectoryStale, NotFound
 from globe_node.keys import NodeKeys
 from globe_node.netguard import PublicOnlyResolver, check_literal
+from globe_node.peerheads import PeerHeads
 from globe_node.storage import StorageCipher
-from hub.client import HubClient, MailboxItem, request_payload
-from hub.errors import Conflict as HubConflict
-from protocol import canonical, crypto
-from protocol.attachments import AttachmentDecryptor, AttachmentEncryptor
+from globe_node.uploads import Uploads
+from protocol import canonical
+from protocol.attachments import AttachmentDecryptor
 from protocol.directory import DirectoryState, HeadRelation, Member, MemberStatus
 from protocol.envelope import (
     Envelope,
     OpenedEnvelope,
     SealTo,
+    content_signature,
     envelope_hash,
     open_envelope,
     parse_envelope,
@@ -76,24 +79,28 @@ from protocol.ids import AuthorityId, KeyId, MessageId
 from protocol.keys import KemPrivateKey, KemPublicKey
 from protocol.membership import Checkpoint
 from protocol.messages import (
+    MAX_CONSENTS,
     Attachment,
     Consent,
     ConsentDecision,
+    Forwarded,
     Handling,
     Kind,
     MessageContent,
     Restriction,
+    SignedContent,
     StatusState,
     StatusUpdate,
     Tlp,
     forward_requires_consent,
 )
+from protocol.origin import Origin, signed_content, verify_forward, verify_signed_content
 from protocol.prekeys import SignedPrekey, make_prekey
 from protocol.receipts import DeliveryReceipt, Evidence, EvidenceKind, make_receipt
 from protocol.replay import SeqVerdict, classify_seq
 from protocol.requestauth import HEADER, sign_request
 
-__all__ = ["Node", "OutgoingAttachment", "Progress"]
+__all__ = ["Node", "Progress"]
 
 log = logging.getLogger("globe.node")
 
@@ -102,22 +109,12 @@ Progress = Callable[[str, int, int], None]
 
 #: Request states that still need an answer.
 OPEN_STATES: Final = ("sent", "received", "acknowledged", "in-progress")
-MAX_ATTACHMENT: Final = 2 << 30
 #: Seconds to relay through the hub after a peer's endpoint failed, before trying it again.
 PEER_RETRY: Final = 60.0
 #: Seconds a verified prekey of a peer is used before the hub is asked again.
 PREKEY_CACHE: Final = 300.0
 #: Messages delivered concurrently by one delivery pass.
 DELIVERY_CONCURRENCY: Final = 8
-
-
-@dataclass(frozen=True, slots=True)
-class OutgoingAttachment:
-    """A file to attach: its path, the name shown and its media type."""
-
-    path: Path
-    name: str | None = None
-    media_type: str = "application/octet-stream"
 
 
 def _aid(text: str) -> AuthorityId:
@@ -168,6 +165,11 @@ class Node:
         self._send_lock = asyncio.Lock()
         self._prekey_lock = asyncio.Lock()
         self.audit = AuditLog(self.sessions)
+        self.peer_heads = PeerHeads(self.sessions, self.alert)
+        self.staging = Uploads(
+            me=self.me, sessions=self.sessions, cipher=self.cipher, blob_path=self.blob_path,
+            lifetime=config.upload_lifetime, quota=config.upload_quota, clock=self.now,
+        )  # fmt: skip
 
     # -- lifecycle --------------------------------------------------------------------------
 
@@ -196,6 +198,7 @@ class Node:
             prekeys = (await s.execute(select(db.PrekeyRow))).scalars().all()
             cp = await s.get(db.Meta, "checkpoint_time")
         self._checkpoint_time = int(cp.value) if cp else 0
+        await self.peer_heads.load()
         for row in prekeys:
             if row.private is not None:
                 raw = self.cipher.open(row.private, f"prekey:{row.key_id}")
@@ -241,6 +244,9 @@ class Node:
                 await asyncio.wait_for(self._sync_soon.wait(), timeout=self.config.sync_interval)
 
     async def _sync_once(self) -> None:
+        purged = await self.staging.purge()
+        if purged:
+            log.info("erased %d staged upload(s) no message took", purged)
         try:
             await self.sync_directory()
             await self.ensure_prekeys()
@@ -272,6 +278,7 @@ class Node:
             return await self._sync_directory()
 
     async def _sync_directory(self) -> int:
+        claims = await self.peer_heads.marker()  # judged once this sync has succeeded
         entries = await self.hub.log_entries(since=self.state.seq)
         cp_bytes = await self.hub.checkpoint()
         self.hub_reachable = True
@@ -305,7 +312,19 @@ class Node:
                 f"hub checkpoint at {checkpoint.seq} is behind the stored log at {trial.seq}",
                 cp_bytes,
             )
+        await self.peer_heads.check(self.state, claims)
         return len(entries)
+
+    async def sync_now(self) -> tuple[int, int | None]:
+        """Sync the directory, then pull the mailbox: (entries added, items pulled or None
+        when the hub refused the pull, e.g. because this node was suspended)."""
+        added = await self.sync_directory()
+        try:
+            pulled: int | None = await self.pull()
+        except GlobeError as exc:  # the directory still synced
+            log.info("mailbox pull after sync refused: %s", exc.detail)
+            pulled = None
+        return added, pulled
 
     def directory_age(self) -> int | None:
         """Seconds since a hub checkpoint last confirmed the stored head (None: never)."""
@@ -485,10 +504,14 @@ class Node:
         content: MessageContent,
         *,
         user: str = "operator",
-        attachments: Sequence[OutgoingAttachment] = (),
-        progress: Progress | None = None,
+        uploads: Sequence[str] = (),
     ) -> MessageId:
-        """Seal and commit a message to the outbox; delivery follows in the background."""
+        """Seal and commit a message to the outbox; delivery follows in the background.
+
+        ``uploads``: ids of ``user``'s staged uploads (:mod:`globe_node.uploads`), which
+        become the message's attachments and leave the staging area in the same
+        transaction.
+        """
         now = self.now()
         self._check_fresh()
         if not recipients:
@@ -505,107 +528,72 @@ class Node:
                 raise UsageError("a node cannot send to itself")
             self.state.active_member(r, now)
         mid = MessageId.new()
-        manifests: list[Attachment] = []
-        try:
-            for att in attachments:
-                manifests.append(await self._encrypt_attachment(att, progress))
-            if manifests:
-                content = _with_attachments(content, manifests)
-            data = content.encode()
-            keys = {r: await self._recipient_key(r, now) for r in recipients}
-            async with self._send_lock, self.audit.lock, self.sessions.begin() as s:
-                seqs: dict[AuthorityId, int] = {}
-                for r in recipients:
-                    pair = await s.get(db.Pair, str(r))
-                    if pair is None:
-                        pair = db.Pair(peer=str(r), next_out=1, last_in=0)
-                        s.add(pair)
-                    seqs[r] = pair.next_out
-                    pair.next_out += 1
-                envelope = seal_envelope(
-                    genesis=self.genesis,
-                    sender=self.me,
-                    identity=self.keys.identity,
-                    recipients=[SealTo(r, seqs[r], keys[r]) for r in recipients],
-                    content=data,
+        manifests = await self.staging.manifests(user, uploads)
+        if manifests:
+            content = _with_attachments(content, manifests)
+        data = content.encode()
+        keys = {r: await self._recipient_key(r, now) for r in recipients}
+        async with self._send_lock, self.audit.lock, self.sessions.begin() as s:
+            seqs: dict[AuthorityId, int] = {}
+            for r in recipients:
+                pair = await s.get(db.Pair, str(r))
+                if pair is None:
+                    pair = db.Pair(peer=str(r), next_out=1, last_in=0)
+                    s.add(pair)
+                seqs[r] = pair.next_out
+                pair.next_out += 1
+            envelope = seal_envelope(
+                genesis=self.genesis,
+                sender=self.me,
+                identity=self.keys.identity,
+                recipients=[SealTo(r, seqs[r], keys[r]) for r in recipients],
+                content=data,
+                created=now,
+                expires=now + self.config.message_lifetime,
+                dir_seq=self.state.seq,
+                dir_head=self.state.head,
+                message_id=mid,
+                blobs=[m.blob for m in manifests],
+            )
+            await self.staging.take(s, user, uploads)
+            s.add(
+                db.OutMessage(
+                    message_id=str(mid),
+                    envelope=envelope,
+                    envelope_hash=envelope_hash(envelope),
+                    content=self.cipher.seal(data, f"content:{mid}"),
+                    kind=content.kind.value,
+                    case=content.case,
+                    in_reply_to=str(content.in_reply_to) if content.in_reply_to else None,
                     created=now,
                     expires=now + self.config.message_lifetime,
-                    dir_seq=self.state.seq,
-                    dir_head=self.state.head,
-                    message_id=mid,
-                    blobs=[m.blob for m in manifests],
+                    user=user,
+                    pending_blobs=" ".join(m.blob for m in manifests),
+                    inner_signature=content_signature(
+                        self.keys.identity, parse_envelope(envelope).header.raw, data
+                    ),
                 )
+            )
+            await s.flush()
+            for r in recipients:
                 s.add(
-                    db.OutMessage(
-                        message_id=str(mid),
-                        envelope=envelope,
-                        envelope_hash=envelope_hash(envelope),
-                        content=self.cipher.seal(data, f"content:{mid}"),
-                        kind=content.kind.value,
-                        case=content.case,
-                        in_reply_to=str(content.in_reply_to) if content.in_reply_to else None,
-                        created=now,
-                        expires=now + self.config.message_lifetime,
-                        user=user,
-                        pending_blobs=" ".join(m.blob for m in manifests),
+                    db.OutRecipient(
+                        message_id=str(mid), recipient=str(r), state="queued", attempts=0,
+                        next_attempt=0,
                     )
-                )
-                await s.flush()
-                for r in recipients:
-                    s.add(
-                        db.OutRecipient(
-                            message_id=str(mid), recipient=str(r), state="queued", attempts=0,
-                            next_attempt=0,
-                        )
-                    )  # fmt: skip
-                for m in manifests:
-                    s.add(
-                        db.AttachmentRow(
-                            sender=str(self.me), blob=m.blob, message_id=str(mid), direction="out",
-                            size=m.size, state="pending",
-                        )
-                    )  # fmt: skip
-                self._track_outgoing(s, content, mid, recipients, now)
-                # The audit row commits with the message, or neither does.
-                await self.audit.add(
-                    s, now, user, "send", f"{mid} to {','.join(map(str, recipients))}"
-                )
-        except BaseException:
-            for m in manifests:  # a refused send leaves no attachment file behind
-                self.blob_path(self.me, m.blob).unlink(missing_ok=True)
-            raise
+                )  # fmt: skip
+            for m in manifests:
+                s.add(
+                    db.AttachmentRow(
+                        sender=str(self.me), blob=m.blob, message_id=str(mid), direction="out",
+                        size=m.size, state="pending",
+                    )
+                )  # fmt: skip
+            self._track_outgoing(s, content, mid, recipients, now)
+            # The audit row commits with the message, or neither does.
+            await self.audit.add(s, now, user, "send", f"{mid} to {','.join(map(str, recipients))}")
         self._wake.set()
         return mid
-
-    async def _encrypt_attachment(
-        self, att: OutgoingAttachment, progress: Progress | None
-    ) -> Attachment:
-        name = att.name or att.path.name
-        try:
-            total = att.path.stat().st_size
-        except OSError as exc:
-            raise UsageError(f"cannot read {att.path}: {exc.strerror}") from None
-        if total > MAX_ATTACHMENT:
-            raise UsageError(f"{att.path} is larger than {MAX_ATTACHMENT} bytes")
-        key = crypto.system_rng(32)
-        blob = os.urandom(16).hex()
-        enc = AttachmentEncryptor(key, blob)
-        out = self.blob_path(self.me, blob)
-        self.config.blob_dir.mkdir(mode=0o700, exist_ok=True)
-
-        def encrypt() -> None:  # file I/O, crypto and fsync off the event loop
-            done = 0
-            with att.path.open("rb") as src, _atomic_file(out) as dst:
-                dst.write(enc.header())
-                while chunk := src.read(1 << 20):
-                    dst.write(enc.update(chunk))
-                    done += len(chunk)
-                    if progress:
-                        progress(f"encrypt {name}", done, total)
-                dst.write(enc.finalize())
-
-        await asyncio.to_thread(encrypt)
-        return Attachment(name, enc.size, att.media_type, enc.sha256, key, blob)
 
     def _track_outgoing(
         self,
@@ -956,6 +944,8 @@ class Node:
         content = MessageContent.decode(opened.content)
         if sorted(a.blob for a in content.attachments) != sorted(h.blobs):
             raise MalformedError("the attachments do not match the header's blob list")
+        if content.forwarded is not None:  # originator control on every hop (§8.5)
+            verify_forward(content, forwarder=h.sender, recipient=self.me, directory=self.state)
         for att in content.attachments:
             await self._fetch_attachment(att, h.sender)
         if opened.head_relation is HeadRelation.PEER_AHEAD:
@@ -1015,7 +1005,8 @@ class Node:
                 in_reply_to=str(content.in_reply_to) if content.in_reply_to else None,
                 created=h.created, received=now, via=via, seq=mine.seq, order=order,
                 head_relation=opened.head_relation.value, receipt=receipt,
-                receipt_acked=via == "direct",
+                receipt_acked=via == "direct", inner_signature=opened.inner_signature,
+                suspect=self.peer_heads.suspect(self.state.seq),
             )
         )  # fmt: skip
         for att in content.attachments:
@@ -1036,6 +1027,10 @@ class Node:
                 )
             )  # fmt: skip
         await self._track_reply(s, content, "out", h.sender, now)
+        if opened.head_relation is HeadRelation.PEER_AHEAD:
+            await self.peer_heads.note(
+                s, peer=h.sender, seq=h.dir_seq, head=h.dir_head, envelope=env.raw, now=now
+            )
         return verdict
 
     async def _seen(self, env: Envelope) -> tuple[bytes, bytes] | None:
@@ -1261,7 +1256,7 @@ class Node:
                 return "in", content, {
                     "sender": row.sender, "received": row.received, "via": row.via,
                     "order": row.order, "seq": row.seq, "read_at": row.read_at,
-                    "head_relation": row.head_relation,
+                    "head_relation": row.head_relation, "suspect": row.suspect,
                 }  # fmt: skip
             out = await s.get(db.OutMessage, message_id)
             if out is None:
@@ -1316,33 +1311,6 @@ class Node:
         if dec.sha256 != att.sha256:
             raise DecryptionFailed(f"attachment {att.name!r} does not match its digest")
 
-    async def save_attachment(
-        self, message_id: str, index: int, out: Path, progress: Progress | None = None
-    ) -> Path:
-        """Decrypt attachment ``index`` of a message to ``out`` (written atomically)."""
-        _, content, meta = await self.content_of(message_id)
-        if not 0 <= index < len(content.attachments):
-            raise NotFound(f"message {message_id} has no attachment {index + 1}")
-        att = content.attachments[index]
-        src = self.blob_path(str(meta["sender"]), att.blob)
-        dec = AttachmentDecryptor(att.key, att.blob)
-
-        def decrypt() -> None:  # off the event loop
-            done, total = 0, src.stat().st_size
-            with src.open("rb") as f, _atomic_file(out) as dst:
-                while chunk := f.read(1 << 20):
-                    dst.write(dec.update(chunk))
-                    done += len(chunk)
-                    if progress:
-                        progress(f"decrypt {att.name}", done, total)
-                dst.write(dec.finalize())
-
-        await asyncio.to_thread(decrypt)
-        if dec.sha256 != att.sha256:
-            out.unlink(missing_ok=True)
-            raise DecryptionFailed(f"attachment {att.name!r} does not match its digest")
-        return out
-
     # -- replies, status, forwarding, consent ------------------------------------------------
 
     async def reply(
@@ -1354,7 +1322,7 @@ class Node:
         subject: str | None = None,
         status: StatusUpdate | None = None,
         user: str = "operator",
-        attachments: Sequence[OutgoingAttachment] = (),
+        uploads: Sequence[str] = (),
         consent: Consent | None = None,
     ) -> MessageId:
         """Answer, status-update or consent-decide a received message (to its sender)."""
@@ -1374,85 +1342,143 @@ class Node:
             status=status,
             consent=consent,
         )
-        mid = await self.send([sender], content, user=user, attachments=attachments)
+        mid = await self.send([sender], content, user=user, uploads=uploads)
         if original.kind is Kind.REQUEST:
             async with self.sessions.begin() as s:
                 await self._track_reply(s, content, "in", sender, self.now())
         return mid
 
+    async def proof_of_origin(
+        self, message_id: str
+    ) -> tuple[SignedContent, Sequence[SignedContent]]:
+        """What proves where a held message came from (§8.5): for a forward, the origin it
+        carries and its consents; else the message itself (received or sent here)."""
+        async with self.sessions() as s:
+            row = (
+                (await s.execute(select(db.InMessage).where(db.InMessage.message_id == message_id)))
+                .scalars()
+                .first()
+            )
+            out = None if row is not None else await s.get(db.OutMessage, message_id)
+        if row is not None:
+            content = self.cipher.open(row.content, f"content:{message_id}")
+            envelope, signature = row.envelope, row.inner_signature
+        elif out is not None:
+            content = self.cipher.open(out.content, f"content:{message_id}")
+            envelope, signature = out.envelope, out.inner_signature
+        else:
+            raise NotFound(f"no message {message_id}")
+        decoded = MessageContent.decode(content)
+        if decoded.forwarded is not None:
+            return decoded.forwarded.origin, decoded.forwarded.consents
+        if signature is None:
+            raise Conflict(
+                f"message {message_id} was stored before this node kept signatures: its origin"
+                " cannot be proven to others, so it cannot be forwarded"
+            )
+        return signed_content(parse_envelope(envelope).header.raw, content, signature), ()
+
     async def forward(
         self, message_id: str, to: Sequence[AuthorityId], *, user: str = "operator", note: str = ""
     ) -> MessageId:
-        """Forward a received message; restricted material needs the originator's consent."""
-        direction, original, meta = await self.content_of(message_id)
-        originator = _aid(str(meta["sender"]))
-        if direction == "in" and forward_requires_consent(original.handling):
-            granted = await self._consented(message_id, originator)
-            missing = [str(t) for t in to if t not in granted]
+        """Forward a held message with its proof of origin and its attachments (§8.5).
+
+        Restricted material (§8.3) needs the *originator's* consent for every new
+        recipient, on every hop: the consent decisions this node holds (received from
+        the originator, or carried by the forward it holds) go with the forward, and
+        without one the forward is refused before anything is sent.  Attachments are
+        re-encrypted for the new recipients; one that is no longer on this node
+        refuses the forward rather than sending it partial.
+        """
+        _, held, meta = await self.content_of(message_id)
+        proof, carried = await self.proof_of_origin(message_id)
+        origin = verify_signed_content(proof, self.state)
+        consents = _unique([*carried, *await self._grants(origin)])
+        if origin.sender != self.me and forward_requires_consent(origin.content.handling):
+            allowed = set(origin.recipients) | {origin.sender} | _granted_to(consents)
+            missing = [str(t) for t in to if t not in allowed]
             if missing:
                 await self._audit(user, "forward-refused", f"{message_id} to {','.join(missing)}")
+                h = origin.content.handling
                 raise ConsentRequired(
-                    f"message {message_id} is TLP:{original.handling.tlp.value}"
-                    + (
-                        " with no onward dissemination"
-                        if Restriction.NO_ONWARD in original.handling.restrictions
-                        else ""
-                    )
-                    + f"; {originator} has not consented to forwarding to {', '.join(missing)}:"
-                    " use request-consent"
-                )
-        content = MessageContent(
-            kind=Kind.INFORMATION,
-            subject=_fwd(original.subject),
-            body=(note + "\n\n" if note else "")
-            + f"Forwarded message {message_id} from {originator}:\n\n{original.body}",
-            language=original.language,
-            urgency=original.urgency,
-            handling=original.handling,
-            case=original.case,
-        )
-        mid = await self.send(to, content, user=user)
+                    f"message {message_id} is TLP:{h.tlp.value}"
+                    + (" with no onward dissemination" if Restriction.NO_ONWARD in h.restrictions
+                       else "")
+                    + f"; {origin.sender} (its originator) has not consented to forwarding to"
+                    f" {', '.join(missing)}: use request-consent"
+                )  # fmt: skip
+        holder = str(meta["sender"])
+        copies: list[str] = []
+        try:
+            for att in held.attachments:
+                info = await self.staging.copy(self.blob_path(holder, att.blob), att, user=user)
+                copies.append(info.id)
+            content = MessageContent(
+                kind=Kind.INFORMATION,
+                subject=_fwd(origin.content.subject),
+                body=note,
+                language=origin.content.language,
+                urgency=held.urgency,
+                handling=held.handling,  # the holder's, never below the originator's
+                case=held.case,
+                forwarded=Forwarded(proof, tuple(consents[:MAX_CONSENTS])),
+            )
+            mid = await self.send(to, content, user=user, uploads=copies)
+        except BaseException:
+            for upload_id in copies:
+                with contextlib.suppress(GlobeError):
+                    await self.staging.discard(user, upload_id)
+            raise
         await self._audit(user, "forward", f"{message_id} as {mid}")
         return mid
 
-    async def _consented(self, message_id: str, originator: AuthorityId) -> set[AuthorityId]:
-        granted: set[AuthorityId] = set()
+    async def _grants(self, origin: Origin) -> list[SignedContent]:
+        """The originator's granted consent decisions about ``origin`` that reached this node."""
         async with self.sessions() as s:
             rows = (
                 (
                     await s.execute(
                         select(db.InMessage)
-                        .where(db.InMessage.sender == str(originator))
+                        .where(db.InMessage.sender == str(origin.sender))
                         .where(db.InMessage.kind == Kind.CONSENT_DECISION.value)
+                        .where(db.InMessage.inner_signature.is_not(None))
                     )
                 )
                 .scalars()
                 .all()
             )
+        out = []
         for row in rows:
-            c = MessageContent.decode(self.cipher.open(row.content, f"content:{row.message_id}"))
+            data = self.cipher.open(row.content, f"content:{row.message_id}")
+            c = MessageContent.decode(data).consent
             if (
-                c.consent is not None
-                and str(c.consent.message) == message_id
-                and c.consent.decision is ConsentDecision.GRANTED
+                c is not None
+                and c.message == origin.message_id
+                and c.decision is ConsentDecision.GRANTED
+                and row.inner_signature is not None
             ):
-                granted.update(c.consent.to)
-        return granted
+                header = parse_envelope(row.envelope).header.raw
+                out.append(signed_content(header, data, row.inner_signature))
+        return out
 
     async def request_consent(
         self, message_id: str, to: Sequence[AuthorityId], purpose: str, *, user: str = "operator"
     ) -> MessageId:
-        """Ask the originator of a received message to consent to forwarding it."""
-        _, original, meta = await self.content_of(message_id)
-        consent = Consent(MessageId.parse(message_id), tuple(sorted(to, key=str)), purpose)
+        """Ask the *originator* of a held message (not whoever forwarded it here) to consent
+        to passing it to ``to`` (§8.5)."""
+        proof, _ = await self.proof_of_origin(message_id)
+        origin = verify_signed_content(proof, self.state)
+        if origin.sender == self.me:
+            raise UsageError(f"this node originated message {message_id}: no consent is needed")
+        consent = Consent(origin.message_id, tuple(sorted(to, key=str)), purpose)
         content = MessageContent(
-            kind=Kind.CONSENT_REQUEST, subject=_re(original.subject),
-            body=f"Consent requested to pass message {message_id} to "
+            kind=Kind.CONSENT_REQUEST, subject=_re(origin.content.subject),
+            body=f"Consent requested to pass message {origin.message_id} to "
             f"{', '.join(map(str, to))}: {purpose}",
-            language=original.language, urgency=original.urgency,
-            handling=Handling(Tlp.AMBER), case=original.case, consent=consent,
+            language=origin.content.language, urgency=origin.content.urgency,
+            handling=Handling(Tlp.AMBER), case=origin.content.case, consent=consent,
         )  # fmt: skip
-        return await self.send([_aid(str(meta["sender"]))], content, user=user)
+        return await self.send([origin.sender], content, user=user)
 
     # -- cases and status -------------------------------------------------------------------
 
@@ -1549,6 +1575,38 @@ class Node:
             c["overdue"] = sum(1 for r in mine if r["overdue"])
         return sorted(cases.values(), key=lambda c: -int(c["last"]))
 
+    async def case_thread(self, case: str) -> dict[str, Any]:
+        """A case: its requests and every message in it, in thread order."""
+        reqs = await self.requests(case=case)
+        async with self.sessions() as s:
+            ins = (
+                await s.execute(
+                    select(db.InMessage.message_id, db.InMessage.sender, db.InMessage.kind,
+                           db.InMessage.received, db.InMessage.in_reply_to)
+                    .where(db.InMessage.case == case)
+                )
+            ).all()  # fmt: skip
+            outs = (
+                await s.execute(
+                    select(db.OutMessage.message_id, db.OutMessage.kind, db.OutMessage.created,
+                           db.OutMessage.in_reply_to)
+                    .where(db.OutMessage.case == case)
+                )
+            ).all()  # fmt: skip
+        if not ins and not outs:
+            raise NotFound(f"no case {case}")
+        messages = [
+            {"id": m, "direction": "in", "from": s_, "kind": k, "time": t, "in_reply_to": r}
+            for m, s_, k, t, r in ins
+        ] + [
+            {"id": m, "direction": "out", "from": str(self.me), "kind": k, "time": t,
+             "in_reply_to": r}
+            for m, k, t, r in outs
+        ]  # fmt: skip
+        # Time has whole seconds: within one second, what opens a thread comes first.
+        messages.sort(key=lambda m: (m["time"], m["in_reply_to"] is not None, m["id"]))
+        return {"case": case, "requests": reqs, "messages": messages}
+
     async def inbox(self, *, limit: int = 50, unread: bool = False) -> list[dict[str, Any]]:
         """Received messages, newest first, with subject (decrypted here)."""
         async with self.sessions() as s:
@@ -1563,7 +1621,7 @@ class Node:
                 "id": r.message_id, "from": r.sender, "kind": r.kind, "subject": c.subject,
                 "urgency": c.urgency.value, "tlp": c.handling.tlp.value, "case": r.case,
                 "received": r.received, "via": r.via, "read": r.read_at is not None,
-                "order": r.order, "attachments": len(c.attachments),
+                "order": r.order, "attachments": len(c.attachments), "suspect": r.suspect,
             })  # fmt: skip
         return out
 
@@ -1644,7 +1702,9 @@ class Node:
             "membership": me.status.value if me else "not admitted",
             "directory": {"seq": self.state.seq, "head": canonical.b64e(self.state.head),
                           "age_s": self.directory_age(), "max_age_s": self.config.directory_max_age,
-                          "members": len(self.state.members)},
+                          "members": len(self.state.members),
+                          "behind_peer": (self.peer_heads.behind.to_json()
+                                          if self.peer_heads.behind else None)},
             "hub": {"url": self.config.hub_url, "reachable": self.hub_reachable,
                     "push_connected": self.push_connected},
             "outbox": {str(state): int(n) for state, n in queued},
@@ -1685,11 +1745,22 @@ def _recipient_state(r: db.OutRecipient) -> dict[str, Any]:
 
 
 def _with_attachments(content: MessageContent, manifests: list[Attachment]) -> MessageContent:
-    return MessageContent(
-        content.kind, content.subject, content.body, content.language, content.urgency,
-        content.handling, content.case, content.in_reply_to, content.deadline,
-        tuple(manifests), content.status, content.consent,
-    )  # fmt: skip
+    return dataclasses.replace(content, attachments=tuple(manifests))
+
+
+def _granted_to(consents: Sequence[SignedContent]) -> set[AuthorityId]:
+    """Everyone named in these (already verified) consent decisions."""
+    out: set[AuthorityId] = set()
+    for proof in consents:
+        consent = MessageContent.decode(proof.content).consent
+        if consent is not None:
+            out.update(consent.to)
+    return out
+
+
+def _unique(proofs: Sequence[SignedContent]) -> list[SignedContent]:
+    """Proofs without repeats, in a stable order (by their header bytes)."""
+    return sorted({(p.header, p.content): p for p in proofs}.values(), key=lambda p: p.header)
 
 
 def _re(subject: str) -> str:
@@ -1708,7 +1779,7 @@ def _retryable(exc: GlobeError) -> bool:
 
 
 def _problem(status: int, body: bytes, who: str) -> GlobeError:
-    from hub.client import error_for_problem  # noqa: PLC0415
+    from globe_io.hubclient import error_for_problem  # noqa: PLC0415
 
     try:
         problem = orjson.loads(body)

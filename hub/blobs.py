@@ -64,8 +64,15 @@ from sqlalchemy import CursorResult, delete, func, or_, select
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.orm import aliased
 
+from globe_io.errors import (
+    BlobQuotaExceeded,
+    Conflict,
+    LengthRequired,
+    NotFound,
+    PayloadTooLarge,
+    UploadTimeout,
+)
 from hub import db
-from hub.errors import Conflict, NotFound, PayloadTooLarge
 from hub.routing import ENVELOPE, Router
 from hub.service import HubService
 from hub.web import authenticate, json_response, read_body, verify_auth
@@ -75,7 +82,6 @@ from protocol.errors import (
     GlobeError,
     InvalidIdentifier,
     MalformedError,
-    ProtocolError,
     StaleError,
     StorageError,
     UsageError,
@@ -103,30 +109,6 @@ COMPLETE: Final = "complete"
 _ID_RE: Final = re.compile(r"[0-9a-f]{32}\Z", re.ASCII)
 _PART_RE: Final = re.compile(r"([0-9a-f]{32})\.[0-9a-f]{16}\.part\Z", re.ASCII)
 _PATH: Final = "/v1/blobs/{blob_id}"
-
-
-class LengthRequired(ProtocolError):
-    """An upload must state its size in ``Content-Length`` (no chunked encoding)."""
-
-    slug = "length-required"
-    status = 411
-    title = "Content-Length required"
-
-
-class UploadTimeout(ProtocolError):
-    """The body did not arrive in time; nothing was stored."""
-
-    slug = "upload-timeout"
-    status = 408
-    title = "Request body not received in time"
-
-
-class BlobQuotaExceeded(ProtocolError):
-    """The owner's blob quota (or the hub's disk) has no room for this blob."""
-
-    slug = "blob-quota-exceeded"
-    status = 507
-    title = "Blob storage quota exceeded"
 
 
 class BlobStore:

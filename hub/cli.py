@@ -44,9 +44,9 @@ from typing import Any, Final
 
 import orjson
 
-from hub.client import DEFAULT_TIMEOUT, HubClient
+from globe_io.errors import CommandError, ConfigError
+from globe_io.hubclient import DEFAULT_TIMEOUT, HubClient
 from hub.config import CONFIG_NAME, HubConfig, Limits, default_database_url, load_config
-from hub.errors import ConfigError
 from hub.logs import configure as configure_logging
 from hub.server import HUB_KEY_PURPOSE, load_genesis, load_signing_key
 from protocol import canonical, keystore, labels
@@ -62,7 +62,7 @@ from protocol.errors import (
 )
 from protocol.genesis import MAX_GENESIS_SIZE, Genesis, check_url
 from protocol.ids import AuthorityId, KeyId, NetworkId
-from protocol.keys import SigningKey, VerifyKey, fingerprint
+from protocol.keys import SigningKey, VerifyKey
 from protocol.membership import (
     Action,
     Application,
@@ -112,14 +112,6 @@ _PAST: Final = {
 }
 
 Result = tuple[dict[str, Any], list[str]]
-
-
-class CommandError(GlobeError):
-    """A command refused to act; the detail says what to do instead."""
-
-    slug = "command"
-    status = 400
-    title = "Command refused"
 
 
 def _version() -> str:
@@ -253,11 +245,8 @@ def _parse_public_key(text: str, what: str) -> VerifyKey:
 
 
 def _key_info(key: VerifyKey) -> dict[str, str]:
-    return {
-        "public_key": canonical.b64e(bytes(key)),
-        "key_id": str(key.key_id),
-        "fingerprint": fingerprint(key),
-    }
+    """The public key and its key id: what the genesis names the hub and admin keys by."""
+    return {"public_key": canonical.b64e(bytes(key)), "key_id": str(key.key_id)}
 
 
 def load_admin_key(path: Path, passphrase: bytes) -> SigningKey:
@@ -358,7 +347,6 @@ def cmd_init(args: argparse.Namespace) -> Result:
         "directory": str(directory.absolute()),
         "hub_key": info["public_key"],
         "key_id": info["key_id"],
-        "fingerprint": info["fingerprint"],
         "key_file": str(config.key_path.absolute()),
         "config": str((directory / CONFIG_NAME).absolute()),
         "database_url": shown_url,
@@ -368,7 +356,6 @@ def cmd_init(args: argparse.Namespace) -> Result:
         f"hub initialised in {data['directory']}",
         f"hub key:     {info['public_key']}",
         f"key id:      {info['key_id']}",
-        f"fingerprint: {info['fingerprint']}",
         f"database:    {shown_url}",
         "next: the admins name this hub key in the genesis (globe-hub admin genesis "
         f"--hub-key {info['public_key']} ...), then run: globe-hub install-genesis "
@@ -498,8 +485,7 @@ def cmd_admin_keygen(args: argparse.Namespace) -> Result:
         f"admin key written to {out} (keep it and its passphrase on this workstation)",
         f"public key:  {info['public_key']}",
         f"key id:      {info['key_id']}",
-        f"fingerprint: {info['fingerprint']}",
-        "send the public key to the genesis coordinator; compare the fingerprint out of band.",
+        "send the public key to the genesis coordinator; check that the genesis names this key id.",
     ]
     return data, lines
 
@@ -869,7 +855,7 @@ def cmd_admin_show(args: argparse.Namespace) -> Result:
             "identity_key": str(app.identity_key.key_id),
             "transport_key": str(app.transport_key.key_id),
             "ka_key": str(app.ka_key.key_id),
-            "fingerprint": fingerprint(app.identity_key, app.transport_key),
+            "fingerprint": app.fingerprint(),
             "status": status,
             "reason": info.get("reason"),
             "draft": draft,
@@ -919,7 +905,7 @@ def cmd_admin_approve(args: argparse.Namespace) -> Result:
         result = await hub.admin_submit_action(container.encode())
         data = {
             "application": app_id,
-            "fingerprint": fingerprint(app.identity_key, app.transport_key),
+            "fingerprint": app.fingerprint(),
             **result,
         }
         return data, _outcome(result, Action.ADMIT, app.authority)

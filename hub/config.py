@@ -7,7 +7,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from hub.errors import ConfigError
+from globe_io.errors import ConfigError
+from globe_io.httpguard import HttpLimits
 
 __all__ = ["CONFIG_NAME", "HubConfig", "Limits", "load_config", "render_config"]
 
@@ -75,6 +76,7 @@ class HubConfig:
     genesis_file: str = "genesis.json"
     certificate_days: int = 730
     limits: Limits = field(default_factory=Limits)
+    http: HttpLimits = field(default_factory=HttpLimits)  # receiving requests (globe_io.httpguard)
 
     @property
     def key_path(self) -> Path:
@@ -102,13 +104,22 @@ def load_config(directory: Path) -> HubConfig:
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
     try:
-        limits = Limits(**raw.pop("limits", {}))
+        limits = Limits(**_table(raw, "limits"))
         limits.check()
-        return HubConfig(directory=directory, limits=limits, **raw)
+        http = HttpLimits(**_table(raw, "http"))
+        http.check()
+        return HubConfig(directory=directory, limits=limits, http=http, **raw)
     except TypeError as exc:
         raise ConfigError(f"{path}: {exc}") from None
     except ConfigError as exc:
         raise ConfigError(f"{path}: {exc.detail}") from None
+
+
+def _table(raw: dict[str, Any], name: str) -> dict[str, Any]:
+    value = raw.pop(name, {})
+    if not isinstance(value, dict):
+        raise ConfigError(f"[{name}] is a table")
+    return value
 
 
 def render_config(config: HubConfig) -> str:
@@ -134,5 +145,12 @@ def render_config(config: HubConfig) -> str:
         f"batch_max = {lim.batch_max}\n"
         f"max_blob = {lim.max_blob}\n"
         f"blob_quota = {lim.blob_quota}\n"
-        f"blob_grace = {lim.blob_grace}\n"
+        f"blob_grace = {lim.blob_grace}\n\n"
+        "[http]  # receiving requests: time limits and header bounds\n"
+        f"head_timeout = {config.http.head_timeout}\n"
+        f"body_timeout = {config.http.body_timeout}\n"
+        f"body_min_rate = {config.http.body_min_rate}\n"
+        f"max_line_size = {config.http.max_line_size}\n"
+        f"max_field_size = {config.http.max_field_size}\n"
+        f"max_headers = {config.http.max_headers}\n"
     )

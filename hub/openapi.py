@@ -3,21 +3,50 @@
 The document describes :func:`hub.web.create_app` and :class:`hub.service.HubService`.
 Where it can, it is built from the code it describes rather than restating it:
 problem types come from the :class:`~protocol.errors.GlobeError` class tree,
-limits from :class:`hub.config.Limits` and the protocol's caps, enumerations
-from the protocol's enums.  ``tests/hub/test_openapi.py`` checks that it names
-exactly the routes the application registers and that live responses match
-the documented schemas.
+request rules from :mod:`hub.web` (query parameters, item counts, text lengths),
+configurable limits from the application that serves it (:class:`ApiLimits`,
+defaults from :class:`hub.config.Limits`), enumerations and caps from the
+protocol.  ``tests/hub/test_openapi.py`` checks that it names exactly the routes
+the application registers and that live responses match the documented schemas;
+``tests/hub/test_schemathesis.py`` generates requests from it against a live hub.
 """
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
 from typing import Any, Final
 
+from globe_io.errors import (
+    BlobQuotaExceeded,
+    Conflict,
+    LengthRequired,
+    MailboxFull,
+    NotFound,
+    PayloadTooLarge,
+    RateLimited,
+    UploadTimeout,
+)
 from hub.config import Limits
-from hub.errors import Conflict, NotFound, PayloadTooLarge, RateLimited
-from hub.routing import ENVELOPE, NON_DELIVERY, RECEIPT, MailboxFull, RoutingLimits
+from hub.push import STREAM_PATH
+from hub.routing import ENVELOPE, NON_DELIVERY, RECEIPT
 from hub.service import APPROVED, AWAITING_POP, MAX_PREKEYS, PENDING, REJECTED
-from protocol.canonical import MAX_INT
+from hub.web import (
+    ACK_MAX_BODY,
+    ACK_MAX_ITEMS,
+    ADMIN_STATUS,
+    AUDIT_MAX,
+    AUDIT_PAGE,
+    CURSOR_MAX,
+    POP_ANSWER_BYTES,
+    REJECTION_REASON_MAX,
+    SEARCH_COUNTRY,
+    SEARCH_KIND,
+    SEARCH_LANGUAGE,
+    SEARCH_TEXT,
+    TextQuery,
+)
+from protocol.canonical import _CONTROL_RE as HIDDEN_CHAR  # the one definition of "hidden"
 from protocol.directory import MemberStatus
 from protocol.envelope import MAX_LIFETIME
 from protocol.envelope import MAX_SKEW as ENVELOPE_SKEW
@@ -45,6 +74,7 @@ from protocol.errors import (
     UnsupportedSuite,
     UnsupportedVersion,
 )
+from protocol.ids import ISO_COUNTRIES
 from protocol.membership import (
     AUTHORITY_KINDS,
     MAX_ACTION_SIZE,
@@ -57,26 +87,31 @@ from protocol.receipts import MAX_RECEIPT_SIZE
 from protocol.requestauth import HEADER, HUB_AUDIENCE, MAX_SKEW
 from protocol.signed import MAX_SIGNATURES
 
-__all__ = ["openapi_document", "problem_types"]
+__all__ = ["ApiLimits", "openapi_document", "problem_types"]
 
 JsonObject = dict[str, Any]
 
 #: Modules whose error classes the hub can render (others in the process are not ours).
-_ERROR_PACKAGES: Final = frozenset({"protocol", "hub"})
+_ERROR_PACKAGES: Final = frozenset({"protocol", "globe_io", "hub"})
 _DEFAULTS: Final = Limits()
-_PAGE: Final = _DEFAULTS.page_size
-_MAX_BODY: Final = _DEFAULTS.max_body
-_ROUTING: Final = RoutingLimits()
-_MAILBOX_PAGE: Final = _ROUTING.page_size
-#: Items in one acknowledgement (``web.post_ack``).
-_ACK_MAX_ITEMS: Final = 500
-_AUDIT_PAGE: Final = 1000
-_AUDIT_MAX: Final = 10_000
 #: Size caps of signed objects the hub decodes (bytes of the canonical container).
 _ACTION_CONTAINER_CAP: Final = 64 * 1024
 _KEM_CHALLENGE_BYTES: Final = 1168
-_POP_ANSWER_BYTES: Final = 32
-_REJECTION_REASON_MAX: Final = 2000
+
+
+@dataclass(frozen=True, slots=True)
+class ApiLimits:
+    """The configurable limits the document states, as the serving application has them.
+
+    :func:`hub.web.create_app` fills these from its own arguments, its router's
+    and its blob store's limits; the defaults are :class:`hub.config.Limits`'.
+    """
+
+    max_body: int = _DEFAULTS.max_body
+    page_size: int = _DEFAULTS.page_size
+    mailbox_page: int = _DEFAULTS.page_size
+    max_envelope: int = _DEFAULTS.max_envelope
+    max_blob: int = _DEFAULTS.max_blob
 
 
 # --- problem types -------------------------------------------------------------------------
@@ -87,11 +122,9 @@ def problem_types() -> list[dict[str, Any]]:
 
     Walks :class:`~protocol.errors.GlobeError` and its subclasses recursively
     (those defined in ``protocol`` and ``hub``; each class that sets its own
-    ``slug``), then adds the HTTP-level refusals of :mod:`hub.web` (unknown
-    path, wrong method), which are rendered by a private class whose ``type``
-    depends on the status.
+    ``slug``), the HTTP-level refusals of :mod:`globe_io.web` included.
     """
-    from hub import web  # noqa: PLC0415 - hub.web imports this module at load time
+    import globe_io.web  # noqa: F401, PLC0415 - registers the HTTP-layer refusals
 
     found: dict[str, dict[str, Any]] = {}
     stack: list[type[GlobeError]] = [GlobeError]
@@ -114,18 +147,6 @@ def problem_types() -> list[dict[str, Any]]:
                 "class": cls.__name__,
             },
         )
-    for status, reason in ((404, "Not Found"), (405, "Method Not Allowed"), (0, "HTTP error")):
-        rendered = web._HttpProblem(status, reason).to_problem()
-        uri = str(rendered["type"])
-        entry: dict[str, Any] = {
-            "type": uri,
-            "slug": uri.removeprefix(PROBLEM_BASE),
-            "title": reason,
-            "class": "aiohttp.web.HTTPException",
-        }
-        if status:
-            entry["status"] = status
-        found.setdefault(uri, entry)
     return [found[uri] for uri in sorted(found)]
 
 
@@ -144,22 +165,69 @@ def _schema(name: str) -> JsonObject:
     return _ref("schemas", name)
 
 
-def _b64(description: str, *, size: int | None = None, max_bytes: int | None = None) -> JsonObject:
-    """Unpadded base64url of ``size`` bytes exactly, or of at most ``max_bytes``."""
-    out: JsonObject = {
-        "type": "string",
-        "contentEncoding": "base64url",
-        "pattern": "^[A-Za-z0-9_-]*$",
-        "description": description,
-    }
+#: The base64url alphabet in value order (RFC 4648 §5).
+_B64_ALPHABET: Final = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_"
+_B64_CHAR: Final = "[A-Za-z0-9_-]"
+#: Canonical last characters (unused bits zero, ``canonical.b64d``) of a final group of
+#: 2 characters (4 unused bits) and of 3 characters (2 unused bits).
+_B64_LAST: Final = {
+    2: "[" + "".join(c for i, c in enumerate(_B64_ALPHABET) if i & 0x0F == 0) + "]",
+    3: "[" + "".join(c for i, c in enumerate(_B64_ALPHABET) if i & 0x03 == 0) + "]",
+}
+
+
+def _b64_chars(size: int) -> int:
+    """Characters of unpadded base64url for ``size`` bytes."""
+    return (4 * size + 2) // 3
+
+
+def _b64(
+    description: str,
+    *,
+    size: int | None = None,
+    max_bytes: int | None = None,
+    min_bytes: int = 0,
+) -> JsonObject:
+    """Canonical unpadded base64url (as ``canonical.b64d`` takes it) of ``size`` bytes
+    exactly, or of ``min_bytes`` to ``max_bytes``."""
+    out: JsonObject = {"type": "string", "contentEncoding": "base64url"}
     if size is not None:
-        out["minLength"] = out["maxLength"] = (4 * size + 2) // 3
-    elif max_bytes is not None:
-        out["maxLength"] = (4 * max_bytes + 2) // 3
+        chars = _b64_chars(size)
+        tail = chars % 4
+        body = f"{_B64_CHAR}{{{chars - 1}}}{_B64_LAST[tail]}" if tail else f"{_B64_CHAR}{{{chars}}}"
+        out["pattern"] = f"^{body}$"
+        out["minLength"] = out["maxLength"] = chars
+    else:
+        out["pattern"] = (
+            f"^(?:{_B64_CHAR}{{4}})*(?:{_B64_CHAR}{_B64_LAST[2]}|{_B64_CHAR}{{2}}{_B64_LAST[3]})?$"
+        )
+        if min_bytes:
+            out["minLength"] = _b64_chars(min_bytes)
+        if max_bytes is not None:
+            out["maxLength"] = _b64_chars(max_bytes)
+    out["description"] = description
     return out
 
 
-def _int(description: str, *, minimum: int = 0, maximum: int = MAX_INT) -> JsonObject:
+def _escape(text: str) -> str:
+    """Characters outside printable ASCII as ``\\uXXXX`` (ECMA-262 and Python regex alike)."""
+    return "".join(c if " " <= c <= "~" else f"\\u{ord(c):04x}" for c in text)
+
+
+#: The characters ``canonical.has_hidden_chars`` finds (control, bidi, zero-width), as a class body.
+_HIDDEN: Final = _escape(HIDDEN_CHAR.pattern.removeprefix("[").removesuffix("]"))
+#: Text without them (tab and newline are not hidden: single-line fields refuse them apart).
+_VISIBLE_TEXT: Final = f"^[^{_HIDDEN}]*$"
+
+
+@functools.cache
+def _not_blank_text() -> str:
+    """Visible text (newlines and tabs allowed) with a character ``str.strip()`` keeps."""
+    space = _escape("".join(chr(c) for c in range(0x110000) if chr(c).isspace()))
+    return f"^[^{_HIDDEN}]*[^{_HIDDEN}{space}][^{_HIDDEN}]*$"
+
+
+def _int(description: str, *, minimum: int = 0, maximum: int = CURSOR_MAX) -> JsonObject:
     return {
         "type": "integer",
         "format": "int64",
@@ -228,7 +296,12 @@ def _operation(
     body: JsonObject | None = None,
     signed: bool = False,
 ) -> JsonObject:
-    """An operation; every one can also be rate limited (429) or fail unexpectedly (500)."""
+    """An operation; every one can also be rate limited (429) or fail unexpectedly (500).
+
+    The responses are closed: no ``default``, every status the hub can answer the
+    operation with is listed (405 for a method the path does not take is the only
+    refusal that belongs to no operation).
+    """
     out: JsonObject = {
         "operationId": operation_id,
         "tags": [tag],
@@ -245,11 +318,15 @@ def _operation(
     out["responses"] = {
         **responses,
         **{str(s): _err(_STATUS_RESPONSES[s], d) for s, d in sorted(all_errors.items())},
-        "default": _err("Problem"),
     }
     if signed:
         out["security"] = [{"GlobeAuth": []}]
     return out
+
+
+_ONCE: Final = (
+    f"Given at most once; anything the schema excludes is a 400 `{MalformedError.slug}` problem."
+)
 
 
 def _query(name: str, description: str, schema: JsonObject) -> JsonObject:
@@ -266,8 +343,7 @@ def _int_query(name: str, description: str, *, default: int, lo: int, hi: int) -
     """A query integer as ``web._int_param`` reads it: decimal digits only, ``lo..hi``."""
     return _query(
         name,
-        f"{description} Decimal digits only (no sign), {lo}..{hi}; anything else is a 400 "
-        f"`{MalformedError.slug}` problem.",
+        f"{description} Decimal digits only (no sign), {lo}..{hi}.  {_ONCE}",
         {
             "type": "integer",
             "format": "int64",
@@ -278,20 +354,32 @@ def _int_query(name: str, description: str, *, default: int, lo: int, hi: int) -
     )
 
 
-def _text_query(name: str, description: str, max_len: int) -> JsonObject:
-    """A query string as ``web._text_param`` reads it; empty means absent."""
+def _text_query(param: TextQuery, description: str) -> JsonObject:
+    """A query string as :meth:`hub.web.TextQuery.read` reads it; empty means absent."""
+    schema: JsonObject = {"type": "string"}
+    if param.choices is not None:
+        schema["enum"] = ["", *sorted(param.choices)]
+    else:
+        schema["maxLength"] = param.max_len
+        schema["pattern"] = (
+            _VISIBLE_TEXT if param.pattern is None else f"^(?:{param.pattern.pattern})?$"
+        )
+    rules = (
+        "one of the listed values"
+        if param.choices is not None
+        else f"at most {param.max_len} characters, no control, bidi or zero-width character"
+    )
     return _query(
-        name,
-        f"{description} At most {max_len} characters, no control, bidi or zero-width "
-        f"characters (else 400 `{MalformedError.slug}`); empty is the same as absent.",
-        {"type": "string", "maxLength": max_len},
+        param.name,
+        f"{description} {rules.capitalize()}; empty is the same as absent.  {_ONCE}",
+        schema,
     )
 
 
 # --- components ----------------------------------------------------------------------------
 
 
-def _schemas(types: list[dict[str, Any]]) -> JsonObject:
+def _schemas(types: list[dict[str, Any]], limits: ApiLimits) -> JsonObject:
     app_status = [AWAITING_POP, PENDING, APPROVED, REJECTED]
     actions = [a.value for a in Action]
     statuses = [s.value for s in MemberStatus]
@@ -299,7 +387,7 @@ def _schemas(types: list[dict[str, Any]]) -> JsonObject:
         "id": _schema("ApplicationId"),
         "authority": _schema("AuthorityId"),
         "name": {"type": "string", "maxLength": 200, "description": "The authority's name."},
-        "country": {"type": "string", "pattern": "^[A-Z]{2}$", "description": "ISO 3166-1."},
+        "country": _schema("Country"),
         "kinds": {
             "type": "array",
             "items": {"type": "string", "enum": sorted(AUTHORITY_KINDS)},
@@ -368,9 +456,14 @@ def _schemas(types: list[dict[str, Any]]) -> JsonObject:
             "pattern": "^[0-9a-f]{32}$",
             "description": "An application id: 32 lower-case hex digits (128 random bits).",
         },
+        "Country": {
+            "type": "string",
+            "enum": sorted(ISO_COUNTRIES),
+            "description": "An ISO 3166-1 alpha-2 country code (the protocol's list).",
+        },
         "AuthorityId": {
             "type": "string",
-            "pattern": "^[A-Z]{2}-[A-Z0-9]{2,16}$",
+            "pattern": f"^(?:{'|'.join(sorted(ISO_COUNTRIES))})-[A-Z0-9]{{2,16}}$",
             "maxLength": 19,
             "description": (
                 "A member authority: ISO 3166-1 alpha-2 country, `-`, 2-16 of `A-Z0-9` "
@@ -453,7 +546,12 @@ def _schemas(types: list[dict[str, Any]]) -> JsonObject:
         ),
         "Proof": _object(
             "The answer to the KEM challenge.",
-            {"answer": _b64("The 32-byte secret opened from the challenge.", size=32)},
+            {
+                "answer": _b64(
+                    f"The {POP_ANSWER_BYTES}-byte secret opened from the challenge.",
+                    size=POP_ANSWER_BYTES,
+                )
+            },
         ),
         "Rejection": _object(
             "An admin's rejection of an open application.",
@@ -461,7 +559,8 @@ def _schemas(types: list[dict[str, Any]]) -> JsonObject:
                 "reason": {
                     "type": "string",
                     "minLength": 1,
-                    "maxLength": _REJECTION_REASON_MAX,
+                    "maxLength": REJECTION_REASON_MAX,
+                    "pattern": _not_blank_text(),
                     "description": (
                         "Why (text; newlines and tabs allowed, no other control, bidi or "
                         "zero-width characters; not blank)."
@@ -566,7 +665,7 @@ def _schemas(types: list[dict[str, Any]]) -> JsonObject:
             {
                 "authority": _schema("AuthorityId"),
                 "name": {"type": "string", "maxLength": 200},
-                "country": {"type": "string", "pattern": "^[A-Z]{2}$"},
+                "country": _schema("Country"),
                 "kinds": app_summary_props["kinds"],
                 "languages": app_summary_props["languages"],
                 "status": {"type": "string", "enum": statuses},
@@ -658,7 +757,7 @@ def _schemas(types: list[dict[str, Any]]) -> JsonObject:
                     'canonical JSON `{"evidence": b64(evidence container), "receipt": '
                     f"b64(receipt container)}}`.  `{NON_DELIVERY}`: the evidence container "
                     "(canonical JSON).",
-                    max_bytes=_ROUTING.max_envelope,
+                    max_bytes=limits.max_envelope,
                 ),
             },
         ),
@@ -668,7 +767,7 @@ def _schemas(types: list[dict[str, Any]]) -> JsonObject:
                 "items": {
                     "type": "array",
                     "items": _schema("MailboxItem"),
-                    "maxItems": _MAILBOX_PAGE,
+                    "maxItems": limits.mailbox_page,
                 },
                 "cursor": _int(
                     "The cursor of the last item here, or `after` if there is none: pass it "
@@ -684,14 +783,15 @@ def _schemas(types: list[dict[str, Any]]) -> JsonObject:
                     "items": _b64(
                         "The exact bytes of a delivery receipt container (PROTOCOL.md §9) "
                         "signed by the member's identity key.",
+                        min_bytes=1,
                         max_bytes=MAX_RECEIPT_SIZE,
                     ),
-                    "maxItems": _ACK_MAX_ITEMS,
+                    "maxItems": ACK_MAX_ITEMS,
                 },
                 "notices": {
                     "type": "array",
                     "items": _int("The cursor of a notice to drop."),
-                    "maxItems": _ACK_MAX_ITEMS,
+                    "maxItems": ACK_MAX_ITEMS,
                 },
             },
         ),
@@ -721,6 +821,14 @@ def _schemas(types: list[dict[str, Any]]) -> JsonObject:
                 "notices": _int("Notices dropped."),
             },
         ),
+        "BlobStored": _object(
+            "A stored attachment blob.",
+            {
+                "id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
+                "size": _int("Bytes stored.", maximum=limits.max_blob),
+                "sha256": _b64("SHA-256 of the ciphertext.", size=32),
+            },
+        ),
         "Health": _object("Liveness.", {"status": {"type": "string", "const": "ok"}}),
         "Readiness": _object(
             "Readiness: the database answers and the directory is verified.",
@@ -737,7 +845,7 @@ def _schemas(types: list[dict[str, Any]]) -> JsonObject:
     }
 
 
-def _responses(types: list[dict[str, Any]]) -> JsonObject:
+def _responses(types: list[dict[str, Any]], limits: ApiLimits) -> JsonObject:
     def problem(description: str, status: int | None = None) -> JsonObject:
         if status is not None:
             description += f"  Types with this status: {_slugs_with_status(types, status)}."
@@ -746,20 +854,17 @@ def _responses(types: list[dict[str, Any]]) -> JsonObject:
             "content": {"application/problem+json": {"schema": _schema("Problem")}},
         }
 
-    too_many = problem(
-        "Rate limited: a token bucket per client address (every request) and per key "
-        "(authenticated requests, after the signature verified) is empty.",
-        429,
-    )
-    too_many["headers"] = {
-        "Retry-After": {
-            "description": "Seconds to wait before retrying (at least 1).",
-            "required": True,
-            "schema": {"type": "integer", "minimum": 1},
+    def retry_after(response: JsonObject, minimum: int) -> JsonObject:
+        response["headers"] = {
+            "Retry-After": {
+                "description": f"Seconds to wait before retrying (at least {minimum}).",
+                "required": True,
+                "schema": {"type": "integer", "minimum": minimum},
+            }
         }
-    }
+        return response
+
     return {
-        "Problem": problem("A refusal (RFC 9457 problem)."),
         "BadRequest": problem("The request is malformed or breaks a protocol rule.", 400),
         "Unauthorized": problem(
             f"The `{HEADER}` signature was refused (uniform `{AuthError.slug}`), the "
@@ -771,30 +876,51 @@ def _responses(types: list[dict[str, Any]]) -> JsonObject:
         "RequestTimeout": problem("The body did not arrive in time; nothing was stored.", 408),
         "LengthRequired": problem("A streamed upload must declare its Content-Length.", 411),
         "NotFound": problem("No such resource.", 404),
-        "MethodNotAllowed": problem(
-            "The path exists but not with this method (any route; not listed per operation).",
-            405,
-        ),
+        "MethodNotAllowed": {
+            **problem(
+                "The path exists but not with this method (any route; not listed per operation).",
+                405,
+            ),
+            "headers": {
+                "Allow": {
+                    "description": "The methods the path takes (RFC 9110 §15.5.6).",
+                    "required": True,
+                    "schema": {"type": "string", "examples": ["GET,HEAD"]},
+                }
+            },
+        },
         "Conflict": problem("The request conflicts with the current state.", 409),
         "Gone": problem("The envelope has expired.", 410),
         "PayloadTooLarge": problem(
-            f"The body exceeds the hub's cap (`max_body`, default {_MAX_BODY} bytes; refused "
-            f"before it is read, `{PayloadTooLarge.slug}`) or the cap of the structure it "
-            f"carries (`{SizeLimitExceeded.slug}`).",
+            f"The body exceeds the route's cap (refused before it is buffered, "
+            f"`{PayloadTooLarge.slug}`; `max_body`, {limits.max_body} bytes on this hub, "
+            f"unless the operation states another) or the cap of the structure it carries "
+            f"(`{SizeLimitExceeded.slug}`).",
             413,
         ),
-        "TooManyRequests": too_many,
+        "TooManyRequests": retry_after(
+            problem(
+                "Rate limited: a token bucket per client address (every request) and per key "
+                "(authenticated requests, after the signature verified) is empty.",
+                429,
+            ),
+            1,
+        ),
         "InternalError": problem(
             "An unexpected failure; the request was not applied (no traceback is sent).", 500
         ),
-        "ServiceUnavailable": problem(
-            f"The database is unavailable (`{StorageError.slug}`); nothing was half-written, "
-            "retry later.",
-            503,
+        "ServiceUnavailable": retry_after(
+            problem(
+                f"The database is unavailable (`{StorageError.slug}`); nothing was "
+                "half-written, retry later.",
+                503,
+            ),
+            1,
         ),
         "InsufficientStorage": problem(
-            "A recipient's mailbox is over its quota (items or bytes waiting); nothing was "
-            "stored, retry later.",
+            "A recipient's mailbox, or the uploader's blob quota or the hub's disk, is full; "
+            "nothing was stored.  Retry once the recipient has drained its mailbox (or the "
+            "uploader's blobs were released).",
             507,
         ),
     }
@@ -827,7 +953,9 @@ idempotent: a replayed submission gets the same evidence, a replayed receipt rel
 new).
 """
 
-_INFO_DESCRIPTION: Final = f"""\
+
+def _info_description(limits: ApiLimits) -> str:
+    return f"""\
 The GlobE Link hub: membership applications, quorum-signed membership actions, the \
 hash-chained membership log and its signed checkpoints, the directory, members' signed \
 prekeys, and store-and-forward delivery of encrypted envelopes (per-recipient mailboxes, \
@@ -842,22 +970,32 @@ of a signed-object container (PROTOCOL.md §2, §5.1): signatures cover those by
 them unchanged.  An envelope is sent as its exact binary bytes (PROTOCOL.md §7).
 
 **Errors.**  Every refusal is an RFC 9457 problem served as `application/problem+json` with \
-`type`, `title`, `status`, `detail` and `instance` (the request path); the type URIs are \
-listed in the `Problem` schema (`x-problem-types`).  An unknown path is a 404 \
-`{NotFound.slug}` and a known path with another method a 405 `method-not-allowed` problem \
-(not repeated under each operation).  Every route may answer 429 `{RateLimited.slug}` with \
+`type`, `title`, `status`, `detail` and `instance` (the request path, percent-encoded: a \
+URI reference); the type URIs are listed in the `Problem` schema (`x-problem-types`).  Each \
+operation lists every status it can answer.  An unknown path is a 404 `{NotFound.slug}` and \
+a known path with another method a 405 `method-not-allowed` problem with `Allow` (not \
+repeated under each operation).  Every route may answer 429 `{RateLimited.slug}` with \
 `Retry-After` and 500 `error` (unexpected failure, nothing applied); routes that touch the \
-database may answer 503 `{StorageError.slug}`.
+database may answer 503 `{StorageError.slug}` with `Retry-After`.
 
-**Limits.**  Request bodies are capped (`max_body`, default {_MAX_BODY} bytes; envelopes \
-`max_envelope`, default {_ROUTING.max_envelope} bytes) before they are buffered (413).  \
-Pages hold at most `page_size` items (default {_PAGE}; the maxima below show the defaults).  \
+**JSON bodies** are read by the protocol's one strict decoder (PROTOCOL.md §2.8, I-JSON \
+narrowed): integers are written without fraction or exponent (`2`, never `2.0`, although \
+JSON Schema's `integer` cannot tell them apart), keys once, no lone surrogate escapes; \
+anything else is a 400 problem.
+
+**Query parameters** are each given at most once; one given twice, or outside its schema, \
+is a 400 `{MalformedError.slug}` problem.  Unknown query parameters are ignored.
+
+**Limits** (this hub's configuration).  Request bodies are capped before they are buffered \
+(413): `max_body` = {limits.max_body} bytes, envelopes `max_envelope` = \
+{limits.max_envelope} bytes, attachment blobs `max_blob` = {limits.max_blob} bytes.  Pages \
+hold at most `page_size` = {limits.page_size} items (mailbox pages {limits.mailbox_page}).  \
 Mailboxes have quotas (items and bytes waiting per recipient; 507 when over).  `HEAD` is \
-accepted on every `GET` route.
+accepted on every `GET` route but `GET /v1/blobs/{{blob_id}}`.
 """
 
 
-def _paths() -> JsonObject:
+def _paths(limits: ApiLimits) -> JsonObject:
     app_id = {
         "name": "app_id",
         "in": "path",
@@ -870,11 +1008,9 @@ def _paths() -> JsonObject:
     signed_body = "Signed-object container (exact canonical bytes; see the `SignedObject` schema)."
     auth_401 = f"`{AuthError.slug}` or `{StaleError.slug}`: the `{HEADER}` header was refused."
     replay_409 = f"`{ReplayError.slug}`: the request nonce was already used."
-    too_large = f"`{PayloadTooLarge.slug}`: the body exceeds `max_body`."
+    too_large = f"`{PayloadTooLarge.slug}`: the body exceeds `max_body` ({limits.max_body} bytes)."
     admin_status = _text_query(
-        "status",
-        "Only items with this status (unknown values match nothing).",
-        16,
+        ADMIN_STATUS, "Only items with this status (unknown values match nothing)."
     )
 
     def admin_get(
@@ -978,14 +1114,18 @@ def _paths() -> JsonObject:
                 errors={400: None, 503: None},
                 parameters=[
                     _int_query(
-                        "since", "Return entries with a greater `seq`.", default=0, lo=0, hi=MAX_INT
+                        "since",
+                        "Return entries with a greater `seq`.",
+                        default=0,
+                        lo=0,
+                        hi=CURSOR_MAX,
                     ),
                     _int_query(
                         "limit",
                         "Page size (at most `page_size`).",
-                        default=_PAGE,
+                        default=limits.page_size,
                         lo=1,
-                        hi=_PAGE,
+                        hi=limits.page_size,
                     ),
                 ],
             )
@@ -1009,23 +1149,22 @@ def _paths() -> JsonObject:
                 {"200": _ok("The matches.", _schema("SearchResults"))},
                 errors={400: None},
                 parameters=[
-                    _text_query("country", "ISO 3166-1 alpha-2 code, exact.", 2),
-                    _text_query(
-                        "kind", f"Authority kind, exact (one of {sorted(AUTHORITY_KINDS)}).", 32
-                    ),
-                    _text_query("language", "ISO 639-1 code, exact.", 2),
-                    _text_query("q", "Case-insensitive substring of the id or name.", 200),
+                    _text_query(SEARCH_COUNTRY, "ISO 3166-1 alpha-2 code, exact."),
+                    _text_query(SEARCH_KIND, "Authority kind, exact."),
+                    _text_query(SEARCH_LANGUAGE, "ISO 639-1 code (two lower-case letters), exact."),
+                    _text_query(SEARCH_TEXT, "Case-insensitive substring of the id or name."),
                     _query(
                         "inactive",
-                        "`1` includes suspended and revoked members; any other value does not.",
+                        "`1` includes suspended and revoked members; any other value does not.  "
+                        + _ONCE,
                         {"type": "string", "examples": ["1"]},
                     ),
                     _int_query(
                         "limit",
                         "Maximum results (at most `page_size`).",
-                        default=_PAGE,
+                        default=limits.page_size,
                         lo=1,
-                        hi=_PAGE,
+                        hi=limits.page_size,
                     ),
                 ],
             )
@@ -1131,6 +1270,7 @@ def _paths() -> JsonObject:
                 errors={
                     400: f"`{InvalidIdentifier.slug}`: not an authority id.",
                     403: f"`{UnknownMember.slug}`: not in the directory.",
+                    404: "The id holds a `/` (no such route).",
                     503: None,
                 },
                 parameters=[
@@ -1143,8 +1283,8 @@ def _paths() -> JsonObject:
                 ],
             )
         },
-        **_message_paths(auth_401, replay_409),
-        **_stream_and_blob_paths(auth_401),
+        **_message_paths(auth_401, replay_409, limits),
+        **_stream_and_blob_paths(auth_401, limits),
         "/v1/admin/applications": {
             "get": admin_get(
                 "adminListApplications",
@@ -1238,15 +1378,9 @@ def _paths() -> JsonObject:
                 _ok("The records.", _schema("AuditRecords")),
                 parameters=[
                     _int_query(
-                        "since", "Return records with a greater id.", default=0, lo=0, hi=MAX_INT
+                        "since", "Return records with a greater id.", default=0, lo=0, hi=CURSOR_MAX
                     ),
-                    _int_query(
-                        "limit",
-                        "Maximum records.",
-                        default=_AUDIT_PAGE,
-                        lo=1,
-                        hi=_AUDIT_MAX,
-                    ),
+                    _int_query("limit", "Maximum records.", default=AUDIT_PAGE, lo=1, hi=AUDIT_MAX),
                 ],
                 extra={400: None},
             )
@@ -1254,10 +1388,10 @@ def _paths() -> JsonObject:
     }
 
 
-def _message_paths(auth_401: str, replay_409: str) -> JsonObject:
+def _message_paths(auth_401: str, replay_409: str, limits: ApiLimits) -> JsonObject:
     """Store-and-forward: submission, the mailbox and acknowledgements."""
     member_409 = f"{replay_409}  (Per hub process: these routes are idempotent.)"
-    too_large = f"`{PayloadTooLarge.slug}`: the body exceeds `max_body`."
+    too_large = f"`{PayloadTooLarge.slug}`: the body exceeds `max_body` ({limits.max_body} bytes)."
     return {
         "/v1/messages": {
             "post": _operation(
@@ -1301,7 +1435,8 @@ def _message_paths(auth_401: str, replay_409: str) -> JsonObject:
                     "message id before for other bytes; both are kept as evidence.",
                     410: f"`{ExpiredError.slug}`: the envelope's expiry has passed (lifetime "
                     f"at most {MAX_LIFETIME // 86400} days).",
-                    413: f"`{PayloadTooLarge.slug}`: the body exceeds `max_envelope`.",
+                    413: f"`{PayloadTooLarge.slug}`: the body exceeds `max_envelope` "
+                    f"({limits.max_envelope} bytes).",
                     503: None,
                     507: f"`{MailboxFull.slug}`: a recipient's mailbox is over its quota; "
                     "nothing was stored for any recipient.",
@@ -1310,7 +1445,7 @@ def _message_paths(auth_401: str, replay_409: str) -> JsonObject:
                     "required": True,
                     "description": (
                         "The envelope's exact bytes (binary, PROTOCOL.md §7), at most "
-                        f"`max_envelope` (default {_ROUTING.max_envelope}) bytes."
+                        f"`max_envelope` ({limits.max_envelope}) bytes."
                     ),
                     "content": {
                         "application/octet-stream": {
@@ -1336,14 +1471,18 @@ def _message_paths(auth_401: str, replay_409: str) -> JsonObject:
                 errors={401: auth_401, 409: member_409, 413: too_large, 400: None, 503: None},
                 parameters=[
                     _int_query(
-                        "after", "Return items with a greater cursor.", default=0, lo=0, hi=MAX_INT
+                        "after",
+                        "Return items with a greater cursor.",
+                        default=0,
+                        lo=0,
+                        hi=CURSOR_MAX,
                     ),
                     _int_query(
                         "limit",
                         "Page size (at most the router's `page_size`).",
-                        default=_MAILBOX_PAGE,
+                        default=limits.mailbox_page,
                         lo=1,
-                        hi=_MAILBOX_PAGE,
+                        hi=limits.mailbox_page,
                     ),
                 ],
                 signed=True,
@@ -1365,21 +1504,31 @@ def _message_paths(auth_401: str, replay_409: str) -> JsonObject:
                 {"200": _ok("What was released and dropped.", _schema("AckResult"))},
                 errors={
                     400: f"`{MalformedError.slug}` or `{DecodeError.slug}` family: not an "
-                    "acknowledgement (receipts are base64url strings, notices cursors, at most "
-                    f"{_ACK_MAX_ITEMS} each).",
+                    "acknowledgement (receipts are canonical base64url of 1 to "
+                    f"{MAX_RECEIPT_SIZE} bytes, notices cursors, at most {ACK_MAX_ITEMS} each).",
                     401: auth_401,
                     409: member_409,
-                    413: too_large,
+                    413: f"`{PayloadTooLarge.slug}`: the body exceeds "
+                    f"{max(limits.max_body, ACK_MAX_BODY)} bytes (the larger of `max_body` and "
+                    "the largest acknowledgement the item limits allow, so that a body within "
+                    "them is never refused for its size).",
                     503: None,
                 },
-                body={"required": True, "content": _json_content(_schema("Ack"))},
+                body={
+                    "required": True,
+                    "description": (
+                        f"At most {max(limits.max_body, ACK_MAX_BODY)} bytes (see 413).  A "
+                        "node acknowledges a whole mailbox page in one request."
+                    ),
+                    "content": _json_content(_schema("Ack")),
+                },
                 signed=True,
             )
         },
     }
 
 
-def _stream_and_blob_paths(auth_401: str) -> JsonObject:
+def _stream_and_blob_paths(auth_401: str, limits: ApiLimits) -> JsonObject:
     """Push delivery (WebSocket) and attachment blobs."""
     blob_id = {
         "name": "blob_id",
@@ -1390,23 +1539,28 @@ def _stream_and_blob_paths(auth_401: str) -> JsonObject:
     }
     octets = {"application/octet-stream": {"schema": {"type": "string", "format": "binary"}}}
     return {
-        "/v1/stream": {
+        STREAM_PATH: {
             "get": _operation(
                 "stream",
                 "messages",
                 "Push delivery over a WebSocket",
-                'Upgrade to a WebSocket.  The hub sends `{"type":"challenge","nonce":'
-                '<b64url 32 bytes>}`; the member answers with one message `{"type":"auth",'
-                f'"auth":<{HEADER} value>,"after":<cursor>}}` whose signature covers method '
-                "`GET`, target `/v1/stream` and the raw challenge as the body (audience `hub`, "
-                "its transport key).  The hub then sends every mailbox item after the cursor as "
-                '`{"type":"item","cursor","kind","data"}` and each new one as '
-                "soon as its commit is done (across hub processes on PostgreSQL via "
-                "LISTEN/NOTIFY).  Acknowledgements go to `POST /v1/mailbox/ack`.  A refusal is "
-                'sent as `{"type":"error","problem":<RFC 9457>}` and the socket closes '
-                "(4401 authentication, 1008 protocol, 1013 slow reader, 4409 replaced).",
+                "A WebSocket opening handshake (RFC 6455 §4.1: `Upgrade: websocket`, "
+                "`Connection: Upgrade`, `Sec-WebSocket-Key`, `Sec-WebSocket-Version: 13`; "
+                "connection machinery, not parameters).  The hub sends "
+                '`{"type":"challenge","nonce":<b64url 32 bytes>}`; the member answers with one '
+                f'message `{{"type":"auth","auth":<{HEADER} value>,"after":<cursor>}}` whose '
+                f"signature covers method `GET`, target `{STREAM_PATH}` and the raw challenge "
+                "as the body (audience `hub`, its transport key).  The hub then sends every "
+                'mailbox item after the cursor as `{"type":"item","cursor","kind","data"}` '
+                "and each new one as soon as its commit is done (across hub processes on "
+                "PostgreSQL via LISTEN/NOTIFY).  Acknowledgements go to `POST /v1/mailbox/ack`.  "
+                'A refusal is sent as `{"type":"error","problem":<RFC 9457>}` and the socket '
+                "closes (4401 authentication, 1008 protocol, 1013 slow reader, 4409 replaced).",
                 {"101": {"description": "Switching Protocols: the WebSocket is open."}},
-                errors={400: "Not a WebSocket upgrade request."},
+                errors={
+                    400: f"`{MalformedError.slug}`: not a WebSocket opening handshake (a plain "
+                    "HTTP request, or an incomplete handshake); nothing is upgraded.",
+                },
             )
         },
         "/v1/blobs/{blob_id}": {
@@ -1418,19 +1572,30 @@ def _stream_and_blob_paths(auth_401: str) -> JsonObject:
                 "envelope that lists its id.  The body is hashed while it is written to "
                 f"disk, and the `{HEADER}` signature is checked against that digest before "
                 "the blob is kept.",
-                {"201": {"description": "Stored."}},
+                {"201": _ok("Stored.", _schema("BlobStored"))},
                 errors={
-                    400: "The blob id is malformed.",
+                    400: f"`{InvalidIdentifier.slug}`: the blob id is not 32 lower-case hex "
+                    "digits.",
                     401: auth_401,
-                    408: None,
-                    409: "This blob id is already used.",
-                    411: None,
-                    413: "Larger than the per-blob cap (default 2 GiB).",
+                    404: "The id holds a `/` (no such route).",
+                    408: f"`{UploadTimeout.slug}`.",
+                    409: f"`{Conflict.slug}`: this blob id is already used; or "
+                    f"`{ReplayError.slug}`: the request nonce was already used.",
+                    411: f"`{LengthRequired.slug}`.",
+                    413: f"`{PayloadTooLarge.slug}`: larger than `max_blob` "
+                    f"({limits.max_blob} bytes).",
                     503: None,
-                    507: "The uploader's quota or the hub's disk is full.",
+                    507: f"`{BlobQuotaExceeded.slug}`: the uploader's quota or the hub's disk "
+                    "is full.",
                 },
                 parameters=[blob_id],
-                body={"required": True, "content": octets},
+                body={
+                    # No body is an empty blob: HTTP cannot tell the two apart.
+                    "required": False,
+                    "description": f"The ciphertext: 0 to {limits.max_blob} bytes, with a "
+                    "`Content-Length` (no chunked upload); no body is an empty blob.",
+                    "content": octets,
+                },
                 signed=True,
             ),
             "get": _operation(
@@ -1439,8 +1604,30 @@ def _stream_and_blob_paths(auth_401: str) -> JsonObject:
                 "Download an encrypted attachment",
                 "Only a recipient of an accepted envelope that lists the blob may fetch it; "
                 "everyone else gets the same 404.  Streamed from disk.",
-                {"200": {"description": "The ciphertext.", "content": octets}},
-                errors={401: auth_401, 404: "No such blob for this member.", 503: None},
+                {
+                    "200": {
+                        "description": "The ciphertext.",
+                        "headers": {
+                            "Repr-Digest": {
+                                "description": "SHA-256 of the ciphertext (RFC 9530).",
+                                "required": True,
+                                "schema": {
+                                    "type": "string",
+                                    "pattern": "^sha-256=:[A-Za-z0-9+/]{43}=:$",
+                                },
+                            }
+                        },
+                        "content": octets,
+                    }
+                },
+                errors={
+                    401: auth_401,
+                    404: "No such blob for this member.",
+                    409: f"`{ReplayError.slug}`: the request nonce was already used.",
+                    413: f"`{PayloadTooLarge.slug}`: the (signed) body exceeds `max_body` "
+                    f"({limits.max_body} bytes).",
+                    503: None,
+                },
                 parameters=[blob_id],
                 signed=True,
             ),
@@ -1448,15 +1635,16 @@ def _stream_and_blob_paths(auth_401: str) -> JsonObject:
     }
 
 
-def openapi_document() -> dict[str, Any]:
-    """The OpenAPI document (built on each call; it is small)."""
+def openapi_document(limits: ApiLimits | None = None) -> dict[str, Any]:
+    """The OpenAPI document for a hub with ``limits`` (default: the default configuration)."""
+    limits = limits or ApiLimits()
     types = problem_types()
     return {
         "openapi": "3.1.0",
         "info": {
             "title": "GlobE Link hub API",
             "version": "1",
-            "description": _INFO_DESCRIPTION,
+            "description": _info_description(limits),
         },
         "servers": [{"url": "/", "description": "This hub."}],
         "tags": [
@@ -1470,10 +1658,10 @@ def openapi_document() -> dict[str, Any]:
             },
             {"name": "admin", "description": "Admin review and quorum signing (signed)."},
         ],
-        "paths": _paths(),
+        "paths": _paths(limits),
         "components": {
-            "schemas": _schemas(types),
-            "responses": _responses(types),
+            "schemas": _schemas(types, limits),
+            "responses": _responses(types, limits),
             "securitySchemes": {
                 "GlobeAuth": {
                     "type": "apiKey",

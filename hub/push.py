@@ -47,11 +47,11 @@ import orjson
 from aiohttp import WSMsgType, web
 from sqlalchemy.engine import make_url
 
-from hub.errors import Conflict, RateLimited
+from globe_io.errors import Conflict, RateLimited
 from hub.routing import Router
 from hub.service import HubService, Principal
 from hub.web import verify_auth
-from protocol import canonical
+from protocol import canonical, strictjson
 from protocol.errors import (
     AuthError,
     GlobeError,
@@ -71,6 +71,8 @@ CHANNEL: Final = "globe_mailbox"
 APPLICATION_NAME: Final = "globe-hub-push"
 CHALLENGE_LEN: Final = 32
 MAX_CURSOR: Final = 2**53 - 1
+#: The longest auth message read (a Globe-Auth value is at most 512 characters).
+_MAX_AUTH: Final = 2048
 _MAX_PAYLOAD: Final = 7900  # PostgreSQL refuses NOTIFY payloads of 8000 bytes or more
 
 #: WebSocket close codes.
@@ -252,10 +254,8 @@ class Pusher:
     async def _authenticate(
         self, app: web.Application, text: str, challenge: bytes
     ) -> tuple[Principal, int]:
-        try:
-            value = orjson.loads(text)
-        except orjson.JSONDecodeError:
-            raise MalformedError("the auth message is not JSON") from None
+        # The one strict decoder (PROTOCOL.md §2.8): the auth message is a JSON body too.
+        value = strictjson.loads(text.encode("utf-8", "surrogatepass"), max_size=_MAX_AUTH)
         if not isinstance(value, dict) or value.get("type") != "auth":
             raise MalformedError('the first message is {"type": "auth", ...}')
         if set(value) - {"type", "auth", "after"}:

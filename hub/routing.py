@@ -32,8 +32,8 @@ from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
+from globe_io.errors import Conflict, MailboxFull, NotFound
 from hub import db
-from hub.errors import Conflict, NotFound
 from hub.metrics import Metrics
 from hub.service import HubService, Principal
 from protocol import canonical, labels
@@ -47,7 +47,6 @@ from protocol.errors import (
     ConflictError,
     GlobeError,
     MalformedError,
-    ProtocolError,
     StorageError,
 )
 from protocol.ids import AuthorityId, MessageId
@@ -64,14 +63,6 @@ _LOCK: Final = text("SELECT pg_advisory_xact_lock(:key)")
 ENVELOPE: Final = "envelope"
 RECEIPT: Final = "receipt"
 NON_DELIVERY: Final = "non-delivery"
-
-
-class MailboxFull(ProtocolError):
-    """The recipient's mailbox is over its quota; retry later (RFC 9457, HTTP 507)."""
-
-    slug = "mailbox-full"
-    status = 507
-    title = "Recipient mailbox full"
 
 
 @dataclass(frozen=True, slots=True)

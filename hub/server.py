@@ -13,15 +13,16 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from globe_io.errors import ConfigError
+from globe_io.httpguard import GuardedRunner, start_site
 from hub import db
 from hub.blobs import BlobStore
 from hub.config import HubConfig
-from hub.errors import ConfigError
 from hub.push import Pusher
 from hub.push import add_routes as add_push_routes
 from hub.routing import Router, RoutingLimits
 from hub.service import HubService
-from hub.web import create_app
+from hub.web import METRICS_KEY, create_app
 from protocol import keystore
 from protocol.errors import DecryptionFailed, GlobeError
 from protocol.genesis import Genesis
@@ -169,11 +170,15 @@ async def serve(
 ) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
     runtime = await open_hub(config, passphrase, genesis_path=genesis_path)
-    runner = web.AppRunner(runtime.app, access_log=None, handle_signals=False, shutdown_timeout=10)
+    metrics = runtime.app[METRICS_KEY]
+    runner = GuardedRunner(
+        runtime.app, limits=config.http, refused=lambda exc: metrics.refuse(exc.slug),
+        logger=logging.getLogger("globe.hub.http"), access_log=None, handle_signals=False,
+        shutdown_timeout=10,
+    )  # fmt: skip
     await runner.setup()
-    site = web.TCPSite(runner, host, port)
     try:
-        await site.start()
+        port = await start_site(runner, host, port)
     except BaseException:  # e.g. the port is taken: close the database before failing
         await runner.cleanup()
         raise

@@ -27,8 +27,8 @@ from sqlalchemy import CursorResult, delete, select, update
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from globe_io.errors import Conflict, NotFound
 from hub import db
-from hub.errors import Conflict, NotFound
 from protocol import canonical, crypto, labels
 from protocol.directory import TRANSITIONS, DirectoryState, Member, MemberStatus
 from protocol.errors import (
@@ -43,7 +43,7 @@ from protocol.errors import (
 )
 from protocol.genesis import Genesis
 from protocol.ids import AuthorityId, KeyId
-from protocol.keys import SigningKey, VerifyKey, fingerprint
+from protocol.keys import SigningKey, VerifyKey
 from protocol.membership import (
     Action,
     Application,
@@ -266,7 +266,7 @@ class HubService:
                         str(app.authority),
                         {
                             "application": app_id,
-                            "fingerprint": fingerprint(app.identity_key, app.transport_key),
+                            "fingerprint": app.fingerprint(),
                         },
                     )
             except IntegrityError:
@@ -375,7 +375,7 @@ class HubService:
             "status": row.status,
             "reason": row.reason,
             "created": row.created,
-            "fingerprint": fingerprint(app.identity_key, app.transport_key),
+            "fingerprint": app.fingerprint(),
         }
 
     async def get_application(self, app_id: str) -> dict[str, Any]:
@@ -745,7 +745,7 @@ def member_summary(m: Member) -> dict[str, Any]:
         "languages": list(c.languages),
         "status": m.status.value,
         "identity_key": str(c.identity_key.key_id),
-        "fingerprint": fingerprint(c.identity_key, c.transport_key),
+        "fingerprint": c.fingerprint(),
         "not_after": c.not_after,
     }
     if c.endpoint is not None:

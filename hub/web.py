@@ -11,43 +11,74 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 import re
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING, Any, Final
 
 import orjson
 from aiohttp import web
+from aiohttp.typedefs import Middleware
 
-from hub.errors import NotFound, PayloadTooLarge, RateLimited
+from globe_io.errors import NotFound
+from globe_io.httpguard import GUARD_REFUSALS
+from globe_io.web import (
+    PROBLEM_TYPE,
+    TokenBuckets,
+    json_object,
+    json_response,
+    problem_middleware,
+    route_of,
+)
+from globe_io.web import read_body as _read_body
+from hub.config import Limits
 from hub.metrics import Metrics
-from hub.openapi import openapi_document
 from hub.routing import Router
 from hub.service import Clock, HubService, Principal
 from protocol import canonical
+from protocol.canonical import MAX_INT
 from protocol.envelope import parse_envelope, verify_envelope
 from protocol.errors import (
     AuthError,
     GlobeError,
     MalformedError,
     StaleError,
-    StorageError,
-    TransportError,
     UsageError,
 )
-from protocol.ids import AuthorityId
-from protocol.receipts import EvidenceKind, make_evidence
+from protocol.ids import ISO_COUNTRIES, AuthorityId
+from protocol.membership import AUTHORITY_KINDS
+from protocol.receipts import MAX_RECEIPT_SIZE, EvidenceKind, make_evidence
 from protocol.requestauth import HEADER, HUB_AUDIENCE, parse_request_auth, verify_request
 
 if TYPE_CHECKING:
     from hub.blobs import BlobStore
 
-__all__ = ["PROBLEM_TYPE", "SERVICE_KEY", "TokenBuckets", "create_app"]
+__all__ = [
+    "ACK_MAX_BODY",
+    "ACK_MAX_ITEMS",
+    "ACK_RECEIPT_CHARS",
+    "ADMIN_STATUS",
+    "AUDIT_MAX",
+    "AUDIT_PAGE",
+    "CURSOR_MAX",
+    "POP_ANSWER_BYTES",
+    "PROBLEM_TYPE",
+    "REJECTION_REASON_MAX",
+    "SEARCH_COUNTRY",
+    "SEARCH_KIND",
+    "SEARCH_LANGUAGE",
+    "SEARCH_TEXT",
+    "SERVICE_KEY",
+    "TextQuery",
+    "TokenBuckets",
+    "create_app",
+    "json_response",
+    "read_body",
+]
 
 log = logging.getLogger("globe.hub.http")
 
-PROBLEM_TYPE: Final = "application/problem+json"
 SERVICE_KEY: Final = web.AppKey("service", HubService)
 ROUTER_KEY: Final = web.AppKey("router", Router)
 METRICS_KEY: Final = web.AppKey("metrics", Metrics)
@@ -55,122 +86,105 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 _HEX32: Final = re.compile(r"[0-9a-f]{32}\Z")
 
 
-class TokenBuckets:
-    """Per-key token buckets; memory bounded by dropping full (idle) buckets."""
-
-    def __init__(self, *, rate: float, burst: int, clock: Clock, max_keys: int = 100_000) -> None:
-        self.rate = rate
-        self.burst = burst
-        self.clock = clock
-        self.max_keys = max_keys
-        self._buckets: dict[str, tuple[float, float]] = {}
-
-    def take(self, key: str) -> None:
-        """Spend one token or raise :class:`RateLimited` with the wait in seconds."""
-        now = self.clock()
-        tokens, last = self._buckets.get(key, (float(self.burst), now))
-        tokens = min(float(self.burst), tokens + (now - last) * self.rate)
-        if tokens < 1.0:
-            wait = max(1, math.ceil((1.0 - tokens) / self.rate))
-            self._buckets[key] = (tokens, now)
-            raise RateLimited(f"too many requests; retry in {wait} s", retry_after=wait)
-        self._buckets[key] = (tokens - 1.0, now)
-        if len(self._buckets) > self.max_keys:  # keep only buckets still drained by now
-            self._buckets = {
-                k: (t, last)
-                for k, (t, last) in self._buckets.items()
-                if t + (now - last) * self.rate < self.burst - 1
-            }
-
-
 BUCKETS_KEY: Final = web.AppKey("buckets", TokenBuckets)
 LIMITS_KEY: Final = web.AppKey("limits", dict[str, int])
+#: ``GET /v1/openapi.json``: the document, serialized once per application.
+DOCUMENT_KEY: Final = web.AppKey("openapi", bytes)
+_DEFAULTS: Final = Limits()
+
+# --- request rules (``hub/openapi.py`` documents these same values) --------------------------
+
+#: Largest ``since`` / ``after`` a query takes: cursors and log positions are at most 2^53 - 1.
+CURSOR_MAX: Final = MAX_INT
+#: Default and largest page of ``GET /v1/admin/audit``.
+AUDIT_PAGE: Final = 1000
+AUDIT_MAX: Final = 10_000
+#: Receipts, and notice cursors, in one acknowledgement.
+ACK_MAX_ITEMS: Final = 500
+#: Characters of base64url in one acknowledged receipt (a container of at most MAX_RECEIPT_SIZE).
+ACK_RECEIPT_CHARS: Final = (4 * MAX_RECEIPT_SIZE + 2) // 3
+#: The body cap of ``POST /v1/mailbox/ack`` (when larger than ``max_body``): room for the largest
+#: valid acknowledgement (every receipt at its cap, every cursor at 2^53 - 1, 16 bytes of JSON
+#: punctuation and whitespace per item), so that the item limit, not the body cap, decides.
+ACK_MAX_BODY: Final = 4096 + ACK_MAX_ITEMS * (ACK_RECEIPT_CHARS + 16 + len(str(MAX_INT)) + 16)
+#: Characters in an admin's rejection reason.
+REJECTION_REASON_MAX: Final = 2000
+#: Bytes of the secret that answers the KEM proof-of-possession challenge.
+POP_ANSWER_BYTES: Final = 32
 
 
-def problem(exc: GlobeError, *, instance: str) -> web.Response:
-    """Render an error as RFC 9457 problem+json."""
-    body = exc.to_problem()
-    body["instance"] = instance
-    headers = {}
-    if isinstance(exc, RateLimited):
-        headers["Retry-After"] = str(exc.retry_after)
-    elif isinstance(exc, StorageError | TransportError):
-        headers["Retry-After"] = "1"  # retryable: nothing was stored or acknowledged
-    return web.Response(
-        status=exc.status, body=orjson.dumps(body), content_type=PROBLEM_TYPE, headers=headers
-    )
+@dataclass(frozen=True, slots=True)
+class TextQuery:
+    """A text query parameter as the handlers read it and ``hub/openapi.py`` documents it.
+
+    Given at most once; empty is the same as absent.  Otherwise at most ``max_len``
+    characters, none of them a control, bidi or zero-width character, and one of
+    ``choices`` or a full match of ``pattern`` where those are set; anything else is
+    a 400 ``malformed`` problem.
+    """
+
+    name: str
+    max_len: int
+    choices: frozenset[str] | None = None
+    pattern: re.Pattern[str] | None = None
+
+    def read(self, request: web.Request) -> str | None:
+        """The value, or ``None`` when absent or empty."""
+        raw = _single(request, self.name)
+        if not raw:
+            return None
+        if (
+            len(raw) > self.max_len
+            or canonical.has_hidden_chars(raw)
+            or (self.choices is not None and raw not in self.choices)
+            or (self.pattern is not None and self.pattern.fullmatch(raw) is None)
+        ):
+            raise MalformedError(f"query parameter {self.name} is not acceptable")
+        return raw
 
 
-class _HttpProblem(GlobeError):
-    """An HTTP-level refusal from aiohttp (unknown route, wrong method)."""
-
-    def __init__(self, status: int, title: str) -> None:
-        super().__init__(title)
-        self._status = status
-        self._title = title
-
-    def to_problem(self) -> dict[str, object]:
-        slug = {404: "not-found", 405: "method-not-allowed"}.get(self._status, "http")
-        return {
-            "type": f"https://globe-link.invalid/problems/{slug}",
-            "title": self._title,
-            "status": self._status,
-            "detail": self._title,
-        }
+#: ``GET /v1/directory/search`` filters.
+SEARCH_COUNTRY: Final = TextQuery("country", 2, choices=ISO_COUNTRIES)
+SEARCH_KIND: Final = TextQuery("kind", max(map(len, AUTHORITY_KINDS)), choices=AUTHORITY_KINDS)
+SEARCH_LANGUAGE: Final = TextQuery("language", 2, pattern=re.compile("[a-z]{2}", re.ASCII))
+SEARCH_TEXT: Final = TextQuery("q", 200)
+#: ``status`` of the admin lists (unknown values match nothing).
+ADMIN_STATUS: Final = TextQuery("status", 16)
 
 
-@web.middleware
-async def problem_middleware(request: web.Request, handler: Handler) -> web.StreamResponse:
-    """Turn every refusal into problem+json; never leak a traceback."""
-    started = time.perf_counter()
-    metrics = request.app[METRICS_KEY]
-    try:
+def _count(metrics: Metrics, exc: GlobeError) -> None:
+    """Count a refusal by slug; the HTTP guard counts its own (GuardedRunner ``refused``)."""
+    if not isinstance(exc, GUARD_REFUSALS):
+        metrics.refuse(exc.slug)
+
+
+def _limits_middleware() -> Middleware:
+    @web.middleware
+    async def limits(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """A token bucket per remote address, before anything is read (429)."""
         request.app[BUCKETS_KEY].take(f"addr:{request.remote}")
         return await handler(request)
-    except GlobeError as exc:
-        metrics.refuse(exc.slug)
-        if isinstance(exc, _HttpProblem):
-            resp = problem(exc, instance=request.path)
-            resp.set_status(exc._status)
-            return resp
-        return problem(exc, instance=request.path)
-    except web.HTTPException as exc:
-        if exc.status < 400:
-            raise
-        metrics.refuse({404: "not-found", 405: "method-not-allowed"}.get(exc.status, "http"))
-        resp = problem(_HttpProblem(exc.status, exc.reason), instance=request.path)
-        resp.set_status(exc.status)
-        if "Allow" in exc.headers:  # a 405 must name the allowed methods (RFC 9110 §15.5.6)
-            resp.headers["Allow"] = exc.headers["Allow"]
-        return resp
-    except Exception:
-        log.exception("unexpected error on %s %s", request.method, request.path)
-        metrics.refuse("error")
-        err = GlobeError("internal error; the request was not applied")
-        return problem(err, instance=request.path)
-    finally:
-        resource = request.match_info.route.resource
-        route = resource.canonical if resource is not None else "unmatched"
-        metrics.request(route, time.perf_counter() - started)
+
+    return limits
+
+
+def _timing_middleware() -> Middleware:
+    @web.middleware
+    async def timing(request: web.Request, handler: Handler) -> web.StreamResponse:
+        """Handling time per route pattern (refusals included)."""
+        started = time.perf_counter()
+        try:
+            return await handler(request)
+        finally:
+            request.app[METRICS_KEY].request(route_of(request), time.perf_counter() - started)
+
+    return timing
 
 
 async def read_body(request: web.Request, limit: int | None = None) -> bytes:
-    """The request body, refused before buffering if it exceeds the cap."""
-    if limit is None:
-        limit = request.app[LIMITS_KEY]["max_body"]
-    if request.content_length is not None and request.content_length > limit:
-        raise PayloadTooLarge(f"body of {request.content_length} bytes exceeds {limit}")
-    # StreamReader.read(n) returns what has arrived so far (at most n bytes), not
-    # the whole body: keep reading until end of body or one byte past the cap.
-    data = bytearray()
-    while len(data) <= limit:
-        chunk = await request.content.read(limit + 1 - len(data))
-        if not chunk:
-            break
-        data += chunk
-    if len(data) > limit:
-        raise PayloadTooLarge(f"body exceeds {limit} bytes")
-    return bytes(data)
+    """The request body, capped at ``limit`` (default: the hub's ``max_body``)."""
+    cap: int = request.app[LIMITS_KEY]["max_body"] if limit is None else limit
+    return await _read_body(request, cap)
 
 
 async def authenticate(request: web.Request, body: bytes, *, admin: bool) -> Principal:
@@ -242,27 +256,26 @@ async def verify_auth(
     return principal
 
 
-def json_response(data: object, status: int = 200) -> web.Response:
-    """A JSON response."""
-    return web.Response(status=status, body=orjson.dumps(data), content_type="application/json")
+def _single(request: web.Request, name: str) -> str | None:
+    """A query parameter given at most once (a repeated one is refused, not half-read)."""
+    values = request.query.getall(name, [])
+    if len(values) > 1:
+        raise MalformedError(f"query parameter {name} is given more than once")
+    return values[0] if values else None
 
 
 def _int_param(request: web.Request, name: str, default: int, lo: int, hi: int) -> int:
-    raw = request.query.get(name)
+    """Decimal digits only (no sign), ``lo..hi``; digits beyond ``hi``'s are refused unparsed."""
+    raw = _single(request, name)
     if raw is None:
         return default
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 15 or not lo <= int(raw) <= hi:
+    if (
+        not (raw.isascii() and raw.isdigit())
+        or len(raw.lstrip("0")) > len(str(hi))
+        or not lo <= int(raw) <= hi
+    ):
         raise MalformedError(f"query parameter {name} must be an integer in {lo}..{hi}")
     return int(raw)
-
-
-def _text_param(request: web.Request, name: str, max_len: int) -> str | None:
-    raw = request.query.get(name)
-    if raw is None or raw == "":
-        return None
-    if len(raw) > max_len or canonical.has_hidden_chars(raw):
-        raise MalformedError(f"query parameter {name} is not acceptable")
-    return raw
 
 
 def _app_id(request: web.Request) -> str:
@@ -272,14 +285,9 @@ def _app_id(request: web.Request) -> str:
     return app_id
 
 
-def _json_body(body: bytes) -> dict[str, Any]:
-    try:
-        value = orjson.loads(body)
-    except orjson.JSONDecodeError:
-        raise MalformedError("request body is not JSON") from None
-    if not isinstance(value, dict):
-        raise MalformedError("request body must be a JSON object")
-    return value
+def _json_body(request: web.Request, body: bytes) -> dict[str, Any]:
+    """An unsigned JSON body, through the strict decoder (PROTOCOL.md §2.8)."""
+    return json_object(body, limit=request.app[LIMITS_KEY]["max_body"])
 
 
 # --- handlers ------------------------------------------------------------------------------
@@ -298,8 +306,8 @@ async def readyz(request: web.Request) -> web.Response:
 
 
 async def openapi(request: web.Request) -> web.Response:
-    """The OpenAPI 3.1 description of this API."""
-    return json_response(openapi_document())
+    """The OpenAPI 3.1 description of this API, with this hub's configured limits."""
+    return web.Response(body=request.app[DOCUMENT_KEY], content_type="application/json")
 
 
 async def genesis_file(request: web.Request) -> web.Response:
@@ -322,19 +330,18 @@ async def get_application(request: web.Request) -> web.Response:
 
 async def post_proof(request: web.Request) -> web.Response:
     """Answer the KEM challenge: proof of possession of the key-agreement key."""
-    body = _json_body(await read_body(request))
-    reader = canonical.ObjectReader(body, "proof")
-    answer = reader.blob("answer", length=32)
+    app_id = _app_id(request)  # an id that cannot exist is a 404, whatever the body
+    reader = canonical.ObjectReader(_json_body(request, await read_body(request)), "proof")
+    answer = reader.blob("answer", length=POP_ANSWER_BYTES)
     reader.done()
-    service = request.app[SERVICE_KEY]
-    return json_response(await service.answer_challenge(_app_id(request), answer))
+    return json_response(await request.app[SERVICE_KEY].answer_challenge(app_id, answer))
 
 
 async def get_log(request: web.Request) -> web.Response:
     """Log entries after ``since`` (exact bytes, base64url), paged."""
     service = request.app[SERVICE_KEY]
     page_size: int = request.app[LIMITS_KEY]["page_size"]
-    since = _int_param(request, "since", 0, 0, 2**53 - 1)
+    since = _int_param(request, "since", 0, 0, CURSOR_MAX)
     limit = _int_param(request, "limit", page_size, 1, page_size)
     return json_response(await service.log_page(since, limit))
 
@@ -350,11 +357,11 @@ async def search(request: web.Request) -> web.Response:
     service = request.app[SERVICE_KEY]
     page_size: int = request.app[LIMITS_KEY]["page_size"]
     results = service.search(
-        country=_text_param(request, "country", 2),
-        kind=_text_param(request, "kind", 32),
-        language=_text_param(request, "language", 2),
-        text=_text_param(request, "q", 200),
-        include_inactive=request.query.get("inactive") == "1",
+        country=SEARCH_COUNTRY.read(request),
+        kind=SEARCH_KIND.read(request),
+        language=SEARCH_LANGUAGE.read(request),
+        text=SEARCH_TEXT.read(request),
+        include_inactive=_single(request, "inactive") == "1",
         limit=_int_param(request, "limit", page_size, 1, page_size),
     )
     return json_response({"results": results})
@@ -381,7 +388,7 @@ async def get_prekeys(request: web.Request) -> web.Response:
 async def admin_applications(request: web.Request) -> web.Response:
     """Applications, optionally filtered by status (admin)."""
     await authenticate(request, await read_body(request), admin=True)
-    status = _text_param(request, "status", 16)
+    status = ADMIN_STATUS.read(request)
     return json_response({"applications": await request.app[SERVICE_KEY].list_applications(status)})
 
 
@@ -395,11 +402,12 @@ async def admin_reject(request: web.Request) -> web.Response:
     """Reject an application with a reason (admin)."""
     body = await read_body(request)
     who = await authenticate(request, body, admin=True)
-    reader = canonical.ObjectReader(_json_body(body), "rejection")
-    reason = reader.text("reason", max_len=2000, multiline=True)
+    app_id = _app_id(request)
+    reader = canonical.ObjectReader(_json_body(request, body), "rejection")
+    reason = reader.text("reason", max_len=REJECTION_REASON_MAX, multiline=True)
     reader.done()
     service = request.app[SERVICE_KEY]
-    return json_response(await service.reject_application(_app_id(request), reason, who))
+    return json_response(await service.reject_application(app_id, reason, who))
 
 
 async def admin_action(request: web.Request) -> web.Response:
@@ -412,15 +420,15 @@ async def admin_action(request: web.Request) -> web.Response:
 async def admin_proposals(request: web.Request) -> web.Response:
     """Membership actions collecting signatures (admin)."""
     await authenticate(request, await read_body(request), admin=True)
-    status = _text_param(request, "status", 16)
+    status = ADMIN_STATUS.read(request)
     return json_response({"proposals": await request.app[SERVICE_KEY].list_proposals(status)})
 
 
 async def admin_audit(request: web.Request) -> web.Response:
     """The audit trail of admin actions (admin)."""
     await authenticate(request, await read_body(request), admin=True)
-    since = _int_param(request, "since", 0, 0, 2**53 - 1)
-    limit = _int_param(request, "limit", 1000, 1, 10_000)
+    since = _int_param(request, "since", 0, 0, CURSOR_MAX)
+    limit = _int_param(request, "limit", AUDIT_PAGE, 1, AUDIT_MAX)
     return json_response({"records": await request.app[SERVICE_KEY].audit(since, limit)})
 
 
@@ -479,36 +487,45 @@ async def get_mailbox(request: web.Request) -> web.Response:
     """Items waiting for the authenticated member after ``after``, oldest first."""
     router = request.app[ROUTER_KEY]
     who = await authenticate(request, await read_body(request), admin=False)
-    after = _int_param(request, "after", 0, 0, 2**53 - 1)
+    after = _int_param(request, "after", 0, 0, CURSOR_MAX)
     limit = _int_param(request, "limit", router.limits.page_size, 1, router.limits.page_size)
     return json_response(await router.pull(who, after, limit))
 
 
 async def post_ack(request: web.Request) -> web.Response:
     """Signed receipts release envelopes; notice cursors drop receipts and non-delivery notices."""
-    body = await read_body(request)
+    cap = max(request.app[LIMITS_KEY]["max_body"], ACK_MAX_BODY)
+    body = await read_body(request, cap)
     who = await authenticate(request, body, admin=False)
-    reader = canonical.ObjectReader(_json_body(body), "ack")
-    receipts = [
-        canonical.b64d(str(x), what="ack.receipts") if isinstance(x, str) else b""
-        for x in reader.array("receipts", max_items=500)
-    ]
-    notices = reader.array("notices", max_items=500)
+    reader = canonical.ObjectReader(json_object(body, limit=cap), "ack")
+    receipts = [_receipt(x) for x in reader.array("receipts", max_items=ACK_MAX_ITEMS)]
+    notices = [_cursor(x) for x in reader.array("notices", max_items=ACK_MAX_ITEMS)]
     reader.done()
-    if any(not r for r in receipts) or any(type(n) is not int or n < 0 for n in notices):
-        raise MalformedError("ack: receipts are base64url strings, notices are cursors")
-    result = await request.app[ROUTER_KEY].ack(who, receipts, [int(str(n)) for n in notices])
-    return json_response(result)
+    return json_response(await request.app[ROUTER_KEY].ack(who, receipts, notices))
+
+
+def _receipt(item: object) -> bytes:
+    """One acknowledged receipt: canonical base64url of 1..MAX_RECEIPT_SIZE bytes."""
+    if not isinstance(item, str) or not 0 < len(item) <= ACK_RECEIPT_CHARS:
+        raise MalformedError(f"ack.receipts: base64url strings of 1..{MAX_RECEIPT_SIZE} bytes")
+    return canonical.b64d(item, what="ack.receipts")
+
+
+def _cursor(item: object) -> int:
+    """One notice cursor: an integer in 0..2^53 - 1."""
+    if type(item) is not int or not 0 <= item <= CURSOR_MAX:
+        raise MalformedError(f"ack.notices: cursors, integers in 0..{CURSOR_MAX}")
+    return item
 
 
 def create_app(
     service: HubService,
     *,
     clock: Clock,
-    max_body: int = 64 * 1024,
-    rate_per_second: float = 20.0,
-    burst: int = 100,
-    page_size: int = 500,
+    max_body: int = _DEFAULTS.max_body,
+    rate_per_second: float = _DEFAULTS.rate_per_second,
+    burst: int = _DEFAULTS.burst,
+    page_size: int = _DEFAULTS.page_size,
     router: Router | None = None,
     expiry_interval: float = 30.0,
     blobs: BlobStore | None = None,
@@ -518,18 +535,37 @@ def create_app(
     With a ``router``, the message routes are served and the router's writer
     and the expiry sweep run for the application's lifetime.  With ``blobs``
     (and a ``router``), so are the attachment blob routes (:mod:`hub.blobs`).
+    ``/v1/openapi.json`` states the limits given here, the router's and the blob store's.
     """
+    # The document describes this module (its request rules): imported here, not at the top.
+    from hub.openapi import ApiLimits, openapi_document  # noqa: PLC0415
+
     if max_body < 1024 or page_size < 1:
         raise UsageError("max_body must be at least 1 KiB and page_size at least 1")
     if blobs is not None and router is None:
         raise UsageError("attachment blobs need the router (messages reference them)")
-    app = web.Application(middlewares=[problem_middleware], client_max_size=max_body)
-    app[SERVICE_KEY] = service
     metrics = Metrics()
+    app = web.Application(
+        middlewares=[
+            _timing_middleware(),
+            problem_middleware(logger=log, refused=lambda exc: _count(metrics, exc)),
+            _limits_middleware(),
+        ],
+        client_max_size=max_body,
+    )
+    app[SERVICE_KEY] = service
     app[METRICS_KEY] = metrics
     metrics.gauge("globe_hub_log_entries", "Membership log length.", lambda: service.state.seq)
     app[BUCKETS_KEY] = TokenBuckets(rate=rate_per_second, burst=burst, clock=clock)
     app[LIMITS_KEY] = {"max_body": max_body, "page_size": page_size}
+    limits = ApiLimits(max_body=max_body, page_size=page_size)
+    if router is not None:
+        limits = replace(
+            limits, mailbox_page=router.limits.page_size, max_envelope=router.limits.max_envelope
+        )
+    if blobs is not None:
+        limits = replace(limits, max_blob=blobs.max_blob)
+    app[DOCUMENT_KEY] = orjson.dumps(openapi_document(limits))
     r = app.router
     r.add_get("/healthz", healthz)
     r.add_get("/metrics", get_metrics)

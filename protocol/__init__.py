@@ -25,7 +25,7 @@ from protocol.envelope import (
 from protocol.errors import GlobeError, ProtocolError, UsageError
 from protocol.genesis import Genesis, make_genesis
 from protocol.ids import AuthorityId, KeyId, MessageId, NetworkId
-from protocol.keys import KemPrivateKey, KemPublicKey, SigningKey, VerifyKey, fingerprint
+from protocol.keys import KemPrivateKey, KemPublicKey, SigningKey, VerifyKey
 from protocol.membership import (
     Action,
     Application,
@@ -33,6 +33,7 @@ from protocol.membership import (
     Checkpoint,
     LogEntry,
     MembershipAction,
+    authority_fingerprint,
     make_action,
     make_application,
     make_checkpoint,
@@ -82,10 +83,10 @@ __all__ = [
     "Urgency",
     "UsageError",
     "VerifyKey",
+    "authority_fingerprint",
     "check_recipients_active",
     "encrypted_size",
     "envelope_hash",
-    "fingerprint",
     "make_action",
     "make_application",
     "make_checkpoint",

@@ -73,6 +73,8 @@ __all__ = [
     "Recipient",
     "SealTo",
     "check_recipients_active",
+    "content_signature",
+    "decode_header",
     "envelope_hash",
     "open_envelope",
     "parse_envelope",
@@ -210,6 +212,15 @@ def _content_signed(header_digest: bytes, content: bytes) -> bytes:
     return header_digest + content
 
 
+def content_signature(identity: SigningKey, header: bytes, content: bytes) -> bytes:
+    """The inner signature (§7.5) of ``content`` sealed under ``header`` (exact bytes).
+
+    Ed25519 is deterministic, so this is the very signature the envelope
+    carries: a sender keeps it as its own proof of origin (§8.5).
+    """
+    return identity.sign(labels.CONTENT, _content_signed(crypto.sha256(header), content))
+
+
 # --- sealing ------------------------------------------------------------------------------
 
 
@@ -276,7 +287,7 @@ def seal_envelope(
     if len(header) > MAX_HEADER_SIZE:
         raise UsageError("header too large")
     header_digest = crypto.sha256(header)
-    inner = identity.sign(labels.CONTENT, _content_signed(header_digest, content))
+    inner = content_signature(identity, header, content)
     framed = struct.pack(">I", len(content)) + content + inner
     plaintext = framed + bytes(_bucket(len(framed)) - len(framed))
     body = crypto.aead_encrypt(content_key, _ZERO_NONCE, plaintext, _body_aad(header))
@@ -486,6 +497,11 @@ def _header_fast(obj: dict[str, Any], raw: bytes) -> EnvelopeHeader | None:  # n
         )  # fmt: skip
     except GlobeError:
         return None
+
+
+def decode_header(raw: bytes) -> EnvelopeHeader:
+    """Strictly decode an envelope header on its own (§7.2), e.g. from a proof of origin."""
+    return _decode_header(raw)
 
 
 def _decode_header(raw: bytes) -> EnvelopeHeader:

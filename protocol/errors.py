@@ -20,6 +20,7 @@ __all__ = [
     "BadSignature",
     "ChainBroken",
     "ConflictError",
+    "ConsentRequired",
     "CryptoError",
     "DecodeError",
     "DecryptionFailed",
@@ -27,16 +28,22 @@ __all__ = [
     "ExpiredError",
     "ForkDetected",
     "GlobeError",
+    "HandlingLowered",
     "InvalidIdentifier",
+    "InvalidJson",
     "InvalidKey",
+    "InvalidUnicode",
     "LogError",
     "MalformedError",
     "MemberNotActive",
     "MembershipError",
+    "NestingTooDeep",
     "NonCanonical",
+    "NonFiniteNumber",
     "NotARecipient",
     "NotCertified",
     "NotYetValid",
+    "NumberOutOfRange",
     "ProtocolError",
     "QuorumNotMet",
     "ReflectedMessage",
@@ -45,6 +52,7 @@ __all__ = [
     "SizeLimitExceeded",
     "StaleError",
     "StorageError",
+    "TrailingData",
     "TransportError",
     "Truncated",
     "UnknownField",
@@ -52,20 +60,46 @@ __all__ = [
     "UnsupportedSuite",
     "UnsupportedVersion",
     "UsageError",
+    "error_class",
 ]
 
 #: Prefix of every problem ``type`` URI.  The URI is an identifier, not a link.
 PROBLEM_BASE = "https://globe-link.invalid/problems/"
 
 
+#: Every error class that names its own slug, by slug (see :func:`error_class`).
+_REGISTRY: dict[str, type[GlobeError]] = {}
+
+
 class GlobeError(Exception):
-    """Root of every error raised by GlobE Link code."""
+    """Root of every error raised by GlobE Link code.
+
+    A subclass that sets its own ``slug`` registers it; a second class with the
+    same slug is refused when its module is imported, so a problem ``type``
+    always names exactly one class (PROTOCOL.md §11).
+    """
 
     slug: ClassVar[str] = "error"
     status: ClassVar[int] = 500
     title: ClassVar[str] = "Internal error"
     #: Hub-signed ``rejected`` evidence (§9.2) that goes with a refused envelope, if any.
     evidence: bytes | None = None
+
+    def __init_subclass__(cls, **kwargs: object) -> None:
+        super().__init_subclass__(**kwargs)
+        if "slug" not in cls.__dict__:
+            return
+        known = _REGISTRY.get(cls.slug)
+        same = known is not None and (known.__module__, known.__qualname__) == (
+            cls.__module__,
+            cls.__qualname__,
+        )  # the same class defined again (a module imported twice)
+        if known is not None and not same:
+            raise TypeError(
+                f"problem slug {cls.slug!r} of {cls.__module__}.{cls.__qualname__} is already"
+                f" used by {known.__module__}.{known.__qualname__}"
+            )
+        _REGISTRY[cls.slug] = cls
 
     def __init__(self, detail: str = "") -> None:
         super().__init__(detail or self.title)
@@ -87,6 +121,14 @@ class GlobeError(Exception):
         if self.evidence is not None:
             out["evidence"] = b64encode(self.evidence, b"-_").rstrip(b"=").decode("ascii")
         return out
+
+
+def error_class(slug: str) -> type[GlobeError] | None:
+    """The error class registered for ``slug`` (among the modules imported so far)."""
+    return _REGISTRY.get(slug)
+
+
+_REGISTRY[GlobeError.slug] = GlobeError
 
 
 class UsageError(GlobeError):
@@ -159,6 +201,51 @@ class NonCanonical(DecodeError):
 
     slug = "non-canonical"
     title = "Non-canonical encoding"
+
+
+# --- strict JSON of API bodies (docs/PROTOCOL.md §2.8) ---------------------------------
+
+
+class InvalidJson(DecodeError):
+    """The body is not JSON text (syntax, encoding, or an empty or BOM-prefixed body)."""
+
+    slug = "invalid-json"
+    title = "Not JSON"
+
+
+class NonFiniteNumber(DecodeError):
+    """The body uses ``NaN``, ``Infinity`` or ``-Infinity``, which JSON does not define."""
+
+    slug = "non-finite-number"
+    title = "Non-finite number"
+
+
+class NumberOutOfRange(DecodeError):
+    """A number is not an integer within ±(2^53 - 1) written without fraction or exponent."""
+
+    slug = "number-out-of-range"
+    title = "Number outside the accepted range"
+
+
+class NestingTooDeep(DecodeError):
+    """Objects and arrays are nested deeper than the decoder's fixed limit."""
+
+    slug = "nesting-too-deep"
+    title = "Nesting too deep"
+
+
+class TrailingData(DecodeError):
+    """Something other than white space follows the JSON value."""
+
+    slug = "trailing-data"
+    title = "Trailing data after the JSON value"
+
+
+class InvalidUnicode(DecodeError):
+    """A string holds a lone surrogate (an escape that is no Unicode scalar value)."""
+
+    slug = "invalid-unicode"
+    title = "Invalid Unicode in a string"
 
 
 class InvalidIdentifier(DecodeError):
@@ -262,6 +349,25 @@ class ConflictError(ProtocolError):
     slug = "conflict"
     status = 409
     title = "Conflicting message for a seen id"
+
+
+# --- originator control (§8.5) -------------------------------------------------------
+
+
+class ConsentRequired(ProtocolError):
+    """Restricted material passes to another authority only with its originator's consent."""
+
+    slug = "consent-required"
+    status = 403
+    title = "Originator consent required"
+
+
+class HandlingLowered(ProtocolError):
+    """A forward may keep or raise the originator's handling code, never lower it."""
+
+    slug = "handling-lowered"
+    status = 400
+    title = "Handling code lowered"
 
 
 # --- membership and the log (R1, R2) ------------------------------------------------

@@ -13,7 +13,7 @@ encoding with ``bytes(key)``.  Private keys never appear in ``repr``.
 
 from __future__ import annotations
 
-from protocol import crypto, labels
+from protocol import crypto
 from protocol.crypto import Rng, system_rng
 from protocol.errors import BadSignature, InvalidKey, UsageError
 from protocol.ids import KEY_ALG_ED25519, KEY_ALG_KEM, KeyId
@@ -23,7 +23,6 @@ __all__ = [
     "KemPublicKey",
     "SigningKey",
     "VerifyKey",
-    "fingerprint",
 ]
 
 
@@ -180,11 +179,3 @@ class KemPrivateKey:
 
     def __repr__(self) -> str:
         return f"KemPrivateKey({self.key_id})"
-
-
-def fingerprint(*public_keys: VerifyKey | KemPublicKey) -> str:
-    """Human-comparable fingerprint (12 groups of 5 digits) of one or more public keys."""
-    if not public_keys:
-        raise UsageError("fingerprint needs at least one key")
-    data = b"".join(len(bytes(k)).to_bytes(2, "big") + bytes(k) for k in public_keys)
-    return crypto.fingerprint_digits(labels.KEY_FINGERPRINT, data)

@@ -14,6 +14,7 @@ __all__ = [
     "ALL_LABELS",
     "APPLICATION",
     "ATTACHMENT",
+    "AUTHORITY_FINGERPRINT",
     "BODY_AAD",
     "CHECKPOINT",
     "CONTENT",
@@ -25,7 +26,6 @@ __all__ = [
     "KEM_POP",
     "KEYSTORE",
     "KEY_COMMIT",
-    "KEY_FINGERPRINT",
     "KEY_ID",
     "LOG_ENTRY",
     "MEMBERSHIP_ACTION",
@@ -38,8 +38,8 @@ __all__ = [
 
 GENESIS: Final = b"globe/v1/genesis"
 KEY_ID: Final = b"globe/v1/key-id"
-KEY_FINGERPRINT: Final = b"globe/v1/key-fingerprint"
 GENESIS_FINGERPRINT: Final = b"globe/v1/genesis-fingerprint"
+AUTHORITY_FINGERPRINT: Final = b"globe/v1/authority-fingerprint"
 APPLICATION: Final = b"globe/v1/application"
 KEM_POP: Final = b"globe/v1/kem-pop"
 MEMBERSHIP_ACTION: Final = b"globe/v1/membership-action"
@@ -62,8 +62,8 @@ ATTACHMENT: Final = b"globe/v1/attachment"
 ALL_LABELS: Final = (
     GENESIS,
     KEY_ID,
-    KEY_FINGERPRINT,
     GENESIS_FINGERPRINT,
+    AUTHORITY_FINGERPRINT,
     APPLICATION,
     KEM_POP,
     MEMBERSHIP_ACTION,

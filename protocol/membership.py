@@ -15,6 +15,10 @@ and checkpoints (R1, R2, R4; docs/PROTOCOL.md §6).
 * A **log entry** is built by the hub: ``seq``, the hash of the previous entry
   and the admin-signed action.  Entries form a hash chain from the genesis.
 * A **checkpoint** is the hub's signature over ``(seq, head, time)``.
+* The **authority fingerprint** (:func:`authority_fingerprint`,
+  :meth:`Application.fingerprint`, :meth:`Certificate.fingerprint`) covers an
+  authority id and all three of its certified keys; it is the one value that
+  the applicant and the admins compare out of band before an admission.
 """
 
 from __future__ import annotations
@@ -51,6 +55,7 @@ __all__ = [
     "Checkpoint",
     "LogEntry",
     "MembershipAction",
+    "authority_fingerprint",
     "entry_hash",
     "kem_pop_answer",
     "kem_pop_challenge",
@@ -115,6 +120,44 @@ def _check_keys_distinct(identity: bytes, transport: bytes, what: str) -> None:
         raise MalformedError(f"{what}: identity and transport keys must differ (R3)")
 
 
+# --- authority fingerprint ------------------------------------------------------------
+
+
+def _u16_prefixed(data: bytes) -> bytes:
+    return len(data).to_bytes(2, "big") + data
+
+
+def _authority_fingerprint(
+    authority: AuthorityId, identity: bytes, transport: bytes, ka: bytes
+) -> str:
+    data = b"".join(
+        _u16_prefixed(part) for part in (str(authority).encode("utf-8"), identity, transport, ka)
+    )
+    return crypto.fingerprint_digits(labels.AUTHORITY_FINGERPRINT, data)
+
+
+def authority_fingerprint(
+    *, authority: AuthorityId, identity: VerifyKey, transport: VerifyKey, ka: KemPublicKey
+) -> str:
+    """The authority fingerprint (docs/PROTOCOL.md §3.4): twelve groups of five digits.
+
+    It covers the authority id and every key certified for it, in the fixed
+    order identity, transport, key-agreement, under the label
+    ``globe/v1/authority-fingerprint``::
+
+        data = u16_be(len(authority)) || authority
+               || for key in (identity, transport, ka): u16_be(len(key)) || key
+
+    An applicant's node prints it (``globe-node init`` / ``apply``), the
+    admins' tool prints it for the application (``globe-hub admin show``), and
+    the two are compared out of band before the admission is signed.  Binding
+    the authority id means a value read out for one authority never matches
+    another's, even with the same keys.  Prefer :meth:`Application.fingerprint`
+    and :meth:`Certificate.fingerprint`, which cannot mix up the keys.
+    """
+    return _authority_fingerprint(authority, bytes(identity), bytes(transport), bytes(ka))
+
+
 # --- application ----------------------------------------------------------------------
 
 
@@ -139,6 +182,15 @@ class Application:
     def digest(self) -> bytes:
         """Names this application (bound into the certificate and the KEM challenge)."""
         return self.signed.digest()
+
+    def fingerprint(self) -> str:
+        """The authority fingerprint of the applicant (:func:`authority_fingerprint`)."""
+        return authority_fingerprint(
+            authority=self.authority,
+            identity=self.identity_key,
+            transport=self.transport_key,
+            ka=self.ka_key,
+        )
 
     @classmethod
     def decode(cls, data: bytes, genesis: Genesis) -> Application:
@@ -262,6 +314,17 @@ class Certificate:
     def ka_key(self) -> KemPublicKey:
         """The key-agreement key, parsed and validated."""
         return KemPublicKey(self.ka_key_raw)
+
+    def fingerprint(self) -> str:
+        """The authority fingerprint of the certified member (:func:`authority_fingerprint`).
+
+        Computed over the certified key bytes as they are, so the key-agreement
+        key need not be parsed; equal to the fingerprint of the application the
+        certificate was issued from.
+        """
+        return _authority_fingerprint(
+            self.authority, bytes(self.identity_key), bytes(self.transport_key), self.ka_key_raw
+        )
 
     def to_json(self) -> dict[str, object]:
         """The certificate object as it appears in an action."""

@@ -23,18 +23,27 @@ __all__ = [
     "Attachment",
     "Consent",
     "ConsentDecision",
+    "Forwarded",
     "Handling",
     "Kind",
     "MessageContent",
     "Restriction",
+    "SignedContent",
     "StatusState",
     "StatusUpdate",
     "Tlp",
     "Urgency",
+    "check_attachment_name",
+    "check_media_type",
     "forward_requires_consent",
+    "handling_at_least",
 ]
 
 MAX_ATTACHMENTS: Final = 64
+#: Consent decisions one forward may carry (§8.5).
+MAX_CONSENTS: Final = 64
+#: Same as protocol.envelope.MAX_HEADER_SIZE.
+MAX_HEADER_SIZE: Final = 65_536
 #: Same as protocol.envelope.MAX_CONTENT_SIZE (1 MiB bucket less framing).
 MAX_CONTENT_SIZE: Final = (1 << 20) - 68
 _MEDIA_RE: Final = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}\Z")
@@ -122,6 +131,17 @@ def forward_requires_consent(handling: Handling) -> bool:
     )
 
 
+_TLP_ORDER: Final = (Tlp.CLEAR, Tlp.GREEN, Tlp.AMBER, Tlp.AMBER_STRICT, Tlp.RED)
+
+
+def handling_at_least(handling: Handling, floor: Handling) -> bool:
+    """Whether ``handling`` is at least as restrictive as ``floor`` (§8.5): its TLP level
+    is not lower and it keeps every restriction of ``floor``."""
+    return _TLP_ORDER.index(handling.tlp) >= _TLP_ORDER.index(floor.tlp) and (
+        handling.restrictions >= floor.restrictions
+    )
+
+
 @dataclass(frozen=True, slots=True)
 class Attachment:
     """An attachment manifest entry; the encrypted blob travels separately."""
@@ -189,6 +209,52 @@ class Consent:
 
 
 @dataclass(frozen=True, slots=True)
+class SignedContent:
+    """A message's content with the sender's inner signature and the exact envelope header
+    that signature binds (§7.5): proof of origin that anyone holding the directory can check
+    (:func:`protocol.origin.verify_signed_content`)."""
+
+    header: bytes
+    content: bytes
+    signature: bytes = field(repr=False)
+
+    def to_json(self) -> dict[str, object]:
+        """Canonical object form."""
+        return {
+            "content": canonical.b64e(self.content),
+            "header": canonical.b64e(self.header),
+            "signature": canonical.b64e(self.signature),
+        }
+
+    @classmethod
+    def read(cls, r: ObjectReader, what: str) -> SignedContent:
+        """Read from an object (§8.5); the caller calls nothing else on ``r``."""
+        content = r.blob("content", max_len=MAX_CONTENT_SIZE)
+        header = r.blob("header", max_len=MAX_HEADER_SIZE)
+        signature = r.blob("signature", length=64)
+        r.done()
+        if not content or not header:
+            raise MalformedError(f"{what}: header and content are not empty")
+        return cls(header, content, signature)
+
+
+@dataclass(frozen=True, slots=True)
+class Forwarded:
+    """What a forward carries (§8.5): the originator's signed message and the originator's
+    signed consent decisions that entitle holders to pass it on."""
+
+    origin: SignedContent
+    consents: tuple[SignedContent, ...] = ()
+
+    def to_json(self) -> dict[str, object]:
+        """Canonical object form (``consents`` omitted when empty)."""
+        out: dict[str, object] = {"origin": self.origin.to_json()}
+        if self.consents:
+            out["consents"] = [c.to_json() for c in self.consents]
+        return out
+
+
+@dataclass(frozen=True, slots=True)
 class MessageContent:
     """The plaintext of one message."""
 
@@ -204,6 +270,7 @@ class MessageContent:
     attachments: tuple[Attachment, ...] = ()
     status: StatusUpdate | None = None
     consent: Consent | None = None
+    forwarded: Forwarded | None = None
 
     def encode(self) -> bytes:
         """Canonical bytes; :class:`UsageError` if a field or the kind's rules are broken."""
@@ -236,6 +303,8 @@ class MessageContent:
             out["status"] = self.status.to_json()
         if self.consent is not None:
             out["consent"] = self.consent.to_json()
+        if self.forwarded is not None:
+            out["forwarded"] = self.forwarded.to_json()
         data = canonical.encode(out)
         MessageContent.decode(data)  # the encoder and decoder must agree
         return data
@@ -277,21 +346,9 @@ class MessageContent:
         attachments: list[Attachment] = []
         if r.has("attachments"):
             for a in r.objects("attachments", min_items=1, max_items=MAX_ATTACHMENTS):
-                name = a.string("name", min_len=1, max_len=255)
-                if (
-                    _BAD_NAME_RE.search(name)
-                    or canonical.has_hidden_chars(name)
-                    or name
-                    in (
-                        ".",
-                        "..",
-                    )
-                ):
-                    raise MalformedError("attachment name: no path separators or controls")
+                name = check_attachment_name(a.string("name", min_len=1, max_len=255))
                 size = a.integer("size")
-                media = a.string("media_type", max_len=129)
-                if not _MEDIA_RE.match(media):
-                    raise MalformedError("attachment media_type: type/subtype, lower case")
+                media = check_media_type(a.string("media_type", max_len=129))
                 digest = a.blob("sha256", length=32)
                 key = a.blob("key", length=crypto.AEAD_KEY_LEN)
                 blob = a.string("blob", max_len=32)
@@ -324,13 +381,48 @@ class MessageContent:
             consent = Consent(
                 cmsg, tuple(AuthorityId.parse(x) for x in to), purpose, decision, creason
             )
+        forwarded = None
+        if r.has("forwarded"):
+            f = r.object("forwarded")
+            consents = (
+                tuple(
+                    SignedContent.read(c, f"message.forwarded.consents[{i}]")
+                    for i, c in enumerate(
+                        f.objects("consents", min_items=1, max_items=MAX_CONSENTS)
+                    )
+                )
+                if f.has("consents")
+                else ()
+            )
+            origin = SignedContent.read(f.object("origin"), "message.forwarded.origin")
+            f.done()
+            forwarded = Forwarded(origin, consents)
         r.done()
         content = cls(
             kind, subject, body, language, urgency, handling, case, reply, deadline,
-            tuple(attachments), status, consent,
+            tuple(attachments), status, consent, forwarded,
         )  # fmt: skip
         _check_rules(content)
         return content
+
+
+def check_attachment_name(name: str) -> str:
+    """``name`` if it may name an attachment (§8.4), else :class:`MalformedError`."""
+    if (
+        not 1 <= len(name) <= 255
+        or _BAD_NAME_RE.search(name)
+        or canonical.has_hidden_chars(name)
+        or name in (".", "..")
+    ):
+        raise MalformedError("attachment name: 1-255 characters, no path separators or controls")
+    return name
+
+
+def check_media_type(media_type: str) -> str:
+    """``media_type`` if it is a lower-case ``type/subtype`` (§8.4), else MalformedError."""
+    if not _MEDIA_RE.match(media_type):
+        raise MalformedError("attachment media_type: type/subtype, lower case")
+    return media_type
 
 
 def _enum(cls: type[_E], value: str, what: str) -> _E:
@@ -351,6 +443,8 @@ def _check_rules(m: MessageContent) -> None:
         raise MalformedError("message: a consent object goes with consent kinds only")
     if m.deadline is not None and k is not Kind.REQUEST:
         raise MalformedError("message: only a request has a deadline")
+    if m.forwarded is not None and k is not Kind.INFORMATION:
+        raise MalformedError("message: a forward is information")
     s = m.status
     if s is not None:
         if s.state is StatusState.ACKNOWLEDGED and s.expected is None:

@@ -4,8 +4,9 @@ The hub runs as a real ``globe-hub serve`` process on a free loopback port
 with SQLite in ``tmp_path``; the operator and admin commands run through
 :func:`hub.cli.main` in this process (so coverage sees them) and, for exit
 codes and the no-traceback rule, a few through ``python -m hub``.  A member
-application is submitted with :class:`hub.client.HubClient`.  Every key file
-uses the ``interactive`` Argon2id cost to keep the module fast.
+application is submitted with :class:`globe_io.hubclient.HubClient`, and one with
+``globe-node init`` / ``apply`` to check that both tools print the same authority
+fingerprint.  Every key file uses the ``interactive`` Argon2id cost to keep the module fast.
 """
 
 from __future__ import annotations
@@ -29,14 +30,18 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from globe_io.errors import Conflict, NotFound, RateLimited
+from globe_io.hubclient import HubClient, RemoteError
+from globe_io.web import MethodNotAllowed
+from globe_node.cli import main as node_main
+from globe_node.keys import load_keys
 from hub.cli import check_draft, main
-from hub.client import HubClient, RemoteError
 from hub.config import default_database_url, load_config, render_config
-from hub.errors import Conflict, NotFound, RateLimited
 from protocol import canonical
 from protocol.errors import (
     PROBLEM_BASE,
@@ -48,11 +53,12 @@ from protocol.errors import (
 )
 from protocol.genesis import Genesis, make_genesis
 from protocol.ids import AuthorityId
-from protocol.keys import KemPrivateKey, SigningKey, fingerprint
+from protocol.keys import KemPrivateKey, SigningKey
 from protocol.membership import (
     Action,
     Application,
     Certificate,
+    authority_fingerprint,
     kem_pop_answer,
     make_action,
     make_application,
@@ -60,7 +66,6 @@ from protocol.membership import (
 from protocol.requestauth import HEADER, parse_request_auth, verify_request
 
 PASSPHRASE = "correct horse battery staple"  # noqa: S105 - a test passphrase
-FINGERPRINT = re.compile(r"(\d{5} ){11}\d{5}\Z")
 KEY_ID = re.compile(r"ed25519:[0-9a-f]{32}\Z")
 NO_PASSPHRASE_ENV = {
     k: v
@@ -234,7 +239,7 @@ def net(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Net]:
 
 
 async def _apply(genesis: Genesis, authority: str, name: str) -> tuple[str, str]:
-    """Submit an application and answer the KEM challenge; the id and the key fingerprint."""
+    """Submit an application and answer the KEM challenge; the id and the authority fingerprint."""
     identity, transport, ka = SigningKey.generate(), SigningKey.generate(), KemPrivateKey.generate()
     app = make_application(
         genesis=genesis,
@@ -259,7 +264,12 @@ async def _apply(genesis: Genesis, authority: str, name: str) -> tuple[str, str]
         answer = kem_pop_answer(ka, app.digest, challenge)
         proven = await hub.answer_challenge(submitted["id"], answer)
         assert proven == {"id": submitted["id"], "authority": authority, "status": "pending"}
-    return submitted["id"], fingerprint(identity.verify_key, transport.verify_key)
+    return submitted["id"], authority_fingerprint(
+        authority=AuthorityId.parse(authority),
+        identity=identity.verify_key,
+        transport=transport.verify_key,
+        ka=ka.public_key,
+    )
 
 
 # --- set-up commands ---------------------------------------------------------------------------
@@ -269,7 +279,10 @@ def test_init_keygen_genesis_and_install(net: Net) -> None:
     init = net.init
     assert (net.hub_dir / "hub.pub").read_text() == init["hub_key"] + "\n"
     assert KEY_ID.match(init["key_id"])
-    assert FINGERPRINT.match(init["fingerprint"])
+    # A lone key has no fingerprint: the genesis names it by key id and is itself fingerprinted.
+    assert sorted(init) == [
+        "config", "database_url", "directory", "hub_key", "kdf_cost", "key_file", "key_id",
+    ]  # fmt: skip
     assert init["database_url"] == f"sqlite+aiosqlite:///{(net.hub_dir / 'hub.db').resolve()}"
     assert init["kdf_cost"] == "interactive"
     assert net.hub_dir.stat().st_mode & 0o777 == 0o700
@@ -279,7 +292,7 @@ def test_init_keygen_genesis_and_install(net: Net) -> None:
         assert path.stat().st_mode & 0o777 == 0o600
         assert pub["key_file"] == str(path)
         assert KEY_ID.match(pub["key_id"])
-        assert FINGERPRINT.match(pub["fingerprint"])
+        assert sorted(pub) == ["key_file", "key_id", "public_key"]
     out = net.genesis_out
     assert out["signatures"] == 2
     assert out["threshold"] == 2
@@ -460,8 +473,8 @@ def test_admission_by_quorum_then_suspension(net: Net) -> None:
         async with HubClient(net.genesis.hub_url) as hub:
             return await hub.search(country="FR", include_inactive=True)
 
-    assert [(m["authority"], m["status"]) for m in asyncio.run(directory())] == [
-        ("FR-PNF", "suspended")
+    assert [(m["authority"], m["status"], m["fingerprint"]) for m in asyncio.run(directory())] == [
+        ("FR-PNF", "suspended", key_fingerprint)
     ]
 
     # A second application is rejected with a reason.
@@ -566,6 +579,57 @@ def _copy_hub(net: Net, name: str) -> Path:
     src.close()
     dst.close()
     return copy
+
+
+def node_cli(*args: str | Path) -> Ran:
+    """Run ``globe-node ARGS`` in this process."""
+    out, err = io.StringIO(), io.StringIO()
+    with redirect_stdout(out), redirect_stderr(err):
+        try:
+            code = node_main([str(a) for a in args])
+        except SystemExit as exc:  # argparse
+            code = int(exc.code or 0)
+    return Ran(code, out.getvalue(), err.getvalue())
+
+
+def test_node_and_admin_tools_print_the_same_authority_fingerprint(
+    net: Net, tmp_path: Path
+) -> None:
+    """What ``globe-node init`` tells the applicant to read out is what ``admin show`` prints."""
+    node_dir = tmp_path / "node"
+    init = node_cli(
+        "init", "--dir", node_dir, "--genesis", net.genesis_path, "--authority-id", "ES-FCC",
+        "--name", "Fiscalia contra la Corrupcion", "--country", "ES", "--kind", "anti-corruption",
+        "--language", "es", "--contact", "duty officer", "--legal-basis", "UNCAC art. 36",
+        "--kdf", "interactive", "--passphrase-file", net.pw,
+    )  # fmt: skip
+    assert (init.code, init.err) == (0, "")
+    printed = re.search(r"^node fingerprint: +((?:\d{5} ){11}\d{5})$", init.out, re.MULTILINE)
+    assert printed is not None, init.out
+    node_fingerprint = printed.group(1)
+    keys = load_keys(node_dir / "keys.sealed", PASSPHRASE.encode())
+    assert node_fingerprint == authority_fingerprint(
+        authority=AuthorityId.parse("ES-FCC"),
+        identity=keys.identity.verify_key,
+        transport=keys.transport.verify_key,
+        ka=keys.ka.public_key,
+    )
+
+    applied = node_cli("apply", "--dir", node_dir, "--passphrase-file", net.pw, "--json")
+    assert (applied.code, applied.err) == (0, "")
+    submitted = json.loads(applied.out)
+    assert (submitted["authority"], submitted["status"]) == ("ES-FCC", "pending")
+    assert submitted["fingerprint"] == node_fingerprint
+
+    app_id = submitted["id"]
+    shown = net.admin("show", app_id, key=1)
+    assert shown.code == 0, shown.err
+    assert f"\nfingerprint  {node_fingerprint}\n" in shown.out
+    assert net.admin("show", app_id, "--json", key=1).json()["fingerprint"] == node_fingerprint
+    listed = net.admin("applications", "--status", "pending", "--json").json()["applications"]
+    assert [(a["id"], a["fingerprint"]) for a in listed] == [(app_id, node_fingerprint)]
+    rejected = net.admin("reject", app_id, "--reason", "test application", key=2)
+    assert (rejected.code, rejected.out) == (0, f"application {app_id} (ES-FCC) rejected\n")
 
 
 def test_serve_in_process_until_sigterm(net: Net) -> None:
@@ -704,14 +768,52 @@ def test_client_translates_problems_and_failures(net: Net) -> None:
             assert await hub.genesis() == net.genesis_path.read_bytes()
             with pytest.raises(NotFound, match="no such application"):
                 await hub.application_status("0" * 32)
-            with pytest.raises(RemoteError) as info:
+            with pytest.raises(MethodNotAllowed, match="does not take that method"):
                 await hub.request("DELETE", "/v1/applications")
-            assert info.value.http_status == 405
         async with HubClient(f"http://127.0.0.1:{free_port()}", timeout=5) as down:
             with pytest.raises(TransportError, match="cannot reach the hub at"):
                 await down.healthz()
 
     asyncio.run(run())
+
+
+def test_the_served_hub_answers_http_layer_refusals_with_problems(net: Net) -> None:
+    """``globe-hub serve`` runs behind the HTTP guard: a head aiohttp's parser refuses is
+    answered problem+json, counted, and leaves no traceback or client bytes in the log."""
+    marker = b"GUARD-MARKER-7f3a"
+
+    async def exchange(data: bytes) -> bytes:
+        reader, writer = await asyncio.open_connection("127.0.0.1", net.port)
+        writer.write(data)
+        await writer.drain()
+        answer = await asyncio.wait_for(reader.read(), timeout=10)
+        writer.close()
+        return answer
+
+    heads = [
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
+        + b"".join(b"X-%d: %s\r\n" % (i, marker) for i in range(101))
+        + b"\r\n",
+        b"GET /healthz HTTP/1.1\r\nHost: x\r\nX-N: a\x00" + marker + b"\r\n\r\n",
+    ]
+    for data, slug in zip(heads, ("header-fields-too-large", "bad-http-request"), strict=True):
+        answer = asyncio.run(exchange(data))
+        head, _, body = answer.partition(b"\r\n\r\n")
+        assert b"application/problem+json" in head.lower()
+        assert orjson.loads(body)["type"] == PROBLEM_BASE + slug
+    metrics = httpx_get(net.port, "/metrics")
+    assert 'globe_hub_refused_total{reason="header-fields-too-large"} 1' in metrics
+    log = net.server_out.read_bytes()
+    assert marker not in log
+    assert b"Traceback" not in log
+
+
+def httpx_get(port: int, path: str) -> str:
+    """A plain GET with the standard library (no event loop)."""
+    import urllib.request  # noqa: PLC0415
+
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}{path}", timeout=10) as r:
+        return str(r.read().decode())
 
 
 def test_serve_stops_cleanly_on_sigterm(net: Net) -> None:
@@ -1114,7 +1216,7 @@ async def test_client_against_a_misbehaving_server(monkeypatch) -> None:
                 with pytest.raises(MalformedError, match=message):
                     await hub.log_entries(since)
             assert (await hub.openapi())["openapi"] == "3.1.0"
-            monkeypatch.setattr("hub.client.MAX_RESPONSE", 50)
+            monkeypatch.setattr("globe_io.hubclient.MAX_RESPONSE", 50)
             with pytest.raises(MalformedError, match="bytes is too large"):
                 await hub.openapi()
             with pytest.raises(MalformedError, match="exceeds 50 bytes"):

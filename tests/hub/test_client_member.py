@@ -1,4 +1,4 @@
-"""The member side of :class:`hub.client.HubClient`, against a real hub over loopback HTTP.
+"""The member side of :class:`globe_io.hubclient.HubClient`, against a real hub over loopback HTTP.
 
 Every test runs on SQLite and PostgreSQL (the ``db_url`` parametrization in
 ``conftest.py``).  The hub is built as in ``test_blobs.py``: the ``conftest``
@@ -25,10 +25,10 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from globe_io.errors import Conflict, NotFound
+from globe_io.hubclient import HubClient, MailboxItem, RemoteError
 from hub import db
 from hub.blobs import BlobStore
-from hub.client import HubClient, MailboxItem, RemoteError
-from hub.errors import Conflict, NotFound
 from hub.routing import Router
 from hub.service import HubService
 from hub.web import create_app

@@ -7,10 +7,10 @@ from pathlib import Path
 
 import pytest
 
+from globe_io.errors import ConfigError
 from hub.blobs import BLOBS_KEY
 from hub.config import CONFIG_NAME, HubConfig, Limits, default_database_url, load_config
 from hub.config import render_config as render
-from hub.errors import ConfigError
 from hub.server import HUB_KEY_PURPOSE, open_hub
 from hub.web import ROUTER_KEY
 from protocol.devnet import build_devnet

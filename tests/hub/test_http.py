@@ -10,8 +10,8 @@ from typing import TYPE_CHECKING
 import aiohttp
 import pytest
 
+from globe_io.errors import RateLimited
 from hub import db
-from hub.errors import RateLimited
 from hub.web import TokenBuckets
 from protocol.keys import SigningKey
 from protocol.requestauth import HEADER

@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+import io
+import itertools
 import json
+import os
+import re
+import string
 import time
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
@@ -17,8 +22,9 @@ from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate as validate_spec
 
 from hub import db
+from hub import web as hub_web
 from hub.blobs import BlobStore
-from hub.openapi import openapi_document, problem_types
+from hub.openapi import ApiLimits, openapi_document, problem_types
 from hub.push import Pusher
 from hub.push import add_routes as add_push_routes
 from hub.routing import Router, RoutingLimits
@@ -27,12 +33,12 @@ from hub.web import PROBLEM_TYPE, create_app
 from protocol import canonical, labels
 from protocol.devnet import DevNetwork, build_devnet
 from protocol.envelope import SealTo, envelope_hash, parse_envelope, seal_envelope
-from protocol.errors import GlobeError
-from protocol.ids import AuthorityId, MessageId
+from protocol.errors import DecodeError, GlobeError, InvalidIdentifier, StorageError
+from protocol.ids import ISO_COUNTRIES, AuthorityId, MessageId
 from protocol.keys import KemPrivateKey, SigningKey
-from protocol.membership import kem_pop_answer, make_application
+from protocol.membership import AUTHORITY_KINDS, kem_pop_answer, make_application
 from protocol.prekeys import make_prekey
-from protocol.receipts import make_receipt
+from protocol.receipts import MAX_RECEIPT_SIZE, make_receipt
 from protocol.requestauth import HEADER, HUB_AUDIENCE, sign_request
 from protocol.signed import SignedObject
 
@@ -40,8 +46,8 @@ METHODS = ("get", "put", "post", "delete", "options", "head", "patch", "trace")
 # Streams and blobs are exercised by tests/hub/test_push.py and test_blobs.py, not by
 # the live schema check here (a WebSocket and binary bodies have no JSON schema).
 STREAMED = {("GET", "/v1/stream"), ("PUT", "/v1/blobs/{blob_id}"), ("GET", "/v1/blobs/{blob_id}")}
-#: Responses that are not JSON: the three above and the metrics text.
-NOT_JSON = {*STREAMED, ("GET", "/metrics")}
+#: Successes that are not JSON: the upgrade, the raw ciphertext and the metrics text.
+NOT_JSON = {("GET", "/v1/stream"), ("GET", "/v1/blobs/{blob_id}"), ("GET", "/metrics")}
 AUTHENTICATED = {
     ("PUT", "/v1/blobs/{blob_id}"),
     ("GET", "/v1/blobs/{blob_id}"),
@@ -52,6 +58,8 @@ AUTHENTICATED = {
 }
 #: Small routing limits, so that the live test reaches 413 and 507 cheaply.
 ROUTING = RoutingLimits(max_envelope=16 * 1024, mailbox_count=2)
+#: What the fixture's app states in its document.
+HUB_LIMITS = ApiLimits(max_envelope=ROUTING.max_envelope)
 
 
 @dataclass
@@ -178,20 +186,27 @@ def test_query_parameters_match_web_validation(doc: dict[str, Any]):
     assert (log["limit"]["schema"]["minimum"], log["limit"]["schema"]["maximum"]) == (1, 500)
     search = params("/v1/directory/search")
     assert set(search) == {"country", "kind", "language", "q", "inactive", "limit"}
-    assert [search[n]["schema"]["maxLength"] for n in ("country", "kind", "language", "q")] == [
-        2,
-        32,
-        2,
-        200,
-    ]
+    # Exactly the values hub.web accepts ("" is the same as absent).
+    assert search["country"]["schema"] == {"type": "string", "enum": ["", *sorted(ISO_COUNTRIES)]}
+    assert search["kind"]["schema"] == {"type": "string", "enum": ["", *sorted(AUTHORITY_KINDS)]}
+    assert search["language"]["schema"] == {
+        "type": "string",
+        "maxLength": 2,
+        "pattern": "^(?:[a-z]{2})?$",
+    }
+    assert search["q"]["schema"]["maxLength"] == hub_web.SEARCH_TEXT.max_len == 200
+    assert search["inactive"]["schema"] == {"type": "string", "examples": ["1"]}
     mailbox = params("/v1/mailbox")
     assert set(mailbox) == {"after", "limit"}
     assert mailbox["after"]["schema"]["default"] == 0
     assert mailbox["limit"]["schema"]["maximum"] == RoutingLimits().page_size
+    assert mailbox["after"]["schema"]["maximum"] == 2**53 - 1
     audit = params("/v1/admin/audit")
-    assert audit["limit"]["schema"]["maximum"] == 10_000
-    assert audit["limit"]["schema"]["default"] == 1000
-    assert params("/v1/admin/applications")["status"]["schema"]["maxLength"] == 16
+    assert audit["limit"]["schema"]["maximum"] == hub_web.AUDIT_MAX == 10_000
+    assert audit["limit"]["schema"]["default"] == hub_web.AUDIT_PAGE == 1000
+    assert audit["since"]["schema"]["maximum"] == 2**53 - 1
+    for admin_list in ("/v1/admin/applications", "/v1/admin/proposals"):
+        assert params(admin_list)["status"]["schema"]["maxLength"] == 16
     for method, path, op in _operations(doc):
         templated = {seg[1:-1] for seg in path.split("/") if seg.startswith("{")}
         in_path = {p["name"] for p in op.get("parameters", []) if p["in"] == "path"}
@@ -219,24 +234,30 @@ def test_every_response_has_a_resolvable_schema_and_errors_are_problems(doc: dic
         for status, response in op["responses"].items():
             resolved = _deref(doc, response)
             assert resolved["description"]
-            if (method, path) in NOT_JSON and status in ("101", "201", "200"):
-                # An upgrade, an empty "stored", raw ciphertext, or metrics text.
+            if (method, path) in NOT_JSON and status in ("101", "200"):
+                # An upgrade, raw ciphertext, or metrics text.
                 assert set(resolved.get("content", {})) <= {
                     "application/octet-stream",
                     "text/plain",
                 }
                 continue
             content = resolved["content"]
-            if status == "default" or int(status) >= 400:
+            if int(status) >= 400:
                 assert list(content) == [PROBLEM_TYPE], (method, path, status)
                 schema = _deref(doc, content[PROBLEM_TYPE]["schema"])
                 assert schema is doc["components"]["schemas"]["Problem"]
             else:
                 assert list(content) == ["application/json"], (method, path, status)
                 assert _deref(doc, content["application/json"]["schema"])
-            if status == "429":
-                assert resolved["headers"]["Retry-After"]["schema"]["type"] == "integer"
-        assert {"429", "500", "default"} <= set(op["responses"]), (method, path)
+            if status in ("429", "503"):  # what globe_io.web.problem sends with them
+                retry = resolved["headers"]["Retry-After"]
+                assert retry["required"] is True
+                assert retry["schema"] == {"type": "integer", "minimum": 1}
+            else:
+                assert "Retry-After" not in resolved.get("headers", {}), (method, path, status)
+        # Closed responses: every status listed, nothing left to a catch-all.
+        assert "default" not in op["responses"], (method, path)
+        assert {"429", "500"} <= set(op["responses"]), (method, path)
     body_ops = {(m, p) for m, p, op in _operations(doc) if "requestBody" in op}
     assert body_ops == {
         ("POST", "/v1/applications"),
@@ -256,19 +277,20 @@ def test_every_response_has_a_resolvable_schema_and_errors_are_problems(doc: dic
 def test_problem_schema_lists_every_error_class():
     problem = openapi_document()["components"]["schemas"]["Problem"]
     assert problem["required"] == ["type", "title", "status", "detail", "instance"]
+    # The percent-encoded path (globe_io.web.instance_of): schemathesis validates the format.
+    assert problem["properties"]["instance"]["format"] == "uri-reference"
     listed = {t["type"] for t in problem["x-problem-types"]}
     stack: list[type[GlobeError]] = [GlobeError]
     expected: set[str] = set()
     while stack:
         cls = stack.pop()
         stack.extend(cls.__subclasses__())
-        if cls.__module__.split(".")[0] in {"protocol", "hub"} and "slug" in vars(cls):
+        if cls.__module__.split(".")[0] in {"protocol", "globe_io", "hub"} and "slug" in vars(cls):
             expected.add(cls.type_uri())
-    assert {e.split("/")[-1] for e in expected} >= {"state-conflict", "rate-limited", "replay"}
-    assert expected <= listed
-    assert {t["slug"] for t in problem["x-problem-types"]} - {
-        e.split("/")[-1] for e in expected
-    } == {"method-not-allowed", "http"}
+    assert {e.split("/")[-1] for e in expected} >= {
+        "state-conflict", "rate-limited", "replay", "method-not-allowed", "http",
+    }  # fmt: skip
+    assert expected == listed
     for uri in listed:
         assert uri in problem["description"]
     assert problem["x-problem-types"] == problem_types()
@@ -293,21 +315,120 @@ def test_document_is_json_and_openapi_3_1(doc: dict[str, Any]):
 
 
 async def test_served_document_is_openapi_document(hub: Hub):
+    expected = openapi_document(HUB_LIMITS)
     async with TestClient(TestServer(hub.app)) as client:
         resp = await client.get("/v1/openapi.json")
         assert resp.status == 200
         assert resp.content_type == "application/json"
-        assert await resp.read() == orjson.dumps(openapi_document())
-        assert await resp.json() == openapi_document()
+        assert await resp.read() == orjson.dumps(expected)
+        assert await resp.json() == expected
+
+
+async def test_served_document_states_this_hubs_limits(hub: Hub, tmp_path: Path):
+    """The limits in the served document are the serving app's, not a second copy."""
+    router = Router(hub.service, limits=RoutingLimits(page_size=3, max_envelope=4096))
+    app = create_app(
+        hub.service,
+        clock=time.monotonic,
+        max_body=2048,
+        page_size=7,
+        router=router,
+        blobs=BlobStore(hub.service, tmp_path / "small-blobs", max_blob=10),
+    )
+    limits = ApiLimits(max_body=2048, page_size=7, mailbox_page=3, max_envelope=4096, max_blob=10)
+    async with TestClient(TestServer(app)) as client:
+        resp = await client.get("/v1/openapi.json")
+        served = await resp.json()
+        assert served == openapi_document(limits)
+        assert served != openapi_document()
+        paths = served["paths"]
+        log_limit = paths["/v1/directory/log"]["get"]["parameters"][1]["schema"]
+        assert (log_limit["maximum"], log_limit["default"]) == (7, 7)
+        mailbox_limit = paths["/v1/mailbox"]["get"]["parameters"][1]["schema"]
+        assert (mailbox_limit["maximum"], mailbox_limit["default"]) == (3, 3)
+        assert (
+            served["components"]["schemas"]["MailboxPage"]["properties"]["items"]["maxItems"] == 3
+        )
+        data = served["components"]["schemas"]["MailboxItem"]["properties"]["data"]
+        assert data["maxLength"] == (4 * 4096 + 2) // 3
+        assert "2048 bytes" in served["components"]["responses"]["PayloadTooLarge"]["description"]
+        assert (
+            "(10 bytes)" in paths["/v1/blobs/{blob_id}"]["put"]["responses"]["413"]["description"]
+        )
+        # The cap of an acknowledgement is never below what its item limits allow.
+        ack_413 = paths["/v1/mailbox/ack"]["post"]["responses"]["413"]["description"]
+        assert f"{hub_web.ACK_MAX_BODY} bytes" in ack_413
+        over = await client.get("/v1/directory/log?limit=8")
+        assert over.status == 400
+
+
+def test_text_patterns_are_the_servers_rules(doc: dict[str, Any]):
+    """Each pattern accepts exactly what the code it documents accepts, code point by code point."""
+    search = {p["name"]: p for p in doc["paths"]["/v1/directory/search"]["get"]["parameters"]}
+    visible = re.compile(search["q"]["schema"]["pattern"])
+    reason = doc["components"]["schemas"]["Rejection"]["properties"]["reason"]
+    not_blank = re.compile(reason["pattern"])
+    for code in range(0x110000):
+        char = chr(code)
+        hidden = canonical.has_hidden_chars(char)
+        assert (visible.fullmatch(f"a{char}b") is not None) is not hidden, hex(code)
+        kept = not hidden and char.strip() != ""
+        assert (not_blank.fullmatch(f" {char}\n") is not None) is kept, hex(code)
+    assert not_blank.fullmatch("line one\n\tline two") is not None
+    assert not_blank.fullmatch(" \n\t\u3000") is None
+
+
+def test_base64url_patterns_are_canonical_b64d(doc: dict[str, Any]):
+    """A string matches the base64url patterns iff ``canonical.b64d`` takes it."""
+    ack = doc["components"]["schemas"]["Ack"]["properties"]["receipts"]["items"]
+    bounded = re.compile(ack["pattern"])
+    assert (ack["minLength"], ack["maxLength"]) == (2, (4 * MAX_RECEIPT_SIZE + 2) // 3)
+    alphabet = string.ascii_letters + string.digits + "-_"
+    for n in range(1, 4):  # every final group: the last character carries the spare bits
+        for chars in itertools.product(alphabet, repeat=n):
+            text = "AAAA" + "".join(chars)
+            try:
+                canonical.b64d(text, what="t")
+            except DecodeError:
+                assert bounded.fullmatch(text) is None, text
+            else:
+                assert bounded.fullmatch(text) is not None, text
+    assert bounded.fullmatch("AAA=") is None  # unpadded only
+    answer = doc["components"]["schemas"]["Proof"]["properties"]["answer"]
+    exact = re.compile(answer["pattern"])
+    for _ in range(200):
+        secret = os.urandom(hub_web.POP_ANSWER_BYTES)
+        assert exact.fullmatch(canonical.b64e(secret)) is not None
+    assert exact.fullmatch(canonical.b64e(bytes(hub_web.POP_ANSWER_BYTES))[:-1] + "B") is None
+    assert exact.fullmatch(canonical.b64e(bytes(hub_web.POP_ANSWER_BYTES + 1))) is None
+
+
+def test_authority_id_pattern_is_authority_id_parse(doc: dict[str, Any]):
+    pattern = re.compile(doc["components"]["schemas"]["AuthorityId"]["pattern"])
+    samples = [f"{c}-{rest}" for c in sorted(ISO_COUNTRIES) for rest in ("PNF", "A1")]
+    samples += ["XX-PNF", "ZZ-PNF", "fr-pnf", "FR-P", "FR-" + "A" * 17, "FR_PNF", "FRA-PNF"]
+    samples += ["FR-" + "9" * 16, "QQ-AB", "EU-OLAF"]
+    for text in samples:
+        try:
+            AuthorityId.parse(text)
+        except InvalidIdentifier:
+            assert pattern.fullmatch(text) is None, text
+        else:
+            assert pattern.fullmatch(text) is not None, text
 
 
 class Checker:
     """Checks that a live response is documented for its operation and matches its schema."""
 
-    def __init__(self, client: TestClient[web.Request, web.Application], net: DevNetwork) -> None:
+    def __init__(
+        self,
+        client: TestClient[web.Request, web.Application],
+        net: DevNetwork,
+        limits: ApiLimits = HUB_LIMITS,
+    ) -> None:
         self.client = client
         self.net = net
-        self.doc = openapi_document()
+        self.doc = openapi_document(limits)
         self.seen: set[tuple[str, str, int]] = set()
 
     async def call(
@@ -333,7 +454,9 @@ class Checker:
                 body=body,
                 created=int(time.time()),
             )
-        resp = await self.client.request(method, target, data=body, headers=all_headers)
+        # aiohttp warns about (and blocks on) raw bodies over 1 MiB; a stream it is not.
+        data = io.BytesIO(body) if len(body) > 1 << 20 else body
+        resp = await self.client.request(method, target, data=data, headers=all_headers)
         raw = await resp.read()
         assert resp.status == status, (method, target, raw[:300])
         op = self.doc["paths"].get(template, {}).get(method.lower())
@@ -450,6 +573,37 @@ async def test_live_responses_match_the_document(hub: Hub):
         )
         assert [m["authority"] for m in found["results"]] == ["FR-PNF"]
         await c.call("GET", "/v1/directory/search", 400, path="/v1/directory/search?country=FRA")
+
+        # Query rules, at their edges: exactly the documented schemas.
+        top = 2**53 - 1
+        for template, target in (
+            ("/v1/directory/log", f"/v1/directory/log?since={top}"),
+            ("/v1/directory/log", "/v1/directory/log?since=0000000000000000001"),
+            ("/v1/directory/search", "/v1/directory/search?country=&kind=&language=&q="),
+            ("/v1/directory/search", "/v1/directory/search?kind=anti-corruption&language=fr"),
+            ("/v1/directory/search", "/v1/directory/search?q=a%09b&inactive=yes"),
+        ):
+            await c.call("GET", template, 200, path=target)
+        for template, query in (
+            ("/v1/directory/log", f"since={top + 1}"),
+            ("/v1/directory/log", "since=1&since=2"),
+            ("/v1/directory/log", "since=+1"),
+            ("/v1/directory/search", "country=XX"),
+            ("/v1/directory/search", "country=fr"),
+            ("/v1/directory/search", "kind=police"),
+            ("/v1/directory/search", "language=EN"),
+            ("/v1/directory/search", "language=f"),
+            ("/v1/directory/search", "q=a%07b"),
+            ("/v1/directory/search", "q=%E2%80%AE"),
+            ("/v1/directory/search", "inactive=1&inactive=1"),
+            ("/v1/directory/search", "limit=1&limit=2"),
+        ):
+            await c.call("GET", template, 400, path=f"{template}?{query}")
+        await c.call(
+            "GET", "/v1/admin/audit", 200, path=f"/v1/admin/audit?since={top}", key=admins[2]
+        )
+        # A control character in the path: the problem's instance is percent-encoded.
+        await c.call("GET", one, 404, path="/v1/applications/%07%E2%80%AE")
 
         prekey = make_prekey(
             genesis=net.genesis,
@@ -580,6 +734,8 @@ async def test_live_responses_match_the_document(hub: Hub):
         assert [i["kind"] for i in page["items"]] == ["envelope", "envelope"]
         assert canonical.b64d(page["items"][0]["data"], what="envelope") == env
         await c.call("GET", mailbox, 400, path="/v1/mailbox?limit=0", key=es_transport)
+        last = await c.call("GET", mailbox, 200, path=f"/v1/mailbox?after={top}", key=es_transport)
+        assert (last["items"], last["cursor"]) == ([], top)
         await c.call("GET", mailbox, 401)
         ack = "/v1/mailbox/ack"
         receipt = make_receipt(
@@ -603,6 +759,37 @@ async def test_live_responses_match_the_document(hub: Hub):
         drop = orjson.dumps({"receipts": [], "notices": [notice["cursor"]]})
         assert (await c.call("POST", ack, 200, body=drop, key=transport))["notices"] == 1
 
+        # The item limit, not max_body, decides an acknowledgement (both documented).
+        largest = canonical.b64e(bytes(MAX_RECEIPT_SIZE))
+        many = orjson.dumps({"receipts": [largest] * 20, "notices": [2**53 - 1]})
+        assert len(many) > 64 * 1024
+        assert len((await c.call("POST", ack, 200, body=many, key=es_transport))["refused"]) == 20
+        too_many = orjson.dumps({"receipts": ["AA"] * 501, "notices": []})
+        await c.call("POST", ack, 400, body=too_many, key=es_transport)
+        for receipts, notices in (
+            ([largest + "AA"], []),  # over MAX_RECEIPT_SIZE
+            ([""], []),
+            (["AB"], []),  # stray bits
+            ([], [-1]),
+            ([], [2**53]),
+            ([], [True]),
+        ):
+            bad = orjson.dumps({"receipts": receipts, "notices": notices})
+            await c.call("POST", ack, 400, body=bad, key=es_transport)
+        padded = b'{"receipts":[],"notices":[]}' + b" " * hub_web.ACK_MAX_BODY
+        await c.call("POST", ack, 413, body=padded, key=es_transport)
+
+        # Attachment blobs: stored (an empty one too), described as documented.
+        blob = "/v1/blobs/{blob_id}"
+        stored = await c.call(
+            "PUT", blob, 201, path=f"/v1/blobs/{'ab' * 16}", body=b"ciphertext", key=transport
+        )
+        assert (stored["id"], stored["size"]) == ("ab" * 16, 10)
+        empty = await c.call("PUT", blob, 201, path=f"/v1/blobs/{'cd' * 16}", key=transport)
+        assert empty["size"] == 0
+        await c.call("PUT", blob, 409, path=f"/v1/blobs/{'ab' * 16}", body=b"x", key=transport)
+        await c.call("PUT", blob, 400, path="/v1/blobs/AB", body=b"x", key=transport)
+
         documented_ok = {
             (m, p, int(s))
             for m, p, op in _operations(c.doc)
@@ -619,3 +806,14 @@ async def test_rate_limit_is_documented(hub: Hub):
         await c.call("GET", "/healthz", 200)
         problem = await c.call("GET", "/healthz", 429)
         assert problem["type"].endswith("/rate-limited")
+
+
+async def test_storage_failure_is_documented(hub: Hub, monkeypatch: pytest.MonkeyPatch):
+    async def unavailable(_since: int, _limit: int) -> dict[str, Any]:
+        raise StorageError("the database is gone")
+
+    monkeypatch.setattr(hub.service, "log_page", unavailable)
+    async with TestClient(TestServer(hub.app)) as client:
+        c = Checker(client, hub.net)
+        problem = await c.call("GET", "/v1/directory/log", 503)  # Retry-After checked too
+        assert problem["type"] == StorageError.type_uri()

@@ -397,12 +397,23 @@ async def test_suspension_closes_an_open_stream(make_push_hub):
 async def test_malformed_auth_and_messages_after_auth_close_with_1008(make_push_hub):
     hub = await make_push_hub()
     malformed = PROBLEM_BASE + "malformed"
-    for text in ("not json", '{"type":"hello"}', '{"type":"auth","auth":"x","after":-1}',
-                 '{"type":"auth","auth":"x","extra":1}'):  # fmt: skip
+    for text, slug in (
+        ('{"type":"hello"}', "malformed"),
+        ('{"type":"auth","auth":"x","after":-1}', "malformed"),
+        ('{"type":"auth","auth":"x","extra":1}', "malformed"),
+        # the one strict JSON decoder (PROTOCOL.md §2.8)
+        ("not json", "invalid-json"),
+        ('{"type":"auth","type":"auth","auth":"x"}', "duplicate-key"),
+        ('{"type":"auth","auth":"x","after":NaN}', "non-finite-number"),
+        ('{"type":"auth","auth":"x","after":1.0}', "number-out-of-range"),
+        ('{"type":"auth","auth":"\\ud800"}', "invalid-unicode"),
+        ('{"type":"auth","auth":"x"} []', "trailing-data"),
+        ('{"type":"auth","auth":' + "[" * 40 + "]" * 40 + "}", "nesting-too-deep"),
+    ):
         ws = await hub.client.ws_connect("/v1/stream")
         await challenge_of(ws)
         await ws.send_str(text)
-        await expect_refusal(ws, CLOSE_POLICY, malformed)
+        await expect_refusal(ws, CLOSE_POLICY, PROBLEM_BASE + slug)
     ws = await hub.client.ws_connect("/v1/stream")
     await challenge_of(ws)
     await ws.send_bytes(b"\x00")

@@ -785,25 +785,26 @@ async def test_ack_without_a_valid_receipt_releases_nothing(hub: Hub) -> None:
 async def test_ack_body_is_validated(hub: Hub) -> None:
     (de,) = await members(hub, "DE-BKA")
     receipt = canonical.b64e(b"x")
-    for body in (
-        b"not json",
-        b"[]",
-        b"{}",
-        orjson.dumps({"receipts": []}),
-        orjson.dumps({"notices": []}),
-        orjson.dumps({"receipts": [1], "notices": []}),
-        orjson.dumps({"receipts": [""], "notices": []}),
-        orjson.dumps({"receipts": ["***"], "notices": []}),
-        orjson.dumps({"receipts": [], "notices": [-1]}),
-        orjson.dumps({"receipts": [], "notices": ["1"]}),
-        orjson.dumps({"receipts": [], "notices": [True]}),
-        orjson.dumps({"receipts": [], "notices": [1.5]}),
-        orjson.dumps({"receipts": [receipt] * 501, "notices": []}),
-        orjson.dumps({"receipts": [], "notices": list(range(501))}),
+    for body, slug in (
+        (b"not json", "invalid-json"),
+        (b"[]", "malformed"),
+        (b"{}", "malformed"),
+        (orjson.dumps({"receipts": []}), "malformed"),
+        (orjson.dumps({"notices": []}), "malformed"),
+        (orjson.dumps({"receipts": [1], "notices": []}), "malformed"),
+        (orjson.dumps({"receipts": [""], "notices": []}), "malformed"),
+        (orjson.dumps({"receipts": ["***"], "notices": []}), "malformed"),
+        (orjson.dumps({"receipts": [], "notices": [-1]}), "malformed"),
+        (orjson.dumps({"receipts": [], "notices": ["1"]}), "malformed"),
+        (orjson.dumps({"receipts": [], "notices": [True]}), "malformed"),
+        (orjson.dumps({"receipts": [], "notices": [1.5]}), "number-out-of-range"),
+        (b'{"receipts": [], "receipts": [], "notices": []}', "duplicate-key"),
+        (orjson.dumps({"receipts": [receipt] * 501, "notices": []}), "malformed"),
+        (orjson.dumps({"receipts": [], "notices": list(range(501))}), "malformed"),
     ):
         reply = await hub.as_member(de, "POST", "/v1/mailbox/ack", body)
         assert reply.status == 400, body[:60]
-        assert reply.json["type"] == PROBLEM_BASE + "malformed", (body[:60], reply.json)
+        assert reply.json["type"] == PROBLEM_BASE + slug, (body[:60], reply.json)
     extra = orjson.dumps({"receipts": [], "notices": [], "drop": "all"})
     (await hub.as_member(de, "POST", "/v1/mailbox/ack", extra)).problem(400, "unknown-field")
     assert (await hub.ack(de)).ok() == {"released": [], "refused": [], "notices": 0}

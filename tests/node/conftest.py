@@ -24,14 +24,16 @@ import orjson
 import pytest
 from aiohttp import web
 
+from globe_io.hubclient import HubClient, request_payload
 from globe_node import db as node_db
 from globe_node.config import NodeConfig, render_config
 from globe_node.keys import NodeKeys, save_keys
 from globe_node.node import Node
-from globe_node.server import add_user, serve
+from globe_node.roles import Role
+from globe_node.server import serve
+from globe_node.users import add_user as _add_user
 from hub import db as hub_db
 from hub.blobs import BlobStore
-from hub.client import HubClient, request_payload
 from hub.push import Pusher
 from hub.push import add_routes as add_push_routes
 from hub.routing import Router
@@ -90,6 +92,24 @@ class RunningNode:
                 return r.status, orjson.loads(raw)
             except orjson.JSONDecodeError:
                 return r.status, raw
+
+    async def upload(
+        self,
+        data: bytes,
+        name: str = "file.bin",
+        media_type: str = "application/octet-stream",
+        *,
+        token: str | None = None,
+    ) -> tuple[int, Any]:
+        """``POST /api/uploads`` with ``data`` as the body (what the CLI does with a file)."""
+        url = f"http://{self.config.api_host}:{self.config.api_port}/api/uploads"
+        headers = {"Authorization": f"Bearer {token or self.token}"}
+        params = {"name": name, "media_type": media_type}
+        async with (
+            aiohttp.ClientSession() as s,
+            s.post(url, data=request_payload(data) or b"", headers=headers, params=params) as r,
+        ):
+            return r.status, orjson.loads(await r.read())
 
 
 class Net:
@@ -267,6 +287,31 @@ class Net:
         await self.stop_hub()
 
 
+async def add_user(node: Node, name: str, role: str) -> str:
+    """A new local API user of ``node``; its token."""
+    return await _add_user(node.sessions, name, Role(role), now=node.now())
+
+
+async def stage(
+    node: Node,
+    data: bytes,
+    *,
+    name: str = "file.bin",
+    user: str = "operator",
+    media_type: str = "application/octet-stream",
+) -> str:
+    """Stage ``data`` as an upload of ``user`` (what POST /api/uploads does); its id."""
+
+    async def chunks() -> AsyncIterator[bytes]:
+        for i in range(0, len(data), 1 << 20):
+            yield data[i : i + (1 << 20)]
+
+    info = await node.staging.receive(
+        chunks(), user=user, name=name, media_type=media_type, size=len(data)
+    )
+    return info.id
+
+
 async def eventually(cond: Any, timeout: float = 20.0, interval: float = 0.05) -> None:
     """Wait until ``cond()`` (sync or async) is true; fail after ``timeout`` seconds."""
     deadline = time.monotonic() + timeout
@@ -291,4 +336,7 @@ async def net(tmp_path: Path) -> AsyncIterator[Net]:
         await network.close()
 
 
-__all__ = ["PASSPHRASE", "Net", "RunningNode", "eventually", "free_port", "node_db", "replace"]
+__all__ = [
+    "PASSPHRASE", "Net", "RunningNode", "add_user", "eventually", "free_port", "node_db",
+    "replace", "stage",
+]  # fmt: skip

@@ -22,11 +22,12 @@ from protocol.errors import (
     ConflictError,
     DecryptionFailed,
     ForkDetected,
+    MemberNotActive,
     NotCertified,
 )
 from protocol.ids import MessageId
 from protocol.keys import KemPublicKey
-from protocol.membership import make_checkpoint
+from protocol.membership import Action, make_checkpoint
 from protocol.messages import Kind
 from protocol.requestauth import HEADER, sign_request
 from tests.node.conftest import PASSPHRASE, Net, RunningNode, eventually
@@ -270,20 +271,18 @@ async def test_attachment_travels_through_the_hub_and_decrypts_identically(
     trio: tuple[RunningNode, RunningNode, RunningNode], tmp_path: Path
 ) -> None:
     fr, br, ke = trio
-    src = tmp_path / "ledger.bin"
     data = os.urandom(3 * 1024 * 1024 + 17)
-    src.write_bytes(data)
+    status, staged = await fr.upload(data, "ledger.bin")
+    assert status == 201, staged
+    assert (staged["name"], staged["size"]) == ("ledger.bin", len(data))
     status, sent = await fr.api(
         "POST", "/api/messages",
         {"to": ["BR-PF", "KE-EACC"], "kind": "request", "subject": "Ledger", "body": "see file",
-         "attachments": [{"path": str(src), "media_type": "application/octet-stream"}]},
+         "attachments": [staged["id"]]},
     )  # fmt: skip
     assert status == 201, sent
     await eventually(lambda: delivered(fr, sent["id"], br, ke))
     for peer in (br, ke):
-        out = tmp_path / f"{peer.me}.bin"
-        await peer.n.save_attachment(sent["id"], 0, out)
-        assert out.read_bytes() == data
         url = f"/api/messages/{sent['id']}/attachments/1"
         status, body = await peer.api("GET", url)
         assert status == 200
@@ -333,3 +332,95 @@ async def test_bad_local_api_input_is_a_problem_not_a_traceback(
         assert isinstance(problem, dict)
         assert str(problem["type"]).startswith("https://globe-link.invalid/problems/")
     assert await fr.n.outbox() == []
+
+
+async def test_a_log_a_peer_saw_but_the_hub_hides_raises_an_alert_and_marks_messages(
+    net: Net, trio: tuple[RunningNode, RunningNode, RunningNode]
+) -> None:
+    """The malicious-hub case: Kenya is suspended, the hub hides that entry from France
+    only.  Brazil's envelope proves a longer log exists: France alerts, keeps Brazil's
+    envelope as evidence, and marks what it receives meanwhile (Kenya's message too) as
+    suspect; once the hub serves the entry, the claim resolves and Kenya is refused."""
+    fr, br, ke = trio
+    hidden_at = fr.n.state.seq
+    honest_head = fr.n.state.head
+    real_entries, real_checkpoint = fr.n.hub.log_entries, fr.n.hub.checkpoint
+
+    async def hiding_entries(since: int = 0) -> list[bytes]:
+        return [e for i, e in enumerate(await real_entries(since), since + 1) if i <= hidden_at]
+
+    async def hiding_checkpoint() -> bytes:
+        forged = make_checkpoint(
+            genesis=net.genesis, hub=net.hub_key, seq=hidden_at, head=honest_head,
+            time=int(time.time()),
+        )  # fmt: skip
+        return forged.signed.encode()
+
+    fr.n.hub.log_entries = hiding_entries  # type: ignore[method-assign]
+    fr.n.hub.checkpoint = hiding_checkpoint  # type: ignore[method-assign]
+    await net.set_status("KE-EACC", Action.SUSPEND, "under investigation")
+    await net.synced(br)  # Brazil sees the suspension; France is shown the old log
+    await fr.n.sync_directory()
+    assert fr.n.state.seq == hidden_at
+    assert (await fr.n.status())["directory"]["behind_peer"] is None
+
+    from_brazil = seal(br, fr, subject="routine update")
+    await fr.n.receive(from_brazil, via="direct")
+    await fr.n.sync_directory()  # the sync the claim triggers: the hub still hides the entry
+    alerts = [a for a in await fr.n.alerts() if a["kind"] == "directory-behind-peer"]
+    assert len(alerts) == 1
+    assert (
+        f"BR-PF signed a message with a membership log of {hidden_at + 1} entries"
+        in (alerts[0]["detail"])
+    )
+    async with fr.n.sessions() as s:
+        evidence = (
+            await s.execute(
+                select(db.Alert.evidence).where(db.Alert.kind == "directory-behind-peer")
+            )
+        ).scalar_one()
+    assert evidence == from_brazil
+    behind = (await fr.n.status())["directory"]["behind_peer"]
+    assert (behind["peer"], behind["seq"]) == ("BR-PF", hidden_at + 1)
+
+    # Kenya (suspended in the hidden entry) still reaches France, but flagged as suspect
+    from_kenya = seal(ke, fr, subject="please act on this")
+    await fr.n.receive(from_kenya, via="hub")
+    inbox = {m["subject"]: m for m in await fr.n.inbox()}
+    assert inbox["please act on this"]["suspect"] is not None
+    assert "membership may have changed" in inbox["please act on this"]["suspect"]
+    assert inbox["routine update"]["suspect"] is None  # stored before the alert was raised
+    await fr.n.sync_directory()  # no second alert for the same claim
+    assert len([a for a in await fr.n.alerts() if a["kind"] == "directory-behind-peer"]) == 1
+
+    # the hub serves the entry again: resolved, and Kenya is refused from now on
+    fr.n.hub.log_entries = real_entries  # type: ignore[method-assign]
+    fr.n.hub.checkpoint = real_checkpoint  # type: ignore[method-assign]
+    await fr.n.sync_directory()
+    assert fr.n.state.seq == hidden_at + 1
+    assert (await fr.n.status())["directory"]["behind_peer"] is None
+    with pytest.raises(MemberNotActive):
+        await fr.n.receive(seal(ke, fr, seq=2, subject="again"), via="hub")
+    assert await count(fr, db.PeerHead) == 0
+
+
+async def test_a_peer_head_that_differs_once_reached_is_a_fork(
+    net: Net, trio: tuple[RunningNode, RunningNode, RunningNode]
+) -> None:
+    fr, br, _ = trio
+    # Brazil claims one more entry than France holds, with a head nobody signed
+    n = br.n
+    now = n.now()
+    claim = seal_envelope(
+        genesis=n.genesis, sender=n.me, identity=br.keys.identity,
+        recipients=[SealTo(fr.me, 1, fr.keys.ka.public_key)],
+        content=info("ahead").encode(), created=now, expires=now + 3600,
+        dir_seq=n.state.seq + 1, dir_head=os.urandom(32),
+    )  # fmt: skip
+    await fr.n.receive(claim, via="hub")
+    await net.set_status("KE-EACC", Action.SUSPEND, "review")  # the real entry appears
+    await fr.n.sync_directory()
+    assert fr.n.state.seq == n.state.seq + 1
+    kinds = [a["kind"] for a in await fr.n.alerts()]
+    assert kinds == ["directory-fork"]
+    assert await count(fr, db.PeerHead) == 0

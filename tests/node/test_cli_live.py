@@ -18,8 +18,7 @@ import orjson
 import pytest
 
 from globe_node.cli import main
-from globe_node.server import add_user
-from tests.node.conftest import Net, RunningNode, eventually
+from tests.node.conftest import Net, RunningNode, add_user, eventually
 from tests.node.test_exchange import delivered
 
 pytestmark = pytest.mark.slow

@@ -37,8 +37,8 @@ from protocol import canonical, crypto
 from protocol.devnet import build_devnet
 from protocol.errors import PROBLEM_BASE
 from protocol.genesis import Genesis
-from protocol.keys import fingerprint
-from protocol.membership import Application, kem_pop_challenge
+from protocol.ids import AuthorityId
+from protocol.membership import Application, authority_fingerprint, kem_pop_challenge
 
 PASSPHRASE = "correct horse battery staple"  # noqa: S105 - a test passphrase
 FINGERPRINT = re.compile(r"(\d{5} ){11}\d{5}\Z")
@@ -156,8 +156,11 @@ def test_init_creates_a_private_node_directory(
     assert data["genesis_fingerprint"] == genesis.fingerprint()
     assert FINGERPRINT.match(data["fingerprint"])
     keys = load_keys(directory / "keys.sealed", PASSPHRASE.encode())
-    assert data["fingerprint"] == fingerprint(
-        keys.identity.verify_key, keys.transport.verify_key, keys.ka.public_key
+    assert data["fingerprint"] == authority_fingerprint(
+        authority=AuthorityId.parse("FR-PNF"),
+        identity=keys.identity.verify_key,
+        transport=keys.transport.verify_key,
+        ka=keys.ka.public_key,
     )
     config = load_config(directory)
     assert (config.authority, config.hub_url) == ("FR-PNF", genesis.hub_url)
@@ -169,6 +172,7 @@ def test_init_creates_a_private_node_directory(
     assert app.endpoint == "https://node.example.org/globe"
     assert app.identity_key == keys.identity.verify_key
     assert app.ka_key == keys.ka.public_key
+    assert app.fingerprint() == data["fingerprint"]
     token = (directory / "api.token").read_text().strip()
     assert len(canonical.b64d(token, what="token")) == 32
     assert db_rows(directory / "node.db", "SELECT name, role, token_hash FROM users") == [
@@ -368,6 +372,9 @@ def test_backup_restore_round_trip(tmp_path: Path, node: Path, run: Callable[...
     assert mode(restored / "api.token") == 0o600
     original = load_keys(node / "keys.sealed", PASSPHRASE.encode())
     assert load_keys(restored / "keys.sealed", PASSPHRASE.encode()).encode() == original.encode()
+    application = (node / "application.json").read_bytes()
+    genesis = Genesis.decode((node / "genesis.json").read_bytes())
+    assert out["fingerprint"] == Application.decode(application, genesis).fingerprint()
     # the database is the same apart from the operator's new API token
     old, new = table_dump(node / "node.db"), table_dump(restored / "node.db")
     assert {k: v for k, v in old.items() if k != "users"} == {
@@ -637,7 +644,10 @@ async def daemon() -> AsyncIterator[Daemon]:
     async def auth(request: web.Request, handler: Any) -> web.StreamResponse:
         if request.headers.get("Authorization") != f"Bearer {token}":
             return problem(401, "unauthenticated", "unknown token")
-        body = await request.json() if request.can_read_body else None
+        if request.content_type == "application/json":
+            body = await request.json() if request.can_read_body else None
+        else:
+            body = await request.read() if request.can_read_body else None
         state.requests.append((request.method, request.path_qs, body))
         response: web.StreamResponse = await handler(request)
         return response
@@ -673,9 +683,15 @@ async def daemon() -> AsyncIterator[Daemon]:
     async def download(_r: web.Request) -> web.Response:
         return web.Response(body=attachment, content_type="application/octet-stream")
 
+    async def upload(r: web.Request) -> web.Response:
+        return web.json_response(
+            {"id": "f" * 32, "name": r.query["name"], "size": r.content_length}, status=201
+        )
+
     app = web.Application(middlewares=[auth])
     app.router.add_get("/api/status", status)
     app.router.add_post("/api/messages", send)
+    app.router.add_post("/api/uploads", upload)
     app.router.add_get("/api/messages/{id}", message)
     app.router.add_get("/api/messages/{id}/attachments/{n}", download)
     app.router.add_post("/api/messages/{id}/forward", forward)
@@ -737,16 +753,16 @@ async def test_api_commands_against_a_daemon(
         ran.out
         == "message 0123456789abcdef0123456789abcdef queued for delivery (see: globe-node outbox)\n"
     )
-    method, path, body = daemon.requests[-1]
+    # the CLI read the file and uploaded its bytes; the message names the upload, not a path
+    (um, upath, ubody), (method, path, body) = daemon.requests[-2:]
+    assert (um, upath) == ("POST", "/api/uploads?name=evidence.pdf&media_type=application/pdf")
+    assert ubody == att.read_bytes()
     assert (method, path) == ("POST", "/api/messages")
     assert body == {
         "to": ["DE-BKA", "BE-OCRC"], "kind": "request", "subject": "-dash subject",
         "body": "Please provide", "urgency": "urgent", "tlp": "RED",
         "restrictions": ["no-onward-dissemination"], "language": "en",
-        "attachments": [
-            {"path": str(att), "name": "evidence.pdf", "media_type": "application/pdf"}
-        ],
-        "deadline": deadline, "case": "C-1",
+        "attachments": ["f" * 32], "deadline": deadline, "case": "C-1",
     }  # fmt: skip
 
     # show, saving the attachment under a safe name
@@ -825,6 +841,8 @@ async def test_apply_submits_and_answers_the_challenge(
         assert data["status"] == "pending"
         assert seen["proved"] is True
         assert seen["app"].signed.encode() == (directory / "application.json").read_bytes()
+        # the value the admins see for the application the hub received
+        assert data["fingerprint"] == seen["app"].fingerprint()
         assert (directory / "application.id").read_text().strip() == "a" * 32
         assert mode(directory / "application.id") == 0o600
         ran = await asyncio.to_thread(run, "apply", "--status", "--dir", directory)

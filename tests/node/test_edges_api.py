@@ -7,7 +7,6 @@ its status code, problem type and detail."""
 from __future__ import annotations
 
 import time
-from pathlib import Path
 from typing import Any
 
 import aiohttp
@@ -15,14 +14,14 @@ import orjson
 import pytest
 from sqlalchemy import select
 
+from globe_io.hubclient import request_payload
 from globe_node import db
-from globe_node.server import API_MAX_BODY, add_user
-from hub.client import request_payload
+from globe_node.api import API_MAX_BODY
 from protocol.errors import PROBLEM_BASE
 from protocol.keys import SigningKey
 from protocol.membership import Action
 from protocol.requestauth import HEADER, sign_request
-from tests.node.conftest import Net, RunningNode, eventually
+from tests.node.conftest import Net, RunningNode, add_user, eventually
 from tests.node.test_adversarial import seal
 from tests.node.test_exchange import delivered, info
 
@@ -40,7 +39,7 @@ async def raw(
         s.request(method, url, data=request_payload(data or b""), headers=headers) as r,
     ):
         body = await r.read()
-        return r.status, orjson.loads(body)
+        return r.status, orjson.loads(body) if body else None
 
 
 def problem(answer: tuple[int, Any]) -> tuple[int, str, str]:
@@ -126,13 +125,18 @@ async def test_peer_listener_refusals(net: Net, pair: tuple[RunningNode, Running
 
 
 BAD_SENDS: list[tuple[bytes, int, str, str]] = [
-    (b"{not json", 400, "malformed", "the body is not JSON"),
+    (b"{not json", 400, "invalid-json",
+     "not JSON (Expecting property name enclosed in double quotes at byte offset 1)"),
     (b"[1, 2]", 400, "malformed", "the body is a JSON object"),
     (b"null", 400, "malformed", "the body is a JSON object"),
     (b"x" * (API_MAX_BODY + 1), 413, "payload-too-large",
      f"body of {API_MAX_BODY + 1} bytes exceeds {API_MAX_BODY}"),
 ]  # fmt: skip
 
+NO_PATHS = (
+    "'attachments' lists upload ids: the node never reads a file named in a request;"
+    " upload the bytes with POST /api/uploads first"
+)
 USER_NAME_RULE = "a user name is 1-64 of A-Z a-z 0-9 . _ @ - (starting with a letter or digit)"
 
 GOOD: dict[str, Any] = {"to": ["BR-PF"], "subject": "s", "body": "b"}
@@ -152,13 +156,11 @@ BAD_FIELDS: list[tuple[dict[str, Any], str]] = [
     ({"to": "BR-PF"}, "'to' is a non-empty list of authority ids"),
     ({"to": ["BR-PF", 5]}, "'to' is a non-empty list of authority ids"),
     ({"to": ["FR-PNF"]}, "a node cannot send to itself"),
-    ({"attachments": {}}, "'attachments' is a list"),
-    ({"attachments": [5]}, "an attachment is {path, name?, media_type?}"),
-    ({"attachments": [{"name": "x"}]}, "an attachment is {path, name?, media_type?}"),
-    (
-        {"attachments": [{"path": "/nonexistent/file.pdf"}]},
-        "attachment /nonexistent/file.pdf is not an absolute path to a readable file",
-    ),
+    ({"attachments": {}}, "'attachments' is a list of upload ids"),
+    ({"attachments": [5]}, "an upload id is 32 lower-case hex digits"),
+    ({"attachments": ["../../etc/shadow"]}, "an upload id is 32 lower-case hex digits"),
+    ({"attachments": [{"path": "/etc/shadow"}]}, NO_PATHS),
+    ({"restriction": ["no-onward-dissemination"]}, "unknown field(s): 'restriction'"),
 ]
 
 
@@ -170,10 +172,6 @@ async def test_local_api_send_refusals(pair: tuple[RunningNode, RunningNode]) ->
         body = orjson.dumps({**GOOD, **change})
         got = problem(await raw(fr, "POST", "/api/messages", body))
         assert got == (400, "usage", detail), change
-    # a file of the node's own directory (its sealed keys, say) is never attached
-    body = orjson.dumps({**GOOD, "attachments": [{"path": str(fr.config.key_path)}]})
-    got = problem(await raw(fr, "POST", "/api/messages", body))
-    assert got == (400, "usage", "files of the node directory cannot be attached")
     # no bearer token at all
     async with (
         aiohttp.ClientSession() as s,
@@ -256,36 +254,41 @@ async def test_users_api(pair: tuple[RunningNode, RunningNode]) -> None:
     def body(**kw: Any) -> bytes:
         return orjson.dumps(kw)
 
-    status, made = await raw(fr, "POST", "/api/users", body(name="carol.d", role="investigator"),
+    status, made = await raw(fr, "POST", "/api/users", body(name="carol.d", role="operator"),
                              token=ops)  # fmt: skip
     assert status == 201
-    assert (made["name"], made["role"]) == ("carol.d", "investigator")
-    status, _ = await raw(fr, "GET", "/api/inbox", token=made["token"])
+    assert (made["name"], made["role"]) == ("carol.d", "operator")
+    status, _ = await raw(fr, "GET", "/api/status", token=made["token"])
     assert status == 200
     for payload, want in [
-        (body(name="carol.d", role="supervisor"), (400, "usage", "user carol.d exists")),
-        (body(name="no spaces", role="supervisor"),
-         (400, "usage", USER_NAME_RULE)),
-        (body(name="x" * 65, role="supervisor"),
-         (400, "usage", USER_NAME_RULE)),
-        (body(name="dave", role="admin"),
-         (400, "usage", "role is one of investigator, operator, supervisor")),
-        (body(role="admin"), (400, "usage", "'name' is a string")),
+        (body(name="carol.d", role="operator"), (409, "state-conflict", "user carol.d exists")),
+        (body(name="no spaces", role="operator"), (400, "usage", USER_NAME_RULE)),
+        (body(name="x" * 65, role="operator"), (400, "usage", USER_NAME_RULE)),
+        (body(name="dave", role="admin"), (400, "usage", "'role': unknown value 'admin'")),
+        (body(role="operator"), (400, "usage", "'name' is a string")),
+        (body(name="dave", role="operator", admin=True),
+         (400, "usage", "unknown field(s): 'admin'")),
         (b"[]", (400, "malformed", "the body is a JSON object")),
     ]:  # fmt: skip
         assert problem(await raw(fr, "POST", "/api/users", payload, token=ops)) == want
-    # investigators (alice) and supervisors may not add users
+    # an operator never makes a user who reads case material
+    for role in ("investigator", "supervisor"):
+        got = problem(await raw(fr, "POST", "/api/users", body(name="eve", role=role), token=ops))
+        assert got == (403, "forbidden", f"a operator may not create a {role} user over the API:"
+                       " investigators and supervisors are added with 'globe-node users add' on"
+                       " the node itself")  # fmt: skip
+    # investigators (alice) and supervisors may not add users at all
     sup = await add_user(fr.n, "sup", "supervisor")
     for token in (fr.token, sup):
-        got = await raw(fr, "POST", "/api/users", body(name="eve", role="operator"), token=token)
-        assert problem(got)[:2] == (403, "forbidden")
+        answer = await raw(fr, "POST", "/api/users", body(name="eve", role="operator"), token=token)
+        assert problem(answer)[:2] == (403, "forbidden")
     async with fr.n.sessions() as s:
         users = sorted(u.name for u in (await s.execute(select(db.User))).scalars())
         audit = [
             (r.user, r.action, r.subject) for r in (await s.execute(select(db.AuditRow))).scalars()
         ]
     assert users == ["alice", "carol.d", "ops", "sup"]
-    assert audit == [("ops", "add-user", "carol.d (investigator)")]
+    assert audit == [("ops", "add-user", "carol.d (operator)")]
 
 
 async def test_a_suspended_node_still_syncs_but_may_not_send(
@@ -317,16 +320,21 @@ async def test_method_not_allowed_problem_matches_its_status(
     assert body["status"] == 405
 
 
-async def test_a_refused_send_leaves_no_attachment_files(
-    pair: tuple[RunningNode, RunningNode], tmp_path: Path
+async def test_a_refused_send_keeps_the_upload_staged(
+    pair: tuple[RunningNode, RunningNode],
 ) -> None:
     fr, _ = pair
-    src = tmp_path / "evidence.txt"
-    src.write_text("ledger")
-    body = {**GOOD, "attachments": [{"path": str(src), "name": 5}]}
+    status, staged = await fr.upload(b"ledger", "evidence.txt", "text/plain")
+    assert status == 201
+    body = {**GOOD, "tlp": "PURPLE", "attachments": [staged["id"]]}
     got = problem(await raw(fr, "POST", "/api/messages", orjson.dumps(body)))
-    assert got == (400, "usage", "message.attachments[0].name: must be a string")
+    assert got == (400, "usage", "'tlp': unknown value 'PURPLE'")
     assert await fr.n.outbox() == []
+    # still staged for its owner, who may use it in a corrected message or discard it
+    status, listed = await raw(fr, "GET", "/api/uploads")
+    assert [u["id"] for u in listed["uploads"]] == [staged["id"]]
+    status, _ = await raw(fr, "DELETE", f"/api/uploads/{staged['id']}")
+    assert status == 204
     assert sorted(p.name for p in fr.config.blob_dir.iterdir()) == []
 
 

@@ -757,7 +757,7 @@ async def test_post_commands_send_their_options(tmp_path: Path, daemon: Daemon, 
     assert ran.out == f"reply: message {'9' * 32} queued for delivery\n"
     assert daemon.requests[-1] == (
         "POST", "/api/messages/m1/reply",
-        {"kind": "information", "body": "Answer", "attachments": [], "subject": "-Re: it"},
+        {"kind": "information", "body": "Answer", "subject": "-Re: it"},
     )  # fmt: skip
     ran = await cli_(
         "status-update", "m1", "--state", "in-progress", "--expected",

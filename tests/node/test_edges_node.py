@@ -18,11 +18,9 @@ import pytest
 from aiohttp import web
 from sqlalchemy import select, update
 
+from globe_io.hubclient import MailboxItem
 from globe_node import db
-from globe_node import node as node_module
 from globe_node.errors import DirectoryStale, NotFound
-from globe_node.node import OutgoingAttachment
-from hub.client import MailboxItem
 from protocol import canonical, crypto
 from protocol.attachments import AttachmentEncryptor
 from protocol.envelope import SealTo, parse_envelope, seal_envelope
@@ -33,7 +31,7 @@ from protocol.membership import Action, make_checkpoint
 from protocol.messages import Attachment, Kind
 from protocol.prekeys import SignedPrekey, make_prekey
 from protocol.receipts import Evidence, EvidenceKind, make_receipt
-from tests.node.conftest import Net, RunningNode, eventually
+from tests.node.conftest import Net, RunningNode, eventually, stage
 from tests.node.test_adversarial import seal
 from tests.node.test_exchange import delivered, info, recipient_states
 
@@ -189,44 +187,33 @@ async def test_sending_refusals_and_progress(
     with pytest.raises(UsageError) as err:
         await fr.n.send([], info())
     assert err.value.detail == "a message needs at least one recipient"
-    missing = tmp_path / "missing.pdf"
-    with pytest.raises(UsageError) as err:
-        await fr.n.send([br.me], info(), attachments=[OutgoingAttachment(missing)])
-    assert err.value.detail == f"cannot read {missing}: No such file or directory"
-    src = tmp_path / "ledger.bin"
+    # an upload id that is not staged, or staged by another user, is unknown
+    with pytest.raises(NotFound) as nf:
+        await fr.n.send([br.me], info(), uploads=["0" * 32])
+    assert nf.value.detail == f"no staged upload {'0' * 32} of yours"
     data = os.urandom((1 << 20) + 5000)
-    src.write_bytes(data)
-    monkeypatch.setattr(node_module, "MAX_ATTACHMENT", 1 << 20)
+    upload = await stage(fr.n, data, name="ledger.bin", user="alice")
+    with pytest.raises(NotFound):
+        await fr.n.send([br.me], info(), user="mallory", uploads=[upload])
     with pytest.raises(UsageError) as err:
-        await fr.n.send([br.me], info(), attachments=[OutgoingAttachment(src)])
-    assert err.value.detail == f"{src} is larger than {1 << 20} bytes"
-    monkeypatch.undo()
+        await fr.n.send([br.me], info(), user="alice", uploads=[upload, upload])
+    assert err.value.detail == "an upload is attached once"
     assert await fr.n.outbox() == []
 
-    seen: list[tuple[str, int, int]] = []
     mid = str(
         await fr.n.send(
-            [br.me], info("with a ledger", kind=Kind.REQUEST),
-            attachments=[OutgoingAttachment(src, "ledger.bin")],
-            progress=lambda what, done, total: seen.append((what, done, total)),
+            [br.me], info("with a ledger", kind=Kind.REQUEST), user="alice", uploads=[upload]
         )
-    )  # fmt: skip
-    assert seen == [("encrypt ledger.bin", 1 << 20, len(data)),
-                    ("encrypt ledger.bin", len(data), len(data))]  # fmt: skip
-    await eventually(lambda: delivered(fr, mid, br))
-    seen.clear()
-    out = await br.n.save_attachment(
-        mid, 0, tmp_path / "copy.bin", lambda what, done, total: seen.append((what, done, total))
     )
-    assert out.read_bytes() == data
-    stored = br.n.blob_path(fr.me, (await br.n.content_of(mid))[1].attachments[0].blob)
-    size = stored.stat().st_size
-    assert [w for w, _, _ in seen] == ["decrypt ledger.bin"] * len(seen)
-    assert seen[-1][1:] == (size, size)
+    assert await fr.n.staging.staged("alice") == []  # taken by the message, in its transaction
+    with pytest.raises(NotFound):  # an upload is used by one message only
+        await fr.n.send([br.me], info(), user="alice", uploads=[upload])
+    await eventually(lambda: delivered(fr, mid, br))
+    received = b"".join([c async for c in br.n.attachment_chunks(mid, 0)])
+    assert received == data
     with pytest.raises(NotFound) as nf:
-        await br.n.save_attachment(mid, 1, tmp_path / "nothing.bin")
+        _ = [c async for c in br.n.attachment_chunks(mid, 1)]
     assert nf.value.detail == f"message {mid} has no attachment 2"
-    assert not (tmp_path / "nothing.bin").exists()
     with pytest.raises(UsageError) as err:
         await fr.n.reply(mid, kind=Kind.ANSWER, body="answering myself")
     assert err.value.detail == "reply to a received message"

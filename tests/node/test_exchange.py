@@ -249,7 +249,7 @@ async def test_forward_of_restricted_material_needs_consent(net: Net) -> None:
 async def test_local_api_roles_and_audit_chain(net: Net) -> None:
     fr = await net.member("FR-PNF", "Parquet national financier")
     br = await net.member("BR-PF", "Policia Federal")
-    from globe_node.server import add_user  # noqa: PLC0415
+    from tests.node.conftest import add_user  # noqa: PLC0415
 
     op_token = await add_user(fr.n, "ops", "operator")
     st, body = await fr.api("GET", "/api/inbox", token=op_token)

@@ -30,7 +30,7 @@ from protocol.errors import (
     UsageError,
 )
 from protocol.ids import KEY_ALG_ED25519, KEY_ALG_KEM, AuthorityId, KeyId
-from protocol.keys import KemPrivateKey, KemPublicKey, SigningKey, VerifyKey, fingerprint
+from protocol.keys import KemPrivateKey, KemPublicKey, SigningKey, VerifyKey
 
 P25519 = 2**255 - 19
 #: Order of the Ed25519 prime-order subgroup.
@@ -594,9 +594,9 @@ def test_authority_id_is_not_a_key_id_and_back():
 _FINGERPRINT_RE = re.compile(r"[0-9]{5}( [0-9]{5}){11}\Z")
 
 
-def _reference_fingerprint(*keys: bytes) -> str:
-    data = b"".join(len(k).to_bytes(2, "big") + k for k in keys)
-    digest = hashlib.sha512(labels.KEY_FINGERPRINT + b"\x00" + data).digest()
+def _reference_digits(label: bytes, data: bytes) -> str:
+    """docs/PROTOCOL.md §3.4, written out with hashlib."""
+    digest = hashlib.sha512(label + b"\x00" + data).digest()
     for _ in range(1023):
         digest = hashlib.sha512(digest + data).digest()
     return " ".join(
@@ -604,36 +604,26 @@ def _reference_fingerprint(*keys: bytes) -> str:
     )
 
 
-def test_fingerprint_format_stability_and_construction(kem, other_kem):
-    ed = VerifyKey(RFC8032_PUBLIC)
-    fp = fingerprint(ed)
-    assert _FINGERPRINT_RE.match(fp)
-    assert len(fp.split(" ")) == 12
-    assert fingerprint(VerifyKey(RFC8032_PUBLIC)) == fp
-    assert fp == _reference_fingerprint(RFC8032_PUBLIC)
-    assert fingerprint(kem.public_key) == _reference_fingerprint(bytes(kem.public_key))
-    pair = fingerprint(ed, kem.public_key)
-    assert _FINGERPRINT_RE.match(pair)
-    assert pair == _reference_fingerprint(RFC8032_PUBLIC, bytes(kem.public_key))
+@pytest.mark.parametrize("label", [labels.AUTHORITY_FINGERPRINT, labels.GENESIS_FINGERPRINT])
+def test_fingerprint_digits_construction(label, kem):
+    for data in (b"", RFC8032_PUBLIC, bytes(kem.public_key)):
+        fp = crypto.fingerprint_digits(label, data)
+        assert fp == _reference_digits(label, data)
+        assert _FINGERPRINT_RE.match(fp)
+        assert len(fp) == 71
 
 
-def test_fingerprint_differs_between_keys(kem, other_kem):
-    keys: list[VerifyKey | KemPublicKey] = [
-        VerifyKey(RFC8032_PUBLIC),
-        SigningKey(bytes(32)).verify_key,
-        SigningKey(b"\x01" + bytes(31)).verify_key,
-        kem.public_key,
-        other_kem.public_key,
-    ]
-    prints = [fingerprint(k) for k in keys]
-    assert all(_FINGERPRINT_RE.match(p) for p in prints)
-    assert len(set(prints)) == len(prints)
-    assert fingerprint(keys[0], keys[3]) not in prints
-
-
-def test_fingerprint_needs_a_key():
-    with raises_exactly(UsageError):
-        fingerprint()
+def test_fingerprint_digits_separate_labels_and_data():
+    prints = {
+        crypto.fingerprint_digits(label, data)
+        for label in (labels.AUTHORITY_FINGERPRINT, labels.GENESIS_FINGERPRINT)
+        for data in (b"", b"\x00", RFC8032_PUBLIC)
+    }
+    assert len(prints) == 6
+    # Fewer iterations give another value: the 1024 rounds are part of the definition.
+    assert crypto.fingerprint_digits(
+        labels.GENESIS_FINGERPRINT, b"", iterations=1
+    ) != crypto.fingerprint_digits(labels.GENESIS_FINGERPRINT, b"")
 
 
 # --- labels --------------------------------------------------------------------------------------

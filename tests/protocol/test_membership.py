@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 import re
 from collections.abc import Callable
 from typing import Any
@@ -38,6 +39,7 @@ from protocol.membership import (
     Checkpoint,
     LogEntry,
     MembershipAction,
+    authority_fingerprint,
     kem_pop_answer,
     kem_pop_challenge,
     make_action,
@@ -324,6 +326,80 @@ def test_kem_pop_truncated_challenge(net):
     for cut in (0, 1, 1120, len(challenge) - 1):
         with pytest.raises(DecryptionFailed):
             kem_pop_answer(KA, app.digest, challenge[:cut])
+
+
+# --- authority fingerprint -----------------------------------------------------------------------
+
+
+def _reference_authority_fingerprint(authority: str, *keys: bytes) -> str:
+    """docs/PROTOCOL.md §3.4 written out with hashlib: the authority id, then the three keys."""
+    data = b"".join(len(p).to_bytes(2, "big") + p for p in (authority.encode("ascii"), *keys))
+    digest = hashlib.sha512(b"globe/v1/authority-fingerprint\x00" + data).digest()
+    for _ in range(1023):
+        digest = hashlib.sha512(digest + data).digest()
+    return " ".join(
+        f"{int.from_bytes(digest[i : i + 5], 'big') % 100_000:05d}" for i in range(0, 60, 5)
+    )
+
+
+def _fp(
+    authority: AuthorityId, identity: SigningKey, transport: SigningKey, ka: KemPrivateKey
+) -> str:
+    return authority_fingerprint(
+        authority=authority,
+        identity=identity.verify_key,
+        transport=transport.verify_key,
+        ka=ka.public_key,
+    )
+
+
+def test_authority_fingerprint_construction(net):
+    fp = _fp(GB, IDENTITY, TRANSPORT, KA)
+    assert re.fullmatch(r"[0-9]{5}( [0-9]{5}){11}", fp, re.ASCII)
+    keys = (bytes(IDENTITY.verify_key), bytes(TRANSPORT.verify_key), bytes(KA.public_key))
+    assert fp == _reference_authority_fingerprint("GB-SFO", *keys)
+    assert fp == crypto.fingerprint_digits(
+        labels.AUTHORITY_FINGERPRINT,
+        b"\x00\x06GB-SFO\x00\x20" + keys[0] + b"\x00\x20" + keys[1] + b"\x04\xc0" + keys[2],
+    )
+
+
+def test_application_and_certificate_give_the_authority_fingerprint(net):
+    app = _app(net)
+    fp = _fp(GB, IDENTITY, TRANSPORT, KA)
+    assert app.fingerprint() == fp
+    assert Application.decode(app.signed.encode(), net.genesis).fingerprint() == fp
+    cert = Certificate.from_application(app, serial="ab" * 16, not_before=T0, not_after=T0 + 1)
+    assert cert.fingerprint() == fp
+    pnf = net.members["FR-PNF"]
+    assert pnf.application.fingerprint() == pnf.certificate.fingerprint()
+    assert pnf.certificate.fingerprint() == _fp(FR, pnf.identity, pnf.transport, pnf.ka)
+
+
+def test_authority_fingerprint_key_order_matters():
+    swapped = _fp(GB, TRANSPORT, IDENTITY, KA)
+    assert swapped != _fp(GB, IDENTITY, TRANSPORT, KA)
+    assert swapped == _reference_authority_fingerprint(
+        "GB-SFO", bytes(TRANSPORT.verify_key), bytes(IDENTITY.verify_key), bytes(KA.public_key)
+    )
+
+
+def test_authority_fingerprint_binds_the_authority_id():
+    prints = {
+        _fp(AuthorityId.parse(aid), IDENTITY, TRANSPORT, KA)
+        for aid in ("GB-SFO", "FR-PNF", "GB-SF", "GB-SFOO")
+    }
+    assert len(prints) == 4
+
+
+def test_authority_fingerprint_covers_every_key():
+    prints = {
+        _fp(GB, IDENTITY, TRANSPORT, KA),
+        _fp(GB, THIRD, TRANSPORT, KA),
+        _fp(GB, IDENTITY, THIRD, KA),
+        _fp(GB, IDENTITY, TRANSPORT, KA_OTHER),
+    }
+    assert len(prints) == 4
 
 
 # --- admin quorum --------------------------------------------------------------------------------

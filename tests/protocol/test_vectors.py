@@ -34,14 +34,16 @@ from protocol.envelope import (
 )
 from protocol.genesis import Genesis
 from protocol.ids import AuthorityId, KeyId, MessageId
-from protocol.keys import KemPrivateKey, KemPublicKey, SigningKey, VerifyKey, fingerprint
+from protocol.keys import KemPrivateKey, KemPublicKey, SigningKey, VerifyKey
 from protocol.membership import (
     Application,
     Checkpoint,
     LogEntry,
     MembershipAction,
+    authority_fingerprint,
 )
-from protocol.messages import MessageContent
+from protocol.messages import MessageContent, SignedContent
+from protocol.origin import verify_forward
 from protocol.prekeys import SignedPrekey
 from protocol.receipts import DeliveryReceipt, Evidence
 from protocol.requestauth import parse_request_auth, verify_request
@@ -66,6 +68,7 @@ FILES = [
     "envelope_3.json",
     "invalid.json",
     "attachment.json",
+    "forward.json",
 ]
 ENVELOPE_FILES = ("envelope_1.json", "envelope_3.json")
 
@@ -169,17 +172,40 @@ def check_keys(v: Json) -> None:
         assert bytes(key.verify_key).hex() == k["public_key"]
         assert str(key.key_id) == k["key_id"]
         assert str(KeyId.of("ed25519", b(k["public_key"]))) == k["key_id"]
-        assert fingerprint(VerifyKey(b(k["public_key"]))) == k["fingerprint"]
     for k in v["kem"]:
         priv = KemPrivateKey(b(k["private_key"]))
         assert bytes(priv.public_key).hex() == k["public_key"]
         assert len(b(k["public_key"])) == 1216
         assert str(priv.key_id) == k["key_id"]
-        assert fingerprint(KemPublicKey(b(k["public_key"]))) == k["fingerprint"]
-    for f in v["multi_key_fingerprints"]:
-        keys = [VerifyKey(b(x)) for x in f["ed25519_public_keys"]]
-        kems = [KemPublicKey(b(x)) for x in f["kem_public_keys"]]
-        assert fingerprint(*keys, *kems) == f["fingerprint"]
+    for f in v["authority_fingerprints"]:
+        parts = [f["authority"].encode("utf-8")] + [
+            b(f[key]) for key in ("identity_key", "transport_key", "ka_key")
+        ]
+        data = b"".join(len(part).to_bytes(2, "big") + part for part in parts)
+        assert data.hex() == f["data"], f["name"]
+        assert crypto.fingerprint_digits(labels.AUTHORITY_FINGERPRINT, data) == f["fingerprint"]
+        assert (
+            authority_fingerprint(
+                authority=AuthorityId.parse(f["authority"]),
+                identity=VerifyKey(b(f["identity_key"])),
+                transport=VerifyKey(b(f["transport_key"])),
+                ka=KemPublicKey(b(f["ka_key"])),
+            )
+            == f["fingerprint"]
+        ), f["name"]
+    # FR-PNF, the same keys as FR-AFA, and FR-PNF with identity and transport swapped: the
+    # authority id and the key order both change the value.
+    assert [f["authority"] for f in v["authority_fingerprints"]] == ["FR-PNF", "FR-AFA", "FR-PNF"]
+    assert len({f["fingerprint"] for f in v["authority_fingerprints"]}) == 3
+    # The first case is FR-PNF of application.json: the value its applicant reads out.
+    first = v["authority_fingerprints"][0]
+    pnf = next(a for a in load("application.json")["applications"] if a["authority"] == "FR-PNF")
+    assert [first[k] for k in ("authority", "identity_key", "transport_key", "ka_key")] == [
+        pnf[k] for k in ("authority", "identity_key", "transport_key", "ka_key")
+    ]
+    assert (
+        Application.decode(b(pnf["application"]), genesis()).fingerprint() == first["fingerprint"]
+    )
     for s in v["labelled_signatures"]:
         key = SigningKey(b(s["seed"]))
         label = s["label"].encode("ascii")
@@ -292,6 +318,8 @@ def check_certificate(v: Json) -> None:
         assert cert.application is not None
         assert cert.application.hex() == c["application"] == apps[rec["authority"]]["digest"]
         assert c["identity_key"] == apps[rec["authority"]]["identity_key"]
+        app = Application.decode(b(apps[rec["authority"]]["application"]), g)
+        assert cert.fingerprint() == app.fingerprint()
 
 
 def check_log(v: Json) -> None:
@@ -539,6 +567,38 @@ def _request_case(c: Json) -> None:
     )
 
 
+def check_forward(v: Json) -> None:
+    """PROTOCOL.md §8.5: the forward verifies; each case fails with exactly its error."""
+    state = directory()
+    forward = MessageContent.decode(b(v["forward"]))
+    assert forward.forwarded is not None
+    origin, grant = v["origin"], v["grant"]
+    assert forward.forwarded.origin == SignedContent(
+        b(origin["header"]), b(origin["content"]), b(origin["signature"])
+    )
+    assert forward.forwarded.consents == (
+        SignedContent(b(grant["header"]), b(grant["content"]), b(grant["signature"])),
+    )
+    verified = verify_forward(
+        forward, forwarder=AuthorityId.parse(v["forwarder"]),
+        recipient=AuthorityId.parse(v["recipient"]), directory=state,
+    )  # fmt: skip
+    assert (str(verified.sender), str(verified.message_id)) == (
+        origin["sender"], origin["message_id"]
+    )  # fmt: skip
+    for c in v["invalid"]:
+        case: Json = c
+
+        def check(case: Json = case) -> object:
+            return verify_forward(
+                MessageContent.decode(b(case["forward"])),
+                forwarder=AuthorityId.parse(case["forwarder"]),
+                recipient=AuthorityId.parse(case["recipient"]), directory=state,
+            )  # fmt: skip
+
+        expect_error(c["error"], check, c["name"])
+
+
 INVALID_CHECKS: dict[str, Callable[[Json], object]] = {
     "authority_id": lambda c: AuthorityId.parse(c["text"]),
     "key_id": lambda c: KeyId.parse(c["text"]),
@@ -634,6 +694,7 @@ CHECKS: dict[str, Callable[[Json], None]] = {
     "envelope_3.json": check_envelope,
     "invalid.json": check_invalid,
     "attachment.json": check_attachment,
+    "forward.json": check_forward,
 }
 
 

@@ -25,6 +25,7 @@ be written.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import re
 import struct
@@ -42,6 +43,8 @@ from protocol.directory import verify_log
 from protocol.envelope import (
     SealTo,
     check_recipients_active,
+    content_signature,
+    decode_header,
     envelope_hash,
     open_envelope,
     parse_envelope,
@@ -50,26 +53,32 @@ from protocol.envelope import (
 )
 from protocol.genesis import Genesis
 from protocol.ids import AuthorityId, KeyId, MessageId
-from protocol.keys import KemPrivateKey, KemPublicKey, SigningKey, VerifyKey, fingerprint
+from protocol.keys import KemPrivateKey, KemPublicKey, SigningKey, VerifyKey
 from protocol.membership import (
     Action,
     Application,
     Certificate,
     Checkpoint,
     LogEntry,
+    authority_fingerprint,
     make_action,
     make_checkpoint,
     make_entry,
 )
 from protocol.messages import (
     Attachment,
+    Consent,
+    ConsentDecision,
+    Forwarded,
     Handling,
     Kind,
     MessageContent,
     Restriction,
+    SignedContent,
     Tlp,
     Urgency,
 )
+from protocol.origin import verify_forward
 from protocol.prekeys import SignedPrekey
 from protocol.receipts import DeliveryReceipt, Evidence, EvidenceKind, make_evidence, make_receipt
 from protocol.requestauth import parse_request_auth, sign_request, verify_request
@@ -196,7 +205,58 @@ def message_content() -> MessageContent:
 # --- keys.json -------------------------------------------------------------------------
 
 
-def build_keys() -> Json:
+#: The authority id of the "same keys, another authority" fingerprint vector.
+OTHER_AUTHORITY: Final = "FR-AFA"
+
+
+def authority_fingerprint_data(
+    authority: str, identity: bytes, transport: bytes, ka: bytes
+) -> bytes:
+    """The fingerprinted bytes of docs/PROTOCOL.md §3.4, built here from the text of the spec."""
+    parts = (authority.encode("utf-8"), identity, transport, ka)
+    return b"".join(struct.pack(">H", len(part)) + part for part in parts)
+
+
+def _authority_fingerprint_case(
+    name: str, authority: str, identity: VerifyKey, transport: VerifyKey, ka: KemPublicKey
+) -> Json:
+    data = authority_fingerprint_data(authority, bytes(identity), bytes(transport), bytes(ka))
+    fp = crypto.fingerprint_digits(labels.AUTHORITY_FINGERPRINT, data)
+    assert fp == authority_fingerprint(
+        authority=AuthorityId.parse(authority), identity=identity, transport=transport, ka=ka
+    )
+    return {
+        "name": name,
+        "authority": authority,
+        "identity_key": h(bytes(identity)),
+        "transport_key": h(bytes(transport)),
+        "ka_key": h(bytes(ka)),
+        "data": h(data),
+        "fingerprint": fp,
+    }
+
+
+def _authority_fingerprints(net: DevNetwork) -> list[Json]:
+    m = member(net, "FR-PNF")
+    app = m.application
+    ident, transport, ka = app.identity_key, app.transport_key, app.ka_key
+    cases = [
+        _authority_fingerprint_case(
+            "FR-PNF of the devnet (its keys in application.json)", "FR-PNF", ident, transport, ka
+        ),
+        _authority_fingerprint_case(
+            "the same keys under another authority id", OTHER_AUTHORITY, ident, transport, ka
+        ),
+        _authority_fingerprint_case(
+            "FR-PNF with its identity and transport keys swapped", "FR-PNF", transport, ident, ka
+        ),
+    ]
+    assert app.fingerprint() == m.certificate.fingerprint() == cases[0]["fingerprint"]
+    assert len({c["fingerprint"] for c in cases}) == len(cases)
+    return cases
+
+
+def build_keys(net: DevNetwork) -> Json:
     rng = rng_for("keys")
     ed_seeds = [RFC8032_SEED, bytes(32), bytes(range(32)), rng(32), rng(32)]
     kem_privates = [bytes(96), bytes(range(96)), rng(96), rng(96)]
@@ -208,7 +268,6 @@ def build_keys() -> Json:
                 "seed": h(seed),
                 "public_key": h(bytes(key.verify_key)),
                 "key_id": str(key.key_id),
-                "fingerprint": fingerprint(key.verify_key),
             }
         )
     assert ed25519[0]["public_key"] == h(RFC8032_PUBLIC)
@@ -220,12 +279,8 @@ def build_keys() -> Json:
                 "private_key": h(raw),
                 "public_key": h(bytes(priv.public_key)),
                 "key_id": str(priv.key_id),
-                "fingerprint": fingerprint(priv.public_key),
             }
         )
-    # A multi-key fingerprint: identity key then key-agreement key.
-    multi_id = SigningKey(ed_seeds[3]).verify_key
-    multi_ka = KemPrivateKey(kem_privates[2]).public_key
     signer = SigningKey(ed_seeds[3])
     signatures = []
     for label, message in (
@@ -245,23 +300,19 @@ def build_keys() -> Json:
     calls = [{"n": n, "output": h(stream(n))} for n in (16, 32, 1, 96)]
     return {
         "description": (
-            "Key derivations. ed25519: 32-byte seed -> public key, key id, fingerprint. "
+            "Key derivations. ed25519: 32-byte seed -> public key, key id. "
             "kem: 96-byte hybrid private key (ML-KEM-768 seed d||z, 64 bytes, then X25519 "
             "scalar, 32 bytes) -> 1216-byte public key (ML-KEM-768 encapsulation key || "
-            "X25519 public key), key id, fingerprint. labelled_signatures: Ed25519 over "
+            "X25519 public key), key id. authority_fingerprints: authority id and its "
+            "identity, transport and key-agreement public keys -> data (u16be(len) || bytes, "
+            "for each of the four in that order) -> fingerprint_digits("
+            "'globe/v1/authority-fingerprint', data). labelled_signatures: Ed25519 over "
             "label || 0x00 || message. deterministic_rng: SHAKE-256(seed || u64be(counter)), "
             "counter starting at 1 and incremented per call, first n bytes."
         ),
         "ed25519": ed25519,
         "kem": kem,
-        "multi_key_fingerprints": [
-            {
-                "ed25519_public_keys": [h(bytes(multi_id))],
-                "kem_public_keys": [h(bytes(multi_ka))],
-                "order": ["ed25519", "kem"],
-                "fingerprint": fingerprint(multi_id, multi_ka),
-            }
-        ],
+        "authority_fingerprints": _authority_fingerprints(net),
         "labelled_signatures": signatures,
         "deterministic_rng": {"seed": h(b"globe vectors v1/rng"), "calls": calls},
     }
@@ -1016,6 +1067,165 @@ def seal(net: DevNetwork, name: str, recipients: list[tuple[str, int]]) -> tuple
         "hpke_dependent": list(HPKE_DEPENDENT),
     }
     return vector, raw
+
+
+# --- forward.json ----------------------------------------------------------------------
+
+FORWARD_RED: Final = Handling(Tlp.RED, frozenset({Restriction.NO_ONWARD}))
+
+
+def _proof(
+    net: DevNetwork, name: str, sender: str, to: str, content: MessageContent
+) -> SignedContent:
+    """The proof of origin (header, content, inner signature) of a message ``sender`` seals.
+
+    Every part is reproducible: the header comes from seal_envelope with the pinned rng
+    (HPKE randomness only touches the wrapped keys, which the proof does not keep) and
+    Ed25519 signatures are deterministic."""
+    s, r = member(net, sender), member(net, to)
+    data = content.encode()
+    raw = seal_envelope(
+        genesis=net.genesis, sender=s.authority, identity=s.identity,
+        recipients=[SealTo(r.authority, 1, r.signed_prekey.key)], content=data,
+        created=ENVELOPE_CREATED, expires=ENVELOPE_EXPIRES, dir_seq=net.directory.seq,
+        dir_head=net.directory.head, rng=rng_for(name),
+        blobs=[a.blob for a in content.attachments],
+    )  # fmt: skip
+    header = parse_envelope(raw).header.raw
+    return SignedContent(header, data, content_signature(s.identity, header, data))
+
+
+def _attachment(name: str) -> Attachment:
+    rng = rng_for(name)
+    return Attachment("ledger.xlsx", 1_000_000, "application/vnd.ms-excel", rng(32), rng(32),
+                      rng(16).hex())  # fmt: skip
+
+
+def _message(subject: str, **kw: Any) -> MessageContent:
+    base: dict[str, Any] = {
+        "kind": Kind.INFORMATION, "subject": subject, "body": "See the attached ledger.",
+        "language": "en", "urgency": Urgency.URGENT, "handling": FORWARD_RED,
+    }  # fmt: skip
+    base.update(kw)
+    return MessageContent(**base)
+
+
+def _decision(
+    net: DevNetwork,
+    name: str,
+    signer: str,
+    about: MessageId,
+    to: list[str],
+    *,
+    decision: ConsentDecision = ConsentDecision.GRANTED,
+) -> SignedContent:
+    content = _message(
+        "Re: Accounts", kind=Kind.CONSENT_DECISION, body="Consent given.",
+        handling=Handling(Tlp.AMBER), in_reply_to=MessageId(rng_for(name + "/request")(16)),
+        consent=Consent(about, tuple(AuthorityId.parse(a) for a in to), None, decision,
+                        None if decision is ConsentDecision.GRANTED else "not now"),
+    )  # fmt: skip
+    return _proof(net, name, signer, "DE-BKA" if signer == "FR-PNF" else "FR-PNF", content)
+
+
+def build_forward(net: DevNetwork) -> Json:
+    """ES-FCC's RED message to FR-PNF, ES-FCC's grant for IT-ANAC, FR-PNF's forward."""
+    origin_att = _attachment("forward/origin-attachment")
+    origin = _proof(net, "forward/origin", "ES-FCC", "FR-PNF",
+                    _message("Accounts", attachments=(origin_att,)))  # fmt: skip
+    origin_id = parse_envelope_header_id(origin)
+    grant = _decision(net, "forward/grant", "ES-FCC", origin_id, ["IT-ANAC"])
+    copy_rng = rng_for("forward/copy")
+    copy = Attachment(origin_att.name, origin_att.size, origin_att.media_type, origin_att.sha256,
+                      copy_rng(32), copy_rng(16).hex())  # fmt: skip
+    forward = _message("Fwd: Accounts", body="For the joint team.", attachments=(copy,),
+                       forwarded=Forwarded(origin, (grant,)))  # fmt: skip
+    state = net.directory
+    verified = verify_forward(
+        forward, forwarder=AuthorityId.parse("FR-PNF"), recipient=AuthorityId.parse("IT-ANAC"),
+        directory=state,
+    )  # fmt: skip
+    assert verified.sender == AuthorityId.parse("ES-FCC")
+
+    def case(name: str, content: MessageContent, error: str, *, forwarder: str = "FR-PNF",
+             recipient: str = "IT-ANAC") -> Json:  # fmt: skip
+        expect(error, lambda: verify_forward(
+            content, forwarder=AuthorityId.parse(forwarder),
+            recipient=AuthorityId.parse(recipient), directory=state,
+        ))  # fmt: skip
+        return {"name": name, "forward": h(content.encode()), "forwarder": forwarder,
+                "recipient": recipient, "error": error}  # fmt: skip
+
+    def with_(**kw: Any) -> MessageContent:
+        fields = {"handling": forward.handling, "attachments": forward.attachments,
+                  "forwarded": forward.forwarded}  # fmt: skip
+        fields.update(kw)
+        return _message("Fwd: Accounts", body="For the joint team.", **fields)
+
+    tampered = SignedContent(origin.header, origin.content.replace(b"Accounts", b"Accountz"),
+                             origin.signature)  # fmt: skip
+    other_key = SignedContent(origin.header, origin.content, member(net, "DE-BKA").identity.sign(
+        labels.CONTENT, crypto.sha256(origin.header) + origin.content))  # fmt: skip
+    by_forwarder = _decision(net, "forward/grant-by-fr", "FR-PNF", origin_id, ["IT-ANAC"])
+    refused = _decision(
+        net, "forward/refusal", "ES-FCC", origin_id, ["IT-ANAC"], decision=ConsentDecision.REFUSED
+    )
+    elsewhere = _decision(net, "forward/grant-other", "ES-FCC",
+                          MessageId(rng_for("forward/other-id")(16)), ["IT-ANAC"])  # fmt: skip
+    nested = _proof(net, "forward/nested", "FR-PNF", "IT-ANAC", forward)
+    cases = [
+        case("recipient-without-consent", forward, "ConsentRequired", recipient="DE-BKA"),
+        case("forwarder-without-consent", forward, "ConsentRequired", forwarder="DE-BKA"),
+        case("no-consent-at-all", with_(forwarded=Forwarded(origin)), "ConsentRequired"),
+        case("tlp-lowered", with_(handling=Handling(Tlp.AMBER, FORWARD_RED.restrictions)),
+             "HandlingLowered"),
+        case("restriction-dropped", with_(handling=Handling(Tlp.RED)), "HandlingLowered"),
+        case("attachment-dropped", with_(attachments=()), "MalformedError"),
+        case("attachment-changed", with_(attachments=(dataclasses.replace(copy, size=1),)),
+             "MalformedError"),
+        case("consent-by-the-forwarder", with_(forwarded=Forwarded(origin, (by_forwarder,))),
+             "MalformedError"),
+        case("consent-refused", with_(forwarded=Forwarded(origin, (refused,))),
+             "MalformedError"),
+        case("consent-for-another-message", with_(forwarded=Forwarded(origin, (elsewhere,))),
+             "MalformedError"),
+        case("origin-content-altered", with_(forwarded=Forwarded(tampered, (grant,))),
+             "BadSignature"),
+        case("origin-signed-by-another-member", with_(forwarded=Forwarded(other_key, (grant,))),
+             "BadSignature"),
+        case("origin-is-a-forward", with_(forwarded=Forwarded(nested, (grant,))),
+             "MalformedError"),
+    ]  # fmt: skip
+    return {
+        "description": (
+            "Forwarding with proof of origin (PROTOCOL.md §8.5), checked against the directory "
+            "of log.json. 'origin' is ES-FCC's RED message to FR-PNF (its header, content and "
+            "inner signature), 'grant' ES-FCC's signed consent decision naming IT-ANAC, "
+            "'forward' the content FR-PNF sends to IT-ANAC. verify_forward(forward, forwarder, "
+            "recipient) must accept 'forward' from FR-PNF to IT-ANAC and refuse each case with "
+            "exactly its error."
+        ),
+        "origin": {
+            "header": h(origin.header),
+            "content": h(origin.content),
+            "signature": h(origin.signature),
+            "sender": "ES-FCC",
+            "message_id": str(origin_id),
+        },
+        "grant": {
+            "header": h(grant.header),
+            "content": h(grant.content),
+            "signature": h(grant.signature),
+        },
+        "forward": h(forward.encode()),
+        "forwarder": "FR-PNF",
+        "recipient": "IT-ANAC",
+        "invalid": cases,
+    }
+
+
+def parse_envelope_header_id(proof: SignedContent) -> MessageId:
+    return decode_header(proof.header).message_id
 
 
 # --- invalid.json ----------------------------------------------------------------------
@@ -1806,7 +2016,7 @@ def build_vectors() -> dict[str, Json]:
     env1, raw1 = seal(net, "envelope-1", [("DE-BKA", 1)])
     env3, raw3 = seal(net, "envelope-3", [("IT-ANAC", 1), ("DE-BKA", 2), ("ES-FCC", 1)])
     return {
-        "keys.json": build_keys(),
+        "keys.json": build_keys(net),
         "canonical.json": build_canonical(),
         "genesis.json": build_genesis(net),
         "application.json": build_application(net),
@@ -1821,6 +2031,7 @@ def build_vectors() -> dict[str, Json]:
         "envelope_3.json": env3,
         "invalid.json": build_invalid(net, raw1, raw3),
         "attachment.json": build_attachment(),
+        "forward.json": build_forward(net),
     }
 
 

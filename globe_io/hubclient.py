@@ -18,7 +18,7 @@ Failures are translated at this boundary:
 * the hub cannot be reached (DNS, refused connection, reset, timeout):
   :class:`~protocol.errors.TransportError`;
 * the hub answers with an RFC 9457 problem whose ``type`` names an error of
-  the project (``protocol.errors`` or ``hub.errors``): that error class, with
+  the project (registered in ``protocol.errors``): that error class, with
   the hub's ``detail``;
 * any other refusal (another problem type, or a non-problem error page from a
   proxy): :class:`RemoteError`, carrying the HTTP status and detail.
@@ -50,7 +50,7 @@ import aiohttp
 import orjson
 from yarl import URL
 
-from hub import errors as hub_errors
+from globe_io.errors import RateLimited, RemoteError
 from protocol import canonical
 from protocol import errors as protocol_errors
 from protocol.errors import (
@@ -90,38 +90,6 @@ _KIND_RE: Final = re.compile(r"[a-z][a-z0-9-]{0,31}\Z", re.ASCII)
 _MAX_CURSOR: Final = 2**53 - 1
 
 
-class RemoteError(GlobeError):
-    """The hub (or a proxy in front of it) refused a request with an unknown problem type."""
-
-    slug = "remote"
-    status = 502
-    title = "The hub refused the request"
-
-    def __init__(self, detail: str, *, http_status: int, type_uri: str | None = None) -> None:
-        super().__init__(detail)
-        self.http_status = http_status
-        self.type_uri_received = type_uri
-
-
-def _error_classes() -> dict[str, type[GlobeError]]:
-    """Every error class of the project with its own slug, by slug."""
-    found: dict[str, type[GlobeError]] = {}
-    for module in (protocol_errors, hub_errors):
-        for name in module.__all__:
-            obj = getattr(module, name)
-            if (
-                isinstance(obj, type)
-                and issubclass(obj, GlobeError)
-                and obj is not GlobeError
-                and obj.slug != GlobeError.slug
-            ):
-                found[obj.slug] = obj
-    return found
-
-
-_ERRORS: Final = _error_classes()
-
-
 def request_payload(body: bytes) -> bytes | io.BytesIO | None:
     """A request body as aiohttp should send it: large ones as a stream it writes in
     chunks (a bytes body over 1 MiB would block the event loop while it is written)."""
@@ -140,10 +108,10 @@ def error_for_problem(
     detail = " ".join(detail.split())[:500]  # one line, bounded
     cls = None
     if isinstance(type_uri, str) and type_uri.startswith(protocol_errors.PROBLEM_BASE):
-        cls = _ERRORS.get(type_uri[len(protocol_errors.PROBLEM_BASE) :])
-    if cls is hub_errors.RateLimited:
+        cls = protocol_errors.error_class(type_uri[len(protocol_errors.PROBLEM_BASE) :])
+    if cls is RateLimited:
         wait = int(retry_after) if retry_after is not None and retry_after.isdigit() else 1
-        return hub_errors.RateLimited(detail, retry_after=wait)
+        return RateLimited(detail, retry_after=wait)
     err: GlobeError | None = None
     if cls is not None:
         try:
