@@ -218,22 +218,24 @@ def _forwarded_json(f: Forwarded) -> dict[str, Any]:
 
 
 async def api_status(request: web.Request, _who: Principal) -> web.Response:
-    return json_response(await _node(request).status())
+    return json_response((await _node(request).status()).to_json())
 
 
 async def api_inbox(request: web.Request, _who: Principal) -> web.Response:
     limit = _query_int(request, "limit", 50)
     unread = request.query.get("unread") == "1"
-    return json_response({"messages": await _node(request).inbox(limit=limit, unread=unread)})
+    items = await _node(request).inbox(limit=limit, unread=unread)
+    return json_response({"messages": [m.to_json() for m in items]})
 
 
 async def api_outbox(request: web.Request, _who: Principal) -> web.Response:
     limit = _query_int(request, "limit", 50)
-    return json_response({"messages": await _node(request).outbox(limit=limit)})
+    items = await _node(request).outbox(limit=limit)
+    return json_response({"messages": [m.to_json() for m in items]})
 
 
 async def api_delivery(request: web.Request, _who: Principal) -> web.Response:
-    return json_response(await _node(request).delivery(request.match_info["id"]))
+    return json_response((await _node(request).delivery(request.match_info["id"])).to_json())
 
 
 async def api_message(request: web.Request, who: Principal) -> web.Response:
@@ -404,15 +406,16 @@ async def api_discard_upload(request: web.Request, who: Principal) -> web.Respon
 
 
 async def api_cases(request: web.Request, _who: Principal) -> web.Response:
-    return json_response({"cases": await _node(request).cases()})
+    return json_response({"cases": [c.to_json() for c in await _node(request).cases()]})
 
 
 async def api_case(request: web.Request, _who: Principal) -> web.Response:
-    return json_response(await _node(request).case_thread(request.match_info["case"]))
+    return json_response((await _node(request).case_thread(request.match_info["case"])).to_json())
 
 
 async def api_stats(request: web.Request, _who: Principal) -> web.Response:
-    return json_response({"counterparts": await _node(request).response_stats()})
+    stats = await _node(request).response_stats()
+    return json_response({"counterparts": {k: v.to_json() for k, v in stats.items()}})
 
 
 async def api_search(request: web.Request, _who: Principal) -> web.Response:
@@ -459,7 +462,7 @@ async def api_sync(request: web.Request, _who: Principal) -> web.Response:
 
 
 async def api_alerts(request: web.Request, _who: Principal) -> web.Response:
-    return json_response({"alerts": await _node(request).alerts()})
+    return json_response({"alerts": [a.to_json() for a in await _node(request).alerts()]})
 
 
 async def api_audit(request: web.Request, _who: Principal) -> web.Response:

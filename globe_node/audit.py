@@ -13,9 +13,10 @@ import asyncio
 from typing import Any, Final
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from globe_node import db
+from globe_node.store import Store
 from protocol import canonical, crypto
 
 __all__ = ["AuditLog"]
@@ -34,14 +35,14 @@ def _hash(prev: bytes, seq: int, *, time: int, user: str, action: str, subject: 
 class AuditLog:
     """Append to and verify the hash-chained audit table."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession]) -> None:
-        self.sessions = sessions
+    def __init__(self, store: Store) -> None:
+        self.store = store
         #: Held by whoever adds a row, from reading the chain's end to the commit.
         self.lock = asyncio.Lock()
 
     async def append(self, time: int, user: str, action: str, subject: str) -> int:
         """Add one row in a transaction of its own; return its sequence number."""
-        async with self.lock, self.sessions.begin() as s:
+        async with self.lock, self.store.write() as s:
             return await self.add(s, time, user, action, subject)
 
     async def add(self, s: AsyncSession, time: int, user: str, action: str, subject: str) -> int:
@@ -62,7 +63,7 @@ class AuditLog:
 
     async def entries(self, limit: int = 1000) -> tuple[list[dict[str, Any]], bool]:
         """The newest ``limit`` rows (oldest first) and whether the whole chain verifies."""
-        async with self.sessions() as s:
+        async with self.store.read() as s:
             rows = (await s.execute(select(db.AuditRow).order_by(db.AuditRow.seq))).scalars().all()
         ok = True
         prev = _ZERO

@@ -26,10 +26,11 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from globe_node import db
+from globe_node.store import Store
 from protocol.directory import DirectoryState
 from protocol.ids import AuthorityId
 
@@ -65,14 +66,14 @@ class Behind:
 class PeerHeads:
     """Record, resolve and report peers' heads ahead of the verified log."""
 
-    def __init__(self, sessions: async_sessionmaker[AsyncSession], alert: Alert) -> None:
-        self.sessions = sessions
+    def __init__(self, store: Store, alert: Alert) -> None:
+        self.store = store
         self.alert = alert
         self.behind: Behind | None = None
 
     async def load(self) -> None:
         """Restore :attr:`behind` from the stored, already alerted claims."""
-        async with self.sessions() as s:
+        async with self.store.read() as s:
             row = (
                 await s.execute(
                     select(db.PeerHead)
@@ -101,12 +102,12 @@ class PeerHeads:
 
     async def marker(self) -> int:
         """The newest claim now: a sync starting now may judge claims up to it."""
-        async with self.sessions() as s:
+        async with self.store.read() as s:
             return int((await s.execute(select(func.max(db.PeerHead.id)))).scalar() or 0)
 
     async def check(self, state: DirectoryState, upto: int) -> None:
         """Judge the claims recorded before a sync that has just succeeded."""
-        async with self.sessions() as s:
+        async with self.store.read() as s:
             claims = (
                 (await s.execute(select(db.PeerHead).where(db.PeerHead.id <= upto))).scalars().all()
             )
@@ -133,13 +134,12 @@ class PeerHeads:
                     " messages received until this resolves are marked suspect",
                     c.envelope,
                 )
-                async with self.sessions.begin() as s:
+                async with self.store.write() as s:
                     row = await s.get(db.PeerHead, c.id)
                     if row is not None:
                         row.alerted = True
         if done:
-            async with self.sessions.begin() as s:
-                await s.execute(delete(db.PeerHead).where(db.PeerHead.id.in_(done)))
+            await self.store.delete_peer_heads(done)
         await self.load()
 
     def suspect(self, held: int) -> str | None:

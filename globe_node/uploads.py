@@ -25,11 +25,12 @@ from pathlib import Path
 from typing import IO, Final
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from globe_io.errors import Conflict, NotFound, PayloadTooLarge
 from globe_node import db
 from globe_node.storage import StorageCipher
+from globe_node.store import Store
 from protocol import canonical, crypto
 from protocol.attachments import AttachmentDecryptor, AttachmentEncryptor
 from protocol.errors import DecryptionFailed, MalformedError, StorageError, UsageError
@@ -90,7 +91,7 @@ class Uploads:
         self,
         *,
         me: AuthorityId,
-        sessions: async_sessionmaker[AsyncSession],
+        store: Store,
         cipher: StorageCipher,
         blob_path: Callable[[AuthorityId | str, str], Path],
         lifetime: int,
@@ -98,7 +99,7 @@ class Uploads:
         clock: Callable[[], int],
     ) -> None:
         self.me = me
-        self.sessions = sessions
+        self.store = store
         self.cipher = cipher
         self.blob_path = blob_path
         self.lifetime = lifetime
@@ -177,7 +178,7 @@ class Uploads:
             name=name, media_type=media, size=enc.size, sha256=enc.sha256, created=now,
         )  # fmt: skip
         try:
-            async with self.sessions.begin() as s:
+            async with self.store.write() as s:
                 s.add(row)
         except BaseException:
             path.unlink(missing_ok=True)
@@ -185,13 +186,13 @@ class Uploads:
         return self._info(row)
 
     async def _staged_bytes(self) -> int:
-        async with self.sessions() as s:
+        async with self.store.read() as s:
             total = (await s.execute(select(func.sum(db.UploadRow.size)))).scalar()
         return int(total or 0)
 
     async def staged(self, user: str) -> list[UploadInfo]:
         """``user``'s staged uploads, oldest first."""
-        async with self.sessions() as s:
+        async with self.store.read() as s:
             rows = (
                 await s.execute(
                     select(db.UploadRow)
@@ -205,7 +206,7 @@ class Uploads:
         """The attachment manifests of ``user``'s uploads ``ids`` (in that order)."""
         if len(set(ids)) != len(ids):
             raise UsageError("an upload is attached once")
-        async with self.sessions() as s:
+        async with self.store.read() as s:
             rows = {
                 r.id: r
                 for r in (
@@ -240,7 +241,7 @@ class Uploads:
 
     async def discard(self, user: str, upload_id: str) -> None:
         """Erase one of ``user``'s staged uploads and its file."""
-        async with self.sessions.begin() as s:
+        async with self.store.write() as s:
             row = await s.get(db.UploadRow, upload_id)
             if row is None or row.user != user:
                 raise NotFound(f"no staged upload {upload_id} of yours")
@@ -250,7 +251,7 @@ class Uploads:
     async def purge(self) -> int:
         """Erase uploads no message took within ``lifetime``; return how many."""
         limit = self.clock() - self.lifetime
-        async with self.sessions.begin() as s:
+        async with self.store.write() as s:
             rows = (
                 (await s.execute(select(db.UploadRow).where(db.UploadRow.created < limit)))
                 .scalars()

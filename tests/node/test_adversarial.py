@@ -16,6 +16,7 @@ from sqlalchemy import func, select
 from globe_node import db
 from globe_node.errors import DirectoryStale
 from globe_node.keys import load_keys
+from globe_node.views import HeldMessage
 from protocol.envelope import SealTo, parse_envelope, seal_envelope
 from protocol.errors import (
     BadSignature,
@@ -125,7 +126,7 @@ async def test_replay_returns_the_same_receipt_and_conflict_is_kept(
         await fr.n.receive(other, via="hub")
     assert await inbox_ids(fr) == [str(mid)]
     assert await count(fr, db.Conflict) == 1
-    assert [a["kind"] for a in await fr.n.alerts()] == ["conflict"]
+    assert [a.kind for a in await fr.n.alerts()] == ["conflict"]
     # Over HTTP a replay is answered with the original receipt, a conflict with 409.
     status, _ = await post_inbox(fr, envelope, signer=br)
     assert status == 200
@@ -151,7 +152,7 @@ async def test_forked_directory_head_in_an_envelope_raises_an_alert(
     envelope = seal(br, fr, dir_head=os.urandom(32))
     await fr.n.receive(envelope, via="hub")
     alerts = await fr.n.alerts()
-    assert [a["kind"] for a in alerts] == ["directory-fork"]
+    assert [a.kind for a in alerts] == ["directory-fork"]
     async with fr.n.sessions() as s:
         alert = (await s.execute(select(db.Alert))).scalar_one()
         row = (await s.execute(select(db.InMessage))).scalar_one()
@@ -178,7 +179,7 @@ async def test_hub_checkpoint_that_forks_the_log_is_refused(net: Net) -> None:
     with pytest.raises(ForkDetected):
         await fr.n.sync_directory()
     assert (fr.n.state.seq, fr.n.state.head) == (seq_before, head_before)
-    assert "directory-fork" in [a["kind"] for a in await fr.n.alerts()]
+    assert "directory-fork" in [a.kind for a in await fr.n.alerts()]
 
 
 async def test_stale_directory_refuses_to_send(
@@ -187,7 +188,7 @@ async def test_stale_directory_refuses_to_send(
     fr, br, _ = trio
     real = fr.n.clock
     fr.n.clock = lambda: real() + fr.config.directory_max_age + 3600
-    fr.n._checkpoint_time = int(real())
+    fr.n.directory.checkpoint_time = int(real())
     with pytest.raises(DirectoryStale):
         await fr.n.send([br.me], info())
     fr.n.clock = real
@@ -218,7 +219,7 @@ async def test_a_copy_of_the_node_directory_yields_no_usable_key(
     keys = load_keys(copy / "keys.sealed", PASSPHRASE)
     for raw in (keys.identity.seed, keys.transport.seed, keys.ka.raw, keys.storage):
         assert raw not in blob
-    for private in fr.n._prekeys.values():
+    for private in fr.n.prekeys.private.values():
         assert private.raw not in blob
 
 
@@ -228,7 +229,9 @@ async def test_prekey_rotation_erases_the_old_private_prekey(
     fr, br, _ = trio
     async with fr.n.sessions() as s:
         (old,) = (await s.execute(select(db.PrekeyRow))).scalars().all()
-    old_public = next(k.public_key for kid, k in fr.n._prekeys.items() if str(kid) == old.key_id)
+    old_public = next(
+        k.public_key for kid, k in fr.n.prekeys.private.items() if str(kid) == old.key_id
+    )
     # A message sealed to the current prekey (the sender fetches it from the hub).
     mid = str(await br.n.send([fr.me], info("before rotation")))
     await eventually(lambda: delivered(br, mid, fr))
@@ -249,7 +252,7 @@ async def test_prekey_rotation_erases_the_old_private_prekey(
     assert row is not None
     assert row.private is None
     assert row.erased is not None
-    assert old.key_id not in {str(k) for k in fr.n._prekeys}
+    assert old.key_id not in {str(k) for k in fr.n.prekeys.private}
     # An envelope to the erased prekey cannot be opened any more...
     with pytest.raises(DecryptionFailed):
         await fr.n.receive(late, via="hub")
@@ -292,9 +295,8 @@ async def test_attachment_travels_through_the_hub_and_decrypts_identically(
     assert data[:4096] not in stored
 
 
-def sent_blob(found: tuple[str, object, object]) -> str:
-    _, content, _ = found
-    return str(content.attachments[0].blob)  # type: ignore[attr-defined]
+def sent_blob(found: HeldMessage) -> str:
+    return found.content.attachments[0].blob
 
 
 async def test_bad_local_api_input_is_a_problem_not_a_traceback(
@@ -362,16 +364,15 @@ async def test_a_log_a_peer_saw_but_the_hub_hides_raises_an_alert_and_marks_mess
     await net.synced(br)  # Brazil sees the suspension; France is shown the old log
     await fr.n.sync_directory()
     assert fr.n.state.seq == hidden_at
-    assert (await fr.n.status())["directory"]["behind_peer"] is None
+    assert (await fr.n.status()).behind_peer is None
 
     from_brazil = seal(br, fr, subject="routine update")
     await fr.n.receive(from_brazil, via="direct")
     await fr.n.sync_directory()  # the sync the claim triggers: the hub still hides the entry
-    alerts = [a for a in await fr.n.alerts() if a["kind"] == "directory-behind-peer"]
+    alerts = [a for a in await fr.n.alerts() if a.kind == "directory-behind-peer"]
     assert len(alerts) == 1
-    assert (
-        f"BR-PF signed a message with a membership log of {hidden_at + 1} entries"
-        in (alerts[0]["detail"])
+    assert f"BR-PF signed a message with a membership log of {hidden_at + 1} entries" in (
+        alerts[0].detail
     )
     async with fr.n.sessions() as s:
         evidence = (
@@ -380,25 +381,25 @@ async def test_a_log_a_peer_saw_but_the_hub_hides_raises_an_alert_and_marks_mess
             )
         ).scalar_one()
     assert evidence == from_brazil
-    behind = (await fr.n.status())["directory"]["behind_peer"]
-    assert (behind["peer"], behind["seq"]) == ("BR-PF", hidden_at + 1)
+    behind = (await fr.n.status()).behind_peer
+    assert behind is not None
+    assert (behind.peer, behind.seq) == ("BR-PF", hidden_at + 1)
 
     # Kenya (suspended in the hidden entry) still reaches France, but flagged as suspect
     from_kenya = seal(ke, fr, subject="please act on this")
     await fr.n.receive(from_kenya, via="hub")
-    inbox = {m["subject"]: m for m in await fr.n.inbox()}
-    assert inbox["please act on this"]["suspect"] is not None
-    assert "membership may have changed" in inbox["please act on this"]["suspect"]
-    assert inbox["routine update"]["suspect"] is None  # stored before the alert was raised
+    inbox = {m.subject: m for m in await fr.n.inbox()}
+    assert "membership may have changed" in str(inbox["please act on this"].suspect)
+    assert inbox["routine update"].suspect is None  # stored before the alert was raised
     await fr.n.sync_directory()  # no second alert for the same claim
-    assert len([a for a in await fr.n.alerts() if a["kind"] == "directory-behind-peer"]) == 1
+    assert len([a for a in await fr.n.alerts() if a.kind == "directory-behind-peer"]) == 1
 
     # the hub serves the entry again: resolved, and Kenya is refused from now on
     fr.n.hub.log_entries = real_entries  # type: ignore[method-assign]
     fr.n.hub.checkpoint = real_checkpoint  # type: ignore[method-assign]
     await fr.n.sync_directory()
     assert fr.n.state.seq == hidden_at + 1
-    assert (await fr.n.status())["directory"]["behind_peer"] is None
+    assert (await fr.n.status()).behind_peer is None
     with pytest.raises(MemberNotActive):
         await fr.n.receive(seal(ke, fr, seq=2, subject="again"), via="hub")
     assert await count(fr, db.PeerHead) == 0
@@ -421,6 +422,6 @@ async def test_a_peer_head_that_differs_once_reached_is_a_fork(
     await net.set_status("KE-EACC", Action.SUSPEND, "review")  # the real entry appears
     await fr.n.sync_directory()
     assert fr.n.state.seq == n.state.seq + 1
-    kinds = [a["kind"] for a in await fr.n.alerts()]
+    kinds = [a.kind for a in await fr.n.alerts()]
     assert kinds == ["directory-fork"]
     assert await count(fr, db.PeerHead) == 0

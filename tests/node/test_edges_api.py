@@ -301,7 +301,7 @@ async def test_a_suspended_node_still_syncs_but_may_not_send(
     assert status == 200
     assert synced["pulled"] is None
     assert fr.n.state.seq == net.service.state.seq
-    assert (await fr.n.status())["membership"] == "suspended"
+    assert (await fr.n.status()).membership == "suspended"
     got = await raw(fr, "POST", "/api/messages", orjson.dumps(GOOD))
     assert problem(got) == (
         403, "member-not-active",

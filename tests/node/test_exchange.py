@@ -45,7 +45,7 @@ async def delivered(rn: RunningNode, mid: str, *who: RunningNode) -> bool:
 
 
 async def inbox_ids(rn: RunningNode) -> list[str]:
-    return [m["id"] for m in await rn.n.inbox(limit=1000)]
+    return [m.id for m in await rn.n.inbox(limit=1000)]
 
 
 async def test_request_workflow_across_three_authorities(net: Net) -> None:
@@ -63,7 +63,7 @@ async def test_request_workflow_across_three_authorities(net: Net) -> None:
     mid = sent["id"]
     await eventually(lambda: delivered(fr, mid, br, ke))
     states = await fr.n.outbox()
-    assert {r: v["via"] for r, v in states[0]["recipients"].items()} == {
+    assert {r: v.via for r, v in states[0].recipients.items()} == {
         "BR-PF": "direct", "KE-EACC": "direct"
     }  # fmt: skip
     for peer in (br, ke):
@@ -74,10 +74,10 @@ async def test_request_workflow_across_three_authorities(net: Net) -> None:
         assert got["meta"]["sender"] == "FR-PNF"
     # The deadline follows the urgency (8 h by default) on both sides.
     out = await fr.n.requests()
-    assert {r["counterpart"] for r in out} == {"BR-PF", "KE-EACC"}
-    assert all(r["deadline"] - r["created"] == 8 * 3600 for r in out)
+    assert {r.counterpart for r in out} == {"BR-PF", "KE-EACC"}
+    assert all(r.deadline - r.created == 8 * 3600 for r in out)
     incoming = await br.n.requests()
-    assert [(r["direction"], r["state"], r["counterpart"]) for r in incoming] == [
+    assert [(r.direction, r.state, r.counterpart) for r in incoming] == [
         ("in", "received", "FR-PNF")
     ]
 
@@ -88,30 +88,30 @@ async def test_request_workflow_across_three_authorities(net: Net) -> None:
     )
     assert st == 201, ack
     await eventually(lambda: delivered(br, ack["id"], fr))
-    row = next(r for r in await fr.n.requests() if r["counterpart"] == "BR-PF")
-    assert (row["state"], row["expected"]) == ("acknowledged", expected)
+    row = next(r for r in await fr.n.requests() if r.counterpart == "BR-PF")
+    assert (row.state, row.expected) == ("acknowledged", expected)
     st, ans = await br.api(
         "POST", f"/api/messages/{mid}/reply", {"kind": "answer", "body": "Statements attached."}
     )
     assert st == 201, ans
     await eventually(lambda: delivered(br, ans["id"], fr))
-    rows = {r["counterpart"]: r for r in await fr.n.requests()}
-    assert rows["BR-PF"]["state"] == "answered"
-    assert rows["KE-EACC"]["state"] == "sent"
-    assert (await br.n.requests())[0]["state"] == "answered"
+    rows = {r.counterpart: r for r in await fr.n.requests()}
+    assert rows["BR-PF"].state == "answered"
+    assert rows["KE-EACC"].state == "sent"
+    assert (await br.n.requests())[0].state == "answered"
     # Kenya declines, with a reason.
     st, dec = await ke.api(
         "POST", f"/api/messages/{mid}/status", {"state": "declined", "reason": "no jurisdiction"}
     )
     assert st == 201, dec
     await eventually(lambda: delivered(ke, dec["id"], fr))
-    rows = {r["counterpart"]: r for r in await fr.n.requests()}
-    assert rows["KE-EACC"]["state"] == "declined"
+    rows = {r.counterpart: r for r in await fr.n.requests()}
+    assert rows["KE-EACC"].state == "declined"
     stats = await fr.n.response_stats()
-    assert (stats["BR-PF"]["requests"], stats["BR-PF"]["answered"]) == (1, 1)
+    assert (stats["BR-PF"].requests, stats["BR-PF"].answered) == (1, 1)
     cases = await fr.n.cases()
-    assert cases[0]["case"] == "FR-2026-0042"
-    assert cases[0]["counterparts"] == ["BR-PF", "KE-EACC"]
+    assert cases[0].case == "FR-2026-0042"
+    assert cases[0].counterparts == ("BR-PF", "KE-EACC")
     # France's inbox shows each reply once, in the case thread.
     assert sorted(await inbox_ids(fr)) == sorted([ack["id"], ans["id"], dec["id"]])
 
@@ -191,7 +191,9 @@ async def test_revoked_member_is_refused_on_both_paths(net: Net) -> None:
     from protocol.errors import GlobeError  # noqa: PLC0415
 
     with pytest.raises(GlobeError) as direct:
-        await ke.n._post_direct(f"http://127.0.0.1:{br.config.peer_port}", br.me, envelope)
+        await ke.n.peers.post(
+            f"http://127.0.0.1:{br.config.peer_port}", br.me, "/v1/inbox", envelope
+        )
     assert direct.value.slug in ("unauthorized", "member-not-active")
     with pytest.raises(GlobeError) as relayed:
         await ke.n.hub.submit_message(envelope)
@@ -278,7 +280,7 @@ async def test_local_api_roles_and_audit_chain(net: Net) -> None:
     assert st == 403  # investigators do not read the audit log
     from globe_node.audit import AuditLog  # noqa: PLC0415
 
-    _, ok = await AuditLog(br.n.sessions).entries()
+    _, ok = await AuditLog(br.n.store).entries()
     assert ok is False
 
 
@@ -301,7 +303,7 @@ async def test_unreachable_hub_backs_off_and_manual_retry_delivers(net: Net) -> 
         assert row.last_error is not None
         assert "cannot reach the hub" in row.last_error
     assert fr.n.hub_reachable is False
-    assert (await fr.n.status())["outbox"] == {"queued": 1}
+    assert (await fr.n.status()).outbox == {"queued": 1}
     await net.start_hub()
     assert await fr.n.retry(mid) == 1
     await eventually(lambda: delivered(fr, mid, br))

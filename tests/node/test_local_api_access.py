@@ -275,7 +275,7 @@ async def test_an_operator_cannot_mint_a_token_that_reads_case_material(
 
 
 async def _received(rn: RunningNode, mid: str) -> bool:
-    return any(m["id"] == mid for m in await rn.n.inbox())
+    return any(m.id == mid for m in await rn.n.inbox())
 
 
 # --- (3) one strict JSON decoder -----------------------------------------------------------

@@ -46,12 +46,11 @@ RED = Handling(Tlp.RED, frozenset({Restriction.NO_ONWARD}))
 
 async def received(rn: RunningNode, mid: str) -> MessageContent:
     await eventually(lambda: _has(rn, mid))
-    _, content, _ = await rn.n.content_of(mid)
-    return content
+    return (await rn.n.content_of(mid)).content
 
 
 async def _has(rn: RunningNode, mid: str) -> bool:
-    return any(m["id"] == mid for m in await rn.n.inbox(limit=1000))
+    return any(m.id == mid for m in await rn.n.inbox(limit=1000))
 
 
 async def consent_from(
@@ -179,7 +178,7 @@ async def test_a_forward_never_silently_drops_an_attachment(
     st, refused = await fr.api("POST", f"/api/messages/{mid}/forward", {"to": ["IT-ANAC"]})
     assert (st, refused["type"].rsplit("/", 1)[1]) == (409, "state-conflict")
     assert "the forward would be partial" in refused["detail"]
-    assert [m for m in await fr.n.outbox() if m["kind"] == "information"] == []
+    assert [m for m in await fr.n.outbox() if m.kind == "information"] == []
     assert await fr.n.staging.staged("alice") == []
 
 

@@ -1,0 +1,284 @@
+"""The inbox: every envelope, on either path, checked the same way (PROTOCOL.md §10.4).
+
+:meth:`Inbox.receive` verifies, decrypts and stores an envelope, its seen-set
+row, its sequence verdict, its attachments and the receipt this node signs in
+one transaction (R7, R10), and returns the receipt: to the peer on the direct
+path, to the hub in the acknowledgement on the hub path
+(:meth:`Inbox.process_items`).  An exact replay is answered with the stored
+receipt and stores nothing; the same id with other bytes is kept once as
+evidence and refused.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+from pathlib import Path
+from typing import NoReturn, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from globe_io.hubclient import MailboxItem
+from globe_node import db
+from globe_node.alerts import Alerts
+from globe_node.context import NodeContext
+from globe_node.directory import Directory
+from globe_node.outbox import Outbox, reply_moves_request
+from globe_node.peerheads import PeerHeads
+from globe_node.prekeys import Prekeys
+from globe_node.states import RequestState
+from protocol import canonical, strictjson
+from protocol.attachments import AttachmentDecryptor, encrypted_size
+from protocol.directory import HeadRelation
+from protocol.envelope import Envelope, OpenedEnvelope, open_envelope, parse_envelope
+from protocol.errors import ConflictError, MalformedError, ProtocolError
+from protocol.ids import AuthorityId
+from protocol.messages import Attachment, Kind, MessageContent
+from protocol.origin import verify_forward
+from protocol.receipts import Evidence, make_receipt
+from protocol.replay import SeqVerdict, classify_seq
+
+__all__ = ["Inbox", "MailboxSource"]
+
+log = logging.getLogger("globe.node.inbox")
+
+
+class MailboxSource(Protocol):
+    """What the inbox needs of the hub (the hub client, or a test double)."""
+
+    async def mailbox(self, *, after: int = 0) -> tuple[list[MailboxItem], int]:
+        """Items after a cursor, and the next cursor."""
+        ...  # pragma: no cover - a protocol
+
+    async def ack(self, receipts: Sequence[bytes], notices: Sequence[int]) -> object:
+        """Release receipted envelopes and drop notices."""
+        ...  # pragma: no cover - a protocol
+
+    async def get_blob(self, blob_id: str, out: Path, *, max_size: int) -> object:
+        """Download a blob to ``out``."""
+        ...  # pragma: no cover - a protocol
+
+
+class Inbox:
+    """Receive envelopes from either path; acknowledge what came from the hub."""
+
+    def __init__(
+        self,
+        *,
+        ctx: NodeContext,
+        directory: Directory,
+        prekeys: Prekeys,
+        outbox: Outbox,
+        hub: MailboxSource,
+        alerts: Alerts,
+        peer_heads: PeerHeads,
+        sync_soon: asyncio.Event,
+    ) -> None:
+        self.ctx = ctx
+        self.directory = directory
+        self.prekeys = prekeys
+        self.outbox = outbox
+        self.hub = hub
+        self.alerts = alerts
+        self.peer_heads = peer_heads
+        self.sync_soon = sync_soon
+        self._lock = asyncio.Lock()
+
+    async def receive(self, data: bytes, *, via: str) -> bytes:
+        """Verify, decrypt and store an envelope; return this node's signed receipt.
+
+        Attachments are fetched and checked before anything is stored, outside the
+        store lock.
+        """
+        ctx, store = self.ctx, self.ctx.store
+        env = parse_envelope(data)
+        h = env.header
+        now = ctx.now()
+        seen = await store.seen(str(h.sender), str(h.message_id))
+        if seen is not None and seen[0] == env.hash:
+            return seen[1]
+        opened = open_envelope(
+            env, directory=self.directory.state, me=ctx.me,
+            private_key=self.prekeys.private_key, now=now,
+        )  # fmt: skip
+        if seen is not None:
+            await self._conflict(env, now)
+        content = MessageContent.decode(opened.content)
+        if sorted(a.blob for a in content.attachments) != sorted(h.blobs):
+            raise MalformedError("the attachments do not match the header's blob list")
+        if content.forwarded is not None:  # originator control on every hop (§8.5)
+            verify_forward(content, forwarder=h.sender, recipient=ctx.me,
+                           directory=self.directory.state)  # fmt: skip
+        for att in content.attachments:
+            await self._fetch_attachment(att, h.sender)
+        if opened.head_relation is HeadRelation.PEER_AHEAD:
+            self.sync_soon.set()  # the sender has seen log entries we have not
+        receipt = make_receipt(
+            genesis=ctx.genesis, identity=ctx.keys.identity, message_id=h.message_id,
+            envelope_hash=env.hash, sender=h.sender, recipient=ctx.me, time=now,
+        ).encode()  # fmt: skip
+        async with self._lock:
+            seen = await store.seen(str(h.sender), str(h.message_id))  # a concurrent copy
+            if seen is not None:
+                if seen[0] == env.hash:
+                    return seen[1]
+                await self._conflict(env, now)
+            async with store.write() as s:
+                verdict = await self._store(s, env, content, opened, receipt, via=via, now=now)
+        if opened.head_relation is HeadRelation.FORK:
+            await self.alerts.record(
+                "directory-fork",
+                f"{h.sender} signed directory head {h.dir_seq} that differs from this node's",
+                data,
+            )
+        if verdict.missing:
+            log.info("gap from %s: %d-%d missing", h.sender, verdict.missing.start,
+                     verdict.missing.stop - 1)  # fmt: skip
+        return receipt
+
+    async def _store(
+        self, s: AsyncSession, env: Envelope, content: MessageContent, opened: OpenedEnvelope,
+        receipt: bytes, *, via: str, now: int,
+    ) -> SeqVerdict:  # fmt: skip
+        """Insert a verified message, its seen-set row, sequence and workflow state."""
+        ctx, store = self.ctx, self.ctx.store
+        h = env.header
+        mid = str(h.message_id)
+        _, mine = h.recipient(ctx.me)
+        last = await store.take_in_seq(s, str(h.sender), mine.seq)
+        verdict = classify_seq(last, mine.seq)
+        order = "old" if verdict.old else "in-order" if verdict.in_order else "gap"
+        s.add(
+            db.InMessage(
+                sender=str(h.sender), message_id=mid, envelope_hash=env.hash, envelope=env.raw,
+                content=ctx.cipher.seal(opened.content, f"content:{mid}"),
+                kind=content.kind.value, case=content.case,
+                in_reply_to=str(content.in_reply_to) if content.in_reply_to else None,
+                created=h.created, received=now, via=via, seq=mine.seq, order=order,
+                head_relation=opened.head_relation.value, receipt=receipt,
+                receipt_acked=via == "direct", inner_signature=opened.inner_signature,
+                suspect=self.peer_heads.suspect(self.directory.state.seq),
+            )
+        )  # fmt: skip
+        for att in content.attachments:
+            if await s.get(db.AttachmentRow, (str(h.sender), att.blob)) is None:
+                s.add(
+                    db.AttachmentRow(
+                        sender=str(h.sender), blob=att.blob, message_id=mid, direction="in",
+                        size=att.size, state="fetched",
+                    )
+                )  # fmt: skip
+        if content.kind is Kind.REQUEST:
+            deadline = content.deadline or now + ctx.config.deadlines.for_urgency(content.urgency)
+            store.open_requests(
+                s, mid, "in", [str(h.sender)], case=content.case, urgency=content.urgency.value,
+                state=RequestState.RECEIVED, created=h.created, deadline=deadline,
+            )  # fmt: skip
+        moved = reply_moves_request(content)
+        if moved is not None and content.in_reply_to is not None:
+            await store.move_request(
+                s, str(content.in_reply_to), "out", str(h.sender), state=moved[0],
+                expected=moved[1], now=now,
+            )  # fmt: skip
+        if opened.head_relation is HeadRelation.PEER_AHEAD:
+            await self.peer_heads.note(
+                s, peer=h.sender, seq=h.dir_seq, head=h.dir_head, envelope=env.raw, now=now
+            )
+        return verdict
+
+    async def _conflict(self, env: Envelope, now: int) -> NoReturn:
+        """Keep a verified envelope that reuses a stored (sender, id) as evidence; refuse it."""
+        h = env.header
+        new = await self.ctx.store.add_conflict(
+            db.Conflict(
+                sender=str(h.sender), message_id=str(h.message_id), envelope_hash=env.hash,
+                envelope=env.raw, time=now,
+            )
+        )  # fmt: skip
+        if new:
+            await self.alerts.record(
+                "conflict",
+                f"{h.sender} sent message {h.message_id} twice with different bytes",
+                env.raw,
+            )
+        raise ConflictError(f"message {h.message_id} was received with other bytes")
+
+    async def _fetch_attachment(self, att: Attachment, sender: AuthorityId) -> None:
+        """Fetch a blob from the hub and check it decrypts to the manifest's digest."""
+        path = self.ctx.blob_path(sender, att.blob)
+        self.ctx.config.blob_dir.mkdir(mode=0o700, exist_ok=True)
+        if not path.exists():
+            await self.hub.get_blob(att.blob, path, max_size=encrypted_size(att.size))
+        dec = AttachmentDecryptor(att.key, att.blob)
+
+        def check() -> None:  # off the event loop: a blob may be gigabytes
+            with path.open("rb") as f:
+                while chunk := f.read(1 << 20):
+                    dec.update(chunk)
+            dec.finalize()
+
+        try:
+            await asyncio.to_thread(check)
+            intact = dec.sha256 == att.sha256 and dec.size == att.size
+        except ProtocolError:
+            intact = False
+        if not intact:
+            if not await self.ctx.store.attachment_known(str(sender), att.blob):
+                path.unlink(missing_ok=True)  # not the file of an earlier message
+            raise MalformedError(f"attachment {att.name!r} does not match its manifest")
+
+    # -- the hub mailbox ----------------------------------------------------------------------
+
+    async def pull(self) -> int:
+        """Fetch everything waiting at the hub, process it and acknowledge; return the count."""
+        total = 0
+        after = 0
+        while True:
+            items, cursor = await self.hub.mailbox(after=after)
+            if not items:
+                break
+            await self.process_items(items)
+            total += len(items)
+            after = cursor
+        return total
+
+    async def process_items(self, items: Sequence[MailboxItem]) -> None:
+        """Process mailbox items (pulled or pushed) and acknowledge them at the hub."""
+        receipts: list[bytes] = []
+        notices: list[int] = []
+        for item in items:
+            try:
+                if item.kind == "envelope":
+                    receipts.append(await self.receive(item.data, via="hub"))
+                    continue
+                if item.kind == "receipt":
+                    await self._receipt_notice(item.data)
+                elif item.kind == "non-delivery":
+                    await self.outbox.record_non_delivery(item.data)
+                notices.append(item.cursor)
+            except ConflictError:
+                continue  # kept as evidence; the hub keeps its copy until expiry
+            except ProtocolError as exc:
+                log.warning("mailbox item %d refused: %s", item.cursor, exc.detail)
+                if item.kind != "envelope":
+                    notices.append(item.cursor)
+                else:
+                    await self.alerts.record(
+                        "refused", f"envelope at hub cursor {item.cursor}: {exc.detail}", item.data
+                    )
+        if receipts or notices:
+            await self.hub.ack(receipts, notices)
+            await self.ctx.store.receipts_acked(receipts)
+
+    async def _receipt_notice(self, data: bytes) -> None:
+        """A receipt the hub relays, with its delivered evidence."""
+        notice = strictjson.loads(data, max_size=1 << 16)
+        if not isinstance(notice, dict):
+            raise MalformedError("a receipt notice is a JSON object")
+        fields = canonical.ObjectReader(notice, "receipt notice")  # type: ignore[arg-type]
+        receipt = fields.blob("receipt", max_len=4096)
+        evidence = fields.blob("evidence", max_len=65536)
+        fields.done()
+        Evidence.decode(evidence, self.ctx.genesis)
+        await self.outbox.record_receipt(receipt, via="hub", evidence=evidence)

@@ -1,0 +1,100 @@
+"""The hub's push stream, from the node's side (``/v1/stream``, PROTOCOL.md §10).
+
+The node holds the hub's WebSocket open: it answers the hub's challenge with
+a Globe-Auth signature over it, pulls once (anything that arrived while it was
+disconnected), then processes each pushed item as the pull path would.  It
+reconnects with jittered backoff; while the stream is connected the periodic
+pull is skipped.  Frames are decoded by the one strict decoder.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+
+import aiohttp
+import yarl
+
+from globe_io.hubclient import MailboxItem
+from globe_node.context import NodeContext
+from globe_node.inbox import Inbox
+from protocol import canonical, strictjson
+from protocol.errors import GlobeError, MalformedError, TransportError
+from protocol.requestauth import sign_request
+
+__all__ = ["PushClient"]
+
+log = logging.getLogger("globe.node.push")
+
+#: The largest frame read from the hub (an item carries an envelope, base64url).
+MAX_FRAME = 4 * 1024 * 1024
+
+
+class PushClient:
+    """Keep the push stream open and feed its items to the inbox."""
+
+    def __init__(self, *, ctx: NodeContext, inbox: Inbox) -> None:
+        self.ctx = ctx
+        self.inbox = inbox
+        self.connected = False
+
+    async def run(self) -> None:
+        """Hold the stream open until cancelled; reconnect with backoff."""
+        attempt = 0
+        while True:
+            try:
+                await self._session()
+                attempt = 0
+            except (GlobeError, aiohttp.ClientError, OSError, TimeoutError) as exc:
+                log.info("push stream closed: %s", getattr(exc, "detail", type(exc).__name__))
+            except Exception:  # a bug of ours: logged, then reconnect
+                log.exception("push stream failed")
+            self.connected = False
+            attempt += 1
+            delay = min(self.ctx.config.retry_max, 0.5 * 2 ** min(attempt, 10))
+            await asyncio.sleep(delay * self.ctx.jitter())
+
+    async def _session(self) -> None:
+        ctx = self.ctx
+        url = ctx.config.hub_url.rstrip("/") + "/v1/stream"
+        path = yarl.URL(url).raw_path
+        async with (
+            aiohttp.ClientSession() as session,
+            session.ws_connect(url, heartbeat=30, max_msg_size=MAX_FRAME) as ws,
+        ):
+            hello = _frame(await ws.receive_str(timeout=30))
+            if hello.get("type") != "challenge":
+                raise MalformedError("push stream: expected a challenge")
+            nonce = canonical.b64d(str(hello.get("nonce", "")), what="challenge")
+            auth = sign_request(
+                key=ctx.keys.transport, network=ctx.genesis.digest, audience="hub",
+                method="GET", target=path, body=nonce, created=ctx.now(),
+            )  # fmt: skip
+            await ws.send_json({"type": "auth", "auth": auth, "after": 0})
+            self.connected = True
+            await self.inbox.pull()  # anything that arrived while disconnected
+            async for msg in ws:
+                if msg.type is not aiohttp.WSMsgType.TEXT:
+                    break
+                obj = _frame(msg.data)
+                if obj.get("type") == "item":
+                    reader = canonical.ObjectReader(obj, "push item")
+                    reader.string("type", max_len=16)
+                    item = MailboxItem(
+                        reader.integer("cursor"), reader.string("kind", max_len=32),
+                        reader.blob("data", max_len=MAX_FRAME),
+                    )  # fmt: skip
+                    reader.done()
+                    await self.inbox.process_items([item])
+                elif obj.get("type") == "error":
+                    problem = obj.get("problem")
+                    detail = problem.get("detail") if isinstance(problem, dict) else None
+                    raise TransportError(str(detail or "the hub closed the stream"))
+
+
+def _frame(text: str) -> dict[str, Any]:
+    value = strictjson.loads(text.encode("utf-8", "surrogatepass"), max_size=MAX_FRAME)
+    if not isinstance(value, dict):
+        raise MalformedError("push stream: a frame is a JSON object")
+    return value

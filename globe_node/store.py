@@ -1,0 +1,512 @@
+"""All of the node's SQL, behind one repository (STYLE.md: "SQL behind one repository").
+
+Each method is one unit of work: it opens its own session or transaction (or
+takes the caller's, named ``s``, when several changes must commit together),
+and every storage failure (a full disk, a locked or unreadable database) is
+translated here into :class:`~protocol.errors.StorageError` — 503 on the
+local API, retryable, nothing half-written — instead of escaping as a library
+exception.  Delivery states change by conditional statements built from the
+transition table (:mod:`globe_node.states`), so a late event never undoes a
+later state.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+from collections.abc import AsyncIterator, Sequence
+
+from sqlalchemy import delete, func, select, update
+from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from globe_node import db
+from globe_node.states import DELIVERY_TRANSITIONS, Delivery, DeliveryEvent, RequestState
+from protocol.errors import StorageError
+
+__all__ = ["Store", "storage_errors"]
+
+log = logging.getLogger("globe.node.store")
+
+
+@contextlib.asynccontextmanager
+async def storage_errors() -> AsyncIterator[None]:
+    """Translate the database library's failures into :class:`StorageError`."""
+    try:
+        yield
+    except IntegrityError:
+        raise  # a broken invariant is a bug, not an operational failure
+    except (OperationalError, DBAPIError) as exc:
+        reason = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
+        log.error("node database failure: %s", reason)
+        raise StorageError(
+            f"the node database refused the operation ({reason}); nothing was stored:"
+            " check the disk and the database file, then retry"
+        ) from None
+
+
+class Store:
+    """The node database: sessions, and one method per query or change."""
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self.sessions: async_sessionmaker[AsyncSession] = db.session_factory(engine)
+
+    @contextlib.asynccontextmanager
+    async def read(self) -> AsyncIterator[AsyncSession]:
+        """A read-only session."""
+        async with storage_errors(), self.sessions() as s:
+            yield s
+
+    @contextlib.asynccontextmanager
+    async def write(self) -> AsyncIterator[AsyncSession]:
+        """A transaction: everything in it commits together or not at all."""
+        async with storage_errors(), self.sessions.begin() as s:
+            yield s
+
+    async def close(self) -> None:
+        """Dispose of the engine's connections."""
+        await self.engine.dispose()
+
+    # -- meta, log, alerts ---------------------------------------------------------------
+
+    async def load_log(self) -> list[bytes]:
+        """The verified log entries, in order."""
+        async with self.read() as s:
+            return list((await s.execute(select(db.LogRow.data).order_by(db.LogRow.seq))).scalars())
+
+    async def meta(self, key: str) -> str | None:
+        """A small named value."""
+        async with self.read() as s:
+            row = await s.get(db.Meta, key)
+            return None if row is None else row.value
+
+    @staticmethod
+    async def put_meta(s: AsyncSession, key: str, value: str) -> None:
+        """Set a small named value in the caller's transaction."""
+        row = await s.get(db.Meta, key)
+        if row is None:
+            s.add(db.Meta(key=key, value=value))
+        else:
+            row.value = value
+
+    async def extend_log(
+        self, start: int, entries: Sequence[bytes], heads: Sequence[bytes], meta: dict[str, str]
+    ) -> None:
+        """Append verified entries ``start + 1 …`` and set ``meta``, in one transaction."""
+        async with self.write() as s:
+            for i, data in enumerate(entries, start=start + 1):
+                s.add(db.LogRow(seq=i, data=data, head=heads[i]))
+            for key, value in meta.items():
+                await self.put_meta(s, key, value)
+
+    async def add_alert(self, kind: str, detail: str, evidence: bytes | None, now: int) -> bool:
+        """Record an alert once per evidence (or per detail without evidence); True if new."""
+        async with self.write() as s:
+            same = (
+                db.Alert.evidence == evidence if evidence is not None else db.Alert.detail == detail
+            )
+            known = (
+                await s.execute(select(db.Alert.id).where(db.Alert.kind == kind).where(same))
+            ).first()
+            if known is not None:
+                return False
+            s.add(db.Alert(kind=kind, detail=detail, evidence=evidence, time=now))
+            return True
+
+    async def alerts(self) -> list[db.Alert]:
+        """Every alert, newest first."""
+        async with self.read() as s:
+            return list((await s.execute(select(db.Alert).order_by(db.Alert.id.desc()))).scalars())
+
+    # -- prekeys ---------------------------------------------------------------------------
+
+    async def prekeys(self) -> list[db.PrekeyRow]:
+        """This node's prekeys."""
+        async with self.read() as s:
+            return list((await s.execute(select(db.PrekeyRow))).scalars())
+
+    async def add_prekey(self, row: db.PrekeyRow) -> None:
+        """Store a new prekey."""
+        async with self.write() as s:
+            s.add(row)
+
+    async def prekey_published(self, key_id: str) -> None:
+        """Mark a prekey as published at the hub."""
+        async with self.write() as s:
+            await s.execute(
+                update(db.PrekeyRow).where(db.PrekeyRow.key_id == key_id).values(published=True)
+            )
+
+    async def erase_prekeys(self, ended_before: int, now: int) -> list[str]:
+        """Erase the private halves of prekeys that ended before ``ended_before``."""
+        async with self.write() as s:
+            rows = (
+                await s.execute(
+                    select(db.PrekeyRow)
+                    .where(db.PrekeyRow.private.is_not(None))
+                    .where(db.PrekeyRow.not_after < ended_before)
+                )
+            ).scalars()
+            erased = []
+            for r in rows:
+                r.private = None
+                r.erased = now
+                erased.append(r.key_id)
+            return erased
+
+    # -- the outbox ------------------------------------------------------------------------
+
+    @staticmethod
+    async def next_seqs(s: AsyncSession, peers: Sequence[str]) -> dict[str, int]:
+        """Take the next per-pair sequence number for each peer (caller's transaction)."""
+        out: dict[str, int] = {}
+        for peer in peers:
+            pair = await s.get(db.Pair, peer)
+            if pair is None:
+                pair = db.Pair(peer=peer, next_out=1, last_in=0)
+                s.add(pair)
+            out[peer] = pair.next_out
+            pair.next_out += 1
+        return out
+
+    async def out_message(self, message_id: str) -> db.OutMessage | None:
+        """A sent message."""
+        async with self.read() as s:
+            return await s.get(db.OutMessage, message_id)
+
+    async def due(self, now: int, limit: int = 100) -> tuple[list[str], int | None]:
+        """Messages with a queued recipient due now, and the earliest next attempt of any."""
+        queued = db.OutRecipient.state == Delivery.QUEUED.value
+        async with self.read() as s:
+            due = (
+                await s.execute(
+                    select(db.OutRecipient.message_id)
+                    .where(queued)
+                    .where(db.OutRecipient.next_attempt <= now)
+                    .distinct()
+                    .limit(limit)
+                )
+            ).scalars()
+            ids = list(due)
+            nxt = (
+                await s.execute(select(func.min(db.OutRecipient.next_attempt)).where(queued))
+            ).scalar()
+        return ids, None if nxt is None else int(nxt)
+
+    async def queued_targets(self, message_id: str) -> list[db.OutRecipient]:
+        """The recipients of a message still queued."""
+        async with self.read() as s:
+            return list(
+                (
+                    await s.execute(
+                        select(db.OutRecipient)
+                        .where(db.OutRecipient.message_id == message_id)
+                        .where(db.OutRecipient.state == Delivery.QUEUED.value)
+                    )
+                ).scalars()
+            )
+
+    async def recipients(self, message_ids: Sequence[str]) -> list[db.OutRecipient]:
+        """The recipient rows of these sent messages."""
+        async with self.read() as s:
+            return list(
+                (
+                    await s.execute(
+                        select(db.OutRecipient).where(
+                            db.OutRecipient.message_id.in_(list(message_ids))
+                        )
+                    )
+                ).scalars()
+            )
+
+    async def apply(
+        self,
+        message_id: str,
+        recipients: Sequence[str],
+        event: DeliveryEvent,
+        *,
+        via: str | None = None,
+        error: str | None = None,
+        evidence: bytes | None = None,
+        reset_attempt: bool = False,
+    ) -> int:
+        """Apply a delivery event (one conditional statement); how many rows moved."""
+        sources, target = DELIVERY_TRANSITIONS[event]
+        values: dict[str, object] = {"state": target.value}
+        if via is not None:
+            values["via"] = via
+        if error is not None or reset_attempt:
+            values["last_error"] = error
+        if evidence is not None:
+            values["evidence"] = evidence
+        if reset_attempt:
+            values["next_attempt"] = 0
+        async with self.write() as s:
+            done = await s.execute(
+                update(db.OutRecipient)
+                .where(db.OutRecipient.message_id == message_id)
+                .where(db.OutRecipient.recipient.in_(list(recipients)))
+                .where(db.OutRecipient.state.in_([x.value for x in sources]))
+                .values(**values)
+            )
+            return int(getattr(done, "rowcount", 0) or 0)
+
+    async def backoff(
+        self, message_id: str, attempts: dict[str, tuple[int, int]], error: str
+    ) -> None:
+        """Record a failed attempt: recipient -> (attempts, next attempt), while still queued."""
+        async with self.write() as s:
+            for recipient, (count, when) in attempts.items():
+                await s.execute(
+                    update(db.OutRecipient)
+                    .where(db.OutRecipient.message_id == message_id)
+                    .where(db.OutRecipient.recipient == recipient)
+                    .where(db.OutRecipient.state == Delivery.QUEUED.value)
+                    .values(attempts=count, next_attempt=when, last_error=error)
+                )
+
+    async def blob_uploaded(self, message_id: str, sender: str, blob: str) -> str:
+        """A pending attachment reached the hub; the message's remaining pending blobs."""
+        async with self.write() as s:
+            row = await s.get(db.OutMessage, message_id)
+            remaining = ""
+            if row is not None:
+                remaining = " ".join(b for b in row.pending_blobs.split() if b != blob)
+                row.pending_blobs = remaining
+            att = await s.get(db.AttachmentRow, (sender, blob))
+            if att is not None:
+                att.state = "uploaded"
+            return remaining
+
+    async def record_receipt(
+        self, message_id: str, recipient: str, envelope_hash: bytes, *, via: str,
+        receipt: bytes, evidence: bytes | None, now: int,
+    ) -> str:  # fmt: skip
+        """Store a recipient's verified receipt; the outcome: ``stored``, ``kept`` (already
+        delivered) or why it names nothing of ours (``no-message``, ``not-a-recipient``)."""
+        async with self.write() as s:
+            msg = await s.get(db.OutMessage, message_id)
+            if msg is None or msg.envelope_hash != envelope_hash:
+                return "no-message"
+            row = await s.get(db.OutRecipient, (message_id, recipient))
+            if row is None:
+                return "not-a-recipient"
+            sources, target = DELIVERY_TRANSITIONS[DeliveryEvent.RECEIPT]
+            if Delivery(row.state) not in sources:
+                return "kept"
+            row.state = target.value
+            row.via = row.via if via == "hub" and row.via else via
+            row.receipt = receipt
+            row.delivered = now
+            if evidence is not None:
+                row.evidence = evidence
+            return "stored"
+
+    # -- the inbox ---------------------------------------------------------------------------
+
+    async def seen(self, sender: str, message_id: str) -> tuple[bytes, bytes] | None:
+        """The stored (envelope hash, receipt) of a received (sender, id), if any."""
+        async with self.read() as s:
+            row = (
+                await s.execute(
+                    select(db.InMessage.envelope_hash, db.InMessage.receipt)
+                    .where(db.InMessage.sender == sender)
+                    .where(db.InMessage.message_id == message_id)
+                )
+            ).first()
+        return None if row is None else (bytes(row.envelope_hash), bytes(row.receipt))
+
+    async def add_conflict(self, row: db.Conflict) -> bool:
+        """Keep a conflicting envelope once; True if it was new."""
+        async with self.write() as s:
+            known = (
+                await s.execute(
+                    select(db.Conflict.id)
+                    .where(db.Conflict.sender == row.sender)
+                    .where(db.Conflict.envelope_hash == row.envelope_hash)
+                )
+            ).first()
+            if known is None:
+                s.add(row)
+            return known is None
+
+    @staticmethod
+    async def take_in_seq(s: AsyncSession, peer: str, seq: int) -> int:
+        """Record ``seq`` received from ``peer``; the highest seen before (caller's tx)."""
+        pair = await s.get(db.Pair, peer)
+        if pair is None:
+            pair = db.Pair(peer=peer, next_out=1, last_in=0)
+            s.add(pair)
+        last = pair.last_in
+        pair.last_in = max(pair.last_in, seq)
+        return last
+
+    async def attachment_known(self, sender: str, blob: str) -> bool:
+        """Whether an attachment row exists for a sender's blob (its file is kept)."""
+        async with self.read() as s:
+            return await s.get(db.AttachmentRow, (sender, blob)) is not None
+
+    async def receipts_acked(self, receipts: Sequence[bytes]) -> None:
+        """The hub released these receipts' envelopes."""
+        async with self.write() as s:
+            await s.execute(
+                update(db.InMessage)
+                .where(db.InMessage.receipt.in_(list(receipts)))
+                .values(receipt_acked=True)
+            )
+
+    async def mark_read(self, message_id: str, now: int, user: str, s: AsyncSession) -> None:
+        """Record the first read of a received message (caller's transaction)."""
+        await s.execute(
+            update(db.InMessage)
+            .where(db.InMessage.message_id == message_id)
+            .where(db.InMessage.read_at.is_(None))
+            .values(read_at=now, read_by=user)
+        )
+
+    async def in_message(self, message_id: str) -> db.InMessage | None:
+        """A received message by id (the first, if two senders reused one id)."""
+        async with self.read() as s:
+            return (
+                (await s.execute(select(db.InMessage).where(db.InMessage.message_id == message_id)))
+                .scalars()
+                .first()
+            )
+
+    # -- requests --------------------------------------------------------------------------
+
+    @staticmethod
+    def open_requests(
+        s: AsyncSession, message_id: str, direction: str, counterparts: Sequence[str], *,
+        case: str | None, urgency: str, state: RequestState, created: int, deadline: int,
+    ) -> None:  # fmt: skip
+        """A new request, one row per counterpart (caller's transaction)."""
+        for c in counterparts:
+            s.add(
+                db.RequestRow(
+                    message_id=message_id, direction=direction, counterpart=c, case=case,
+                    urgency=urgency, state=state.value, created=created, deadline=deadline,
+                )
+            )  # fmt: skip
+
+    @staticmethod
+    async def move_request(
+        s: AsyncSession, message_id: str, direction: str, counterpart: str, *,
+        state: RequestState, expected: int | None, now: int,
+    ) -> None:  # fmt: skip
+        """A status update or answer moves the request it replies to (caller's tx)."""
+        row = await s.get(db.RequestRow, (message_id, direction, counterpart))
+        if row is None:
+            return
+        row.state = state.value
+        if expected is not None:
+            row.expected = expected
+        if state is RequestState.ANSWERED:
+            row.answered = row.answered or now
+        row.first_response = row.first_response or now
+
+    async def requests(self, case: str | None = None) -> list[db.RequestRow]:
+        """Request workflow rows, by deadline."""
+        q = select(db.RequestRow).order_by(db.RequestRow.deadline)
+        if case is not None:
+            q = q.where(db.RequestRow.case == case)
+        async with self.read() as s:
+            return list((await s.execute(q)).scalars())
+
+    # -- peer heads ------------------------------------------------------------------------
+
+    async def delete_peer_heads(self, ids: Sequence[int]) -> None:
+        """Forget resolved peer-head claims."""
+        async with self.write() as s:
+            await s.execute(delete(db.PeerHead).where(db.PeerHead.id.in_(list(ids))))
+
+    # -- the read side (lists and counts) ----------------------------------------------------
+
+    async def inbox_rows(self, limit: int, *, unread: bool) -> list[db.InMessage]:
+        """Received messages, newest first."""
+        q = select(db.InMessage).order_by(db.InMessage.received.desc(), db.InMessage.id.desc())
+        if unread:
+            q = q.where(db.InMessage.read_at.is_(None))
+        async with self.read() as s:
+            return list((await s.execute(q.limit(limit))).scalars())
+
+    async def outbox_rows(self, limit: int) -> list[db.OutMessage]:
+        """Sent messages, newest first."""
+        q = select(db.OutMessage).order_by(db.OutMessage.created.desc()).limit(limit)
+        async with self.read() as s:
+            return list((await s.execute(q)).scalars())
+
+    async def granted_decisions(self, originator: str) -> list[db.InMessage]:
+        """Consent decisions received from ``originator`` with their inner signature."""
+        async with self.read() as s:
+            return list(
+                (
+                    await s.execute(
+                        select(db.InMessage)
+                        .where(db.InMessage.sender == originator)
+                        .where(db.InMessage.kind == "consent-decision")
+                        .where(db.InMessage.inner_signature.is_not(None))
+                    )
+                ).scalars()
+            )
+
+    async def case_messages(
+        self, case: str
+    ) -> tuple[list[tuple[str, str, str, int, str | None]], list[tuple[str, str, int, str | None]]]:
+        """(received: id, sender, kind, time, reply-to), (sent: id, kind, time, reply-to)."""
+        async with self.read() as s:
+            ins = (
+                await s.execute(
+                    select(db.InMessage.message_id, db.InMessage.sender, db.InMessage.kind,
+                           db.InMessage.received, db.InMessage.in_reply_to)
+                    .where(db.InMessage.case == case)
+                )
+            ).all()  # fmt: skip
+            outs = (
+                await s.execute(
+                    select(db.OutMessage.message_id, db.OutMessage.kind, db.OutMessage.created,
+                           db.OutMessage.in_reply_to)
+                    .where(db.OutMessage.case == case)
+                )
+            ).all()  # fmt: skip
+        return [tuple(r) for r in ins], [tuple(r) for r in outs]  # type: ignore[misc]
+
+    async def case_participation(
+        self,
+    ) -> tuple[list[tuple[str, str, int]], list[tuple[str, int, str]]]:
+        """(received: sender, case, time), (sent: case, time, recipient) of messages in cases."""
+        async with self.read() as s:
+            ins = (
+                await s.execute(
+                    select(db.InMessage.sender, db.InMessage.case, db.InMessage.received).where(
+                        db.InMessage.case.is_not(None)
+                    )
+                )
+            ).all()
+            outs = (
+                await s.execute(
+                    select(db.OutMessage.case, db.OutMessage.created, db.OutRecipient.recipient)
+                    .join(db.OutRecipient, db.OutRecipient.message_id == db.OutMessage.message_id)
+                    .where(db.OutMessage.case.is_not(None))
+                )
+            ).all()
+        return [tuple(r) for r in ins], [tuple(r) for r in outs]  # type: ignore[misc]
+
+    async def counts(self) -> tuple[dict[str, int], int, int]:
+        """(recipients per delivery state, unread received messages, alerts)."""
+        async with self.read() as s:
+            states = (
+                await s.execute(
+                    select(db.OutRecipient.state, func.count()).group_by(db.OutRecipient.state)
+                )
+            ).all()
+            unread = (
+                await s.execute(
+                    select(func.count())
+                    .select_from(db.InMessage)
+                    .where(db.InMessage.read_at.is_(None))
+                )
+            ).scalar_one()
+            alerts = (await s.execute(select(func.count()).select_from(db.Alert))).scalar_one()
+        return {str(k): int(v) for k, v in states}, int(unread), int(alerts)

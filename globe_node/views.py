@@ -1,0 +1,295 @@
+"""Typed results of the node's queries, serialised only at the local API (``to_json``).
+
+Each is a frozen dataclass; its ``to_json`` is the exact JSON the local API
+answers (and that the CLI and the web UI read), so the shape is declared once,
+here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+from globe_node.alerts import AlertView
+from globe_node.peerheads import Behind
+from protocol.messages import MessageContent
+
+__all__ = [
+    "AlertView",
+    "CaseSummary",
+    "CaseThread",
+    "CounterpartStats",
+    "DeliveryView",
+    "HeldMessage",
+    "InMeta",
+    "InboxItem",
+    "NodeStatus",
+    "OutMeta",
+    "OutboxItem",
+    "RecipientState",
+    "RequestView",
+    "ThreadItem",
+]
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientState:
+    """One recipient's copy of a sent message."""
+
+    state: str
+    via: str | None
+    attempts: int
+    error: str | None
+    delivered: int | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The local API's form."""
+        return {"state": self.state, "via": self.via, "attempts": self.attempts,
+                "error": self.error, "delivered": self.delivered}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class InMeta:
+    """What the node knows of a received message besides its content."""
+
+    sender: str
+    received: int
+    via: str
+    order: str
+    seq: int
+    read_at: int | None
+    head_relation: str
+    suspect: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The local API's form."""
+        return {
+            "sender": self.sender, "received": self.received, "via": self.via,
+            "order": self.order, "seq": self.seq, "read_at": self.read_at,
+            "head_relation": self.head_relation, "suspect": self.suspect,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class OutMeta:
+    """What the node knows of a message it sent besides its content."""
+
+    sender: str
+    created: int
+    recipients: dict[str, RecipientState]
+
+    def to_json(self) -> dict[str, Any]:
+        """The local API's form."""
+        return {"sender": self.sender, "created": self.created,
+                "recipients": {k: v.to_json() for k, v in self.recipients.items()}}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class HeldMessage:
+    """A stored message, received (``in``) or sent (``out``)."""
+
+    direction: str
+    content: MessageContent
+    meta: InMeta | OutMeta
+
+    @property
+    def sender(self) -> str:
+        """Who wrote this copy (this node, for a sent message)."""
+        return self.meta.sender
+
+    def __iter__(self) -> Any:
+        """Unpack as ``direction, content, meta``."""
+        return iter((self.direction, self.content, self.meta))
+
+
+@dataclass(frozen=True, slots=True)
+class InboxItem:
+    """A received message in the inbox list."""
+
+    id: str
+    sender: str
+    kind: str
+    subject: str
+    urgency: str
+    tlp: str
+    case: str | None
+    received: int
+    via: str
+    read: bool
+    order: str
+    attachments: int
+    suspect: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The local API's form (the sender is ``from``)."""
+        return {
+            "id": self.id, "from": self.sender, "kind": self.kind, "subject": self.subject,
+            "urgency": self.urgency, "tlp": self.tlp, "case": self.case,
+            "received": self.received, "via": self.via, "read": self.read, "order": self.order,
+            "attachments": self.attachments, "suspect": self.suspect,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxItem:
+    """A sent message in the outbox list."""
+
+    id: str
+    kind: str
+    case: str | None
+    created: int
+    recipients: dict[str, RecipientState]
+
+    def to_json(self) -> dict[str, Any]:
+        """The local API's form."""
+        return {"id": self.id, "kind": self.kind, "case": self.case, "created": self.created,
+                "recipients": {k: v.to_json() for k, v in self.recipients.items()}}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryView:
+    """One sent message's delivery, with its attachment upload progress."""
+
+    id: str
+    recipients: dict[str, RecipientState]
+    upload: tuple[int, int] | None
+    pending_blobs: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The local API's form."""
+        up = None if self.upload is None else {"done": self.upload[0], "total": self.upload[1]}
+        return {"id": self.id, "recipients": {k: v.to_json() for k, v in self.recipients.items()},
+                "upload": up, "pending_blobs": self.pending_blobs}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class RequestView:
+    """An assistance request's workflow row."""
+
+    message: str
+    direction: str
+    counterpart: str
+    case: str | None
+    urgency: str
+    state: str
+    created: int
+    deadline: int
+    expected: int | None
+    answered: int | None
+    first_response: int | None
+    overdue: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """The local API's form."""
+        return {
+            "message": self.message, "direction": self.direction,
+            "counterpart": self.counterpart, "case": self.case, "urgency": self.urgency,
+            "state": self.state, "created": self.created, "deadline": self.deadline,
+            "expected": self.expected, "answered": self.answered, "overdue": self.overdue,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class CounterpartStats:
+    """Requests this node sent to one counterpart, and how fast they were answered."""
+
+    requests: int
+    answered: int
+    mean_first_response_s: float | None
+    mean_answer_s: float | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The local API's form."""
+        return {"requests": self.requests, "answered": self.answered,
+                "mean_first_response_s": self.mean_first_response_s,
+                "mean_answer_s": self.mean_answer_s}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class CaseSummary:
+    """A case with its counterparts, message count and open and overdue requests."""
+
+    case: str
+    counterparts: tuple[str, ...]
+    messages: int
+    last: int
+    open: int
+    overdue: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The local API's form."""
+        return {"case": self.case, "counterparts": list(self.counterparts),
+                "messages": self.messages, "last": self.last, "open": self.open,
+                "overdue": self.overdue}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ThreadItem:
+    """One message of a case thread."""
+
+    id: str
+    direction: str
+    sender: str
+    kind: str
+    time: int
+    in_reply_to: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The local API's form (the sender is ``from``)."""
+        return {"id": self.id, "direction": self.direction, "from": self.sender,
+                "kind": self.kind, "time": self.time, "in_reply_to": self.in_reply_to}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class CaseThread:
+    """A case: its requests and every message in it, in thread order."""
+
+    case: str
+    requests: tuple[RequestView, ...]
+    messages: tuple[ThreadItem, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The local API's form."""
+        return {"case": self.case, "requests": [r.to_json() for r in self.requests],
+                "messages": [m.to_json() for m in self.messages]}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class NodeStatus:
+    """Membership, directory, hub, queues, requests and alerts at a glance."""
+
+    authority: str
+    membership: str
+    seq: int
+    head: str
+    age_s: int | None
+    max_age_s: int
+    members: int
+    behind_peer: Behind | None
+    hub_url: str
+    hub_reachable: bool | None
+    push_connected: bool
+    outbox: dict[str, int] = field(default_factory=dict)
+    inbox_unread: int = 0
+    requests_open: int = 0
+    requests_overdue: int = 0
+    alerts: int = 0
+
+    def to_json(self) -> dict[str, Any]:
+        """The local API's form."""
+        return {
+            "authority": self.authority,
+            "membership": self.membership,
+            "directory": {
+                "seq": self.seq, "head": self.head, "age_s": self.age_s,
+                "max_age_s": self.max_age_s, "members": self.members,
+                "behind_peer": self.behind_peer.to_json() if self.behind_peer else None,
+            },
+            "hub": {"url": self.hub_url, "reachable": self.hub_reachable,
+                    "push_connected": self.push_connected},
+            "outbox": dict(self.outbox),
+            "inbox_unread": self.inbox_unread,
+            "requests_open": self.requests_open,
+            "requests_overdue": self.requests_overdue,
+            "alerts": self.alerts,
+        }  # fmt: skip
