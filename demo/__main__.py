@@ -165,12 +165,12 @@ class Demo:
                   "--passphrase-file", self.pw, "--port", str(self.hub_port))  # fmt: skip
         pubs = []
         for i, key in enumerate(self.admin_keys, start=1):
-            out = run("hub", "admin", "keygen", "--out", key, "--kdf-cost", "interactive",
+            out = run("globe_admin", "keygen", "--out", key, "--kdf-cost", "interactive",
                       "--passphrase-file", self.pw)  # fmt: skip
             pubs.append(out["public_key"])
             detail(f"admin {i} key", out.get("key_id", out["public_key"]))
         genesis = run(
-            "hub", "admin", "genesis", "--network-id", "globe-demo",
+            "globe_admin", "genesis", "--network-id", "globe-demo",
             "--name", "GlobE Link demonstration network",
             "--admin", f"Admin-1={pubs[0]}", f"Admin-2={pubs[1]}", f"Admin-3={pubs[2]}",
             "--threshold", "2", "--hub-url", self.hub_url, "--hub-key", hub["hub_key"],
@@ -221,10 +221,10 @@ class Demo:
     def admit(self) -> None:
         say("Two of the three admins approve each application (the hub only collects)")
         common: list[str | Path] = ["--genesis", self.genesis, "--passphrase-file", self.pw]
-        apps = run("hub", "admin", "applications", *common, "--key", self.admin_keys[0])
+        apps = run("globe_admin", "applications", *common, "--key", self.admin_keys[0])
         for app in apps["applications"]:
             for key in self.admin_keys[:2]:
-                out = run("hub", "admin", "approve", app["id"], *common, "--key", key)
+                out = run("globe_admin", "approve", app["id"], *common, "--key", key)
             detail(app["authority"], f"admitted at log entry {out['seq']} with "
                    f"{out['signatures']} admin signatures")  # fmt: skip
         say("Each authority starts its node; each verifies the whole log from the genesis")
@@ -318,7 +318,7 @@ class Demo:
         say("Two admins revoke Kenya's membership")
         common: list[str | Path] = ["--genesis", self.genesis, "--passphrase-file", self.pw]
         for key in self.admin_keys[1:]:
-            out = run("hub", "admin", "revoke", "KE-EACC", "--reason",
+            out = run("globe_admin", "revoke", "KE-EACC", "--reason",
                       "membership withdrawn by the secretariat", *common, "--key", key)  # fmt: skip
         detail("log", f"revocation appended at entry {out['seq']}")
         for node in (fr, br, ke):  # each node also syncs on its own every 30 s

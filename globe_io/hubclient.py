@@ -43,16 +43,17 @@ from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import IO, Any, Final, Self
+from typing import Any, Final, Self
 from urllib.parse import quote, urlencode
 
 import aiohttp
 import orjson
 from yarl import URL
 
-from globe_io.errors import RateLimited, RemoteError
+from globe_io.errors import RemoteError
+from globe_io.files import create_part, finish_part, rename_durably
+from globe_io.problems import refusal
 from protocol import canonical
-from protocol import errors as protocol_errors
 from protocol.errors import (
     GlobeError,
     InvalidIdentifier,
@@ -74,7 +75,6 @@ __all__ = [
     "LogPage",
     "MailboxItem",
     "RemoteError",
-    "error_for_problem",
     "request_payload",
 ]
 
@@ -96,37 +96,6 @@ def request_payload(body: bytes) -> bytes | io.BytesIO | None:
     if not body:
         return None
     return io.BytesIO(body) if len(body) > 256 * 1024 else body
-
-
-def error_for_problem(
-    status: int, problem: Mapping[str, Any], *, retry_after: str | None = None
-) -> GlobeError:
-    """The :class:`GlobeError` a problem+json body stands for."""
-    type_uri = problem.get("type")
-    raw_detail = problem.get("detail")
-    detail = raw_detail if isinstance(raw_detail, str) and raw_detail else f"HTTP {status}"
-    detail = " ".join(detail.split())[:500]  # one line, bounded
-    cls = None
-    if isinstance(type_uri, str) and type_uri.startswith(protocol_errors.PROBLEM_BASE):
-        cls = protocol_errors.error_class(type_uri[len(protocol_errors.PROBLEM_BASE) :])
-    if cls is RateLimited:
-        wait = int(retry_after) if retry_after is not None and retry_after.isdigit() else 1
-        return RateLimited(detail, retry_after=wait)
-    err: GlobeError | None = None
-    if cls is not None:
-        try:
-            err = cls(detail)
-        except TypeError:  # pragma: no cover - every mapped class takes a detail
-            err = None
-    if err is None:
-        err = RemoteError(
-            detail, http_status=status, type_uri=type_uri if isinstance(type_uri, str) else None
-        )
-    raw = problem.get("evidence")
-    if isinstance(raw, str) and len(raw) <= 8192:  # unverified: the caller decodes it
-        with contextlib.suppress(GlobeError):
-            err.evidence = canonical.b64d(raw, what="evidence")
-    return err
 
 
 def _unreachable(exc: aiohttp.ClientError | OSError, timeout: float) -> str:
@@ -314,17 +283,13 @@ class HubClient:
         retry_after: str | None,
     ) -> GlobeError:
         """The error a non-2xx answer stands for."""
-        if ctype == _PROBLEM_TYPE:
-            try:
-                problem = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                problem = None
-            if isinstance(problem, dict):
-                return error_for_problem(status, problem, retry_after=retry_after)
-        return RemoteError(
-            f"the hub at {self.base_url} answered HTTP {status} to {method} {path}",
-            http_status=status,
-        )
+        return refusal(
+            status, ctype, data, retry_after=retry_after,
+            otherwise=lambda: RemoteError(
+                f"the hub at {self.base_url} answered HTTP {status} to {method} {path}",
+                http_status=status,
+            ),
+        )  # fmt: skip
 
     async def _read(self, resp: aiohttp.ClientResponse) -> bytes:
         if resp.content_length is not None and resp.content_length > MAX_RESPONSE:
@@ -662,7 +627,7 @@ class HubClient:
         :class:`SizeLimitExceeded` (over ``max_size``), :class:`MalformedError`
         (no or a wrong ``Repr-Digest``), :class:`StorageError` (the local disk),
         :class:`TransportError` (no answer, or the connection dropped before the
-        announced length) or the hub's refusal (:func:`error_for_problem`).
+        announced length) or the hub's refusal (:func:`globe_io.problems.refusal`).
         An existing file at ``out`` is replaced only on success.
         """
         if not _BLOB_ID_RE.match(blob_id):
@@ -695,7 +660,7 @@ class HubClient:
                     digest = await _download(resp, part, max_size, total, progress)
                     if digest != expected:
                         raise MalformedError(f"blob {blob_id} does not match its Repr-Digest")
-                    await asyncio.to_thread(_install, part, out)
+                    await asyncio.to_thread(rename_durably, part, out)
                 except BaseException:
                     with contextlib.suppress(OSError):
                         await asyncio.to_thread(part.unlink, missing_ok=True)
@@ -785,7 +750,7 @@ async def _download(
 ) -> bytes:
     """Stream the body to ``part`` (fsynced, not renamed); return its SHA-256."""
     try:
-        file = await asyncio.to_thread(_create_part, part)
+        file = await asyncio.to_thread(create_part, part)
     except OSError as exc:
         raise StorageError(f"cannot write {part}: {exc.strerror or exc}") from None
     digest = hashlib.sha256()
@@ -807,7 +772,7 @@ async def _download(
                 progress(received, total or 0)
         if total is not None and received != total:  # pragma: no cover - aiohttp raises first
             raise MalformedError("the blob is not Content-Length bytes long")
-        await asyncio.to_thread(_finish, file, bytes(pending))
+        await asyncio.to_thread(finish_part, file, bytes(pending))
     except OSError as exc:
         if isinstance(exc, aiohttp.ClientError):
             raise
@@ -815,24 +780,3 @@ async def _download(
     finally:
         file.close()
     return digest.digest()
-
-
-def _create_part(path: Path) -> IO[bytes]:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    return os.fdopen(fd, "wb", buffering=0)
-
-
-def _finish(file: IO[bytes], tail: bytes) -> None:
-    if tail:
-        file.write(tail)
-    os.fsync(file.fileno())
-
-
-def _install(part: Path, final: Path) -> None:
-    """Rename the part file into place and make the rename durable."""
-    os.replace(part, final)
-    fd = os.open(final.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)

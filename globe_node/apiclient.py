@@ -24,6 +24,7 @@ import aiohttp
 import orjson
 
 from globe_io.hubclient import request_payload
+from globe_io.problems import one_line, refusal
 from protocol.errors import GlobeError
 
 __all__ = ["DEFAULT_TIMEOUT", "ApiClient", "ApiError", "DaemonNotRunning", "Progress", "segment"]
@@ -33,7 +34,6 @@ MAX_JSON: Final = 64 << 20
 CHUNK: Final = 1 << 16
 #: Bytes read from a file at a time when uploading it.
 UPLOAD_CHUNK: Final = 1 << 20
-_PROBLEM: Final = "application/problem+json"
 
 #: Download progress: (bytes done, bytes total or None when unknown).
 Progress = Callable[[int, int | None], None]
@@ -62,10 +62,6 @@ class ApiError(GlobeError):
 def segment(value: str) -> str:
     """``value`` quoted as one URL path segment."""
     return quote(value, safe="")
-
-
-def _one_line(text: str, limit: int = 500) -> str:
-    return " ".join(text.split())[:limit]
 
 
 class ApiClient:
@@ -119,7 +115,7 @@ class ApiClient:
                 f"the node daemon is not running at {self.base_url}: start it with 'globe-node run'"
             )
         reason = str(exc) or type(exc).__name__
-        return ApiError(f"cannot talk to the node daemon at {self.base_url}: {_one_line(reason)}")
+        return ApiError(f"cannot talk to the node daemon at {self.base_url}: {one_line(reason)}")
 
     @staticmethod
     async def _body(resp: aiohttp.ClientResponse) -> bytes:
@@ -133,20 +129,16 @@ class ApiClient:
         return b"".join(chunks)
 
     @staticmethod
-    def _refusal(method: str, path: str, status: int, ctype: str, data: bytes) -> ApiError:
-        if ctype in (_PROBLEM, "application/json"):
-            try:
-                problem = orjson.loads(data)
-            except orjson.JSONDecodeError:
-                problem = None
-            if isinstance(problem, dict):
-                for field in ("detail", "title"):
-                    value = problem.get(field)
-                    if isinstance(value, str) and value.strip():
-                        return ApiError(_one_line(value), http_status=status)
-        return ApiError(
-            f"the node daemon answered HTTP {status} to {method} {path}", http_status=status
-        )
+    def _refusal(method: str, path: str, status: int, ctype: str, data: bytes) -> GlobeError:
+        """The error a refusal stands for: the class its problem type names (with the
+        problem's detail), else an :class:`ApiError` naming the request."""
+        return refusal(
+            status, ctype, data,
+            unknown=lambda detail, _uri: ApiError(detail, http_status=status),
+            otherwise=lambda: ApiError(
+                f"the node daemon answered HTTP {status} to {method} {path}", http_status=status
+            ),
+        )  # fmt: skip
 
     async def request(
         self,

@@ -17,8 +17,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import (
     BigInteger,
     Boolean,
@@ -28,11 +26,11 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
-    event,
 )
-from sqlalchemy.engine import Connection
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from globe_io import database
 
 __all__ = [
     "Alert",
@@ -298,36 +296,14 @@ class AuditRow(Base):
 
 def make_engine(path: Path) -> AsyncEngine:
     """An async engine on ``path``: WAL, ``synchronous=FULL``, secure delete."""
-    engine = create_async_engine(
-        f"sqlite+aiosqlite:///{path.resolve()}", connect_args={"timeout": 30}
-    )
-
-    @event.listens_for(engine.sync_engine, "connect")
-    def _pragmas(dbapi_connection: Any, _record: Any) -> None:
-        cursor = dbapi_connection.cursor()
-        cursor.execute("PRAGMA journal_mode=WAL")
-        cursor.execute("PRAGMA synchronous=FULL")
-        cursor.execute("PRAGMA foreign_keys=ON")
-        cursor.execute("PRAGMA secure_delete=ON")
-        cursor.execute("PRAGMA busy_timeout=30000")
-        cursor.close()
-
-    return engine
+    return database.make_engine(database.sqlite_url(path), secure_delete=True)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:
     """Sessions that do not expire objects on commit."""
-    return async_sessionmaker(engine, expire_on_commit=False)
-
-
-def _alembic_upgrade(connection: Connection) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    cfg.attributes["connection"] = connection
-    command.upgrade(cfg, "head")
+    return database.session_factory(engine)
 
 
 async def migrate(engine: AsyncEngine) -> None:
     """Upgrade the database to the latest schema revision."""
-    async with engine.begin() as conn:
-        await conn.run_sync(_alembic_upgrade)
+    await database.migrate(engine, Path(__file__).parent / "migrations")

@@ -8,11 +8,11 @@ in the database, sealed under the storage key, so erasing one is a row update.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Final
 
+from globe_io.files import write_atomic
 from protocol import canonical, crypto
 from protocol.canonical import ObjectReader
 from protocol.keys import KemPrivateKey, SigningKey
@@ -69,20 +69,8 @@ class NodeKeys:
 
 
 def write_private(path: Path, data: bytes) -> None:
-    """Write ``data`` to ``path`` atomically with mode 0600 (temp file, fsync, rename)."""
-    tmp = path.with_name(path.name + ".tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
-    try:
-        os.write(fd, data)
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-    os.replace(tmp, path)
-    dfd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(dfd)
-    finally:
-        os.close(dfd)
+    """Write ``data`` to ``path`` atomically with mode 0600."""
+    write_atomic(path, data, mode=0o600)
 
 
 def save_keys(path: Path, keys: NodeKeys, passphrase: bytes, cost: KdfCost = MODERATE) -> None:

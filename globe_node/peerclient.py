@@ -13,10 +13,10 @@ from __future__ import annotations
 from typing import Final, Protocol
 
 import aiohttp
-import orjson
 import yarl
 
-from globe_io.hubclient import error_for_problem, request_payload
+from globe_io.hubclient import request_payload
+from globe_io.problems import refusal
 from globe_node.context import NodeContext
 from globe_node.netguard import PublicOnlyResolver, check_literal
 from protocol.errors import GlobeError, TransportError
@@ -75,20 +75,17 @@ class PeerClient:
                 url, data=request_payload(body), headers=headers, allow_redirects=False
             ) as r:
                 data = await r.content.read(MAX_PEER_ANSWER)
-                status = r.status
+                status, content_type = r.status, r.content_type
         except GlobeError:
             raise
         except (aiohttp.ClientError, OSError, TimeoutError, ValueError) as exc:
             raise TransportError(f"peer {peer} unreachable: {type(exc).__name__}") from None
         if status in (200, 201):
             return data
-        try:
-            problem = orjson.loads(data)
-        except orjson.JSONDecodeError:
-            problem = None
-        if isinstance(problem, dict):
-            raise error_for_problem(status, problem)
-        raise TransportError(f"peer {peer} answered HTTP {status}")
+        raise refusal(
+            status, content_type, data,
+            otherwise=lambda: TransportError(f"peer {peer} answered HTTP {status}"),
+        )  # fmt: skip
 
     async def close(self) -> None:
         """Close the connection pool."""

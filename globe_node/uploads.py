@@ -17,7 +17,6 @@ written off the event loop.
 from __future__ import annotations
 
 import asyncio
-import os
 import re
 from collections.abc import AsyncIterable, Callable, Sequence
 from dataclasses import dataclass
@@ -28,6 +27,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globe_io.errors import Conflict, NotFound, PayloadTooLarge
+from globe_io.files import create_part, finish_part, rename_durably
 from globe_node import db
 from globe_node.storage import StorageCipher
 from globe_node.store import Store
@@ -156,7 +156,7 @@ class Uploads:
         path = self.blob_path(self.me, blob)
         path.parent.mkdir(mode=0o700, exist_ok=True)
         part = path.with_name(path.name + ".part")
-        out = await asyncio.to_thread(_create, part)
+        out = await asyncio.to_thread(create_part, part)
         try:
             await asyncio.to_thread(out.write, enc.header())
             received = 0
@@ -167,7 +167,9 @@ class Uploads:
                 await asyncio.to_thread(_encrypt_write, out, enc, chunk)
             if received != size:
                 raise MalformedError(f"the body ended after {received} of {size} bytes")
-            await asyncio.to_thread(_finish, out, enc.finalize(), part, path)
+            await asyncio.to_thread(finish_part, out, enc.finalize())
+            out.close()
+            await asyncio.to_thread(rename_durably, part, path)
         except BaseException:
             out.close()
             part.unlink(missing_ok=True)
@@ -297,24 +299,5 @@ class Uploads:
             ) from None
 
 
-def _create(part: Path) -> IO[bytes]:
-    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW, 0o600)
-    return os.fdopen(fd, "wb")
-
-
 def _encrypt_write(out: IO[bytes], enc: AttachmentEncryptor, chunk: bytes) -> None:
     out.write(enc.update(chunk))
-
-
-def _finish(out: IO[bytes], tail: bytes, part: Path, path: Path) -> None:
-    """Write the last chunk, make the file durable, then give it its final name."""
-    with out:
-        out.write(tail)
-        out.flush()
-        os.fsync(out.fileno())
-    os.replace(part, path)
-    fd = os.open(path.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)  # the rename itself survives a crash
-    finally:
-        os.close(fd)

@@ -57,7 +57,7 @@ import shutil
 import time
 from collections.abc import AsyncIterator, Iterable
 from pathlib import Path
-from typing import IO, Any, Final, cast
+from typing import Any, Final, cast
 
 from aiohttp import web
 from sqlalchemy import CursorResult, delete, func, or_, select
@@ -72,6 +72,7 @@ from globe_io.errors import (
     PayloadTooLarge,
     UploadTimeout,
 )
+from globe_io.files import create_part, finish_part, rename_durably
 from hub import db
 from hub.routing import ENVELOPE, Router
 from hub.service import HubService
@@ -270,7 +271,7 @@ class BlobStore:
         received = 0
         pending = bytearray()
         try:
-            file = await asyncio.to_thread(_create, part)
+            file = await asyncio.to_thread(create_part, part, exclusive=True)
         except OSError as exc:
             raise _storage(exc) from exc
         try:
@@ -292,7 +293,7 @@ class BlobStore:
                     pending.clear()
             if received != size:  # pragma: no cover - aiohttp delivers exactly Content-Length
                 raise MalformedError("the body is not Content-Length bytes long")
-            await asyncio.to_thread(_finish, file, bytes(pending))
+            await asyncio.to_thread(finish_part, file, bytes(pending))
         except ConnectionError:  # the client went away: nobody to answer
             raise MalformedError("the connection closed before the body was complete") from None
         except OSError as exc:
@@ -310,7 +311,7 @@ class BlobStore:
             async with self.service.unit() as s:
                 s.add(row)
                 await s.flush()  # a used id fails here, before the file is touched
-                await asyncio.to_thread(_install, part, self.path(blob_id))
+                await asyncio.to_thread(rename_durably, part, self.path(blob_id))
         except IntegrityError:
             raise Conflict(f"blob {blob_id} already exists; upload under a new id") from None
         except OSError as exc:
@@ -484,27 +485,6 @@ def _linked_and_waiting() -> tuple[Any, Any]:
 def _storage(exc: OSError) -> StorageError:
     log.error("blob storage failure: %s", exc)
     return StorageError("the hub could not store the blob; retry later")
-
-
-def _create(path: Path) -> IO[bytes]:
-    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-    return os.fdopen(fd, "wb", buffering=0)
-
-
-def _finish(file: IO[bytes], tail: bytes) -> None:
-    if tail:
-        file.write(tail)
-    os.fsync(file.fileno())
-
-
-def _install(part: Path, final: Path) -> None:
-    """Rename the part file into place and make the rename durable."""
-    os.replace(part, final)
-    fd = os.open(final.parent, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 def _old_files(directory: Path, cutoff: float) -> list[str]:

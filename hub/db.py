@@ -10,8 +10,6 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from alembic import command
-from alembic.config import Config
 from sqlalchemy import (
     BigInteger,
     ForeignKey,
@@ -24,9 +22,11 @@ from sqlalchemy import (
     create_engine,
     event,
 )
-from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.engine import Engine
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
+
+from globe_io import database
 
 __all__ = [
     "Application",
@@ -232,22 +232,9 @@ class MessageBlob(Base):
     )
 
 
-def _sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
-    cursor = dbapi_connection.cursor()
-    cursor.execute("PRAGMA journal_mode=WAL")
-    cursor.execute("PRAGMA synchronous=FULL")
-    cursor.execute("PRAGMA foreign_keys=ON")
-    cursor.execute("PRAGMA busy_timeout=30000")
-    cursor.close()
-
-
 def make_engine(url: str) -> AsyncEngine:
     """An async engine; SQLite gets WAL, ``synchronous=FULL`` and foreign keys."""
-    if url.startswith("sqlite"):
-        engine = create_async_engine(url, connect_args={"timeout": 30})
-        event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
-        return engine
-    return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+    return database.make_engine(url)
 
 
 def make_writer_engine(engine: AsyncEngine) -> Engine | None:
@@ -281,17 +268,9 @@ def make_writer_engine(engine: AsyncEngine) -> Engine | None:
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:
     """Sessions that do not expire objects on commit."""
-    return async_sessionmaker(engine, expire_on_commit=False)
-
-
-def _alembic_upgrade(connection: Connection) -> None:
-    cfg = Config()
-    cfg.set_main_option("script_location", str(Path(__file__).parent / "migrations"))
-    cfg.attributes["connection"] = connection
-    command.upgrade(cfg, "head")
+    return database.session_factory(engine)
 
 
 async def migrate(engine: AsyncEngine) -> None:
     """Upgrade the database to the latest schema revision."""
-    async with engine.begin() as conn:
-        await conn.run_sync(_alembic_upgrade)
+    await database.migrate(engine, Path(__file__).parent / "migrations")

@@ -14,6 +14,7 @@ from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from globe_io.errors import ConfigError
+from globe_io.files import load_genesis, load_signing_key
 from globe_io.httpguard import GuardedRunner, start_site
 from hub import db
 from hub.blobs import BlobStore
@@ -23,9 +24,6 @@ from hub.push import add_routes as add_push_routes
 from hub.routing import Router, RoutingLimits
 from hub.service import HubService
 from hub.web import METRICS_KEY, create_app
-from protocol import keystore
-from protocol.errors import DecryptionFailed, GlobeError
-from protocol.genesis import Genesis
 from protocol.keys import SigningKey
 
 __all__ = [
@@ -56,35 +54,9 @@ def read_passphrase(passphrase_file: Path | None) -> bytes:
     return value.encode()
 
 
-def load_signing_key(path: Path, passphrase: bytes, *, purpose: str, what: str) -> SigningKey:
-    """Open a sealed signing key file (``what`` names it in messages, e.g. "hub key")."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read {what} {path}: {exc.strerror}") from None
-    try:
-        return SigningKey(keystore.open_secret(data, passphrase, purpose=purpose))
-    except DecryptionFailed:
-        raise ConfigError(f"{path}: wrong passphrase, or the key file was altered") from None
-    except GlobeError as exc:
-        raise ConfigError(f"{path}: not a valid {what} file ({exc.detail})") from None
-
-
 def load_hub_key(path: Path, passphrase: bytes) -> SigningKey:
     """Open the sealed hub key."""
     return load_signing_key(path, passphrase, purpose=HUB_KEY_PURPOSE, what="hub key")
-
-
-def load_genesis(path: Path) -> Genesis:
-    """Read and verify a genesis file."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ConfigError(f"cannot read genesis {path}: {exc.strerror}") from None
-    try:
-        return Genesis.decode(data)
-    except GlobeError as exc:
-        raise ConfigError(f"{path}: not a valid genesis ({exc.detail})") from None
 
 
 @dataclass(slots=True)

@@ -44,6 +44,7 @@ from protocol.errors import (
 )
 
 __all__ = [
+    "HIDDEN_CHARS_RE",
     "MAX_INT",
     "JsonValue",
     "ObjectReader",
@@ -226,7 +227,7 @@ class ObjectReader:
     def text(self, name: str, *, max_len: int, min_len: int = 1, multiline: bool = False) -> str:
         """Human text: no controls, bidi or zero-width marks; newline and tab only if multiline."""
         value = self.string(name, max_len=max_len, min_len=min_len)
-        if _CONTROL_RE.search(value) or (not multiline and ("\n" in value or "\t" in value)):
+        if HIDDEN_CHARS_RE.search(value) or (not multiline and ("\n" in value or "\t" in value)):
             raise MalformedError(f"{self._what}.{name}: control characters are not allowed")
         return value
 
@@ -304,14 +305,14 @@ class ObjectReader:
 # overrides and isolates, word joiner and invisible operators, BOM).  ZWNJ,
 # ZWJ and the LRM/RLM/ALM marks stay allowed: Persian, Urdu, Arabic and Indic
 # text needs them.
-_CONTROL_RE: Final = re.compile(
+HIDDEN_CHARS_RE: Final = re.compile(
     "[\x00-\x08\x0b-\x1f\x7f-\x9f\u200b\u2028-\u202e\u2060-\u2069\ufeff]"
 )
 
 
 def has_hidden_chars(text: str) -> bool:
     """Whether ``text`` holds a character that :meth:`ObjectReader.text` refuses."""
-    return _CONTROL_RE.search(text) is not None
+    return HIDDEN_CHARS_RE.search(text) is not None
 
 
 def sorted_unique(values: Iterable[str]) -> list[str]:

@@ -21,6 +21,7 @@ from protocol.crypto import Rng, labelled, sha256, system_rng
 from protocol.errors import InvalidIdentifier
 
 __all__ = [
+    "AUTHORITY_RE",
     "ISO_COUNTRIES",
     "AuthorityId",
     "KeyId",
@@ -283,7 +284,7 @@ ISO_COUNTRIES: Final = frozenset(
     ]
 )
 
-_AUTHORITY_RE: Final = re.compile(r"([A-Z]{2})-([A-Z0-9]{2,16})\Z", re.ASCII)
+AUTHORITY_RE: Final = re.compile(r"([A-Z]{2})-([A-Z0-9]{2,16})\Z", re.ASCII)
 _HEX32_RE: Final = re.compile(r"[0-9a-f]{32}\Z", re.ASCII)
 _KEY_ID_RE: Final = re.compile(r"(ed25519|mlkem768x25519):([0-9a-f]{32})\Z", re.ASCII)
 _NETWORK_RE: Final = re.compile(r"[a-z0-9][a-z0-9-]{2,62}\Z", re.ASCII)
@@ -320,7 +321,7 @@ class AuthorityId:
     @classmethod
     def _parse(cls, text: object) -> AuthorityId:
         value = _check_text(text, "authority id", 19)
-        match = _AUTHORITY_RE.match(value)
+        match = AUTHORITY_RE.match(value)
         if match is None:
             raise InvalidIdentifier(
                 f"authority id {value!r} must be CC-NAME: upper-case ASCII letters and digits"

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from enum import Enum
 from typing import Final
 
@@ -34,6 +35,7 @@ from protocol.errors import (
     BadSignature,
     ExpiredError,
     MalformedError,
+    MembershipError,
     NotYetValid,
     SizeLimitExceeded,
     UnsupportedVersion,
@@ -48,6 +50,9 @@ __all__ = [
     "AUTHORITY_KINDS",
     "MAX_ACTION_SIZE",
     "MAX_APPLICATION_SIZE",
+    "MAX_CERT_LIFETIME",
+    "MAX_DRAFT_AGE",
+    "MAX_DRAFT_AHEAD",
     "MAX_ENTRY_SIZE",
     "Action",
     "Application",
@@ -56,6 +61,7 @@ __all__ = [
     "LogEntry",
     "MembershipAction",
     "authority_fingerprint",
+    "check_admission_draft",
     "entry_hash",
     "kem_pop_answer",
     "kem_pop_challenge",
@@ -81,6 +87,14 @@ AUTHORITY_KINDS: Final = frozenset(
 MAX_APPLICATION_SIZE: Final = 16 * 1024
 MAX_ACTION_SIZE: Final = 16 * 1024
 MAX_ENTRY_SIZE: Final = 24 * 1024
+_DAY: Final = 86_400
+#: A draft admission an admin signs starts at most this long before now (admins review
+#: for days)...
+MAX_DRAFT_AGE: Final = 30 * _DAY
+#: ...and at most this long after now (clock differences).
+MAX_DRAFT_AHEAD: Final = _DAY
+#: The longest certificate an admin signs (five years, leap days included).
+MAX_CERT_LIFETIME: Final = 1827 * _DAY
 _LANG_RE: Final = re.compile(r"[a-z]{2}\Z", re.ASCII)
 _SERIAL_RE: Final = re.compile(r"[0-9a-f]{32}\Z", re.ASCII)
 _ED = crypto.ED25519_PUBLIC_LEN
@@ -149,7 +163,7 @@ def authority_fingerprint(
                || for key in (identity, transport, ka): u16_be(len(key)) || key
 
     An applicant's node prints it (``globe-node init`` / ``apply``), the
-    admins' tool prints it for the application (``globe-hub admin show``), and
+    admins' tool prints it for the application (``globe-admin show``), and
     the two are compared out of band before the admission is signed.  Binding
     the authority id means a value read out for one authority never matches
     another's, even with the same keys.  Prefer :meth:`Application.fingerprint`
@@ -482,6 +496,67 @@ def make_action(
         payload["certificate"] = certificate.to_json()
     signed = sign_object(payload, labels.MEMBERSHIP_ACTION, signers or [])
     return MembershipAction.from_signed(signed, genesis)
+
+
+def check_admission_draft(
+    application: Application, draft: bytes, genesis: Genesis, *, now: int
+) -> MembershipAction:
+    """Refuse a draft admission unless it certifies exactly what ``application`` asks for.
+
+    The hub proposes the admission an admin signs (docs/PROTOCOL.md §6.3); an admin signs
+    only what it recomputes from the application it verified itself (R1, R4).  ``draft``
+    (the action payload) must be an admit of the application's authority on this
+    ``genesis``'s network, without ``prev`` or reason, whose certificate equals
+    :meth:`Certificate.from_application` with the draft's serial and validity (every other
+    field: name, kinds, languages, endpoint, the three keys, the application digest), whose
+    payload is byte for byte what :func:`make_action` builds from it, and whose validity is
+    sane: it starts between :data:`MAX_DRAFT_AGE` before and :data:`MAX_DRAFT_AHEAD` after
+    ``now``, is issued within the same window, ends after ``now`` and lasts at most
+    :data:`MAX_CERT_LIFETIME`.  Returns the decoded action; raises
+    :class:`~protocol.errors.MembershipError` (or a decoding error) naming what differs.
+    """
+    action = MembershipAction.from_signed(SignedObject(draft, ()), genesis)
+    cert = action.certificate
+    if (
+        action.action is not Action.ADMIT
+        or action.authority != application.authority
+        or action.prev is not None
+        or action.reason is not None
+        or cert is None
+    ):
+        raise MembershipError(f"the draft is not a plain admission of {application.authority}")
+    expected = Certificate.from_application(
+        application, serial=cert.serial, not_before=cert.not_before, not_after=cert.not_after
+    )
+    if cert != expected:
+        raise MembershipError("the draft certificate does not match the application")
+    rebuilt = make_action(
+        genesis=genesis,
+        action=Action.ADMIT,
+        authority=application.authority,
+        prev=None,
+        issued=action.issued,
+        certificate=expected,
+    )
+    if rebuilt.signed.payload != draft:  # pragma: no cover - defence in depth (strict decoding)
+        raise MembershipError("the draft admission carries more than the application asks for")
+    start, end, issued = (
+        datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
+        for t in (cert.not_before, cert.not_after, action.issued)
+    )
+    if not now - MAX_DRAFT_AGE <= cert.not_before <= now + MAX_DRAFT_AHEAD:
+        raise MembershipError(
+            f"the draft certificate starts {start}: not within "
+            f"{MAX_DRAFT_AGE // _DAY} days before and one day after now"
+        )
+    if not now - MAX_DRAFT_AGE <= action.issued <= now + MAX_DRAFT_AHEAD:
+        raise MembershipError(f"the draft admission is dated {issued}")
+    if cert.not_after <= now or cert.not_after - cert.not_before > MAX_CERT_LIFETIME:
+        raise MembershipError(
+            f"the draft certificate's validity ({start} to {end}) is not a current "
+            "validity of at most five years"
+        )
+    return action
 
 
 # --- log entries and checkpoints ----------------------------------------------------------

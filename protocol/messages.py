@@ -19,7 +19,11 @@ from protocol.errors import MalformedError, ProtocolError, UnsupportedVersion, U
 from protocol.ids import AuthorityId, MessageId
 
 __all__ = [
+    "CASE_RE",
+    "LANGUAGE_RE",
     "MAX_ATTACHMENTS",
+    "MAX_CONSENTS",
+    "MEDIA_TYPE_RE",
     "Attachment",
     "Consent",
     "ConsentDecision",
@@ -46,9 +50,14 @@ MAX_CONSENTS: Final = 64
 MAX_HEADER_SIZE: Final = 65_536
 #: Same as protocol.envelope.MAX_CONTENT_SIZE (1 MiB bucket less framing).
 MAX_CONTENT_SIZE: Final = (1 << 20) - 68
-_MEDIA_RE: Final = re.compile(r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}\Z")
-_CASE_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}\Z", re.ASCII)
-_LANG_RE: Final = re.compile(r"[a-z]{2}\Z", re.ASCII)
+#: An attachment's media type: ``type/subtype``, lower case (§8.4).
+MEDIA_TYPE_RE: Final = re.compile(
+    r"[a-z0-9][a-z0-9!#$&^_.+-]{0,63}/[a-z0-9][a-z0-9!#$&^_.+-]{0,63}\Z"
+)
+#: A case reference (§8.1).
+CASE_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._/-]{0,63}\Z", re.ASCII)
+#: A language: the shape of an ISO 639-1 code (§8.1).
+LANGUAGE_RE: Final = re.compile(r"[a-z]{2}\Z", re.ASCII)
 _E = TypeVar("_E", bound=Enum)
 _BAD_NAME_RE: Final = re.compile(r"[\x00-\x1f\x7f/\\]")
 
@@ -324,7 +333,7 @@ class MessageContent:
         subject = r.text("subject", max_len=300)
         body = r.string("body", max_len=MAX_CONTENT_SIZE)
         language = r.string("language", max_len=2)
-        if not _LANG_RE.match(language):
+        if not LANGUAGE_RE.match(language):
             raise MalformedError("message.language: an ISO 639-1 code")
         urgency = _enum(Urgency, r.string("urgency", max_len=16), "message.urgency")
         hr = r.object("handling")
@@ -337,7 +346,7 @@ class MessageContent:
             tlp, frozenset(_enum(Restriction, x, "message.handling") for x in restr)
         )
         case = r.string("case", max_len=64) if r.has("case") else None
-        if case is not None and not _CASE_RE.match(case):
+        if case is not None and not CASE_RE.match(case):
             raise MalformedError("message.case: 1-64 of A-Z a-z 0-9 . _ / -")
         reply = (
             MessageId.parse(r.string("in_reply_to", max_len=32)) if r.has("in_reply_to") else None
@@ -420,7 +429,7 @@ def check_attachment_name(name: str) -> str:
 
 def check_media_type(media_type: str) -> str:
     """``media_type`` if it is a lower-case ``type/subtype`` (§8.4), else MalformedError."""
-    if not _MEDIA_RE.match(media_type):
+    if not MEDIA_TYPE_RE.match(media_type):
         raise MalformedError("attachment media_type: type/subtype, lower case")
     return media_type
 

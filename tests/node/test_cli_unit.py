@@ -29,8 +29,8 @@ import orjson
 import pytest
 from aiohttp import web
 
-from globe_node import cli
 from globe_node.cli import main
+from globe_node.cli import users as users_cli
 from globe_node.config import NodeConfig, load_config, render_config
 from globe_node.keys import load_keys
 from protocol import canonical, crypto
@@ -81,7 +81,7 @@ def run(capsys: pytest.CaptureFixture[str]) -> Callable[..., Ran]:
         capsys.readouterr()
         try:
             code = main([str(a) for a in args])
-        except SystemExit as exc:  # argparse
+        except SystemExit as exc:  # not expected: main returns the exit status
             code = int(exc.code or 0)
         captured = capsys.readouterr()
         return Ran(code, captured.out, captured.err)
@@ -281,7 +281,7 @@ def test_interrupt_exits_130(run: Callable[..., Ran], monkeypatch: pytest.Monkey
     def interrupted(_args: object) -> None:
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(cli, "cmd_users_list", interrupted)
+    monkeypatch.setattr(users_cli, "load_config", interrupted)
     ran = run("users", "list")
     assert (ran.code, ran.err) == (130, "globe-node: interrupted\n")
 

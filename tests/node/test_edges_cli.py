@@ -25,8 +25,12 @@ from typing import Any
 import pytest
 from aiohttp import web
 
-from globe_node import cli
+import globe_io.cli
+import globe_io.cli.app
+from globe_io.errors import CommandError
 from globe_node.cli import main
+from globe_node.cli import setup as setup_cli
+from globe_node.cli import users as users_cli
 from globe_node.config import NodeConfig, load_config, render_config
 from globe_node.keys import NodeKeys, load_keys
 from protocol import canonical
@@ -70,7 +74,7 @@ def run(capsys: pytest.CaptureFixture[str]) -> Callable[..., Ran]:
         capsys.readouterr()
         try:
             code = main([str(a) for a in args])
-        except SystemExit as exc:  # argparse
+        except SystemExit as exc:  # not expected: main returns the exit status
             code = int(exc.code or 0)
         captured = capsys.readouterr()
         return Ran(code, captured.out, captured.err)
@@ -123,10 +127,10 @@ def node(tmp_path: Path, genesis_file: Path, run: Callable[..., Ran]) -> Path:
 def test_no_command_prints_the_help(run: Callable[..., Ran]) -> None:
     ran = run()
     assert (ran.code, ran.err) == (0, "")
-    assert ran.out.startswith("usage: globe-node [-h] [--version] [--json] COMMAND ...")
+    assert ran.out.startswith("usage: globe-node [OPTIONS] [COMMAND] [ARGS]...")
     ran = run("users")
     assert (ran.code, ran.err) == (0, "")
-    assert ran.out.startswith("usage: globe-node users [-h] COMMAND ...")
+    assert ran.out.startswith("usage: globe-node users [OPTIONS] [COMMAND] [ARGS]...")
 
 
 def test_version_without_an_installed_distribution(
@@ -135,7 +139,7 @@ def test_version_without_an_installed_distribution(
     def missing(_name: str) -> str:
         raise PackageNotFoundError(_name)
 
-    monkeypatch.setattr(cli, "version", missing)
+    monkeypatch.setattr(globe_io.cli.app, "version", missing)
     ran = run("--version")
     assert (ran.code, ran.out, ran.err) == (0, "globe-node unknown\n", "")
 
@@ -228,9 +232,9 @@ def test_init_removes_everything_when_the_database_fails(
 ) -> None:
     def no_database(db_path: Path) -> None:
         db_path.write_bytes(b"half a database")
-        raise cli.CommandError(f"cannot create the database {db_path}: disk I/O error")
+        raise CommandError(f"cannot create the database {db_path}: disk I/O error")
 
-    monkeypatch.setattr(cli, "_create_database", no_database)
+    monkeypatch.setattr(setup_cli, "create_database", no_database)
     target = tmp_path / "n"
     if existing:
         target.mkdir()
@@ -426,6 +430,20 @@ def test_users_list_defaults_to_the_node_directory_variable(
     )
 
 
+def test_options_that_exclude_each_other(node: Path, run: Callable[..., Ran]) -> None:
+    base = ["send", "--dir", node, "--to", "DE-BKA", "--kind", "request", "--subject", "s"]
+    usage(run(*base), "one of the arguments --body --body-file is required")
+    usage(
+        run(*base, "--body", "b", "--body-file", "f"),
+        "argument --body-file: not allowed with argument --body",
+    )
+    usage(run("consent", "m1", "--dir", node), "one of the arguments --grant --refuse is required")
+    usage(
+        run("consent", "m1", "--grant", "--refuse", "--dir", node),
+        "argument --refuse: not allowed with argument --grant",
+    )
+
+
 def test_send_input_checks(tmp_path: Path, node: Path, run: Callable[..., Ran]) -> None:
     base = ["send", "--dir", node, "--to", "DE-BKA", "--kind", "request", "--subject", "s"]
     refused(
@@ -455,7 +473,7 @@ def test_unexpected_errors_are_one_line_unless_debugging(
     def broken(_args: object) -> None:
         raise RuntimeError("something\nbroke")
 
-    monkeypatch.setattr(cli, "cmd_users_list", broken)
+    monkeypatch.setattr(users_cli, "load_config", broken)
     refused(
         run("users", "list"),
         "unexpected RuntimeError: something?broke (set GLOBE_DEBUG=1 for details)",
@@ -468,7 +486,7 @@ def test_unexpected_errors_are_one_line_unless_debugging(
         raise OSError("no space left")
 
     monkeypatch.delenv("GLOBE_DEBUG")
-    monkeypatch.setattr(cli, "cmd_users_list", oserror)
+    monkeypatch.setattr(users_cli, "load_config", oserror)
     refused(run("users", "list"), "no space left")
 
 
@@ -740,13 +758,13 @@ def test_progress_with_a_known_size(
     monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)
-    show = cli._progress("f.pdf")
+    show = globe_io.cli.progress("f.pdf")
     assert show is not None
     show(50, 200)
     show(200, 200)
     assert capsys.readouterr().err == "\rf.pdf:  25% of 200 bytes\rf.pdf: 100% of 200 bytes\n"
     monkeypatch.setattr(sys.stderr, "isatty", lambda: False)
-    assert cli._progress("f.pdf") is None
+    assert globe_io.cli.progress("f.pdf") is None
 
 
 async def test_post_commands_send_their_options(tmp_path: Path, daemon: Daemon, cli_: Any) -> None:
@@ -891,8 +909,8 @@ async def test_token_sources(
 
 
 def test_one_line_os_errors() -> None:
-    assert cli._os_error(FileNotFoundError(2, "No such file or directory", "/x")) == (
+    assert globe_io.cli.os_error(FileNotFoundError(2, "No such file or directory", "/x")) == (
         "/x: No such file or directory"
     )
-    assert cli._os_error(OSError()) == "OSError"
-    assert isinstance(cli.CommandError("x"), GlobeError)
+    assert globe_io.cli.os_error(OSError()) == "OSError"
+    assert isinstance(CommandError("x"), GlobeError)

@@ -1,0 +1,161 @@
+"""The admission workflow: ``applications``, ``show``, ``approve``, ``reject``
+(docs/OPERATIONS.md §6).
+
+Applications are verified here against the pinned genesis, never taken on the hub's word,
+and a draft admission is signed only if it is exactly the one recomputed from the
+application (:func:`protocol.membership.check_admission_draft`).
+"""
+
+from __future__ import annotations
+
+import time
+from typing import Any
+
+import click
+
+from globe_admin.session import Admin, app_id, field, outcome, reason, workflow_command
+from globe_io import cli
+from globe_io.errors import CommandError
+from globe_io.hubclient import HubClient
+from protocol import canonical, labels
+from protocol.errors import GlobeError
+from protocol.genesis import Genesis
+from protocol.membership import Action, Application, check_admission_draft
+from protocol.signed import SignedObject
+
+__all__ = ["APPLICATION_STATES", "applications", "approve", "reject", "show"]
+
+APPLICATION_STATES = ("awaiting-pop", "pending", "approved", "rejected")
+
+
+def _decode_application(info: dict[str, Any], genesis: Genesis) -> Application:
+    raw = field(info, "application", str, "application")
+    return Application.decode(canonical.b64d(raw, what="application"), genesis)
+
+
+@workflow_command("applications", short_help="list membership applications")
+@click.option(
+    "--status", type=click.Choice(APPLICATION_STATES), help="only applications in this state"
+)
+async def applications(_admin: Admin, hub: HubClient, *, status: str | None) -> cli.Result:
+    """List applications (optionally by status)."""
+    apps = await hub.admin_applications(status)
+    lines = [
+        f"{cli.safe(a.get('id'))}  {cli.safe(a.get('authority')):<12} "
+        f"{cli.safe(a.get('status')):<12} "
+        f"{cli.iso(a['created']) if isinstance(a.get('created'), int) else '?':<20}  "
+        f"{cli.safe(a.get('name'))}"
+        for a in apps
+    ]
+    return {"applications": apps}, lines or ["no applications"]
+
+
+def _draft_verdict(app: Application, info: dict[str, Any], genesis: Genesis) -> dict[str, Any]:
+    """Whether the hub's draft admission certifies exactly this application."""
+    draft_raw = info.get("draft")
+    draft: dict[str, Any] = {"present": draft_raw is not None, "matches": False}
+    if not isinstance(draft_raw, str):
+        draft["detail"] = "no draft yet: the applicant has not proven its key-agreement key"
+        return draft
+    try:
+        payload = canonical.b64d(draft_raw, what="draft")
+        action = check_admission_draft(app, payload, genesis, now=int(time.time()))
+    except GlobeError as exc:
+        draft["detail"] = exc.detail
+        return draft
+    assert action.certificate is not None  # noqa: S101 - an admit carries one
+    return draft | {
+        "matches": True,
+        "detail": "the draft admission certifies exactly this application",
+        "serial": action.certificate.serial,
+        "not_before": action.certificate.not_before,
+        "not_after": action.certificate.not_after,
+    }
+
+
+def _application_lines(data: dict[str, Any], app: Application, reason_: object) -> list[str]:
+    draft = data["draft"]
+    lines = [
+        f"application  {data['id']}",
+        f"authority    {app.authority} ({app.name})",
+        f"kinds        {', '.join(app.kinds)}",
+        f"languages    {', '.join(app.languages)}",
+        f"contact      {app.contact}".replace("\n", "\n             "),
+        f"legal basis  {app.legal_basis}".replace("\n", "\n             "),
+        f"endpoint     {app.endpoint or '-'}",
+        f"created      {cli.iso(app.created)}",
+        f"identity key {app.identity_key.key_id}",
+        f"transport    {app.transport_key.key_id}",
+        f"ka key       {app.ka_key.key_id}",
+        f"fingerprint  {data['fingerprint']}",
+        f"status       {data['status']}"
+        + (f" ({cli.safe(reason_)})" if isinstance(reason_, str) else ""),
+    ]
+    if draft["matches"]:
+        lines.append(
+            f"draft        matches the application (serial {draft['serial']}, valid "
+            f"{cli.iso(draft['not_before'])} to {cli.iso(draft['not_after'])})"
+        )
+    else:
+        lines.append(f"draft        DOES NOT MATCH: {draft['detail']}")
+    return lines
+
+
+@workflow_command("show", short_help="show and check one application")
+@click.argument("app", metavar="APP", callback=app_id)
+async def show(admin: Admin, hub: HubClient, *, app: str) -> cli.Result:
+    """Show an application, verified locally, and whether its draft admission matches it."""
+    info = await hub.admin_application(app)
+    application = _decode_application(info, admin.genesis)
+    data: dict[str, Any] = {
+        "id": app,
+        "authority": str(application.authority),
+        "name": application.name,
+        "country": application.authority.country,
+        "kinds": list(application.kinds),
+        "languages": list(application.languages),
+        "contact": application.contact,
+        "legal_basis": application.legal_basis,
+        "endpoint": application.endpoint,
+        "created": application.created,
+        "identity_key": str(application.identity_key.key_id),
+        "transport_key": str(application.transport_key.key_id),
+        "ka_key": str(application.ka_key.key_id),
+        "fingerprint": application.fingerprint(),
+        "status": cli.safe(field(info, "status", str, "application")),
+        "reason": info.get("reason"),
+        "draft": _draft_verdict(application, info, admin.genesis),
+    }
+    return data, _application_lines(data, application, info.get("reason"))
+
+
+@workflow_command(
+    "approve",
+    help="Verify the application and its draft admission against the pinned genesis, then "
+    "sign the draft. The member is admitted when K distinct admins have signed.",
+    short_help="sign the admission of an application",
+)
+@click.argument("app", metavar="APP", callback=app_id)
+async def approve(admin: Admin, hub: HubClient, *, app: str) -> cli.Result:
+    """Sign the draft admission of an application (after checking it locally)."""
+    info = await hub.admin_application(app)
+    application = _decode_application(info, admin.genesis)
+    status = field(info, "status", str, "application")
+    draft_raw = info.get("draft")
+    if status != "pending" or not isinstance(draft_raw, str):
+        raise CommandError(f"application {app} is {cli.safe(status)}, not pending approval")
+    draft = canonical.b64d(draft_raw, what="draft")
+    check_admission_draft(application, draft, admin.genesis, now=int(time.time()))
+    container = SignedObject(draft, ()).with_signature(labels.MEMBERSHIP_ACTION, admin.key)
+    result = await hub.admin_submit_action(container.encode())
+    data = {"application": app, "fingerprint": application.fingerprint(), **result}
+    return data, outcome(result, Action.ADMIT, application.authority)
+
+
+@workflow_command("reject", short_help="reject an application")
+@click.argument("app", metavar="APP", callback=app_id)
+@click.option("--reason", "why", required=True, callback=reason, help="why (the applicant sees it)")
+async def reject(_admin: Admin, hub: HubClient, *, app: str, why: str) -> cli.Result:
+    """Reject an application, with a reason the applicant can read."""
+    result = await hub.admin_reject(app, why)
+    return result, [f"application {app} ({cli.safe(result.get('authority'))}) rejected"]

@@ -1,0 +1,260 @@
+"""Members and the log: ``suspend``, ``reinstate``, ``revoke``, ``proposals``, ``log`` and
+``audit`` (docs/OPERATIONS.md §6).
+
+The whole log is verified from the pinned genesis before a suspension, reinstatement or
+revocation names its ``prev``; an open proposal for the same action is co-signed rather
+than a second one made.
+"""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import click
+import orjson
+
+from globe_admin.session import Admin, authority_id, outcome, reason, workflow_command
+from globe_io import cli
+from globe_io.errors import CommandError
+from globe_io.hubclient import HubClient
+from protocol import labels
+from protocol.directory import TRANSITIONS, DirectoryState, HeadRelation, MemberStatus
+from protocol.errors import GlobeError, RollbackDetected
+from protocol.ids import AuthorityId
+from protocol.membership import Action, Checkpoint, MembershipAction, make_action
+from protocol.signed import SignedObject, verify_quorum
+
+__all__ = ["MEMBER_ACTIONS", "PROPOSAL_STATES", "audit", "log", "proposals"]
+
+PROPOSAL_STATES = ("open", "appended", "superseded")
+_AUDIT_PAGE = 1000
+
+
+async def _verified_log(
+    admin: Admin, hub: HubClient
+) -> tuple[DirectoryState, list[dict[str, Any]], Checkpoint, HeadRelation]:
+    """Fetch the checkpoint and the whole log; verify both from the pinned genesis."""
+    checkpoint = Checkpoint.decode(await hub.checkpoint(), admin.genesis)
+    state = DirectoryState(admin.genesis)  # what verify_log does, keeping each entry
+    rows: list[dict[str, Any]] = []
+    for raw in await hub.log_entries():
+        entry = state.apply(raw)
+        action = entry.action
+        signers = verify_quorum(
+            action.signed, labels.MEMBERSHIP_ACTION, admin.genesis.admin_keys, 0
+        )
+        rows.append(
+            {
+                "seq": entry.seq,
+                "time": entry.time,
+                "action": action.action.value,
+                "authority": str(action.authority),
+                "signers": sorted(admin.admin_name(k) for k in signers),
+                "reason": action.reason,
+                "hash": entry.hash.hex(),
+            }
+        )
+    relation = state.check_checkpoint(checkpoint)
+    if relation is HeadRelation.PEER_AHEAD:
+        raise RollbackDetected(
+            f"the hub's checkpoint names {checkpoint.seq} entries but it served {state.seq}"
+        )
+    return state, rows, checkpoint, relation
+
+
+# --- suspend, reinstate, revoke -----------------------------------------------------------------
+
+
+async def _open_proposal(
+    admin: Admin, hub: HubClient, action: Action, authority: AuthorityId, prev: bytes
+) -> tuple[SignedObject, MembershipAction] | None:
+    """The open proposal of this very action (same ``prev``) with the most signatures."""
+    chosen: tuple[SignedObject, MembershipAction] | None = None
+    best = -1
+    for p in await hub.admin_proposals("open"):
+        if p.get("authority") != str(authority) or p.get("action") != action.value:
+            continue
+        try:
+            signed = SignedObject.from_json(p.get("signed", {}), what="proposal")
+            proposed = MembershipAction.from_signed(signed, admin.genesis)
+        except GlobeError:
+            continue
+        if proposed.action is action and proposed.authority == authority and proposed.prev == prev:
+            count = len(
+                verify_quorum(signed, labels.MEMBERSHIP_ACTION, admin.genesis.admin_keys, 0)
+            )
+            if count > best:
+                chosen, best = (signed, proposed), count
+    return chosen
+
+
+async def _member_action(
+    admin: Admin, hub: HubClient, action: Action, authority: AuthorityId, why: str
+) -> cli.Result:
+    """Sign ``action`` on ``authority``: co-sign the open proposal, or propose it."""
+    state, _rows, _cp, _rel = await _verified_log(admin, hub)
+    member = state.member(authority)
+    if (member.status, action) not in TRANSITIONS:
+        raise CommandError(f"cannot {action.value} {authority}: it is {member.status.value}")
+    prev = member.last_action
+    chosen = await _open_proposal(admin, hub, action, authority, prev)
+    if chosen is not None:
+        proposed = chosen[1]
+        container = SignedObject(chosen[0].payload, ()).with_signature(
+            labels.MEMBERSHIP_ACTION, admin.key
+        )
+    else:
+        proposed = make_action(
+            genesis=admin.genesis,
+            action=action,
+            authority=authority,
+            prev=prev,
+            issued=int(time.time()),
+            reason=why,
+            signers=[admin.key],
+        )
+        container = proposed.signed
+    result = await hub.admin_submit_action(container.encode())
+    data = {
+        **result,
+        "co_signed": chosen is not None,
+        "reason": proposed.reason,
+        "prev": prev.hex(),
+    }
+    lines = []
+    if chosen is not None:
+        lines.append(
+            f"co-signed the open {action.value} proposal for {authority} "
+            f"(reason: {proposed.reason})"
+        )
+    return data, lines + outcome(result, action, authority)
+
+
+def _member_command(action: Action) -> cli.GlobeCommand:
+    @workflow_command(
+        action.value,
+        help=f"Verify the whole log from the pinned genesis, then sign a {action.value} action "
+        "on AUTHORITY (or co-sign the open proposal for the same action).",
+        short_help=f"{action.value} a member (admin quorum)",
+    )
+    @click.argument("authority", metavar="AUTHORITY", callback=authority_id)
+    @click.option(
+        "--reason", "why", required=True, callback=reason, help="why (recorded in the log)"
+    )
+    async def command(
+        admin: Admin, hub: HubClient, *, authority: AuthorityId, why: str
+    ) -> cli.Result:
+        return await _member_action(admin, hub, action, authority, why)
+
+    return command
+
+
+#: ``suspend``, ``reinstate`` and ``revoke``: one command each, the same rule.
+MEMBER_ACTIONS = tuple(
+    _member_command(a) for a in (Action.SUSPEND, Action.REINSTATE, Action.REVOKE)
+)
+
+
+# --- proposals, log, audit ----------------------------------------------------------------------
+
+
+@workflow_command("proposals", short_help="list actions collecting signatures")
+@click.option("--status", type=click.Choice(PROPOSAL_STATES), help="only proposals in this state")
+async def proposals(admin: Admin, hub: HubClient, *, status: str | None) -> cli.Result:
+    """List membership actions collecting signatures."""
+    found = await hub.admin_proposals(status)
+    lines = []
+    for p in found:
+        signed = p.get("signed")
+        sigs = signed.get("sigs") if isinstance(signed, dict) else None
+        count = len(sigs) if isinstance(sigs, list) else 0
+        seq, created = p.get("seq"), p.get("created")
+        lines.append(
+            f"{cli.safe(p.get('proposal'))[:16]}  {cli.safe(p.get('action')):<11} "
+            f"{cli.safe(p.get('authority')):<12} {cli.safe(p.get('status')):<10} "
+            f"{count} of {admin.genesis.threshold}  "
+            f"{cli.iso(created) if isinstance(created, int) else '?'}"
+            + (f"  entry {seq}" if isinstance(seq, int) else "")
+        )
+    return {"proposals": found}, lines or ["no proposals"]
+
+
+@workflow_command("log", short_help="verify and print the membership log")
+async def log(admin: Admin, hub: HubClient) -> cli.Result:
+    """Fetch the whole membership log, verify it and the hub's checkpoint, and print it."""
+    state, rows, cp, relation = await _verified_log(admin, hub)
+    counts = {s.value: 0 for s in MemberStatus}
+    for m in state.members.values():
+        counts[m.status.value] += 1
+    data = {
+        "network_id": str(admin.genesis.network_id),
+        "genesis_fingerprint": admin.genesis.fingerprint(),
+        "entries": rows,
+        "head": {"seq": state.seq, "hash": state.head.hex(), "time": state.time},
+        "checkpoint": {"seq": cp.seq, "head": cp.head.hex(), "time": cp.time},
+        "members": counts,
+    }
+    lines = [
+        f"{r['seq']:>6}  {cli.iso(r['time'])}  {r['action']:<11} {r['authority']:<12} "
+        f"signed by {', '.join(r['signers'])}"
+        + (f"  ({r['reason']})" if r["reason"] is not None else "")
+        for r in rows
+    ]
+    lines.append(
+        f"head: entry {state.seq}, hash {state.head.hex()}; verified from genesis "
+        f"{admin.genesis.network_id}; hub checkpoint at entry {cp.seq} "
+        f"({cli.iso(cp.time)}) {'matches' if relation is HeadRelation.SAME else 'is a prefix'}"
+    )
+    return data, lines
+
+
+def _export(admin: Admin, records: list[dict[str, Any]], out: Path) -> str:
+    """Write the audit records as a JSON export (mode 0600); its absolute path."""
+    export = {
+        "type": "globe-hub-audit-export",
+        "network_id": str(admin.genesis.network_id),
+        "genesis_fingerprint": admin.genesis.fingerprint(),
+        "hub_url": admin.hub_url,
+        "exported": int(time.time()),
+        "exported_by": admin.name,
+        "records": records,
+    }
+    body = orjson.dumps(export, option=orjson.OPT_INDENT_2 | orjson.OPT_SORT_KEYS)
+    cli.write_file(out, body + b"\n", mode=0o600, overwrite=True)
+    return str(out.absolute())
+
+
+@workflow_command("audit", short_help="print the hub's audit trail")
+@click.option("--since", type=cli.COUNT, default=0, metavar="N", help="records after id N")
+@click.option(
+    "--out",
+    type=cli.PATH,
+    metavar="FILE",
+    help="also write a JSON export to FILE",
+)
+async def audit(admin: Admin, hub: HubClient, *, since: int, out: Path | None) -> cli.Result:
+    """Print the hub's audit trail; --out also writes it as a JSON export."""
+    records: list[dict[str, Any]] = []
+    while True:
+        batch = await hub.admin_audit(since, _AUDIT_PAGE)
+        records.extend(batch)
+        ids = [r.get("id") for r in batch]
+        last = ids[-1] if ids else None
+        if len(batch) < _AUDIT_PAGE or not isinstance(last, int) or last <= since:
+            break
+        since = last
+    lines = [
+        f"{cli.safe(r.get('id')):>6}  "
+        f"{cli.iso(r['time']) if isinstance(r.get('time'), int) else '?':<20}  "
+        f"{cli.safe(r.get('actor')):<16} {cli.safe(r.get('action')):<20} "
+        f"{cli.safe(r.get('subject')):<12} "
+        f"{cli.safe(orjson.dumps(r.get('detail'), option=orjson.OPT_SORT_KEYS).decode())}"
+        for r in records
+    ]
+    data: dict[str, Any] = {"records": records}
+    if out is not None:
+        data["out"] = _export(admin, records, out)
+        lines.append(f"{len(records)} records written to {out}")
+    return data, lines or ["no audit records"]

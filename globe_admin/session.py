@@ -1,0 +1,227 @@
+"""What every admin command shares: the sealed admin key, the pinned genesis, the hub
+client, and the checks of what the admin typed or the hub answered."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import re
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Final, TypeVar
+
+import click
+
+from globe_io import cli
+from globe_io.errors import CommandError
+from globe_io.hubclient import DEFAULT_TIMEOUT, HubClient
+from protocol import canonical
+from protocol.errors import AuthError, GlobeError, StaleError
+from protocol.genesis import Genesis, check_url
+from protocol.ids import AuthorityId, KeyId
+from protocol.keys import SigningKey
+from protocol.membership import Action
+
+__all__ = [
+    "ADMIN_KEY_PURPOSE",
+    "ADMIN_PASSPHRASE_ENV",
+    "Admin",
+    "admin_passphrase",
+    "app_id",
+    "authority_id",
+    "field",
+    "load_admin_key",
+    "outcome",
+    "reason",
+    "workflow_command",
+]
+
+#: Purpose bound into sealed admin key files (a hub key file cannot pass for one).
+ADMIN_KEY_PURPOSE: Final = "admin-signing-key"
+ADMIN_PASSPHRASE_ENV: Final = "GLOBE_ADMIN_PASSPHRASE"  # noqa: S105 - a variable name
+_HEX32: Final = re.compile(r"[0-9a-f]{32}\Z")
+_PAST: Final = {
+    Action.ADMIT: "admitted",
+    Action.UPDATE_KEYS: "re-keyed",
+    Action.SUSPEND: "suspended",
+    Action.REINSTATE: "reinstated",
+    Action.REVOKE: "revoked",
+}
+_T = TypeVar("_T")
+
+
+def admin_passphrase(passphrase_file: Path | None, *, what: str, new: bool = False) -> bytes:
+    """An admin key's passphrase (``--passphrase-file``, ``$GLOBE_ADMIN_PASSPHRASE``, a prompt)."""
+    return cli.read_passphrase(passphrase_file, env=ADMIN_PASSPHRASE_ENV, what=what, new=new)
+
+
+def load_admin_key(path: Path, passphrase: bytes) -> SigningKey:
+    """Open a sealed admin key file."""
+    return cli.load_signing_key(path, passphrase, purpose=ADMIN_KEY_PURPOSE, what="admin key")
+
+
+@dataclass(frozen=True, slots=True)
+class Admin:
+    """An admin at work: the pinned genesis, the admin's key and name, the hub."""
+
+    genesis: Genesis
+    key: SigningKey
+    name: str
+    hub_url: str
+    timeout: float
+
+    @classmethod
+    def open(
+        cls, genesis: Path, key: Path, hub: str | None, timeout: float, passphrase_file: Path | None
+    ) -> Admin:
+        """Read the pinned genesis and open ``key``, which must be one of its admin keys."""
+        pinned = cli.load_genesis(genesis)
+        hub_url = check_url(hub or pinned.hub_url, "--hub")
+        signing_key = load_admin_key(key, admin_passphrase(passphrase_file, what=str(key)))
+        names = {a.key.key_id: a.name for a in pinned.admins}
+        if signing_key.key_id not in names:
+            raise CommandError(
+                f"{key} is not an admin key of the pinned genesis {pinned.network_id}"
+            )
+        return cls(pinned, signing_key, names[signing_key.key_id], hub_url, timeout)
+
+    def admin_name(self, key_id: KeyId) -> str:
+        """The name the genesis gives an admin key (else its key id)."""
+        for a in self.genesis.admins:
+            if a.key.key_id == key_id:
+                return a.name
+        return str(key_id)
+
+    def run(self, work: Callable[[HubClient], Awaitable[_T]]) -> _T:
+        """Run ``work`` with a hub client signing as this admin; explain refusals."""
+
+        async def go() -> _T:
+            client = HubClient(
+                self.hub_url, network=self.genesis.digest, key=self.key, timeout=self.timeout
+            )
+            async with client:
+                try:
+                    return await work(client)
+                except StaleError as exc:
+                    raise StaleError(
+                        f"{exc.detail}: check this workstation's clock against the hub's"
+                    ) from None
+                except AuthError as exc:
+                    raise await self._explain(client, exc) from None
+
+        return asyncio.run(go())
+
+    async def _explain(self, client: HubClient, exc: AuthError) -> GlobeError:
+        """An authentication refusal is uniform on the wire; find the likely cause."""
+        try:
+            served = await client.genesis()
+        except GlobeError:
+            return exc
+        if served != self.genesis.encode():
+            return AuthError(
+                f"the hub at {self.hub_url} serves another genesis than the pinned one "
+                f"({self.genesis.fingerprint()}); check --genesis and --hub"
+            )
+        return exc
+
+
+Work = Callable[..., Awaitable[cli.Result]]
+
+_WORKFLOW_OPTIONS = (
+    click.option(
+        "--genesis",
+        type=cli.PATH,
+        required=True,
+        metavar="FILE",
+        help="the pinned genesis",
+    ),
+    click.option(
+        "--key",
+        type=cli.PATH,
+        required=True,
+        metavar="FILE",
+        help="your admin key",
+    ),
+    click.option("--hub", metavar="URL", help="the hub URL (default: the genesis hub_url)"),
+    click.option(
+        "--timeout",
+        type=cli.Seconds(),
+        default=DEFAULT_TIMEOUT,
+        metavar="SECONDS",
+        help=f"per-request timeout (default: {DEFAULT_TIMEOUT:g})",
+    ),
+    cli.passphrase_file_option(ADMIN_PASSPHRASE_ENV),
+)
+
+
+def workflow_command(name: str, **attrs: Any) -> Callable[[Work], cli.GlobeCommand]:
+    """Declare a command that works with the hub as an admin.
+
+    The decorated coroutine function gets the :class:`Admin`, a :class:`HubClient` and
+    its own options (declared with click decorators under this one); the command adds
+    ``--genesis``, ``--key``, ``--hub``, ``--timeout`` and ``--passphrase-file``.
+    """
+
+    def decorate(work: Work) -> cli.GlobeCommand:
+        @functools.wraps(work)
+        def callback(
+            *,
+            genesis: Path,
+            key: Path,
+            hub: str | None,
+            timeout: float,
+            passphrase_file: Path | None,
+            **options: Any,
+        ) -> cli.Result:
+            admin = Admin.open(genesis, key, hub, timeout, passphrase_file)
+            return admin.run(lambda client: work(admin, client, **options))
+
+        for option in reversed(_WORKFLOW_OPTIONS):
+            option(callback)
+        return cli.command(name, **attrs)(callback)
+
+    return decorate
+
+
+# --- checks of what the admin typed (at parse time) and of what the hub answered -----------------
+
+
+def app_id(_ctx: click.Context, _param: click.Parameter, text: str) -> str:
+    """An application id: 32 lower-case hex digits."""
+    if not _HEX32.match(text):
+        raise CommandError(f"application id must be 32 lower-case hex digits, not {text!r}")
+    return text
+
+
+def authority_id(_ctx: click.Context, _param: click.Parameter, text: str) -> AuthorityId:
+    """An authority id, e.g. ``FR-PNF``."""
+    return AuthorityId.parse(text)
+
+
+def reason(_ctx: click.Context, _param: click.Parameter, text: str) -> str:
+    """A reason for the log or the applicant: not empty, no hidden characters."""
+    if not text.strip():
+        raise CommandError("--reason must not be empty")
+    if canonical.has_hidden_chars(text) or len(text) > 2000:
+        raise CommandError("--reason: at most 2000 characters, no control or bidi characters")
+    return text
+
+
+def field(obj: dict[str, Any], name: str, kind: type, what: str) -> Any:
+    """``obj[name]`` from the hub, which must be a ``kind``."""
+    value = obj.get(name)
+    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
+        raise CommandError(f"the hub's {what} has no valid {name!r}")
+    return value
+
+
+def outcome(result: dict[str, Any], action: Action, authority: AuthorityId) -> list[str]:
+    """What the hub did with a signature: appended to the log, or waiting for more."""
+    status = field(result, "status", str, "answer")
+    if status == "appended":
+        seq = field(result, "seq", int, "answer")
+        return [f"{authority} {_PAST[action]} at log entry {seq}"]
+    n = field(result, "signatures", int, "answer")
+    k = field(result, "threshold", int, "answer")
+    return [f"{authority}: {action.value} signature {n} of {k}; {k - n} more admin(s) must sign"]
