@@ -7,21 +7,15 @@
   way) over a database pre-loaded with the devnet's membership log, so the
   members are admitted when the hub starts;
 * :class:`HubProcess`: ``python -m hub serve`` as a subprocess that can be
-  SIGKILLed and restarted (on a fresh port each time, so no pooled client
-  connection outlives the process it was opened to);
-* :class:`MemberClient`: a member signing its requests with its transport key;
-* :func:`create_pg_database` / :func:`drop_pg_database`: a fresh PostgreSQL
-  database, as ``tests/hub/conftest.py`` makes them.
+  SIGKILLed and restarted; ``hub.toml`` says port 0, so each start binds a
+  port the kernel picks and prints it (:class:`tests.support.ServerProcess`);
+* :class:`MemberClient`: a member signing its requests with its transport key.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
-import secrets
-import signal
-import socket
-import subprocess
 import sys
 import time
 from collections.abc import Callable, Sequence
@@ -30,9 +24,7 @@ from pathlib import Path
 from typing import Any, Final
 
 import aiohttp
-import asyncpg
 import orjson
-from sqlalchemy.engine import make_url
 
 from hub import db
 from hub.config import CONFIG_NAME, HubConfig, Limits, render_config
@@ -44,6 +36,7 @@ from protocol.ids import AuthorityId, MessageId
 from protocol.membership import entry_hash
 from protocol.receipts import make_receipt
 from protocol.requestauth import HEADER, HUB_AUDIENCE, sign_request
+from tests.support.servers import ServerProcess
 
 PASSPHRASE: Final = "crash test passphrase"  # noqa: S105 - a test passphrase
 #: The minimum Argon2id costs: every restart opens the hub key.
@@ -55,8 +48,6 @@ MEMBERS: Final = (
     ("IT-GDF", "Guardia di Finanza"),
     ("PL-CBA", "Centralne Biuro Antykorupcyjne"),
 )
-#: Maintenance DSN of the PostgreSQL server (as in conftest.py).
-PG_DSN: Final = os.environ.get("GLOBE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 #: What a client sees when the hub process is gone (or dies mid-request).
 CONNECTION_ERRORS: Final = (aiohttp.ClientError, asyncio.TimeoutError, ConnectionError)
 _ENV: Final = {
@@ -69,14 +60,6 @@ def build_network(seed: bytes = b"globe crash test") -> DevNetwork:
     return build_devnet(seed, members=list(MEMBERS))
 
 
-def free_port() -> int:
-    """A loopback port nobody listens on right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port: int = s.getsockname()[1]
-        return port
-
-
 def write_hub_dir(directory: Path, net: DevNetwork, database_url: str) -> Path:
     """Write ``net``'s hub directory; return the passphrase file (outside the directory)."""
     directory.mkdir(parents=True, exist_ok=True)
@@ -87,7 +70,8 @@ def write_hub_dir(directory: Path, net: DevNetwork, database_url: str) -> Path:
     )
     (directory / "genesis.json").write_bytes(net.genesis.encode())
     limits = Limits(max_body=1 << 20, rate_per_second=1_000_000.0, burst=1_000_000)
-    config = HubConfig(directory=directory, database_url=database_url, limits=limits)
+    # Port 0: every start binds a port of its own and prints it.
+    config = HubConfig(directory=directory, database_url=database_url, port=0, limits=limits)
     (directory / CONFIG_NAME).write_text(render_config(config))
     passphrase = directory.parent / f"{directory.name}.passphrase"
     passphrase.write_text(PASSPHRASE + "\n")
@@ -106,114 +90,22 @@ async def load_log(database_url: str, net: DevNetwork) -> None:
         await engine.dispose()
 
 
-# --- PostgreSQL ---------------------------------------------------------------------------------
-
-
-async def create_pg_database() -> tuple[str, str]:
-    """Create ``globe_crash_<pid>_<hex>``; return its name and SQLAlchemy URL.
-
-    Raises ``OSError`` or an asyncpg error if the server is unreachable.
-    """
-    name = f"globe_crash_{os.getpid()}_{secrets.token_hex(6)}"
-    conn = await asyncpg.connect(PG_DSN, timeout=10)
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-    url = make_url(PG_DSN).set(drivername="postgresql+asyncpg", database=name)
-    return name, url.render_as_string(hide_password=False)
-
-
-async def drop_pg_database(name: str) -> None:
-    """Terminate the database's connections and drop it."""
-    conn = await asyncpg.connect(PG_DSN, timeout=10)
-    try:
-        await conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = $1 AND pid <> pg_backend_pid()",
-            name,
-        )
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    finally:
-        await conn.close()
-
-
 # --- the hub process ------------------------------------------------------------------------------
 
 
-class HubProcess:
-    """``python -m hub serve`` on a hub directory; killed and restarted at will."""
+class HubProcess(ServerProcess):
+    """``python -m hub serve`` on a hub directory; killed and restarted at will.
+
+    :meth:`start` returns once the process printed the port it bound;
+    :meth:`kill` SIGKILLs it (no shutdown code runs) and returns the exit status.
+    """
 
     def __init__(self, directory: Path, passphrase_file: Path, log: Path) -> None:
-        self.directory = directory
-        self.passphrase_file = passphrase_file
-        self.log = log
-        self.proc: subprocess.Popen[bytes] | None = None
-        self.port = 0
-        self.starts = 0
-
-    @property
-    def url(self) -> str:
-        """The base URL of the running process."""
-        return f"http://127.0.0.1:{self.port}"
-
-    async def start(self, session: aiohttp.ClientSession, *, timeout: float = 30.0) -> float:
-        """Start the hub and wait until ``/healthz`` answers; return the seconds it took."""
-        assert self.proc is None, "the hub is already running"
-        self.port = free_port()
-        self.starts += 1
-        began = time.monotonic()
-        with self.log.open("ab") as out:
-            out.write(f"--- start {self.starts} on port {self.port}\n".encode())
-            out.flush()
-            self.proc = subprocess.Popen(
-                [
-                    sys.executable, "-m", "hub", "serve", "--dir", str(self.directory),
-                    "--passphrase-file", str(self.passphrase_file), "--port", str(self.port),
-                    "--log-level", "warning",
-                ],
-                stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=_ENV,
-            )  # fmt: skip
-        probe = aiohttp.ClientTimeout(total=1)
-        while time.monotonic() - began < timeout:
-            if self.proc.poll() is not None:
-                code = self.proc.returncode
-                self.proc = None
-                raise AssertionError(f"globe-hub serve exited {code}:\n{self.log_text()}")
-            try:
-                async with session.get(f"{self.url}/healthz", timeout=probe) as r:
-                    if r.status == 200:
-                        return time.monotonic() - began
-            except CONNECTION_ERRORS:
-                pass
-            await asyncio.sleep(0.02)
-        self.kill()
-        raise AssertionError(f"globe-hub serve did not answer in {timeout} s:\n{self.log_text()}")
-
-    def kill(self) -> None:
-        """SIGKILL the process (no shutdown code runs) and reap it."""
-        if self.proc is not None:
-            self.proc.send_signal(signal.SIGKILL)
-            self.proc.wait(timeout=30)
-            assert self.proc.returncode == -signal.SIGKILL, self.proc.returncode
-            self.proc = None
-
-    def stop(self) -> int:
-        """SIGTERM (graceful shutdown); return the exit status."""
-        assert self.proc is not None
-        self.proc.send_signal(signal.SIGTERM)
-        try:
-            code = self.proc.wait(timeout=30)
-        finally:
-            if self.proc.poll() is None:
-                self.proc.kill()
-                self.proc.wait()
-            self.proc = None
-        return code
-
-    def log_text(self) -> str:
-        """What the processes wrote so far."""
-        return self.log.read_text(errors="replace") if self.log.exists() else ""
+        super().__init__(
+            [sys.executable, "-m", "hub", "serve", "--dir", str(directory),
+             "--passphrase-file", str(passphrase_file), "--log-level", "warning"],
+            log=log, env=_ENV,
+        )  # fmt: skip
 
 
 # --- members ------------------------------------------------------------------------------------

@@ -1,10 +1,11 @@
 """Fixtures for the hub suite: every test runs against SQLite and PostgreSQL.
 
-* ``pg_database`` (session): a fresh PostgreSQL database per test run,
-  ``globe_test_<pid>_<hex>``, migrated once and dropped at the end (after
-  terminating its connections).  PostgreSQL support is a claimed feature, so
-  an unreachable server makes the PostgreSQL tests *fail*, never skip.
-  ``$GLOBE_TEST_POSTGRES`` overrides the maintenance DSN (database ``test``).
+* ``pg_database`` (session): a fresh PostgreSQL database per test process,
+  ``globe_test_<pid>_<hex>``, on the session's ``pg_server`` (tests/conftest.py:
+  the system server, or a throwaway one; ``$GLOBE_TEST_PG``), migrated once and
+  dropped at the end (after terminating its connections).  PostgreSQL support
+  is a claimed feature, so no server makes the PostgreSQL tests *fail*, never
+  skip.
 * ``db_url`` (parametrized ``sqlite`` / ``postgresql``): a clean database
   for one test.  SQLite is a file in ``tmp_path``; PostgreSQL reuses the
   session database and ``TRUNCATE ... RESTART IDENTITY`` between tests
@@ -27,15 +28,11 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import secrets
 from collections.abc import AsyncIterator, Awaitable, Callable, Coroutine, Iterable, Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeVar
 
-import asyncpg
 import orjson
 import pytest
 from aiohttp import web
@@ -68,12 +65,12 @@ from protocol.prekeys import SignedPrekey, make_prekey
 from protocol.receipts import make_receipt
 from protocol.requestauth import HEADER, HUB_AUDIENCE, sign_request
 from protocol.signed import SignedObject
+from tests.support.postgres import PgServer
+from tests.support.waiting import run_sync
 
 T = TypeVar("T")
 RowT = TypeVar("RowT", bound=db.Base)
 
-#: Maintenance DSN of the PostgreSQL server (trust auth, database ``test``).
-PG_DSN = os.environ.get("GLOBE_TEST_POSTGRES", "postgresql://postgres@127.0.0.1:5432/test")
 #: The fake clock's starting time (2026-05-28); the genesis is a day older.
 T0 = 1_780_000_000
 ADMIN_NAMES = ("Alice Admin", "Bruno Admin", "Chen Admin")
@@ -85,33 +82,7 @@ PROBLEM_JSON = "application/problem+json"
 
 def run_in_thread(factory: Callable[[], Coroutine[Any, Any, T]]) -> T:
     """Run a coroutine on a private event loop (safe whether or not a loop is running)."""
-    with ThreadPoolExecutor(1) as pool:
-        return pool.submit(lambda: asyncio.run(factory())).result()
-
-
-async def _pg_connect() -> Any:
-    return await asyncpg.connect(PG_DSN, timeout=10)
-
-
-async def _create_database(name: str) -> None:
-    conn = await _pg_connect()
-    try:
-        await conn.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await conn.close()
-
-
-async def _drop_database(name: str) -> None:
-    conn = await _pg_connect()
-    try:
-        await conn.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-            "WHERE datname = $1 AND pid <> pg_backend_pid()",
-            name,
-        )
-        await conn.execute(f'DROP DATABASE IF EXISTS "{name}"')
-    finally:
-        await conn.close()
+    return run_sync(factory)
 
 
 async def _migrate(url: str) -> None:
@@ -122,13 +93,9 @@ async def _migrate(url: str) -> None:
         await engine.dispose()
 
 
-def _asyncpg_dsn(url: str) -> str:
-    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
-
-
-async def _truncate(url: str) -> None:
+async def _truncate(pg: PgServer, database: str) -> None:
     tables = ", ".join(f'"{t.name}"' for t in db.Base.metadata.sorted_tables)
-    conn = await asyncpg.connect(_asyncpg_dsn(url), timeout=10)
+    conn = await pg.connect(database)
     try:
         await conn.execute(f"TRUNCATE {tables} RESTART IDENTITY")
     finally:
@@ -136,28 +103,18 @@ async def _truncate(url: str) -> None:
 
 
 @pytest.fixture(scope="session")
-def pg_database() -> Iterator[str]:
-    """A fresh, migrated PostgreSQL database for this test run (SQLAlchemy URL)."""
-    name = f"globe_test_{os.getpid()}_{secrets.token_hex(6)}"
-    unreachable = None
+def pg_database(pg_server: PgServer) -> Iterator[str]:
+    """A fresh, migrated PostgreSQL database for this test process (SQLAlchemy URL).
+
+    One per process: parallel workers never share it.  Dropped at the end.
+    """
+    name = run_sync(lambda: pg_server.create_database("test"))
     try:
-        run_in_thread(lambda: _create_database(name))
-    except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError) as exc:
-        unreachable = f"{type(exc).__name__}: {exc}"
-    if unreachable is not None:
-        pytest.fail(
-            f"PostgreSQL is unreachable at {PG_DSN} ({unreachable}). "
-            "The hub claims PostgreSQL support, so these tests fail instead of skipping; "
-            "start the server or point $GLOBE_TEST_POSTGRES at one.",
-            pytrace=False,
-        )
-    url = make_url(PG_DSN).set(drivername="postgresql+asyncpg", database=name)
-    url_text = url.render_as_string(hide_password=False)
-    try:
-        run_in_thread(lambda: _migrate(url_text))
-        yield url_text
+        url = pg_server.url(name)
+        run_sync(lambda: _migrate(url))
+        yield url
     finally:
-        run_in_thread(lambda: _drop_database(name))
+        run_sync(lambda: pg_server.drop_database(name))
 
 
 @pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
@@ -166,7 +123,10 @@ def db_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     if request.param == "sqlite":
         return f"sqlite+aiosqlite:///{tmp_path / 'hub.db'}"
     url: str = request.getfixturevalue("pg_database")
-    run_in_thread(lambda: _truncate(url))
+    pg: PgServer = request.getfixturevalue("pg_server")
+    database = make_url(url).database
+    assert database is not None
+    run_sync(lambda: _truncate(pg, database))
     return url
 
 

@@ -41,6 +41,7 @@ from protocol.envelope import SealTo, seal_envelope
 from protocol.errors import UsageError
 from protocol.requestauth import HEADER, HUB_AUDIENCE, sign_request
 from tests.hub.conftest import T0, Applicant, FakeClock, Hub, HubFactory, Reply, make_network
+from tests.support.waiting import eventually
 
 NAMES = {
     "FR-PNF": "Parquet national financier",
@@ -140,6 +141,11 @@ def new_id() -> str:
     return secrets.token_hex(16)
 
 
+async def _none_left(bh: BlobHub) -> bool:
+    """Whether the blob directory is empty (no blob, no part file)."""
+    return await bh.files() == []
+
+
 async def raw_request(bh: BlobHub, head: str, body: bytes = b"") -> tuple[int, dict[str, Any]]:
     """Send a hand-made request on a raw connection; the status and the problem body."""
     data = await bh.hub.raw_http([head.replace("\n", "\r\n").encode() + b"\r\n" + body])
@@ -231,12 +237,8 @@ async def test_a_blob_removed_before_the_commit_fails_only_its_envelope(
         await gate.wait()
         await commit(batch)
 
-    async def queued(count: int) -> None:  # bounded in steps, not timed
-        for _ in range(4000):
-            if batches and router._queue.qsize() >= count:
-                return
-            await asyncio.sleep(0.005)
-        raise AssertionError("the submissions never queued")
+    async def queued(count: int) -> None:
+        await eventually(lambda: batches and router._queue.qsize() >= count, what=f"{count} queued")
 
     monkeypatch.setattr(router, "_commit", gated)
     blocker = asyncio.create_task(bh.hub.send(fr, bh.seal(fr, de, blobs=[])))
@@ -375,7 +377,6 @@ async def test_slow_upload_times_out_and_leaves_nothing(make_blob_hub: BlobHubFa
     blob_id = new_id()
     body = bytes(1000)
     header = bh.hub.auth(fr.transport, "PUT", f"/v1/blobs/{blob_id}", body)
-    started = time.monotonic()
     status, problem = await raw_request(
         bh,
         f"PUT /v1/blobs/{blob_id} HTTP/1.1\nHost: hub\n{HEADER}: {header}\n"
@@ -383,7 +384,6 @@ async def test_slow_upload_times_out_and_leaves_nothing(make_blob_hub: BlobHubFa
         body[:10],  # then nothing more
     )
     assert (status, problem["type"].rsplit("/", 1)[1]) == (408, "upload-timeout")
-    assert time.monotonic() - started < 5
     assert await bh.files() == []
     assert await bh.rows() == []
 
@@ -401,17 +401,10 @@ async def test_client_that_disconnects_mid_upload_leaves_nothing(bh: BlobHub) ->
     )
     writer.write(head.encode() + body[: 2 * MIB])
     await writer.drain()
-    for _ in range(100):  # until the part file exists
-        if await bh.files():
-            break
-        await asyncio.sleep(0.02)
+    await eventually(bh.files, what="the part file")
     writer.close()
     await writer.wait_closed()
-    for _ in range(250):
-        if not await bh.files():
-            break
-        await asyncio.sleep(0.02)
-    assert await bh.files() == []
+    await eventually(lambda: _none_left(bh), what="the part file removed")
     assert await bh.rows() == []
 
 
@@ -531,6 +524,7 @@ async def test_blob_store_needs_the_router(bh: BlobHub) -> None:
 # --- constant memory ------------------------------------------------------------------------
 
 
+@pytest.mark.slow
 async def test_64_mib_blob_streams_with_constant_memory(bh: BlobHub, tmp_path: Path) -> None:
     fr, de = await bh.members("FR-PNF", "DE-BKA")
     blob_id = new_id()
@@ -609,24 +603,29 @@ async def open_upload(
     return reader, writer
 
 
+@pytest.mark.slow
 async def test_trickling_upload_is_bounded_by_the_minimum_rate(
     make_blob_hub: BlobHubFactory,
 ) -> None:
-    bh = await make_blob_hub(read_timeout=0.5, min_rate=100)
+    bh = await make_blob_hub(read_timeout=1.0, min_rate=100)
     (fr,) = await bh.members("FR-PNF")
-    body = bytes(100)  # must arrive within 0.5 + 100 / 100 = 1.5 s
+    body = bytes(100)  # must arrive within 1.0 + 100 / 100 = 2 s
     reader, writer = await open_upload(bh, fr, new_id(), body, 1)
+    sent = [1]
 
     async def trickle() -> None:
-        for i in range(1, len(body)):  # a byte every 0.2 s: each read is in time
-            await asyncio.sleep(0.2)
+        # A byte every 0.05 s, 20 times faster than the read timeout (so no single
+        # read is late), yet 5 s for the whole body: only the rate bound can cut it.
+        for i in range(1, len(body)):
+            await asyncio.sleep(0.05)  # the scenario: a client sending 20 bytes/s
             writer.write(body[i : i + 1])
             await writer.drain()
+            sent[0] += 1
 
     task = asyncio.create_task(trickle())
-    started = time.monotonic()
     try:
         status, problem = await read_reply(reader)
+        still_sending = not task.done()
     finally:
         task.cancel()
         with contextlib.suppress(asyncio.CancelledError, ConnectionError):
@@ -635,7 +634,8 @@ async def test_trickling_upload_is_bounded_by_the_minimum_rate(
         with contextlib.suppress(ConnectionError):
             await writer.wait_closed()
     assert (status, problem["type"].rsplit("/", 1)[1]) == (408, "upload-timeout")
-    assert 1.3 < time.monotonic() - started < 5
+    assert still_sending, "the hub answered only after the whole body arrived"
+    assert sent[0] < len(body)
     assert await bh.files() == []
 
 
@@ -644,17 +644,12 @@ async def test_quota_counts_uploads_in_flight(make_blob_hub: BlobHubFactory) -> 
     (fr,) = await bh.members("FR-PNF")
     body = bytes(600 * 1024)
     _reader, writer = await open_upload(bh, fr, new_id(), body, 1000)
-    for _ in range(100):  # until the hub streams it
-        if await bh.files():
-            break
-        await asyncio.sleep(0.02)
+    await eventually(bh.files, what="the hub streaming the upload")
     (await bh.put(fr, new_id(), body)).problem(507, "blob-quota-exceeded")
     writer.close()
     await writer.wait_closed()
-    for _ in range(250):  # the abandoned upload releases its reservation
-        if not await bh.files():
-            break
-        await asyncio.sleep(0.02)
+    # The abandoned upload releases its reservation.
+    await eventually(lambda: _none_left(bh), what="the abandoned part file removed")
     (await bh.put(fr, new_id(), body)).ok(201)
 
 
@@ -676,9 +671,9 @@ async def test_storage_failure_while_writing_keeps_nothing(
     def no_space(_file: Any, _tail: bytes) -> None:
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    monkeypatch.setattr(blobs, "_finish", no_space)
+    monkeypatch.setattr(blobs, "finish_part", no_space)
     (await bh.put(fr, new_id(), b"ciphertext")).problem(503, "storage")
-    monkeypatch.setattr(blobs, "_create", lambda _path: no_space(None, b""))
+    monkeypatch.setattr(blobs, "create_part", lambda _path, **_kw: no_space(None, b""))
     (await bh.put(fr, new_id(), b"ciphertext")).problem(503, "storage")
     assert await bh.files() == []
     assert await bh.rows() == []

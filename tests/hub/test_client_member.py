@@ -308,6 +308,7 @@ async def test_empty_blob_round_trip(net: Net) -> None:
     assert out.read_bytes() == b""
 
 
+@pytest.mark.slow
 async def test_blob_transfers_hold_constant_memory(net: Net) -> None:
     fr, de = await net.members("FR-PNF", "DE-BKA")
     size = 48 * MIB

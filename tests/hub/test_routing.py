@@ -27,6 +27,7 @@ from protocol.keys import SigningKey
 from protocol.membership import Action
 from protocol.receipts import DeliveryReceipt, Evidence, EvidenceKind, make_evidence
 from protocol.requestauth import HEADER
+from tests.support.waiting import eventually
 
 if TYPE_CHECKING:
     from tests.hub.conftest import Applicant, Hub, HubFactory, Reply
@@ -441,13 +442,11 @@ class HeldWriter:
         monkeypatch.setattr(self.router, "_commit", gated)
 
     async def queued(self, count: int) -> None:
-        """Wait until the writer holds a batch and ``count`` submissions are queued
-        (bounded in steps; nothing here depends on timing)."""
-        for _ in range(4000):
-            if self.batches and self.router._queue.qsize() >= count:
-                return
-            await asyncio.sleep(0.005)
-        raise AssertionError(f"{count} submissions never queued ({self.router._queue.qsize()})")
+        """Wait until the writer holds a batch and ``count`` submissions are queued."""
+        await eventually(
+            lambda: self.batches and self.router._queue.qsize() >= count,
+            what=f"{count} submissions queued behind a held batch",
+        )
 
 
 async def send_in_one_batch(

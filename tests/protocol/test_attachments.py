@@ -292,6 +292,20 @@ def test_a_full_final_chunk_cannot_move_or_be_extended() -> None:
     refuse(Truncated, header + c0 + c1)
 
 
+def test_a_corrupted_full_final_chunk_fails_to_authenticate() -> None:
+    """A full-size last chunk that authenticates neither as final nor as a middle
+    chunk is corrupt, not a truncation: DecryptionFailed, and no plaintext of it."""
+    data = plaintext(3 * C)
+    header, (c0, c1, c2) = chunks_of(encrypt(data))
+    assert len(c2) == FULL
+    corrupt = c2[:100] + bytes([c2[100] ^ 0x01]) + c2[101:]
+    refuse(DecryptionFailed, header + c0 + c1 + corrupt)
+    dec = AttachmentDecryptor(KEY, BLOB)
+    assert dec.update(header + c0 + c1 + corrupt) == data[: 2 * C]  # the good chunks only
+    with raises_exactly(DecryptionFailed):
+        dec.finalize()
+
+
 def test_extension_after_the_final_chunk() -> None:
     blob, _header, (c0, c1, _c2) = valid()
     for extra in (b"\x00", bytes(TAG_LEN), c1, c0, encrypt(b"")[HEADER_LEN:], blob):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import enum
+
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -255,6 +257,57 @@ def test_encode_lone_surrogate_is_usage_error():
     # outside the subset; encode() promises UsageError, not orjson.JSONEncodeError.
     with pytest.raises(UsageError):
         encode({"a": "\udcff"})
+
+
+class _Kind(enum.StrEnum):
+    INFORMATION = "information"
+
+
+class _Level(enum.IntEnum):
+    LOW = 1
+    NEGATIVE = -1
+
+
+class _Text(str):
+    """A str subclass, as a library may hand back."""
+
+
+@pytest.mark.parametrize(
+    ("value", "data"),
+    [
+        ({"kind": _Kind.INFORMATION}, b'{"kind":"information"}'),
+        ({"level": _Level.LOW}, b'{"level":1}'),
+        ({"name": _Text("x")}, b'{"name":"x"}'),
+        ({"a": [_Kind.INFORMATION, _Level.LOW]}, b'{"a":["information",1]}'),
+    ],
+)
+def test_encode_takes_str_and_int_subclasses_as_their_values(value, data):
+    assert encode(value) == data
+
+
+def test_encode_checks_the_range_of_an_int_subclass():
+    with pytest.raises(UsageError, match=r"^integer out of range$"):
+        encode({"level": _Level.NEGATIVE})
+
+
+def test_the_valid_key_cache_is_bounded():
+    """Hostile input with many distinct valid keys cannot grow the cache past 4,096."""
+    many = {f"k{i}": i for i in range(5000)}
+    assert decode(encode(many), max_size=1 << 20, what="test") == many
+    assert len(canonical._VALID_KEYS) == 4096
+    again = {f"z{i}": i for i in range(100)}  # new keys are still checked, not cached
+    assert decode(encode(again), max_size=1 << 20, what="test") == again
+    assert len(canonical._VALID_KEYS) == 4096
+    with pytest.raises(MalformedError, match=r"^invalid object key 'Zz'$"):
+        decode(b'{"Zz":1}', max_size=CAP, what="test")
+
+
+@pytest.mark.parametrize(
+    ("values", "expected"),
+    [([], []), (["b", "a", "b"], ["a", "b"]), (("x",), ["x"]), (iter(["c", "a"]), ["a", "c"])],
+)
+def test_sorted_unique(values, expected):
+    assert canonical.sorted_unique(values) == expected
 
 
 # --- base64url -----------------------------------------------------------------------------------

@@ -14,11 +14,13 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import nacl.bindings as sodium
 import nacl.exceptions
 import pytest
+from cryptography.hazmat.primitives.asymmetric import mlkem
 
 from protocol import crypto, labels
 from protocol.errors import (
@@ -209,6 +211,32 @@ def test_ml_kem_coefficient_not_reduced_mod_q(kem, index, value):
         KemPublicKey(ek + raw[MLKEM_EK_LEN:])
 
 
+def test_ml_kem_key_is_checked_by_re_encoding_whatever_the_library(kem, monkeypatch):
+    """Defence in depth: the library refuses non-reduced coefficients (above); were it
+    lenient, reducing them silently, the re-encoding check still refuses the key."""
+    real = mlkem.MLKEM768PublicKey.from_public_bytes
+
+    class LenientMlKem:
+        """Takes a non-reduced coefficient and reduces it mod q, as a lax library might."""
+
+        @staticmethod
+        def from_public_bytes(ek: bytes) -> Any:
+            fixed = ek
+            for index in range(3 * 256):
+                c = coefficient(fixed, index)
+                if c >= MLKEM_Q:
+                    fixed = with_coefficient(fixed, index, c - MLKEM_Q)
+            return real(fixed)
+
+    raw = bytes(kem.public_key)
+    ek = with_coefficient(raw[:MLKEM_EK_LEN], 5, MLKEM_Q + 7)
+    monkeypatch.setattr(crypto, "mlkem", SimpleNamespace(MLKEM768PublicKey=LenientMlKem))
+    assert bytes(KemPublicKey(raw)) == raw  # canonical keys still load
+    with pytest.raises(InvalidKey) as info:
+        KemPublicKey(ek + raw[MLKEM_EK_LEN:])
+    assert info.value.detail == "ML-KEM-768 encapsulation key is not canonical"
+
+
 @pytest.mark.parametrize("index", [0, 1, 767])
 def test_ml_kem_coefficient_q_minus_one_is_valid(kem, index):
     """Control for the modulus check: q - 1 is a canonical coefficient."""
@@ -347,6 +375,8 @@ def test_public_key_wrong_length(length):
         VerifyKey.from_certified(bytes(range(length)))
     with raises_exactly(BadSignature):
         crypto.ed25519_verify(bytes(range(length)), b"", RFC8032_SIG)
+    with raises_exactly(BadSignature):
+        crypto.ed25519_verify_labelled(bytes(range(length)), b"label", b"", RFC8032_SIG)
 
 
 @pytest.mark.parametrize("length", [0, 63, 65, 128])
@@ -354,6 +384,8 @@ def test_signature_wrong_length(length):
     sig = (RFC8032_SIG * 2)[:length]
     with raises_exactly(BadSignature):
         crypto.ed25519_verify(RFC8032_PUBLIC, b"", sig)
+    with pytest.raises(BadSignature, match=r"^signature or key has the wrong length$"):
+        crypto.ed25519_verify_labelled(RFC8032_PUBLIC, b"label", b"", sig)
 
 
 @pytest.mark.parametrize("length", [0, 31, 33, 64])
@@ -481,6 +513,45 @@ def test_aead_refusals():
     ]:
         with raises_exactly(DecryptionFailed):
             crypto.aead_decrypt(*args)
+
+
+@pytest.mark.parametrize("length", [0, 31, 33])
+def test_aead_key_length_is_a_usage_error(length):
+    """The many-message :class:`crypto.Aead`: a wrong length is the caller's bug."""
+    with pytest.raises(UsageError, match=r"^a ChaCha20-Poly1305 key is 32 bytes$"):
+        crypto.Aead(bytes(length))
+
+
+@pytest.mark.parametrize("length", [0, 11, 13])
+def test_aead_nonce_length_is_a_usage_error(length):
+    aead = crypto.Aead(bytes(32))
+    detail = "^a ChaCha20-Poly1305 nonce is 12 bytes$"
+    with pytest.raises(UsageError, match=detail):
+        aead.encrypt(bytes(length), b"plaintext", b"aad")
+    with pytest.raises(UsageError, match=detail):
+        aead.decrypt(bytes(length), bytes(crypto.AEAD_TAG_LEN), b"aad")
+
+
+def test_aead_object_matches_the_one_shot_functions():
+    key, nonce = bytes(range(32)), bytes(range(12))
+    aead = crypto.Aead(key)
+    ct = aead.encrypt(nonce, b"plaintext", b"aad")
+    assert ct == crypto.aead_encrypt(key, nonce, b"plaintext", b"aad")
+    assert aead.decrypt(nonce, ct, b"aad") == b"plaintext"
+    with raises_exactly(DecryptionFailed):
+        aead.decrypt(nonce, ct, b"other aad")
+
+
+@pytest.mark.parametrize("length", [0, 31, 33])
+def test_x25519_public_of_the_wrong_length(length):
+    with pytest.raises(InvalidKey, match=r"^an X25519 public key is 32 bytes$"):
+        crypto.validate_x25519_public(bytes(length))
+
+
+@pytest.mark.parametrize("length", [0, crypto.KEM_PRIVATE_LEN - 1, crypto.KEM_PRIVATE_LEN + 1])
+def test_hybrid_private_key_bytes_of_the_wrong_length(length):
+    with pytest.raises(UsageError, match=r"^a hybrid KEM private key is 96 bytes$"):
+        crypto.kem_private_from_bytes(bytes(length))
 
 
 # --- Argon2id ------------------------------------------------------------------------------------

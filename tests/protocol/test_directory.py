@@ -201,6 +201,19 @@ def test_extend_keeps_verified_prefix(net):
     assert state.head == verify_log(net.genesis, net.entries[:2]).head
 
 
+def test_a_state_copied_with_its_heads_continues_the_chain(net):
+    """A state built from another's fields keeps the given heads (no genesis reset)."""
+    prefix = verify_log(net.genesis, net.entries[:2])
+    copy = dataclasses.replace(
+        prefix, heads=list(prefix.heads), members=dict(prefix.members),
+        key_owner=dict(prefix.key_owner), serials=set(prefix.serials),
+    )  # fmt: skip
+    assert (copy.seq, copy.head, copy.heads) == (2, prefix.head, prefix.heads)
+    copy.extend(net.entries[2:])
+    assert (copy.seq, copy.head) == (len(net.entries), net.directory.head)
+    assert prefix.seq == 2  # the original is untouched
+
+
 # --- transitions ---------------------------------------------------------------------------------
 
 _STATUSES: list[MemberStatus | None] = [None, *MemberStatus]

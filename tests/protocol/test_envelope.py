@@ -11,18 +11,18 @@ so each refusal below is caused by the one alteration it makes.
 from __future__ import annotations
 
 import struct
-import time
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 import pytest
 
-from protocol import canonical, crypto, labels
+from protocol import canonical, crypto, envelope, labels
 from protocol.devnet import GENESIS_TIME, DevNetwork, build_devnet
 from protocol.directory import DirectoryState, HeadRelation
 from protocol.envelope import (
     MAGIC,
+    MAX_BLOBS,
     MAX_BODY_BUCKET,
     MAX_CONTENT_SIZE,
     MAX_ENVELOPE_SIZE,
@@ -424,6 +424,32 @@ def test_seal_refuses_local_misuse(net, change, value):
         seal_envelope(**kwargs)
 
 
+def test_the_largest_header_seal_can_build_fits_the_header_limit(net):
+    """256 recipients with the longest ids and sequence numbers and 64 blobs: no header
+    that :func:`seal_envelope` builds from valid arguments exceeds MAX_HEADER_SIZE."""
+    kwargs = _seal_kwargs(net)
+    b_key = net.members[B].signed_prekey.key
+    kwargs["recipients"] = [
+        SealTo(aid(f"FR-{i:03d}{'X' * 13}"), canonical.MAX_INT, b_key)
+        for i in range(MAX_RECIPIENTS)
+    ]
+    kwargs["blobs"] = [f"{i:032x}" for i in range(MAX_BLOBS)]
+    header = parse_envelope(seal_envelope(**kwargs)).header.raw
+    assert len(header) < MAX_HEADER_SIZE // 2
+
+
+def test_seal_refuses_a_header_over_the_limit(net, monkeypatch):
+    """The guard behind the argument checks: with today's limits no valid arguments
+    reach it (above), so the limit is lowered to show it refuses as a local error."""
+    kwargs = _seal_kwargs(net)
+    size = len(parse_envelope(seal_envelope(**kwargs)).header.raw)
+    monkeypatch.setattr(envelope, "MAX_HEADER_SIZE", size - 1)
+    with raises_exactly(UsageError):
+        seal_envelope(**kwargs)
+    monkeypatch.setattr(envelope, "MAX_HEADER_SIZE", size)
+    assert len(parse_envelope(seal_envelope(**kwargs)).header.raw) == size
+
+
 def test_seal_accepts_lifetime_boundary(net):
     kwargs = _seal_kwargs(net)
     kwargs["expires"] = NOW + MAX_LIFETIME
@@ -487,7 +513,6 @@ def test_every_single_bit_flip_is_refused_with_a_typed_error(net):
     wrong: list[tuple[str, int, str]] = []
     seen: dict[str, set[str]] = {}
     flips = 0
-    started = time.perf_counter()
     for name, lo, hi, allowed in _regions(env):
         seen[name] = set()
         for bit in range(lo * 8, hi * 8):
@@ -508,12 +533,10 @@ def test_every_single_bit_flip_is_refused_with_a_typed_error(net):
                     wrong.append((name, bit, type(exc).__name__))
             else:
                 wrong.append((name, bit, "ACCEPTED"))
-    elapsed = time.perf_counter() - started
     assert flips == 8 * len(data)
     assert wrong == [], f"{len(wrong)} of {flips} flips misclassified: {wrong[:20]}"
     # The header's own checks and the outer signature both take part.
     assert {"BadSignature", "MalformedError", "InvalidIdentifier"} <= seen["header"]
-    assert elapsed < 60, f"{flips} flips took {elapsed:.1f} s"
 
 
 @pytest.mark.parametrize("part", ["wrapped", "body"])

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import copy
+import struct
 from typing import Any
 
 import orjson
@@ -11,6 +12,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from protocol import canonical
+from protocol.crypto import WRAPPED_KEY_LEN
 from protocol.envelope import (
     SealTo,
     _header_fast,
@@ -19,7 +21,7 @@ from protocol.envelope import (
     parse_envelope,
     seal_envelope,
 )
-from protocol.errors import GlobeError
+from protocol.errors import GlobeError, MalformedError
 
 from .conftest import NOW
 
@@ -134,6 +136,25 @@ def test_parse_fast_and_slow_agree_on_framing(net, cut):
         assert results[0] == results[1]
 
 
+def test_parse_fast_and_slow_agree_on_a_wrapped_key_count_that_differs_from_the_header(net):
+    """A well-framed envelope whose header names two recipients but carries one wrapped key."""
+    fr, de, es = (net.members[a] for a in ("FR-PNF", "DE-BKA", "ES-FCC"))
+    env = seal_envelope(
+        genesis=net.genesis, sender=fr.authority, identity=fr.identity,
+        recipients=[SealTo(m.authority, 1, m.prekey.public_key) for m in (de, es)],
+        content=b"{}", created=NOW, expires=NOW + 60, dir_seq=0, dir_head=net.genesis.digest,
+    )  # fmt: skip
+    parsed = parse_envelope(env)
+    assert len(parsed.wrapped) == len(parsed.header.recipients) == 2
+    (header_len,) = struct.unpack_from(">I", env, 6)
+    at = 10 + header_len  # the u16 wrapped-key count
+    one = env[:at] + struct.pack(">H", 1) + env[at + 2 + WRAPPED_KEY_LEN :]
+    for fn in (parse_envelope, _parse_slow):
+        with pytest.raises(MalformedError) as info:
+            fn(one)
+        assert info.value.detail == "envelope: wrapped key count differs from the recipients"
+
+
 EDGE_MUTATIONS: list[tuple[tuple[Any, ...], Any]] = [
     (("recipients", 0, "seq"), 0),
     (("recipients", 0, "seq"), True),
@@ -197,7 +218,7 @@ def test_header_fast_path_agrees_on_edge_cases(net, path, value):
 
 from protocol.fastlog import decode_entry, entry_fast  # noqa: E402
 from protocol.membership import LogEntry  # noqa: E402
-from protocol.signed import SignedObject  # noqa: E402
+from protocol.signed import MAX_SIGNATURES, SignedObject  # noqa: E402
 
 
 def _entry_parts(net: Any, index: int) -> tuple[dict[str, Any], dict[str, Any]]:
@@ -298,3 +319,93 @@ def test_log_entry_fast_path_removed_signature_agrees(net):
     data = orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)
     fast, strict = _both(data, net.genesis)
     assert fast == strict
+
+
+#: Removes the field (for :data:`STRICT_REFUSALS`).
+DELETE = object()
+
+#: Entries the fast path leaves to the reference decoder, with the reference's exact
+#: verdict: (part, path, value or DELETE, error class, detail).
+STRICT_REFUSALS: list[tuple[str, tuple[str, ...], Any, type[GlobeError], str]] = [
+    ("entry", ("action", "sigs"), {}, MalformedError, "log entry.action.sigs: must be an array"),
+    (
+        "payload", ("certificate", "kinds"), [7], MalformedError,
+        "action.certificate.kinds: items must be strings",
+    ),
+    (
+        "payload", ("certificate", "kinds"), ["x" * 33], MalformedError,
+        "action.certificate.kinds: items must be strings",
+    ),
+    ("payload", ("prev",), "A" * 42, MalformedError, "action.prev: must be 32 bytes"),
+    (
+        "payload", ("certificate",), "not an object", MalformedError,
+        "action.certificate: must be an object",
+    ),
+    (
+        "payload", ("certificate", "endpoint"), 443, MalformedError,
+        "action.certificate.endpoint: must be a string",
+    ),
+    (
+        "payload", ("certificate", "endpoint"), "https://n.example.org/" + "p" * 2048,
+        MalformedError, "action.certificate.endpoint: length must be 0..2048",
+    ),
+    (
+        "payload", ("certificate", "application"), DELETE, MalformedError,
+        "action: an admit names the application it approves",
+    ),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize("case", STRICT_REFUSALS, ids=lambda c: f"{c[0]}.{'.'.join(c[1])}")
+def test_log_entry_fast_path_leaves_the_verdict_to_the_reference_decoder(net, case):
+    part, path, value, error, detail = case
+    entry, payload = _entry_parts(net, 0)
+    target: Any = entry if part == "entry" else payload
+    for key in path[:-1]:
+        target = target[key]
+    if value is DELETE:
+        del target[path[-1]]
+    else:
+        target[path[-1]] = value
+    data = _rebuild(entry, payload)
+    obj = canonical.decode(data, max_size=1 << 20, what="e", check_values=False)
+    assert entry_fast(obj, data, net.genesis) is None
+    with pytest.raises(error) as info:
+        decode_entry(data, net.genesis)
+    assert (type(info.value), info.value.detail) == (error, detail)
+
+
+def test_a_suspension_without_a_reason_is_refused(net):
+    entry, payload = _entry_parts(net, 0)
+    del payload["certificate"]
+    payload.update(action="suspend", prev=entry["prev"])
+    data = _rebuild(entry, payload)
+    obj = canonical.decode(data, max_size=1 << 20, what="e", check_values=False)
+    assert entry_fast(obj, data, net.genesis) is None
+    with pytest.raises(MalformedError) as info:
+        decode_entry(data, net.genesis)
+    assert info.value.detail == "action: suspend, reinstate and revoke need a reason"
+    payload["reason"] = "under investigation"  # the same action with a reason is accepted
+    data = _rebuild(entry, payload)
+    fast, strict = _both(data, net.genesis)
+    assert isinstance(strict, LogEntry)
+    assert fast == strict
+    assert strict.action.reason == "under investigation"
+
+
+def test_an_action_payload_that_is_not_a_string_is_refused(net):
+    entry, _payload = _entry_parts(net, 0)
+    entry["action"]["payload"] = 1
+    data = orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)
+    fast, strict = _both(data, net.genesis)
+    assert fast is None
+    assert strict is MalformedError
+
+
+def test_more_signatures_than_allowed_are_refused(net):
+    entry, _payload = _entry_parts(net, 0)
+    entry["action"]["sigs"] = entry["action"]["sigs"][:1] * (MAX_SIGNATURES + 1)
+    data = orjson.dumps(entry, option=orjson.OPT_SORT_KEYS)
+    fast, strict = _both(data, net.genesis)
+    assert fast is None
+    assert strict is MalformedError

@@ -376,6 +376,13 @@ def test_application_and_certificate_give_the_authority_fingerprint(net):
     assert pnf.certificate.fingerprint() == _fp(FR, pnf.identity, pnf.transport, pnf.ka)
 
 
+@pytest.mark.parametrize("serial", ["", "ab" * 15, "AB" * 16, "g" * 32, "ab" * 16 + "\n"])
+def test_a_certificate_serial_is_32_lower_case_hex_digits(net, serial):
+    with pytest.raises(UsageError) as info:
+        Certificate.from_application(_app(net), serial=serial, not_before=T0, not_after=T0 + 1)
+    assert info.value.detail == "serial must be 32 lower-case hex digits"
+
+
 def test_authority_fingerprint_key_order_matters():
     swapped = _fp(GB, TRANSPORT, IDENTITY, KA)
     assert swapped != _fp(GB, IDENTITY, TRANSPORT, KA)

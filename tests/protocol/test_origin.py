@@ -11,11 +11,11 @@ from typing import Any
 
 import pytest
 
-from protocol import crypto, labels
+from protocol import canonical, crypto, labels
 from protocol.devnet import GENESIS_TIME, DevNetwork, build_devnet
 from protocol.envelope import SealTo, content_signature, parse_envelope, seal_envelope
-from protocol.errors import BadSignature, MalformedError, UnknownMember
-from protocol.ids import AuthorityId
+from protocol.errors import BadSignature, MalformedError, UnknownMember, UsageError
+from protocol.ids import AuthorityId, MessageId
 from protocol.keys import SigningKey
 from protocol.messages import (
     Attachment,
@@ -28,7 +28,7 @@ from protocol.messages import (
     Urgency,
     handling_at_least,
 )
-from protocol.origin import verify_forward, verify_signed_content
+from protocol.origin import signed_content, verify_forward, verify_signed_content
 
 NOW = GENESIS_TIME + 7200
 
@@ -161,3 +161,46 @@ def test_clear_and_green_material_needs_no_consent(net: DevNetwork) -> None:
 )
 def test_handling_order(handling: Handling, floor: Handling, at_least: bool) -> None:
     assert handling_at_least(handling, floor) is at_least
+
+
+def test_signed_content_is_built_from_its_three_parts(net: DevNetwork) -> None:
+    p = proof(net, "ES-FCC", "FR-PNF", message())
+    built = signed_content(p.header, p.content, p.signature)
+    assert built == p
+    assert verify_signed_content(built, net.directory).sender == AuthorityId.parse("ES-FCC")
+
+
+@pytest.mark.parametrize("empty", ["header", "content"])
+def test_a_forward_with_an_empty_header_or_content_is_refused(net: DevNetwork, empty: str) -> None:
+    p = proof(net, "ES-FCC", "FR-PNF", message())
+    hollow = SignedContent(
+        b"" if empty == "header" else p.header,
+        b"" if empty == "content" else p.content,
+        p.signature,
+    )
+    detail = "message.forwarded.origin: header and content are not empty"
+    with pytest.raises(UsageError) as built:
+        message(subject="Fwd: Accounts", forwarded=Forwarded(hollow)).encode()
+    assert built.value.detail == detail
+    good = message(subject="Fwd: Accounts", forwarded=Forwarded(p)).encode()
+    obj: Any = canonical.decode(good, max_size=1 << 20, what="m")
+    obj["forwarded"]["origin"][empty] = ""
+    with pytest.raises(MalformedError) as received:
+        MessageContent.decode(canonical.encode(obj))
+    assert received.value.detail == detail
+
+
+@pytest.mark.parametrize("kind", [Kind.REQUEST, Kind.ANSWER])
+def test_only_information_may_carry_a_forward(net: DevNetwork, kind: Kind) -> None:
+    p = proof(net, "ES-FCC", "FR-PNF", message())
+    reply_to = MessageId(bytes(16)) if kind is Kind.ANSWER else None
+    forward = message(kind=kind, forwarded=Forwarded(p), in_reply_to=reply_to)
+    with pytest.raises(UsageError):
+        forward.encode()  # built here: the caller's error
+    obj = canonical.decode(message(forwarded=Forwarded(p)).encode(), max_size=1 << 20, what="m")
+    obj["kind"] = kind.value
+    if reply_to is not None:
+        obj["in_reply_to"] = str(reply_to)
+    with pytest.raises(MalformedError) as info:  # received: the peer's
+        MessageContent.decode(canonical.encode(obj))
+    assert info.value.detail == "message: a forward is information"
