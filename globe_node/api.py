@@ -1,16 +1,22 @@
 """The node's local API: what the CLI and the web UI use (``api_host:api_port``).
 
-Every route is declared once in :data:`ROUTES` with the permission it needs;
-:func:`create_api_app` registers each handler behind one check that
-authenticates the bearer token and compares the user's role with that
-permission (:mod:`globe_node.roles`).  A handler cannot forget the check, and
-the table is the permission matrix the tests walk cell by cell.
+Every route is declared once in :data:`ROUTES`: the permission it needs, its
+path and query parameters, its body, its answer and its refusals
+(:class:`~globe_node.apiparams.ApiRoute`; the inputs are declared in
+:mod:`globe_node.apimodels`, the answers in :mod:`globe_node.apiresults`).
+:func:`create_api_app` registers each handler behind one guard that
+authenticates the bearer token, compares the user's role with the permission
+(:mod:`globe_node.roles`) and parses the request with the route's declarations:
+a handler cannot forget the check, reads its inputs already parsed, and the
+table is both the permission matrix the tests walk cell by cell and the source
+of the OpenAPI document served at ``GET /api/openapi.json``
+(:mod:`globe_node.apidoc`).
 
 The daemon never opens a path, URL or file its caller names: attachments
 arrive as bytes (``POST /api/uploads``) and a message refers to them by
 upload id.  Every JSON body goes through the one strict decoder
-(PROTOCOL.md §2.8) and every field is read by name: an unknown field is
-refused, never ignored.  Every send, read, forward and export is written to
+(PROTOCOL.md §2.8) and only its declared fields are accepted: an unknown field
+is refused, never ignored.  Every send, read, forward and export is written to
 the hash-chained audit log.
 """
 
@@ -18,160 +24,55 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
-from enum import Enum
-from typing import Any, Final, TypeVar
+from typing import Any, Final
 from urllib.parse import quote
 
+import orjson
 from aiohttp import web
 
-from globe_io.errors import LengthRequired
-from globe_io.web import json_response, problem_middleware, read_json
+from globe_io.errors import Conflict, RemoteError
+from globe_io.web import json_response, problem_middleware
+from globe_node import apimodels as m
+from globe_node import apiresults as r
+from globe_node.apidoc import openapi_document
+from globe_node.apiparams import ApiRoute, Call, Handler, RawBody, Reply, parse_request
 from globe_node.audit import AuditLog
-from globe_node.errors import Forbidden, NotFound
+from globe_node.errors import ConsentRequired, DirectoryStale, Forbidden, NotFound
 from globe_node.node import Node
-from globe_node.roles import GRANTS, Permission, Role, may_create
-from globe_node.uploads import parse_upload_id
+from globe_node.roles import GRANTS, Permission, may_create
+from globe_node.uploads import MAX_ATTACHMENT, UploadQuotaExceeded
 from globe_node.users import Principal, add_user, authenticate
-from protocol.envelope import decode_header
-from protocol.errors import UsageError
-from protocol.ids import AuthorityId
-from protocol.messages import (
-    Consent,
-    ConsentDecision,
-    Forwarded,
-    Handling,
-    Kind,
-    MessageContent,
-    Restriction,
-    StatusState,
-    StatusUpdate,
-    Tlp,
-    Urgency,
+from protocol.errors import (
+    ExpiredError,
+    GlobeError,
+    LogError,
+    MalformedError,
+    MemberNotActive,
+    NotYetValid,
+    TransportError,
+    UnknownMember,
+    UsageError,
 )
+from protocol.messages import Consent, Handling, Kind, MessageContent, StatusUpdate
 
-__all__ = ["API_MAX_BODY", "ROUTES", "ApiRoute", "create_api_app"]
+__all__ = ["API_MAX_BODY", "MAX_LIMIT", "ROUTES", "ApiRoute", "Handler", "create_api_app"]
 
 log = logging.getLogger("globe.node.api")
 
 NODE_KEY: Final = web.AppKey("node", Node)
 AUDIT_KEY: Final = web.AppKey("audit", AuditLog)
-#: A local API request body: room for the largest message text (about 1 MiB) as JSON,
-#: escapes included; the content rules then decide (§8).
-API_MAX_BODY: Final = 4 * 1024 * 1024
-#: Items of a list query (inbox, outbox).
-MAX_LIMIT: Final = 1000
-_E = TypeVar("_E", bound=Enum)
+#: ``GET /api/openapi.json``: the document of this app's routes, serialized once.
+DOCUMENT_KEY: Final = web.AppKey("openapi", bytes)
+API_MAX_BODY: Final = m.API_MAX_BODY
+MAX_LIMIT: Final = m.MAX_LIMIT
 
-Handler = Callable[[web.Request, Principal], Awaitable[web.StreamResponse]]
-
-
-@dataclass(frozen=True, slots=True)
-class ApiRoute:
-    """One route of the local API and the permission it needs."""
-
-    method: str
-    path: str
-    permission: Permission
-    handler: Handler
-
-
-# --- reading requests ------------------------------------------------------------------------
-
-
-class Body:
-    """The fields of a JSON body, read by name; :meth:`done` refuses any left unread."""
-
-    def __init__(self, obj: dict[str, Any]) -> None:
-        self._obj = obj
-        self._read: set[str] = set()
-
-    def get(self, name: str) -> Any:
-        """A field's raw value (``None`` when absent)."""
-        self._read.add(name)
-        return self._obj.get(name)
-
-    def has(self, name: str) -> bool:
-        """Whether the field is present (and not null)."""
-        return self.get(name) is not None
-
-    def string(self, name: str, *, default: str | None = None) -> str:
-        """A string field (``default`` when absent)."""
-        value = self.get(name)
-        if value is None and default is not None:
-            return default
-        if not isinstance(value, str):
-            raise UsageError(f"'{name}' is a string")
-        return value
-
-    def opt_string(self, name: str) -> str | None:
-        """An optional string field."""
-        return None if self.get(name) is None else self.string(name)
-
-    def opt_int(self, name: str) -> int | None:
-        """An optional non-negative integer field."""
-        value = self.get(name)
-        if value is not None and (type(value) is not int or value < 0):
-            raise UsageError(f"'{name}' is a non-negative integer")
-        return value
-
-    def enum(self, cls: type[_E], name: str, *, default: str | None = None) -> _E:
-        """A field naming one value of ``cls``."""
-        value = self.get(name)
-        return _enum_value(cls, default if value is None else value, name)
-
-    def authorities(self, name: str) -> list[AuthorityId]:
-        """A non-empty list of authority ids."""
-        value = self.get(name)
-        if not isinstance(value, list) or not value or not all(isinstance(x, str) for x in value):
-            raise UsageError(f"'{name}' is a non-empty list of authority ids")
-        return [AuthorityId.parse(x) for x in value]
-
-    def uploads(self) -> list[str]:
-        """``attachments``: upload ids from ``POST /api/uploads`` (never a file path)."""
-        value = self.get("attachments")
-        if value is None:
-            return []
-        if not isinstance(value, list):
-            raise UsageError("'attachments' is a list of upload ids")
-        if any(isinstance(item, dict) for item in value):
-            raise UsageError(
-                "'attachments' lists upload ids: the node never reads a file named in a request;"
-                " upload the bytes with POST /api/uploads first"
-            )
-        return [parse_upload_id(item) for item in value]
-
-    def done(self) -> None:
-        """Refuse fields nobody read (a typo must not silently drop a restriction)."""
-        extra = sorted(set(self._obj) - self._read)
-        if extra:
-            raise UsageError(f"unknown field(s): {', '.join(_shown(x) for x in extra[:5])}")
-
-
-def _enum_value(cls: type[_E], value: object, name: str) -> _E:
-    try:
-        return cls(value)
-    except ValueError:
-        raise UsageError(f"'{name}': unknown value {_shown(value)}") from None
-
-
-def _shown(value: object) -> str:
-    """A client's value in an error message: bounded and on one line."""
-    text = repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-async def _body(request: web.Request) -> Body:
-    return Body(await read_json(request, API_MAX_BODY, empty_ok=True))
-
-
-def _query_int(request: web.Request, name: str, default: int) -> int:
-    raw = request.query.get(name)
-    if raw is None:
-        return default
-    if not (raw.isascii() and raw.isdigit()) or len(raw) > 4 or not 1 <= int(raw) <= MAX_LIMIT:
-        raise UsageError(f"'{name}' is an integer 1-{MAX_LIMIT}")
-    return int(raw)
+#: What the hub can answer when a route asks it something (its problem types come back).
+_HUB: Final[tuple[type[GlobeError], ...]] = (TransportError, RemoteError, MalformedError)
+#: What sealing and committing a message can refuse, beyond its declared inputs.
+_SENDING: Final[tuple[type[GlobeError], ...]] = (
+    DirectoryStale, MemberNotActive, UnknownMember, NotYetValid, ExpiredError, Conflict,
+    NotFound, *_HUB,
+)  # fmt: skip
 
 
 def _node(request: web.Request) -> Node:
@@ -185,72 +86,47 @@ def _created(data: dict[str, Any]) -> web.Response:
 # --- messages --------------------------------------------------------------------------------
 
 
-def _content_json(c: MessageContent) -> dict[str, Any]:
-    return {
-        "kind": c.kind.value, "subject": c.subject, "body": c.body, "language": c.language,
-        "urgency": c.urgency.value, "tlp": c.handling.tlp.value,
-        "restrictions": sorted(r.value for r in c.handling.restrictions), "case": c.case,
-        "in_reply_to": str(c.in_reply_to) if c.in_reply_to else None, "deadline": c.deadline,
-        "attachments": [
-            {"name": a.name, "size": a.size, "media_type": a.media_type} for a in c.attachments
-        ],
-        "status": c.status.to_json() if c.status else None,
-        "consent": c.consent.to_json() if c.consent else None,
-        "forwarded": _forwarded_json(c.forwarded) if c.forwarded else None,
-    }  # fmt: skip
-
-
-def _forwarded_json(f: Forwarded) -> dict[str, Any]:
-    """Who originated a forwarded message and what it said (verified when it arrived)."""
-    header = decode_header(f.origin.header)
-    consents = []
-    for proof in f.consents:
-        c = MessageContent.decode(proof.content).consent
-        consents.append({
-            "from": str(decode_header(proof.header).sender),
-            "to": sorted(str(a) for a in c.to) if c else [],
-        })  # fmt: skip
-    return {
-        "originator": str(header.sender), "message": str(header.message_id),
-        "created": header.created, "recipients": [str(r.authority) for r in header.recipients],
-        "content": _content_json(MessageContent.decode(f.origin.content)), "consents": consents,
-    }  # fmt: skip
-
-
-async def api_status(request: web.Request, _who: Principal) -> web.Response:
+async def api_status(request: web.Request, _who: Principal, _call: Call) -> web.Response:
+    """The node at a glance: membership, directory, hub, queues, requests and alerts."""
     return json_response((await _node(request).status()).to_json())
 
 
-async def api_inbox(request: web.Request, _who: Principal) -> web.Response:
-    limit = _query_int(request, "limit", 50)
-    unread = request.query.get("unread") == "1"
-    items = await _node(request).inbox(limit=limit, unread=unread)
-    return json_response({"messages": [m.to_json() for m in items]})
+async def api_inbox(request: web.Request, _who: Principal, call: Call) -> web.Response:
+    """Received messages, newest first (reading the list marks nothing read)."""
+    items = await _node(request).inbox(limit=call[m.LIMIT], unread=call[m.UNREAD])
+    return json_response({"messages": [i.to_json() for i in items]})
 
 
-async def api_outbox(request: web.Request, _who: Principal) -> web.Response:
-    limit = _query_int(request, "limit", 50)
-    items = await _node(request).outbox(limit=limit)
-    return json_response({"messages": [m.to_json() for m in items]})
+async def api_outbox(request: web.Request, _who: Principal, call: Call) -> web.Response:
+    """Sent messages, newest first, with each recipient's delivery state."""
+    items = await _node(request).outbox(limit=call[m.LIMIT])
+    return json_response({"messages": [i.to_json() for i in items]})
 
 
-async def api_delivery(request: web.Request, _who: Principal) -> web.Response:
-    return json_response((await _node(request).delivery(request.match_info["id"])).to_json())
+async def api_delivery(request: web.Request, _who: Principal, call: Call) -> web.Response:
+    """One sent message's delivery: each recipient's state and the attachment upload."""
+    return json_response((await _node(request).delivery(call[m.MESSAGE])).to_json())
 
 
-async def api_message(request: web.Request, who: Principal) -> web.Response:
+async def api_message(request: web.Request, who: Principal, call: Call) -> web.Response:
+    """A stored message, received or sent.
+
+    Opening a received message marks it read by this user, in the audit log.
+    """
     node = _node(request)
-    mid = request.match_info["id"]
+    mid = call[m.MESSAGE]
     direction, content, meta = await node.content_of(mid)
     if direction == "in":
         await node.mark_read(mid, who.name)
-    return json_response({"direction": direction, "content": _content_json(content), "meta": meta})
+    return json_response(
+        {"direction": direction, "content": r.content_json(content), "meta": meta.to_json()}
+    )
 
 
-async def api_attachment(request: web.Request, who: Principal) -> web.StreamResponse:
+async def api_attachment(request: web.Request, who: Principal, call: Call) -> web.StreamResponse:
+    """An attachment's bytes, decrypted as they stream (audited as an export first)."""
     node = _node(request)
-    mid = request.match_info["id"]
-    n = int(request.match_info["n"])
+    mid, n = call[m.MESSAGE], int(call[m.NUMBER])
     _, content, _ = await node.content_of(mid)
     if not 1 <= n <= len(content.attachments):
         raise NotFound(f"message {mid} has no attachment {n}")
@@ -271,94 +147,75 @@ async def api_attachment(request: web.Request, who: Principal) -> web.StreamResp
     return resp
 
 
-async def api_send(request: web.Request, who: Principal) -> web.Response:
+async def api_send(request: web.Request, who: Principal, call: Call) -> web.Response:
+    """Send a new message: information, a request or a bulletin.
+
+    The message is sealed and committed to the outbox (with its audit row)
+    before the answer; delivery, directly or through the hub, follows.
+    """
     node = _node(request)
-    body = await _body(request)
-    kind = body.enum(Kind, "kind", default="information")
-    if kind not in (Kind.INFORMATION, Kind.REQUEST, Kind.BULLETIN):
-        raise UsageError("send starts an information, request or bulletin; use reply for others")
-    restrictions = body.get("restrictions") or []
-    if not isinstance(restrictions, list):
-        raise UsageError("'restrictions' is a list")
-    handling = Handling(
-        body.enum(Tlp, "tlp", default="AMBER"),
-        frozenset(_enum_value(Restriction, r, "restrictions") for r in restrictions),
-    )
     content = MessageContent(
-        kind=kind,
-        subject=body.string("subject"),
-        body=body.string("body"),
-        language=body.string("language", default="en"),
-        urgency=body.enum(Urgency, "urgency", default="routine"),
-        handling=handling,
-        case=body.opt_string("case"),
-        deadline=body.opt_int("deadline"),
-    )
-    to = body.authorities("to")
-    uploads = body.uploads()
-    body.done()
+        kind=call[m.SEND_KIND], subject=call[m.SUBJECT], body=call[m.BODY],
+        language=call[m.LANGUAGE], urgency=call[m.URGENCY],
+        handling=Handling(call[m.TLP], call[m.RESTRICTIONS]), case=call[m.CASE],
+        deadline=call[m.DEADLINE],
+    )  # fmt: skip
     if content.deadline is not None and content.deadline <= node.now():
         raise UsageError("'deadline' is in the past")
-    mid = await node.send(to, content, user=who.name, uploads=uploads)
+    mid = await node.send(call[m.TO], content, user=who.name, uploads=call[m.ATTACHMENTS])
     return _created({"id": str(mid)})
 
 
-async def api_reply(request: web.Request, who: Principal) -> web.Response:
-    body = await _body(request)
-    kind = body.enum(Kind, "kind", default="answer")
-    if kind not in (Kind.ANSWER, Kind.INFORMATION):
-        raise UsageError("a reply is an answer or information")
-    text, subject, uploads = body.string("body"), body.opt_string("subject"), body.uploads()
-    body.done()
+async def api_reply(request: web.Request, who: Principal, call: Call) -> web.Response:
+    """Reply to the sender of a received message (an answer moves its request)."""
     mid = await _node(request).reply(
-        request.match_info["id"], kind=kind, body=text, subject=subject, user=who.name,
-        uploads=uploads,
+        call[m.MESSAGE], kind=call[m.REPLY_KIND], body=call[m.REPLY_BODY],
+        subject=call[m.REPLY_SUBJECT], user=who.name, uploads=call[m.ATTACHMENTS],
     )  # fmt: skip
     return _created({"id": str(mid)})
 
 
-async def api_status_update(request: web.Request, who: Principal) -> web.Response:
-    body = await _body(request)
-    state = body.enum(StatusState, "state")
-    reason = body.opt_string("reason")
-    status = StatusUpdate(state, body.opt_int("expected"), reason)
-    text = body.opt_string("body") or f"Status: {state.value}" + (f" ({reason})" if reason else "")
-    body.done()
+async def api_status_update(request: web.Request, who: Principal, call: Call) -> web.Response:
+    """Report the state of a received request to its sender."""
+    state, reason = call[m.STATE], call[m.STATUS_REASON]
+    status = StatusUpdate(state, call[m.EXPECTED], reason)
+    text = call[m.STATUS_BODY] or f"Status: {state.value}" + (f" ({reason})" if reason else "")
     mid = await _node(request).reply(
-        request.match_info["id"], kind=Kind.STATUS, body=text, status=status, user=who.name
+        call[m.MESSAGE], kind=Kind.STATUS, body=text, status=status, user=who.name
     )
     return _created({"id": str(mid)})
 
 
-async def api_forward(request: web.Request, who: Principal) -> web.Response:
-    body = await _body(request)
-    to, note = body.authorities("to"), body.opt_string("note") or ""
-    body.done()
-    mid = await _node(request).forward(request.match_info["id"], to, user=who.name, note=note)
+async def api_forward(request: web.Request, who: Principal, call: Call) -> web.Response:
+    """Forward a held message with its proof of origin and attachments.
+
+    Restricted material (TLP:AMBER and above, or `no-onward-dissemination`) needs
+    its originator's consent for every new recipient: refused (403
+    `consent-required`, audited) without it.
+    """
+    mid = await _node(request).forward(
+        call[m.MESSAGE], call[m.TO], user=who.name, note=call[m.NOTE] or ""
+    )
     return _created({"id": str(mid)})
 
 
-async def api_request_consent(request: web.Request, who: Principal) -> web.Response:
-    body = await _body(request)
-    to, purpose = body.authorities("to"), body.string("purpose")
-    body.done()
-    mid = await _node(request).request_consent(request.match_info["id"], to, purpose, user=who.name)
+async def api_request_consent(request: web.Request, who: Principal, call: Call) -> web.Response:
+    """Ask the originator of a held message to consent to its onward use."""
+    mid = await _node(request).request_consent(
+        call[m.MESSAGE], call[m.CONSENT_TO], call[m.PURPOSE], user=who.name
+    )
     return _created({"id": str(mid)})
 
 
-async def api_consent(request: web.Request, who: Principal) -> web.Response:
+async def api_consent(request: web.Request, who: Principal, call: Call) -> web.Response:
+    """Answer a consent request this node received about a message it originated."""
     node = _node(request)
-    body = await _body(request)
-    decision = body.enum(ConsentDecision, "decision")
-    to_given = body.has("to")
-    to = body.authorities("to") if to_given else []
-    reason = body.opt_string("reason")
-    body.done()
-    asked_id = request.match_info["id"]
+    decision, to, reason = call[m.DECISION], call[m.GRANTED_TO], call[m.DECISION_REASON]
+    asked_id = call[m.MESSAGE]
     _, asked, _ = await node.content_of(asked_id)
     if asked.kind is not Kind.CONSENT_REQUEST or asked.consent is None:
         raise UsageError(f"message {asked_id} is not a consent request")
-    names = tuple(sorted(to, key=str)) if to_given else asked.consent.to
+    names = tuple(sorted(to, key=str)) if to is not None else asked.consent.to
     consent = Consent(asked.consent.message, names, None, decision, reason)
     text = f"Consent {decision.value} for message {asked.consent.message}" + (
         f": {reason}" if reason else ""
@@ -369,113 +226,102 @@ async def api_consent(request: web.Request, who: Principal) -> web.Response:
     return _created({"id": str(mid)})
 
 
-async def api_retry(request: web.Request, who: Principal) -> web.Response:
-    n = await _node(request).retry(request.match_info["id"], who.name)
-    return json_response({"queued": n})
+async def api_retry(request: web.Request, who: Principal, call: Call) -> web.Response:
+    """Queue a sent message's failed or waiting deliveries for another attempt, now."""
+    return json_response({"queued": await _node(request).retry(call[m.MESSAGE], who.name)})
 
 
 # --- uploads ---------------------------------------------------------------------------------
 
 
-async def api_upload(request: web.Request, who: Principal) -> web.Response:
-    """Stage a file's bytes (the body); the answer's ``id`` goes in a message's ``attachments``."""
-    if request.content_length is None:
-        raise LengthRequired("an upload states its size in Content-Length")
-    name = request.query.get("name")
-    if not name:
-        raise UsageError("name the file: POST /api/uploads?name=FILE&media_type=TYPE")
-    media_type = request.query.get("media_type") or "application/octet-stream"
+async def api_upload(request: web.Request, who: Principal, call: Call) -> web.Response:
+    """Stage a file's bytes; the answer's `id` goes in a message's `attachments`.
+
+    The bytes are encrypted into the node's spool as they arrive; the upload
+    belongs to this user and is erased if no message takes it in time.
+    """
+    media_type = call[m.MEDIA] or "application/octet-stream"
     info = await _node(request).staging.receive(
-        request.content.iter_chunked(1 << 20), user=who.name, name=name,
-        media_type=media_type, size=request.content_length,
+        request.content.iter_chunked(1 << 20), user=who.name, name=call[m.UPLOAD_NAME],
+        media_type=media_type, size=request.content_length or 0,
     )  # fmt: skip
     return _created(info.to_json())
 
 
-async def api_uploads(request: web.Request, who: Principal) -> web.Response:
+async def api_uploads(request: web.Request, who: Principal, _call: Call) -> web.Response:
+    """This user's staged uploads, oldest first."""
     staged = await _node(request).staging.staged(who.name)
     return json_response({"uploads": [u.to_json() for u in staged]})
 
 
-async def api_discard_upload(request: web.Request, who: Principal) -> web.Response:
-    await _node(request).staging.discard(who.name, parse_upload_id(request.match_info["id"]))
+async def api_discard_upload(request: web.Request, who: Principal, call: Call) -> web.Response:
+    """Erase one of this user's staged uploads."""
+    await _node(request).staging.discard(who.name, call[m.UPLOAD])
     return web.Response(status=204)
 
 
 # --- cases, directory, node ------------------------------------------------------------------
 
 
-async def api_cases(request: web.Request, _who: Principal) -> web.Response:
+async def api_cases(request: web.Request, _who: Principal, _call: Call) -> web.Response:
+    """Every case: counterparts, message count, open and overdue requests."""
     return json_response({"cases": [c.to_json() for c in await _node(request).cases()]})
 
 
-async def api_case(request: web.Request, _who: Principal) -> web.Response:
-    return json_response((await _node(request).case_thread(request.match_info["case"])).to_json())
+async def api_case(request: web.Request, _who: Principal, call: Call) -> web.Response:
+    """A case: its requests and every message in it, in thread order."""
+    return json_response((await _node(request).case_thread(call[m.CASE_REF])).to_json())
 
 
-async def api_stats(request: web.Request, _who: Principal) -> web.Response:
+async def api_stats(request: web.Request, _who: Principal, _call: Call) -> web.Response:
+    """Requests this node sent, per counterpart, and how fast they were answered."""
     stats = await _node(request).response_stats()
     return json_response({"counterparts": {k: v.to_json() for k, v in stats.items()}})
 
 
-async def api_search(request: web.Request, _who: Principal) -> web.Response:
-    q = request.query
+async def api_search(request: web.Request, _who: Principal, call: Call) -> web.Response:
+    """Members of the verified directory matching every filter given."""
     results = _node(request).state.search(
-        country=q.get("country") or None, kind=q.get("kind") or None,
-        language=q.get("language") or None, text=q.get("q") or None,
-        include_inactive=q.get("inactive") == "1",
+        country=call[m.COUNTRY], kind=call[m.KIND], language=call[m.SEARCH_LANGUAGE],
+        text=call[m.TEXT], include_inactive=call[m.INACTIVE],
     )  # fmt: skip
-    return json_response(
-        {
-            "results": [
-                {
-                    "authority": str(m.authority),
-                    "name": m.certificate.name,
-                    "country": m.authority.country,
-                    "kinds": list(m.certificate.kinds),
-                    "languages": list(m.certificate.languages),
-                    "status": m.status.value,
-                    "endpoint": m.certificate.endpoint,
-                    "fingerprint": m.certificate.fingerprint(),
-                }
-                for m in results[:200]
-            ]
-        }
-    )
+    return json_response({"results": [r.member_json(x) for x in results[: m.SEARCH_MAX]]})
 
 
-async def api_ping(request: web.Request, _who: Principal) -> web.Response:
-    peer = AuthorityId.parse(request.match_info["authority"])
-    return json_response(await _node(request).ping(peer))
+async def api_ping(request: web.Request, _who: Principal, call: Call) -> web.Response:
+    """Try the direct path to a member and the path to the hub."""
+    return json_response(await _node(request).ping(call[m.AUTHORITY]))
 
 
-async def api_rotate(request: web.Request, who: Principal) -> web.Response:
+async def api_rotate(request: web.Request, who: Principal, _call: Call) -> web.Response:
+    """Make, store and publish a new signed prekey now."""
     node = _node(request)
     kid = await node.rotate_prekey()
     await request.app[AUDIT_KEY].append(node.now(), who.name, "rotate-prekey", kid)
     return json_response({"prekey": kid})
 
 
-async def api_sync(request: web.Request, _who: Principal) -> web.Response:
+async def api_sync(request: web.Request, _who: Principal, _call: Call) -> web.Response:
+    """Sync the directory from the hub, then pull the mailbox."""
     added, pulled = await _node(request).sync_now()
     return json_response({"added": added, "pulled": pulled})
 
 
-async def api_alerts(request: web.Request, _who: Principal) -> web.Response:
+async def api_alerts(request: web.Request, _who: Principal, _call: Call) -> web.Response:
+    """What the operator must see, newest first (the evidence stays in the database)."""
     return json_response({"alerts": [a.to_json() for a in await _node(request).alerts()]})
 
 
-async def api_audit(request: web.Request, _who: Principal) -> web.Response:
+async def api_audit(request: web.Request, _who: Principal, _call: Call) -> web.Response:
+    """The audit log's newest entries, and whether its hash chain verifies."""
     entries, ok = await request.app[AUDIT_KEY].entries()
     return json_response({"entries": entries, "verified": ok})
 
 
-async def api_add_user(request: web.Request, who: Principal) -> web.Response:
-    """Create an operator user.  Message roles are made only on the node, by the CLI."""
+async def api_add_user(request: web.Request, who: Principal, call: Call) -> web.Response:
+    """Create an operator user; its token is in the answer, once."""
     node = _node(request)
-    body = await _body(request)
-    name, role = body.string("name"), body.enum(Role, "role")
-    body.done()
+    name, role = call[m.USER], call[m.ROLE]
     if not may_create(who.role, role):
         raise Forbidden(
             f"a {who.role.value} may not create a {role.value} user over the API: investigators"
@@ -486,46 +332,108 @@ async def api_add_user(request: web.Request, who: Principal) -> web.Response:
     return _created({"name": name, "role": role.value, "token": token})
 
 
-#: The permission matrix: every route of the local API, once.
+async def api_openapi(request: web.Request, _who: Principal, _call: Call) -> web.Response:
+    """This document: the OpenAPI 3.1 description of the local API."""
+    return web.Response(body=request.app[DOCUMENT_KEY], content_type="application/json")
+
+
+# --- the table -------------------------------------------------------------------------------
+
+#: A message this node sent: what may be done with any of them.
+_SENT: Final = {
+    "message": api_message, "delivery": api_delivery, "retry": api_retry,
+    "forward": api_forward,
+}  # fmt: skip
+_ID: Final = Reply(
+    201, "Committed to the outbox; delivery follows.", r.MESSAGE_CREATED, links=_SENT
+)
+_UPLOAD_BODY: Final = RawBody(
+    f"The file's bytes (0 to {MAX_ATTACHMENT}), with a `Content-Length` (never chunked).",
+    MAX_ATTACHMENT, "an upload",
+)  # fmt: skip
+_BYTES: Final = Reply(
+    200,
+    "The attachment's bytes, with its own media type.",
+    media_type="*/*",
+    headers={
+        "Content-Disposition": {"type": "string", "pattern": "^attachment; filename\\*=UTF-8''"},
+        "Content-Length": {"type": "string", "pattern": "^[0-9]+$"},
+    },
+)
+_MSG: Final = (m.MESSAGE,)
+
+#: The permission matrix and the API's description: every route of the local API, once.
 ROUTES: Final[tuple[ApiRoute, ...]] = (
-    ApiRoute("GET", "/api/status", Permission.STATUS, api_status),
-    ApiRoute("GET", "/api/inbox", Permission.READ, api_inbox),
-    ApiRoute("GET", "/api/outbox", Permission.READ, api_outbox),
-    ApiRoute("GET", "/api/outbox/{id}", Permission.READ, api_delivery),
-    ApiRoute("POST", "/api/messages", Permission.SEND, api_send),
-    ApiRoute("GET", "/api/messages/{id}", Permission.READ, api_message),
-    ApiRoute("GET", "/api/messages/{id}/attachments/{n:[0-9]{1,3}}", Permission.READ,
-             api_attachment),
-    ApiRoute("POST", "/api/messages/{id}/reply", Permission.SEND, api_reply),
-    ApiRoute("POST", "/api/messages/{id}/status", Permission.SEND, api_status_update),
-    ApiRoute("POST", "/api/messages/{id}/forward", Permission.SEND, api_forward),
-    ApiRoute("POST", "/api/messages/{id}/request-consent", Permission.SEND, api_request_consent),
-    ApiRoute("POST", "/api/messages/{id}/consent", Permission.SEND, api_consent),
-    ApiRoute("POST", "/api/messages/{id}/retry", Permission.SEND, api_retry),
-    ApiRoute("POST", "/api/uploads", Permission.SEND, api_upload),
-    ApiRoute("GET", "/api/uploads", Permission.SEND, api_uploads),
-    ApiRoute("DELETE", "/api/uploads/{id}", Permission.SEND, api_discard_upload),
-    ApiRoute("GET", "/api/cases", Permission.READ, api_cases),
-    ApiRoute("GET", "/api/cases/{case}", Permission.READ, api_case),
-    ApiRoute("GET", "/api/stats", Permission.READ, api_stats),
-    ApiRoute("GET", "/api/directory/search", Permission.STATUS, api_search),
-    ApiRoute("POST", "/api/ping/{authority}", Permission.STATUS, api_ping),
-    ApiRoute("POST", "/api/keys/rotate", Permission.OPERATE, api_rotate),
-    ApiRoute("POST", "/api/sync", Permission.STATUS, api_sync),
-    ApiRoute("GET", "/api/alerts", Permission.STATUS, api_alerts),
-    ApiRoute("GET", "/api/audit", Permission.AUDIT, api_audit),
-    ApiRoute("POST", "/api/users", Permission.OPERATE, api_add_user),
+    ApiRoute("GET", "/api/status", Permission.STATUS, api_status,
+             Reply(200, "The status.", r.NODE_STATUS)),
+    ApiRoute("GET", "/api/inbox", Permission.READ, api_inbox,
+             Reply(200, "The newest received messages.", r.INBOX), query=(m.LIMIT, m.UNREAD)),
+    ApiRoute("GET", "/api/outbox", Permission.READ, api_outbox,
+             Reply(200, "The newest sent messages.", r.OUTBOX), query=(m.LIMIT,)),
+    ApiRoute("GET", "/api/outbox/{id}", Permission.READ, api_delivery,
+             Reply(200, "The delivery.", r.DELIVERY), path_params=_MSG),
+    ApiRoute("POST", "/api/messages", Permission.SEND, api_send, _ID, body=m.NEW_MESSAGE,
+             refusals=_SENDING),
+    ApiRoute("GET", "/api/messages/{id}", Permission.READ, api_message,
+             Reply(200, "The message.", r.MESSAGE), path_params=_MSG),
+    ApiRoute("GET", f"/api/messages/{{id}}/attachments/{{n:{m.ATTACHMENT_NUMBER}}}",
+             Permission.READ, api_attachment, _BYTES, path_params=(m.MESSAGE, m.NUMBER)),
+    ApiRoute("POST", "/api/messages/{id}/reply", Permission.SEND, api_reply, _ID,
+             path_params=_MSG, body=m.REPLY, refusals=_SENDING),
+    ApiRoute("POST", "/api/messages/{id}/status", Permission.SEND, api_status_update, _ID,
+             path_params=_MSG, body=m.NEW_STATUS, refusals=_SENDING),
+    ApiRoute("POST", "/api/messages/{id}/forward", Permission.SEND, api_forward, _ID,
+             path_params=_MSG, body=m.FORWARD, refusals=(*_SENDING, ConsentRequired)),
+    ApiRoute("POST", "/api/messages/{id}/request-consent", Permission.SEND,
+             api_request_consent, _ID, path_params=_MSG, body=m.ASK_CONSENT,
+             refusals=_SENDING),
+    ApiRoute("POST", "/api/messages/{id}/consent", Permission.SEND, api_consent, _ID,
+             path_params=_MSG, body=m.DECIDE, refusals=_SENDING),
+    ApiRoute("POST", "/api/messages/{id}/retry", Permission.SEND, api_retry,
+             Reply(200, "Queued again.", r.QUEUED), path_params=_MSG, body=m.NOTHING),
+    ApiRoute("POST", "/api/uploads", Permission.SEND, api_upload,
+             Reply(201, "Staged.", r.UPLOAD), query=(m.UPLOAD_NAME, m.MEDIA),
+             body=_UPLOAD_BODY, refusals=(UploadQuotaExceeded, MalformedError)),
+    ApiRoute("GET", "/api/uploads", Permission.SEND, api_uploads,
+             Reply(200, "The staged uploads.", r.UPLOADS)),
+    ApiRoute("DELETE", "/api/uploads/{id}", Permission.SEND, api_discard_upload,
+             Reply(204, "Erased."), path_params=(m.UPLOAD,)),
+    ApiRoute("GET", "/api/cases", Permission.READ, api_cases, Reply(200, "The cases.", r.CASES)),
+    ApiRoute("GET", "/api/cases/{case}", Permission.READ, api_case,
+             Reply(200, "The case.", r.CASE_THREAD), path_params=(m.CASE_REF,)),
+    ApiRoute("GET", "/api/stats", Permission.READ, api_stats,
+             Reply(200, "The statistics.", r.STATS)),
+    ApiRoute("GET", "/api/directory/search", Permission.STATUS, api_search,
+             Reply(200, "The matches.", r.SEARCH), query=m.SEARCH_QUERY),
+    ApiRoute("POST", "/api/ping/{authority}", Permission.STATUS, api_ping,
+             Reply(200, "Both paths, tried.", r.PING), path_params=(m.AUTHORITY,),
+             body=m.NOTHING, refusals=(UnknownMember,)),
+    ApiRoute("POST", "/api/keys/rotate", Permission.OPERATE, api_rotate,
+             Reply(200, "Published.", r.PREKEY), body=m.NOTHING,
+             refusals=(*_HUB, Conflict, MemberNotActive)),
+    ApiRoute("POST", "/api/sync", Permission.STATUS, api_sync,
+             Reply(200, "Synced.", r.SYNCED), body=m.NOTHING, refusals=(*_HUB, LogError)),
+    ApiRoute("GET", "/api/alerts", Permission.STATUS, api_alerts,
+             Reply(200, "The alerts.", r.ALERTS)),
+    ApiRoute("GET", "/api/audit", Permission.AUDIT, api_audit,
+             Reply(200, "The audit log.", r.AUDIT)),
+    ApiRoute("POST", "/api/users", Permission.OPERATE, api_add_user,
+             Reply(201, "Created.", r.USER_CREATED), body=m.NEW_USER,
+             refusals=(Forbidden, Conflict)),
+    # Any user may read the document (STATUS is every role's): it names no case material.
+    ApiRoute("GET", "/api/openapi.json", Permission.STATUS, api_openapi,
+             Reply(200, "The document.", r.OPENAPI)),
 )  # fmt: skip
 
 
 def _guarded(route: ApiRoute) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
-    """``route.handler`` behind authentication and the role check, in that order."""
+    """``route.handler`` behind authentication, the role check and the route's parser."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
         who = await authenticate(_node(request).sessions, request.headers.get("Authorization"))
         if route.permission not in GRANTS[who.role]:
             raise Forbidden(f"the {who.role.value} role may not do this")
-        return await route.handler(request, who)
+        return await route.handler(request, who, await parse_request(route, request))
 
     handler.__name__ = route.handler.__name__
     return handler
@@ -534,12 +442,13 @@ def _guarded(route: ApiRoute) -> Callable[[web.Request], Awaitable[web.StreamRes
 def create_api_app(
     node: Node, audit: AuditLog, *, routes: Sequence[ApiRoute] = ROUTES
 ) -> web.Application:
-    """The local API."""
+    """The local API, serving ``routes`` and their document."""
     app = web.Application(
         middlewares=[problem_middleware(logger=log)], client_max_size=API_MAX_BODY + 1
     )
     app[NODE_KEY] = node
     app[AUDIT_KEY] = audit
+    app[DOCUMENT_KEY] = orjson.dumps(openapi_document(routes))
     for route in routes:
         app.router.add_route(route.method, route.path, _guarded(route))
     return app

@@ -46,7 +46,7 @@ from hub.web import (
     SEARCH_TEXT,
     TextQuery,
 )
-from protocol.canonical import _CONTROL_RE as HIDDEN_CHAR  # the one definition of "hidden"
+from protocol.canonical import HIDDEN_CHARS_RE as HIDDEN_CHAR
 from protocol.directory import MemberStatus
 from protocol.envelope import MAX_LIFETIME
 from protocol.envelope import MAX_SKEW as ENVELOPE_SKEW
