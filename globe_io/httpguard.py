@@ -54,6 +54,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import socket
 from collections import deque
 from dataclasses import dataclass
 from email.utils import formatdate
@@ -645,14 +646,21 @@ class GuardedRunner(web.AppRunner):
         return _GuardedServer(await super()._make_server(), self._guard)
 
 
-async def start_site(runner: web.BaseRunner, host: str, port: int) -> int:
+async def start_site(
+    runner: web.BaseRunner, host: str, port: int, *, sock: socket.socket | None = None
+) -> int:
     """Listen on ``host:port`` for ``runner`` (set up); the port bound (``port`` 0 picks one).
 
-    If ``host`` resolves to several addresses, the port bound for the first.
-    An address already in use is a :class:`ConfigError` saying so.
+    With ``sock``, serve that already bound, listening socket instead (inherited
+    from a supervisor such as systemd's socket activation, or bound by a test on
+    port 0 before the node's endpoint is certified).  If ``host`` resolves to
+    several addresses, the port bound for the first.  An address already in use
+    is a :class:`ConfigError` saying so.
     """
     known = set(runner.addresses)
-    site = web.TCPSite(runner, host, port)
+    site: web.BaseSite = (
+        web.TCPSite(runner, host, port) if sock is None else web.SockSite(runner, sock)
+    )
     try:
         await site.start()
     except OSError as exc:

@@ -12,8 +12,10 @@ import asyncio
 import contextlib
 import logging
 import signal
+import socket
 import time
 from collections.abc import Callable
+from dataclasses import dataclass
 
 from globe_io.httpguard import GuardedRunner, start_site
 from globe_node.api import create_api_app
@@ -22,9 +24,17 @@ from globe_node.keys import load_keys
 from globe_node.node import Node
 from globe_node.peer import create_peer_app
 
-__all__ = ["run", "serve"]
+__all__ = ["Listeners", "run", "serve"]
 
 log = logging.getLogger("globe.node.server")
+
+
+@dataclass(frozen=True, slots=True)
+class Listeners:
+    """Sockets already bound for the daemon's listeners (else it binds its configured ports)."""
+
+    api: socket.socket | None = None
+    peer: socket.socket | None = None
 
 
 async def serve(
@@ -33,6 +43,7 @@ async def serve(
     *,
     ready: Callable[[Node], None] | None = None,
     stop: asyncio.Event | None = None,
+    listeners: Listeners = Listeners(),
 ) -> None:
     """Run the node until ``stop`` is set (or SIGTERM/SIGINT when ``stop`` is None)."""
     keys = load_keys(config.key_path, passphrase)
@@ -52,7 +63,7 @@ async def serve(
         )  # fmt: skip
         await api.setup()
         runners.append(api)
-        await start_site(api, config.api_host, config.api_port)
+        await start_site(api, config.api_host, config.api_port, sock=listeners.api)
         if config.peer_port:
             peer = GuardedRunner(
                 create_peer_app(node), limits=config.http, access_log=None,
@@ -60,7 +71,7 @@ async def serve(
             )  # fmt: skip
             await peer.setup()
             runners.append(peer)
-            await start_site(peer, config.peer_host, config.peer_port)
+            await start_site(peer, config.peer_host, config.peer_port, sock=listeners.peer)
         await node.start()
         log.info("node %s running (api %s:%d)", node.me, config.api_host, config.api_port)
         if ready is not None:
