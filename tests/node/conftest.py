@@ -1,329 +1,40 @@
-"""A real hub and real node daemons on loopback, in one event loop.
+"""Fixtures of the node tests.
 
-The hub is the production stack (HubService, Router, Pusher, BlobStore and the
-aiohttp app) on SQLite in a temporary directory, served on 127.0.0.1; each node
-is :func:`globe_node.server.serve` with its own directory, database, key file,
-local API and (optionally) peer listener.  Admission goes through the hub's
-HTTP API exactly as in production: application, KEM proof of possession, two
-admin signatures.
+* ``net``: a real hub on loopback, to which tests add real node daemons
+  (:class:`tests.node.network.Net`);
+* ``run`` and the fixtures around it: ``globe-node`` run in-process, on node
+  directories in ``tmp_path``, with ports reserved for the test where a daemon
+  or a hub would listen;
+* ``daemon``: a stand-in daemon API on a port the kernel picked, answering what
+  each test sets, for the commands that talk to the daemon.
 """
 
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import socket
-import time
-from collections.abc import AsyncIterator
-from dataclasses import dataclass, field, replace
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-import aiohttp
-import orjson
 import pytest
 from aiohttp import web
 
-from globe_io.hubclient import HubClient, request_payload
-from globe_node import db as node_db
-from globe_node.config import NodeConfig, render_config
-from globe_node.keys import NodeKeys, save_keys
-from globe_node.node import Node
-from globe_node.roles import Role
-from globe_node.server import serve
-from globe_node.users import add_user as _add_user
-from hub import db as hub_db
-from hub.blobs import BlobStore
-from hub.push import Pusher
-from hub.push import add_routes as add_push_routes
-from hub.routing import Router
-from hub.service import HubService
-from hub.web import create_app
-from protocol import canonical, labels
-from protocol.genesis import Genesis, make_genesis
-from protocol.ids import AuthorityId
-from protocol.keys import SigningKey
-from protocol.keystore import INTERACTIVE
-from protocol.membership import Action, make_action, make_application
-from protocol.signed import SignedObject
+from globe_node.cli import main
+from protocol.devnet import build_devnet
+from protocol.errors import PROBLEM_BASE
+from tests.node.helpers import (
+    ATTACHMENT,
+    CLI_PASSPHRASE,
+    MESSAGES,
+    Daemon,
+    Ran,
+    client_dir,
+    init_args,
+)
+from tests.node.network import Net, ReservedPort
+from tests.support.servers import serve_app
 
-PASSPHRASE = b"correct horse battery staple"
-
-
-def free_port() -> int:
-    """A TCP port free on 127.0.0.1 right now."""
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@dataclass
-class RunningNode:
-    """A node daemon running in this event loop."""
-
-    config: NodeConfig
-    keys: NodeKeys
-    token: str
-    node: Node | None = None
-    stop: asyncio.Event = field(default_factory=asyncio.Event)
-    task: asyncio.Task[None] | None = None
-
-    @property
-    def me(self) -> AuthorityId:
-        return AuthorityId.parse(self.config.authority)
-
-    @property
-    def n(self) -> Node:
-        assert self.node is not None, "node not running"
-        return self.node
-
-    async def api(
-        self, method: str, path: str, body: Any = None, *, token: str | None = None
-    ) -> tuple[int, Any]:
-        url = f"http://{self.config.api_host}:{self.config.api_port}{path}"
-        headers = {"Authorization": f"Bearer {token or self.token}"}
-        data = None if body is None else request_payload(orjson.dumps(body))
-        async with (
-            aiohttp.ClientSession() as s,
-            s.request(method, url, data=data, headers=headers) as r,
-        ):
-            raw = await r.read()
-            try:
-                return r.status, orjson.loads(raw)
-            except orjson.JSONDecodeError:
-                return r.status, raw
-
-    async def upload(
-        self,
-        data: bytes,
-        name: str = "file.bin",
-        media_type: str = "application/octet-stream",
-        *,
-        token: str | None = None,
-    ) -> tuple[int, Any]:
-        """``POST /api/uploads`` with ``data`` as the body (what the CLI does with a file)."""
-        url = f"http://{self.config.api_host}:{self.config.api_port}/api/uploads"
-        headers = {"Authorization": f"Bearer {token or self.token}"}
-        params = {"name": name, "media_type": media_type}
-        async with (
-            aiohttp.ClientSession() as s,
-            s.post(url, data=request_payload(data) or b"", headers=headers, params=params) as r,
-        ):
-            return r.status, orjson.loads(await r.read())
-
-
-class Net:
-    """A hub and its members."""
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.admins = [SigningKey.generate() for _ in range(3)]
-        self.hub_key = SigningKey.generate()
-        self.hub_port = free_port()
-        self.hub_url = f"http://127.0.0.1:{self.hub_port}"
-        self.genesis: Genesis = make_genesis(
-            network_id="globe-node-test",
-            name="GlobE Link node tests",
-            admins=[(f"Admin {i}", k.verify_key) for i, k in enumerate(self.admins)],
-            threshold=2,
-            hub_key=self.hub_key.verify_key,
-            hub_url=self.hub_url,
-            created=int(time.time()) - 86400,
-            signers=self.admins[:2],
-        )
-        self.hub_dir = root / "hub"
-        self.hub_dir.mkdir()
-        self._runner: web.AppRunner | None = None
-        self._engine: Any = None
-        self.service: HubService | None = None
-        self.router: Router | None = None
-        self.hub_offset = 0.0  # seconds the hub's clock runs ahead (expiry tests)
-        self.nodes: dict[str, RunningNode] = {}
-
-    # -- hub --------------------------------------------------------------------------------
-
-    async def start_hub(self) -> None:
-        engine = hub_db.make_engine(f"sqlite+aiosqlite:///{self.hub_dir / 'hub.db'}")
-        await hub_db.migrate(engine)
-        service = HubService(
-            genesis=self.genesis, hub_key=self.hub_key, engine=engine, clock=self.hub_clock
-        )
-        await service.start()
-        router = Router(service)
-        pusher = Pusher(router, service, database_url=str(engine.url))
-        router.on_commit = pusher.notify
-        app = create_app(
-            service, router=router, clock=time.monotonic, burst=100_000, rate_per_second=10_000,
-            blobs=BlobStore(service, self.hub_dir / "blobs"),
-        )  # fmt: skip
-        add_push_routes(app, pusher)
-        runner = web.AppRunner(app, access_log=None, shutdown_timeout=1)
-        await runner.setup()
-        await web.TCPSite(runner, "127.0.0.1", self.hub_port).start()
-        self._runner, self._engine, self.service, self.router = runner, engine, service, router
-
-    def hub_clock(self) -> float:
-        return time.time() + self.hub_offset
-
-    async def stop_hub(self) -> None:
-        if self._runner is not None:
-            await self._runner.cleanup()
-            await self._engine.dispose()
-            self._runner = None
-
-    def admin_client(self, i: int) -> HubClient:
-        return HubClient(self.hub_url, network=self.genesis.digest, key=self.admins[i])
-
-    # -- members ----------------------------------------------------------------------------
-
-    def make_node(
-        self, authority: str, name: str, *, endpoint: bool = True, **options: Any
-    ) -> RunningNode:
-        d = self.root / authority
-        d.mkdir()
-        peer_port = free_port() if endpoint else 0
-        settings: dict[str, Any] = {
-            "sync_interval": 0.3, "retry_base": 0.2, "retry_max": 2.0, "direct_timeout": 2.0,
-            "allow_private_endpoints": True,
-        }  # fmt: skip
-        settings.update(options)
-        config = NodeConfig(
-            directory=d, authority=authority, hub_url=self.hub_url, peer_port=peer_port,
-            api_port=free_port(), **settings,
-        )  # fmt: skip
-        keys = NodeKeys.generate()
-        save_keys(config.key_path, keys, PASSPHRASE, INTERACTIVE)
-        config.genesis_path.write_bytes(self.genesis.signed.encode())
-        (d / "node.toml").write_text(render_config(config))
-        rn = RunningNode(config, keys, token="")
-        self.nodes[authority] = rn
-        return rn
-
-    async def admit(self, rn: RunningNode, name: str) -> None:
-        endpoint = f"http://127.0.0.1:{rn.config.peer_port}" if rn.config.peer_port else None
-        app = make_application(
-            genesis=self.genesis, authority=rn.me, name=name, kinds=["anti-corruption"],
-            languages=["en"], contact="duty officer", legal_basis="UNCAC art. 36",
-            endpoint=endpoint, identity=rn.keys.identity, transport=rn.keys.transport,
-            ka_key=rn.keys.ka.public_key, created=int(time.time()),
-        )  # fmt: skip
-        from protocol.membership import kem_pop_answer  # noqa: PLC0415
-
-        async with HubClient(self.hub_url) as hub:
-            sub = await hub.submit_application(app.signed.encode())
-            challenge = canonical.b64d(sub["challenge"], what="challenge")
-            await hub.answer_challenge(sub["id"], kem_pop_answer(rn.keys.ka, app.digest, challenge))
-        async with self.admin_client(0) as a0:
-            got = await a0.admin_application(sub["id"])
-            draft = canonical.b64d(got["draft"], what="draft")
-        for i in (0, 1):
-            async with self.admin_client(i) as admin:
-                container = SignedObject(draft, ()).with_signature(
-                    labels.MEMBERSHIP_ACTION, self.admins[i]
-                )
-                await admin.admin_submit_action(container.encode())
-
-    async def set_status(self, authority: str, action: Action, reason: str = "decided") -> None:
-        assert self.service is not None
-        state = self.service.state
-        aid = AuthorityId.parse(authority)
-        unsigned = make_action(
-            genesis=self.genesis, action=action, authority=aid,
-            prev=state.members[aid].last_action, issued=int(time.time()), reason=reason,
-        )  # fmt: skip
-        for i in (0, 1):
-            async with self.admin_client(i) as admin:
-                container = SignedObject(unsigned.signed.payload, ()).with_signature(
-                    labels.MEMBERSHIP_ACTION, self.admins[i]
-                )
-                await admin.admin_submit_action(container.encode())
-
-    async def start_node(self, rn: RunningNode) -> RunningNode:
-        rn.stop = asyncio.Event()
-        ready = asyncio.get_running_loop().create_future()
-
-        def on_ready(node: Node) -> None:
-            rn.node = node
-            ready.set_result(None)
-
-        rn.task = asyncio.create_task(serve(rn.config, PASSPHRASE, ready=on_ready, stop=rn.stop))
-        done, _ = await asyncio.wait({rn.task, ready}, return_when=asyncio.FIRST_COMPLETED)
-        if rn.task in done:
-            rn.task.result()  # raises the start-up error
-        if not rn.token:
-            rn.token = await add_user(rn.n, "alice", "investigator")
-        return rn
-
-    async def stop_node(self, rn: RunningNode) -> None:
-        if rn.task is not None:
-            rn.stop.set()
-            await rn.task
-            rn.task = None
-            rn.node = None
-
-    async def member(self, authority: str, name: str, **options: Any) -> RunningNode:
-        """Make, admit and start a node, and wait until it has synced its own admission."""
-        rn = self.make_node(authority, name, **options)
-        await self.admit(rn, name)
-        await self.start_node(rn)
-        await self.synced(*self.nodes.values())
-        return rn
-
-    async def synced(self, *nodes: RunningNode) -> None:
-        """Wait until every running node's directory matches the hub's log."""
-        service = self.service
-        assert service is not None
-        for rn in nodes:
-            if rn.node is None:
-                continue
-            await rn.n.sync_directory()
-            await rn.n.ensure_prekeys()
-            assert rn.n.state.seq == service.state.seq
-
-    async def close(self) -> None:
-        for rn in self.nodes.values():
-            with contextlib.suppress(Exception):
-                await self.stop_node(rn)
-        await self.stop_hub()
-
-
-async def add_user(node: Node, name: str, role: str) -> str:
-    """A new local API user of ``node``; its token."""
-    return await _add_user(node.sessions, name, Role(role), now=node.now())
-
-
-async def stage(
-    node: Node,
-    data: bytes,
-    *,
-    name: str = "file.bin",
-    user: str = "operator",
-    media_type: str = "application/octet-stream",
-) -> str:
-    """Stage ``data`` as an upload of ``user`` (what POST /api/uploads does); its id."""
-
-    async def chunks() -> AsyncIterator[bytes]:
-        for i in range(0, len(data), 1 << 20):
-            yield data[i : i + (1 << 20)]
-
-    info = await node.staging.receive(
-        chunks(), user=user, name=name, media_type=media_type, size=len(data)
-    )
-    return info.id
-
-
-async def eventually(cond: Any, timeout: float = 20.0, interval: float = 0.05) -> None:
-    """Wait until ``cond()`` (sync or async) is true; fail after ``timeout`` seconds."""
-    deadline = time.monotonic() + timeout
-    while True:
-        value = cond()
-        if asyncio.iscoroutine(value):
-            value = await value
-        if value:
-            return
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not met in time")
-        await asyncio.sleep(interval)
+# --- a hub and its members ---------------------------------------------------------------------
 
 
 @pytest.fixture
@@ -336,7 +47,143 @@ async def net(tmp_path: Path) -> AsyncIterator[Net]:
         await network.close()
 
 
-__all__ = [
-    "PASSPHRASE", "Net", "RunningNode", "add_user", "eventually", "free_port", "node_db",
-    "replace", "stage",
-]  # fmt: skip
+# --- globe-node in-process ---------------------------------------------------------------------
+
+
+@pytest.fixture
+def cli_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    """No token, node directory or debug setting from the developer's environment;
+    the test passphrase in ``GLOBE_PASSPHRASE``."""
+    for name in ("GLOBE_TOKEN", "GLOBE_NODE_DIR", "GLOBE_DEBUG", "GLOBE_PASSPHRASE"):
+        monkeypatch.delenv(name, raising=False)
+    monkeypatch.setenv("GLOBE_PASSPHRASE", CLI_PASSPHRASE)
+
+
+@pytest.fixture
+def run(capsys: pytest.CaptureFixture[str], cli_environment: None) -> Callable[..., Ran]:
+    """Run ``globe-node ARGS`` through :func:`globe_node.cli.main`; its status and output."""
+
+    def go(*args: str | Path) -> Ran:
+        capsys.readouterr()
+        try:
+            code = main([str(a) for a in args])
+        except SystemExit as exc:  # not expected: main returns the exit status
+            code = int(exc.code or 0)
+        captured = capsys.readouterr()
+        return Ran(code, captured.out, captured.err)
+
+    return go
+
+
+@pytest.fixture(scope="session")
+def genesis_bytes() -> bytes:
+    """The devnet's genesis (the same bytes on every call: the devnet is seeded)."""
+    return build_devnet().genesis.encode()
+
+
+@pytest.fixture
+def genesis_file(tmp_path: Path, genesis_bytes: bytes) -> Path:
+    path = tmp_path / "genesis.json"
+    path.write_bytes(genesis_bytes)
+    return path
+
+
+@pytest.fixture
+def api_port() -> Iterator[ReservedPort]:
+    """The ``node`` fixture's API port: reserved, listening only while a test serves it."""
+    with ReservedPort() as port:
+        yield port
+
+
+@pytest.fixture
+def hub_port() -> Iterator[ReservedPort]:
+    """The ``node`` fixture's hub port: reserved, nothing ever listens on it."""
+    with ReservedPort() as port:
+        yield port
+
+
+@pytest.fixture
+def node(
+    tmp_path: Path,
+    genesis_file: Path,
+    run: Callable[..., Ran],
+    api_port: ReservedPort,
+    hub_port: ReservedPort,
+) -> Path:
+    """An initialised node (FR-PNF) whose API and hub ports have nothing listening."""
+    directory = tmp_path / "node"
+    ran = run(
+        *init_args(directory, genesis_file, "--api-port", str(api_port.port),
+                   "--hub-url", hub_port.url)
+    )  # fmt: skip
+    assert ran.code == 0, ran.err
+    return directory
+
+
+# --- a stand-in daemon -------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def daemon() -> AsyncIterator[Daemon]:
+    """A daemon API that records each request and answers what the test put in ``answers``
+    (``MESSAGES`` for ``GET /api/messages/{id}``, :data:`ATTACHMENT` for every attachment,
+    201 for every message action)."""
+    state = Daemon()
+
+    @web.middleware
+    async def record(request: web.Request, handler: Any) -> web.StreamResponse:
+        if request.headers.get("Authorization") != f"Bearer {state.token}":
+            refusal = {"type": PROBLEM_BASE + "unauthenticated", "detail": "unknown token"}
+            return web.json_response(refusal, status=401, content_type="application/problem+json")
+        body = await request.json() if request.can_read_body else None
+        state.requests.append((request.method, request.path_qs, body))
+        response: web.StreamResponse = await handler(request)
+        return response
+
+    def answer(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handler(_r: web.Request) -> web.Response:
+            return web.json_response(state.answers[name])
+
+        return handler
+
+    async def message(request: web.Request) -> web.Response:
+        return web.json_response(MESSAGES[request.match_info["id"]])
+
+    async def queued(_r: web.Request) -> web.Response:
+        return web.json_response({"id": "9" * 32}, status=201)
+
+    async def chunked(request: web.Request) -> web.StreamResponse:
+        resp = web.StreamResponse(headers={"Content-Type": "application/pdf"})
+        resp.enable_chunked_encoding()
+        await resp.prepare(request)
+        await resp.write(ATTACHMENT)
+        await resp.write_eof()
+        return resp
+
+    app = web.Application(middlewares=[record])
+    for name in ("status", "inbox", "outbox", "cases", "stats", "alerts", "audit"):
+        app.router.add_get(f"/api/{name}", answer(name))
+    app.router.add_get("/api/cases/{case}", answer("case"))
+    app.router.add_get("/api/directory/search", answer("search"))
+    app.router.add_post("/api/ping/{authority}", answer("ping"))
+    app.router.add_get("/api/messages/{id}", message)
+    app.router.add_get("/api/messages/{id}/attachments/{n}", chunked)
+    for action in ("reply", "status", "forward", "consent", "request-consent"):
+        app.router.add_post(f"/api/messages/{{id}}/{action}", queued)
+    async with serve_app(app) as served:
+        state.port = served.port
+        yield state
+
+
+@pytest.fixture
+def daemon_cli(
+    tmp_path: Path, daemon: Daemon, run: Callable[..., Ran]
+) -> Callable[..., Awaitable[Ran]]:
+    """Run a command against the stand-in ``daemon`` (from a worker thread: it serves
+    on this loop) with a node directory naming its port and token."""
+    directory = client_dir(tmp_path / "client", daemon.port, daemon.token)
+
+    async def go(*args: str | Path) -> Ran:
+        return await asyncio.to_thread(run, *args, "--dir", directory)
+
+    return go

@@ -88,8 +88,9 @@ from protocol.messages import (
     check_attachment_name,
     check_media_type,
 )
-from tests.node.conftest import Net, RunningNode, add_user, eventually
-from tests.node.test_exchange import delivered, info
+from tests.node.helpers import delivered, info
+from tests.node.network import Net, RunningNode, add_user
+from tests.support.waiting import eventually
 
 METHODS = ("get", "put", "post", "delete", "patch", "head", "options", "trace")
 DOC = openapi_document(ROUTES)

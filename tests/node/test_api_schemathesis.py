@@ -1,7 +1,7 @@
 """Property-based API testing: schemathesis drives a live node from its own OpenAPI document.
 
 A real hub and two real member nodes (``FR-PNF``, the node under test, and
-``BR-PF``) run on loopback from a thread of their own (tests/node/conftest.py's
+``BR-PF``) run on loopback from a thread of their own (tests/node/network.py's
 :class:`Net`), and schemathesis generates requests from the document the node
 serves at ``/api/openapi.json``: valid and invalid ones, through the explicit
 examples, the coverage of boundaries, mutations and unexpected methods, and
@@ -49,7 +49,7 @@ from globe_node.api import ROUTES
 from globe_node.apidoc import doc_path, openapi_document
 from globe_node.roles import GRANTS, Permission, Role
 from protocol.errors import PROBLEM_BASE
-from tests.node.conftest import Net, RunningNode, add_user
+from tests.node.network import Net, RunningNode, add_user
 
 T = TypeVar("T")
 Case = schemathesis.Case[Any]

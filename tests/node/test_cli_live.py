@@ -18,8 +18,9 @@ import orjson
 import pytest
 
 from globe_node.cli import main
-from tests.node.conftest import Net, RunningNode, add_user, eventually
-from tests.node.test_exchange import delivered
+from tests.node.helpers import delivered
+from tests.node.network import Net, RunningNode, add_user
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 

@@ -5,18 +5,29 @@ The node under test runs as a real ``globe-node run`` process; the hub and the
 other member run in the test's event loop.  Every message the killed node's API
 acknowledged (201: committed to its outbox) must reach the recipient exactly
 once; every message sent to the killed node must be in its inbox exactly once.
+
+The kill points are chosen by a seeded random number of events -- sends
+acknowledged, messages delivered -- that must have happened first, while the
+rest are in flight: never by a delay, which a loaded machine would stretch
+until nothing is in flight any more (or nothing has happened yet).  The
+process serves sockets the test binds on the node's reserved ports
+(``inherited_listeners.py``), so a restart serves the certified endpoint again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import os
 import random
+import re
 import signal
 import subprocess
 import sys
+from collections.abc import Collection
 from pathlib import Path
+from typing import Final
 
 import aiohttp
 import pytest
@@ -24,13 +35,17 @@ from sqlalchemy import select
 
 from globe_node import db
 from globe_node.config import render_config
-from tests.node.conftest import PASSPHRASE, Net, RunningNode, eventually
-from tests.node.test_exchange import delivered, info
+from tests.node.helpers import delivered, info
+from tests.node.network import PASSPHRASE, Net, RunningNode
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
 KILL_POINTS = 3
 MESSAGES = 12
+#: What ``globe-node run`` prints once it serves (globe_node/server.py).
+RUNNING: Final = re.compile(rb"globe-node: [A-Z0-9-]+ running; api ")
+LAUNCHER: Final = Path(__file__).with_name("inherited_listeners.py")
 
 
 class NodeProcess:
@@ -52,23 +67,35 @@ class NodeProcess:
         await engine.dispose()
 
     async def start(self) -> None:
+        """Start the daemon on fresh listeners on the node's ports; return once it serves."""
         env = dict(os.environ, GLOBE_PASSPHRASE=PASSPHRASE.decode())
-        with self.log.open("ab") as out:
-            self.proc = subprocess.Popen(
-                [sys.executable, "-m", "globe_node", "run", "--dir", str(self.rn.config.directory)],
-                env=env, stdout=out, stderr=subprocess.STDOUT,
-            )  # fmt: skip
-        await eventually(self._answers, timeout=30)
-
-    async def _answers(self) -> bool:
-        assert self.proc is not None
-        if self.proc.poll() is not None:
-            raise AssertionError(self.log.read_text()[-3000:])
+        listeners = self.rn.listeners()
+        api_fd = listeners.api.fileno() if listeners.api is not None else -1
+        peer_fd = listeners.peer.fileno() if listeners.peer is not None else -1
+        argv = [sys.executable, str(LAUNCHER), str(api_fd), str(peer_fd),
+                "run", "--dir", str(self.rn.config.directory)]  # fmt: skip
         try:
-            status, _ = await self.api("GET", "/api/status")
-        except aiohttp.ClientError:
+            with self.log.open("ab") as out:
+                offset = out.tell()
+                self.proc = subprocess.Popen(
+                    argv, env=env, stdout=out, stderr=subprocess.STDOUT,
+                    pass_fds=[fd for fd in (api_fd, peer_fd) if fd >= 0],
+                )  # fmt: skip
+        finally:
+            # the daemon holds them now: once it dies, its ports refuse connections
+            for sock in (listeners.api, listeners.peer):
+                if sock is not None:
+                    sock.close()
+        proc = self.proc
+
+        def running() -> bool:
+            if RUNNING.search(self.log.read_bytes()[offset:]):
+                return True
+            if proc.poll() is not None:
+                raise AssertionError(self.log.read_text()[-3000:])
             return False
-        return status == 200
+
+        await eventually(running, timeout=30, what="the daemon's 'running' line")
 
     async def api(self, method: str, path: str, body: object = None) -> tuple[int, object]:
         c = self.rn.config
@@ -129,7 +156,8 @@ async def test_sender_killed_mid_send_loses_nothing(net: Net) -> None:
                 )
                 for i in range(MESSAGES)
             ]
-            await asyncio.sleep(rng.uniform(0.05, 0.6))
+            # kill once some sends are answered, while the others are in flight
+            await completions(sends, rng.randint(1, MESSAGES - 1))
             proc.kill()
             for task in sends:
                 try:
@@ -160,6 +188,13 @@ async def test_sender_killed_mid_send_loses_nothing(net: Net) -> None:
         await proc.stop()
 
 
+async def completions(tasks: Collection[asyncio.Task[tuple[int, object]]], n: int) -> None:
+    """Return once ``n`` of ``tasks`` are done (each is bounded by its client timeout)."""
+    pending = set(tasks)
+    while len(tasks) - len(pending) < n:
+        _, pending = await asyncio.wait(pending, return_when=asyncio.FIRST_COMPLETED)
+
+
 async def _inbox_is(br: RunningNode, ids: set[str]) -> bool:
     return {m for _, m in await inbox_rows(br.config.db_path)} == ids
 
@@ -188,9 +223,16 @@ async def test_receiver_killed_mid_receive_shows_nothing_twice(net: Net) -> None
     sent: list[str] = []
     try:
         for round_ in range(KILL_POINTS):
-            for i in range(MESSAGES):
-                sent.append(str(await fr.n.send([br.me], info(f"r{round_} m{i}"))))
-            await asyncio.sleep(rng.uniform(0.05, 0.8))
+            batch = [
+                str(await fr.n.send([br.me], info(f"r{round_} m{i}"))) for i in range(MESSAGES)
+            ]
+            sent += batch
+            # kill once some of the batch are in, while the others are on their way
+            at_least = rng.randint(1, MESSAGES - 1)
+            await eventually(
+                functools.partial(_delivered_count, fr, batch, br, at_least),
+                what=f"{at_least} messages of round {round_} delivered",
+            )
             proc.kill()
             await proc.start()
         await eventually(lambda: _all_delivered(fr, sent, br), timeout=90)
@@ -198,6 +240,14 @@ async def test_receiver_killed_mid_receive_shows_nothing_twice(net: Net) -> None
         assert sorted(m for _, m in rows) == sorted(sent)  # each exactly once
     finally:
         await proc.stop()
+
+
+async def _delivered_count(fr: RunningNode, batch: list[str], br: RunningNode, n: int) -> bool:
+    """Whether at least ``n`` messages of ``batch`` are delivered (their receipts in)."""
+    count = 0
+    for mid in batch:
+        count += await delivered(fr, mid, br)
+    return count >= n
 
 
 async def _all_delivered(fr: RunningNode, sent: list[str], br: RunningNode) -> bool:

@@ -6,6 +6,7 @@
   cell, over a real listener, and no route exists outside it.
 * Roles are a lattice: an operator cannot mint a token that reads case material.
 * Every JSON body goes through the one strict decoder: each defect has its slug.
+* The users API makes operators only, checks names, and audits what it did.
 """
 
 from __future__ import annotations
@@ -28,12 +29,13 @@ from globe_node import db
 from globe_node.api import ROUTES, create_api_app
 from globe_node.roles import GRANTS, Permission, Role, at_or_below, may_create
 from protocol.errors import PROBLEM_BASE
-from tests.node.conftest import Net, RunningNode, add_user, eventually
-from tests.node.test_exchange import delivered, info
+from tests.node.helpers import GOOD, delivered, info, problem, raw
+from tests.node.network import Net, RunningNode, add_user
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
-GOOD: dict[str, Any] = {"to": ["BR-PF"], "subject": "s", "body": "b"}
+USER_NAME_RULE = "a user name is 1-64 of A-Z a-z 0-9 . _ @ - (starting with a letter or digit)"
 
 
 async def call(
@@ -276,6 +278,52 @@ async def test_an_operator_cannot_mint_a_token_that_reads_case_material(
 
 async def _received(rn: RunningNode, mid: str) -> bool:
     return any(m.id == mid for m in await rn.n.inbox())
+
+
+async def test_the_users_api_makes_operators_only_checks_names_and_audits(
+    pair: tuple[RunningNode, RunningNode],
+) -> None:
+    fr, _ = pair
+    ops = await add_user(fr.n, "ops", "operator")
+
+    def body(**kw: Any) -> bytes:
+        return orjson.dumps(kw)
+
+    status, made = await raw(fr, "POST", "/api/users", body(name="carol.d", role="operator"),
+                             token=ops)  # fmt: skip
+    assert status == 201
+    assert (made["name"], made["role"]) == ("carol.d", "operator")
+    status, _ = await raw(fr, "GET", "/api/status", token=made["token"])
+    assert status == 200
+    for payload, want in [
+        (body(name="carol.d", role="operator"), (409, "state-conflict", "user carol.d exists")),
+        (body(name="no spaces", role="operator"), (400, "usage", USER_NAME_RULE)),
+        (body(name="x" * 65, role="operator"), (400, "usage", USER_NAME_RULE)),
+        (body(name="dave", role="admin"), (400, "usage", "'role': unknown value 'admin'")),
+        (body(role="operator"), (400, "usage", "'name' is a string")),
+        (body(name="dave", role="operator", admin=True),
+         (400, "usage", "unknown field(s): 'admin'")),
+        (b"[]", (400, "malformed", "the body is a JSON object")),
+    ]:  # fmt: skip
+        assert problem(await raw(fr, "POST", "/api/users", payload, token=ops)) == want
+    # an operator never makes a user who reads case material
+    for role in ("investigator", "supervisor"):
+        got = problem(await raw(fr, "POST", "/api/users", body(name="eve", role=role), token=ops))
+        assert got == (403, "forbidden", f"a operator may not create a {role} user over the API:"
+                       " investigators and supervisors are added with 'globe-node users add' on"
+                       " the node itself")  # fmt: skip
+    # investigators (alice) and supervisors may not add users at all
+    sup = await add_user(fr.n, "sup", "supervisor")
+    for token in (fr.token, sup):
+        answer = await raw(fr, "POST", "/api/users", body(name="eve", role="operator"), token=token)
+        assert problem(answer)[:2] == (403, "forbidden")
+    async with fr.n.sessions() as s:
+        users = sorted(u.name for u in (await s.execute(select(db.User))).scalars())
+        audit = [
+            (r.user, r.action, r.subject) for r in (await s.execute(select(db.AuditRow))).scalars()
+        ]
+    assert users == ["alice", "carol.d", "ops", "sup"]
+    assert audit == [("ops", "add-user", "carol.d (operator)")]
 
 
 # --- (3) one strict JSON decoder -----------------------------------------------------------

@@ -13,9 +13,9 @@ from globe_node.config import load_config
 from globe_node.errors import ConfigError
 from globe_node.netguard import PublicOnlyResolver, check_literal
 from protocol.errors import TransportError
-from tests.node.conftest import Net, eventually
-from tests.node.test_adversarial import post_inbox, seal
-from tests.node.test_exchange import info, recipient_states
+from tests.node.helpers import info, post_inbox, recipient_states, seal
+from tests.node.network import Net
+from tests.support.waiting import eventually
 
 
 class Fixed(AbstractResolver):

@@ -36,8 +36,9 @@ from protocol.messages import (
     Tlp,
 )
 from protocol.origin import verify_forward
-from tests.node.conftest import Net, RunningNode, eventually, stage
-from tests.node.test_exchange import delivered, info
+from tests.node.helpers import delivered, info
+from tests.node.network import Net, RunningNode, stage
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 

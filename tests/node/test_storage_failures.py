@@ -16,8 +16,9 @@ from sqlalchemy import event, select, text
 
 from globe_node import db
 from protocol.errors import PROBLEM_BASE
-from tests.node.conftest import Net, RunningNode, eventually
-from tests.node.test_exchange import delivered
+from tests.node.helpers import delivered
+from tests.node.network import Net, RunningNode
+from tests.support.waiting import eventually
 
 pytestmark = pytest.mark.slow
 
