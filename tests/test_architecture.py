@@ -76,7 +76,12 @@ def test_each_package_imports_only_what_its_layer_may(package: str) -> None:
 
 
 def test_the_contracts_cover_every_package() -> None:
-    shipped = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {"tests", "bench", "demo", "fuzz"}
+    shipped = {p.parent.name for p in ROOT.glob("*/__init__.py")} - {
+        "tests",
+        "bench",
+        "demo",
+        "fuzz",
+    }
     assert shipped == set(OURS)
 
 
