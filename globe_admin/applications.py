@@ -13,24 +13,18 @@ from typing import Any
 
 import click
 
-from globe_admin.session import Admin, app_id, field, outcome, reason, workflow_command
+from globe_admin.session import Admin, app_id, outcome, reason, workflow_command
 from globe_io import cli
 from globe_io.errors import CommandError
+from globe_io.hubapi import APPLICATION_STATES, PENDING, ApplicationDetail
 from globe_io.hubclient import HubClient
-from protocol import canonical, labels
+from protocol import labels
 from protocol.errors import GlobeError
 from protocol.genesis import Genesis
 from protocol.membership import Action, Application, check_admission_draft
 from protocol.signed import SignedObject
 
 __all__ = ["APPLICATION_STATES", "applications", "approve", "reject", "show"]
-
-APPLICATION_STATES = ("awaiting-pop", "pending", "approved", "rejected")
-
-
-def _decode_application(info: dict[str, Any], genesis: Genesis) -> Application:
-    raw = field(info, "application", str, "application")
-    return Application.decode(canonical.b64d(raw, what="application"), genesis)
 
 
 @workflow_command("applications", short_help="list membership applications")
@@ -39,27 +33,23 @@ def _decode_application(info: dict[str, Any], genesis: Genesis) -> Application:
 )
 async def applications(_admin: Admin, hub: HubClient, *, status: str | None) -> cli.Result:
     """List applications (optionally by status)."""
-    apps = await hub.admin_applications(status)
+    found = await hub.admin_applications(status)
     lines = [
-        f"{cli.safe(a.get('id'))}  {cli.safe(a.get('authority')):<12} "
-        f"{cli.safe(a.get('status')):<12} "
-        f"{cli.iso(a['created']) if isinstance(a.get('created'), int) else '?':<20}  "
-        f"{cli.safe(a.get('name'))}"
-        for a in apps
+        f"{cli.safe(a.id)}  {cli.safe(a.authority):<12} {cli.safe(a.status):<12} "
+        f"{cli.iso(a.created):<20}  {cli.safe(a.name)}"
+        for a in found.applications
     ]
-    return {"applications": apps}, lines or ["no applications"]
+    return found.to_json(), lines or ["no applications"]
 
 
-def _draft_verdict(app: Application, info: dict[str, Any], genesis: Genesis) -> dict[str, Any]:
+def _draft_verdict(app: Application, info: ApplicationDetail, genesis: Genesis) -> dict[str, Any]:
     """Whether the hub's draft admission certifies exactly this application."""
-    draft_raw = info.get("draft")
-    draft: dict[str, Any] = {"present": draft_raw is not None, "matches": False}
-    if not isinstance(draft_raw, str):
+    draft: dict[str, Any] = {"present": info.draft is not None, "matches": False}
+    if info.draft is None:
         draft["detail"] = "no draft yet: the applicant has not proven its key-agreement key"
         return draft
     try:
-        payload = canonical.b64d(draft_raw, what="draft")
-        action = check_admission_draft(app, payload, genesis, now=int(time.time()))
+        action = check_admission_draft(app, info.draft, genesis, now=int(time.time()))
     except GlobeError as exc:
         draft["detail"] = exc.detail
         return draft
@@ -106,7 +96,7 @@ def _application_lines(data: dict[str, Any], app: Application, reason_: object) 
 async def show(admin: Admin, hub: HubClient, *, app: str) -> cli.Result:
     """Show an application, verified locally, and whether its draft admission matches it."""
     info = await hub.admin_application(app)
-    application = _decode_application(info, admin.genesis)
+    application = Application.decode(info.application, admin.genesis)
     data: dict[str, Any] = {
         "id": app,
         "authority": str(application.authority),
@@ -122,11 +112,11 @@ async def show(admin: Admin, hub: HubClient, *, app: str) -> cli.Result:
         "transport_key": str(application.transport_key.key_id),
         "ka_key": str(application.ka_key.key_id),
         "fingerprint": application.fingerprint(),
-        "status": cli.safe(field(info, "status", str, "application")),
-        "reason": info.get("reason"),
+        "status": cli.safe(info.status),
+        "reason": info.reason,
         "draft": _draft_verdict(application, info, admin.genesis),
     }
-    return data, _application_lines(data, application, info.get("reason"))
+    return data, _application_lines(data, application, info.reason)
 
 
 @workflow_command(
@@ -139,16 +129,13 @@ async def show(admin: Admin, hub: HubClient, *, app: str) -> cli.Result:
 async def approve(admin: Admin, hub: HubClient, *, app: str) -> cli.Result:
     """Sign the draft admission of an application (after checking it locally)."""
     info = await hub.admin_application(app)
-    application = _decode_application(info, admin.genesis)
-    status = field(info, "status", str, "application")
-    draft_raw = info.get("draft")
-    if status != "pending" or not isinstance(draft_raw, str):
-        raise CommandError(f"application {app} is {cli.safe(status)}, not pending approval")
-    draft = canonical.b64d(draft_raw, what="draft")
-    check_admission_draft(application, draft, admin.genesis, now=int(time.time()))
-    container = SignedObject(draft, ()).with_signature(labels.MEMBERSHIP_ACTION, admin.key)
+    application = Application.decode(info.application, admin.genesis)
+    if info.status != PENDING or info.draft is None:
+        raise CommandError(f"application {app} is {cli.safe(info.status)}, not pending approval")
+    check_admission_draft(application, info.draft, admin.genesis, now=int(time.time()))
+    container = SignedObject(info.draft, ()).with_signature(labels.MEMBERSHIP_ACTION, admin.key)
     result = await hub.admin_submit_action(container.encode())
-    data = {"application": app, "fingerprint": application.fingerprint(), **result}
+    data = {"application": app, "fingerprint": application.fingerprint(), **result.to_json()}
     return data, outcome(result, Action.ADMIT, application.authority)
 
 
@@ -158,4 +145,4 @@ async def approve(admin: Admin, hub: HubClient, *, app: str) -> cli.Result:
 async def reject(_admin: Admin, hub: HubClient, *, app: str, why: str) -> cli.Result:
     """Reject an application, with a reason the applicant can read."""
     result = await hub.admin_reject(app, why)
-    return result, [f"application {app} ({cli.safe(result.get('authority'))}) rejected"]
+    return result.to_json(), [f"application {app} ({cli.safe(result.authority)}) rejected"]

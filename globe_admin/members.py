@@ -18,6 +18,7 @@ import orjson
 from globe_admin.session import Admin, authority_id, outcome, reason, workflow_command
 from globe_io import cli
 from globe_io.errors import CommandError
+from globe_io.hubapi import OPEN, PROPOSAL_STATES, AuditRecord
 from globe_io.hubclient import HubClient
 from protocol import labels
 from protocol.directory import TRANSITIONS, DirectoryState, HeadRelation, MemberStatus
@@ -28,7 +29,6 @@ from protocol.signed import SignedObject, verify_quorum
 
 __all__ = ["MEMBER_ACTIONS", "PROPOSAL_STATES", "audit", "log", "proposals"]
 
-PROPOSAL_STATES = ("open", "appended", "superseded")
 _AUDIT_PAGE = 1000
 
 
@@ -73,11 +73,11 @@ async def _open_proposal(
     """The open proposal of this very action (same ``prev``) with the most signatures."""
     chosen: tuple[SignedObject, MembershipAction] | None = None
     best = -1
-    for p in await hub.admin_proposals("open"):
-        if p.get("authority") != str(authority) or p.get("action") != action.value:
+    for p in (await hub.admin_proposals(OPEN)).proposals:
+        if p.authority != str(authority) or p.action != action.value:
             continue
+        signed = p.signed
         try:
-            signed = SignedObject.from_json(p.get("signed", {}), what="proposal")
             proposed = MembershipAction.from_signed(signed, admin.genesis)
         except GlobeError:
             continue
@@ -118,7 +118,7 @@ async def _member_action(
         container = proposed.signed
     result = await hub.admin_submit_action(container.encode())
     data = {
-        **result,
+        **result.to_json(),
         "co_signed": chosen is not None,
         "reason": proposed.reason,
         "prev": prev.hex(),
@@ -165,20 +165,13 @@ MEMBER_ACTIONS = tuple(
 async def proposals(admin: Admin, hub: HubClient, *, status: str | None) -> cli.Result:
     """List membership actions collecting signatures."""
     found = await hub.admin_proposals(status)
-    lines = []
-    for p in found:
-        signed = p.get("signed")
-        sigs = signed.get("sigs") if isinstance(signed, dict) else None
-        count = len(sigs) if isinstance(sigs, list) else 0
-        seq, created = p.get("seq"), p.get("created")
-        lines.append(
-            f"{cli.safe(p.get('proposal'))[:16]}  {cli.safe(p.get('action')):<11} "
-            f"{cli.safe(p.get('authority')):<12} {cli.safe(p.get('status')):<10} "
-            f"{count} of {admin.genesis.threshold}  "
-            f"{cli.iso(created) if isinstance(created, int) else '?'}"
-            + (f"  entry {seq}" if isinstance(seq, int) else "")
-        )
-    return {"proposals": found}, lines or ["no proposals"]
+    lines = [
+        f"{cli.safe(p.proposal)[:16]}  {cli.safe(p.action):<11} {cli.safe(p.authority):<12} "
+        f"{cli.safe(p.status):<10} {len(p.signed.signatures)} of {admin.genesis.threshold}  "
+        f"{cli.iso(p.created)}" + (f"  entry {p.seq}" if p.seq is not None else "")
+        for p in found.proposals
+    ]
+    return found.to_json(), lines or ["no proposals"]
 
 
 @workflow_command("log", short_help="verify and print the membership log")
@@ -236,25 +229,21 @@ def _export(admin: Admin, records: list[dict[str, Any]], out: Path) -> str:
 )
 async def audit(admin: Admin, hub: HubClient, *, since: int, out: Path | None) -> cli.Result:
     """Print the hub's audit trail; --out also writes it as a JSON export."""
-    records: list[dict[str, Any]] = []
+    records: list[AuditRecord] = []
     while True:
-        batch = await hub.admin_audit(since, _AUDIT_PAGE)
+        batch = (await hub.admin_audit(since, _AUDIT_PAGE)).records
         records.extend(batch)
-        ids = [r.get("id") for r in batch]
-        last = ids[-1] if ids else None
-        if len(batch) < _AUDIT_PAGE or not isinstance(last, int) or last <= since:
+        if len(batch) < _AUDIT_PAGE or batch[-1].id <= since:
             break
-        since = last
+        since = batch[-1].id
     lines = [
-        f"{cli.safe(r.get('id')):>6}  "
-        f"{cli.iso(r['time']) if isinstance(r.get('time'), int) else '?':<20}  "
-        f"{cli.safe(r.get('actor')):<16} {cli.safe(r.get('action')):<20} "
-        f"{cli.safe(r.get('subject')):<12} "
-        f"{cli.safe(orjson.dumps(r.get('detail'), option=orjson.OPT_SORT_KEYS).decode())}"
+        f"{r.id:>6}  {cli.iso(r.time):<20}  {cli.safe(r.actor):<16} {cli.safe(r.action):<20} "
+        f"{cli.safe(r.subject):<12} "
+        f"{cli.safe(orjson.dumps(r.detail, option=orjson.OPT_SORT_KEYS).decode())}"
         for r in records
     ]
-    data: dict[str, Any] = {"records": records}
+    data: dict[str, Any] = {"records": [r.to_json() for r in records]}
     if out is not None:
-        data["out"] = _export(admin, records, out)
+        data["out"] = _export(admin, data["records"], out)
         lines.append(f"{len(records)} records written to {out}")
     return data, lines or ["no audit records"]

@@ -1,5 +1,5 @@
 """What every admin command shares: the sealed admin key, the pinned genesis, the hub
-client, and the checks of what the admin typed or the hub answered."""
+client, and the checks of what the admin typed (the client checks what the hub answered)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,7 @@ import click
 
 from globe_io import cli
 from globe_io.errors import CommandError
+from globe_io.hubapi import ActionResult
 from globe_io.hubclient import DEFAULT_TIMEOUT, HubClient
 from protocol import canonical
 from protocol.errors import AuthError, GlobeError, StaleError
@@ -30,7 +31,6 @@ __all__ = [
     "admin_passphrase",
     "app_id",
     "authority_id",
-    "field",
     "load_admin_key",
     "outcome",
     "reason",
@@ -184,7 +184,7 @@ def workflow_command(name: str, **attrs: Any) -> Callable[[Work], cli.GlobeComma
     return decorate
 
 
-# --- checks of what the admin typed (at parse time) and of what the hub answered -----------------
+# --- checks of what the admin typed (at parse time) and what the hub's answer means -------------
 
 
 def app_id(_ctx: click.Context, _param: click.Parameter, text: str) -> str:
@@ -208,20 +208,11 @@ def reason(_ctx: click.Context, _param: click.Parameter, text: str) -> str:
     return text
 
 
-def field(obj: dict[str, Any], name: str, kind: type, what: str) -> Any:
-    """``obj[name]`` from the hub, which must be a ``kind``."""
-    value = obj.get(name)
-    if not isinstance(value, kind) or (kind is int and isinstance(value, bool)):
-        raise CommandError(f"the hub's {what} has no valid {name!r}")
-    return value
-
-
-def outcome(result: dict[str, Any], action: Action, authority: AuthorityId) -> list[str]:
+def outcome(result: ActionResult, action: Action, authority: AuthorityId) -> list[str]:
     """What the hub did with a signature: appended to the log, or waiting for more."""
-    status = field(result, "status", str, "answer")
-    if status == "appended":
-        seq = field(result, "seq", int, "answer")
-        return [f"{authority} {_PAST[action]} at log entry {seq}"]
-    n = field(result, "signatures", int, "answer")
-    k = field(result, "threshold", int, "answer")
+    if result.appended:
+        if result.seq is None:
+            raise CommandError("the hub's answer has no valid 'seq'")
+        return [f"{authority} {_PAST[action]} at log entry {result.seq}"]
+    n, k = result.signatures, result.threshold
     return [f"{authority}: {action.value} signature {n} of {k}; {k - n} more admin(s) must sign"]

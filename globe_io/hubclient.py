@@ -24,7 +24,11 @@ Failures are translated at this boundary:
   proxy): :class:`RemoteError`, carrying the HTTP status and detail.
 
 The client trusts nothing it receives: callers verify log entries and
-checkpoints against their own pinned genesis.
+checkpoints against their own pinned genesis.  The admin endpoints, search
+and readiness answer with the typed results of :mod:`globe_io.hubapi`, the
+classes the hub itself answers with, read strictly: an answer of another shape
+is a :class:`~protocol.errors.MalformedError` (an unknown field an
+:class:`~protocol.errors.UnknownField`).
 """
 
 from __future__ import annotations
@@ -40,10 +44,9 @@ import re
 import socket
 import time
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Final, Self
+from typing import Any, Final, Self, TypeVar
 from urllib.parse import quote, urlencode
 
 import aiohttp
@@ -52,7 +55,20 @@ from yarl import URL
 
 from globe_io.errors import RemoteError
 from globe_io.files import create_part, finish_part, rename_durably
+from globe_io.hubapi import (
+    ActionResult,
+    ApplicationDetail,
+    ApplicationList,
+    ApplicationState,
+    AuditRecords,
+    LogPage,
+    MailboxItem,
+    ProposalList,
+    Readiness,
+    SearchResults,
+)
 from globe_io.problems import refusal
+from globe_io.wire import WireResult
 from protocol import canonical
 from protocol.errors import (
     GlobeError,
@@ -88,6 +104,7 @@ BLOB_CHUNK: Final = 1 << 20
 _BLOB_ID_RE: Final = re.compile(r"[0-9a-f]{32}\Z", re.ASCII)
 _KIND_RE: Final = re.compile(r"[a-z][a-z0-9-]{0,31}\Z", re.ASCII)
 _MAX_CURSOR: Final = 2**53 - 1
+_R = TypeVar("_R", bound=WireResult)
 
 
 def request_payload(body: bytes) -> bytes | io.BytesIO | None:
@@ -110,28 +127,6 @@ def _unreachable(exc: aiohttp.ClientError | OSError, timeout: float) -> str:
             return os.strerror(err.errno).lower()
         return str(err) or "connection failed"
     return str(exc) or type(exc).__name__
-
-
-@dataclass(frozen=True, slots=True)
-class LogPage:
-    """One page of the membership log: exact entry bytes and the cursor of the next page."""
-
-    entries: list[bytes]
-    next: int | None
-
-
-@dataclass(frozen=True, slots=True)
-class MailboxItem:
-    """One item of a member's mailbox: its cursor, its kind and its exact bytes.
-
-    ``kind`` is ``"envelope"`` (``data`` is the envelope), ``"receipt"`` (a
-    recipient's signed delivery receipt) or ``"non-delivery"`` (hub evidence);
-    ``data`` is unverified: the caller checks it against its pinned genesis.
-    """
-
-    cursor: int
-    kind: str
-    data: bytes
 
 
 def _target(path: str, params: Mapping[str, str | int | None] | None) -> str:
@@ -321,6 +316,21 @@ class HubClient:
             raise MalformedError(f"hub response to {method} {path} is not a JSON object")
         return value
 
+    async def _result(
+        self,
+        result: type[_R],
+        what: str,
+        method: str,
+        path: str,
+        *,
+        params: Mapping[str, str | int | None] | None = None,
+        body: bytes = b"",
+        signed: bool = False,
+    ) -> _R:
+        """A JSON answer read strictly as ``result`` (:meth:`WireResult.from_json`)."""
+        value = await self._json(method, path, params=params, body=body, signed=signed)
+        return result.from_json(value, what=f"hub response {what}")
+
     @staticmethod
     def _list(obj: Mapping[str, Any], name: str, what: str) -> list[Any]:
         value = obj.get(name)
@@ -328,22 +338,15 @@ class HubClient:
             raise MalformedError(f"hub response {what}: field {name!r} missing or not a list")
         return value
 
-    @classmethod
-    def _objects(cls, obj: Mapping[str, Any], name: str, what: str) -> list[dict[str, Any]]:
-        items = cls._list(obj, name, what)
-        if not all(isinstance(i, dict) for i in items):
-            raise MalformedError(f"hub response {what}: {name!r} must hold objects")
-        return items
-
     # -- public endpoints ----------------------------------------------------------------------
 
     async def healthz(self) -> dict[str, Any]:
         """``GET /healthz``: liveness."""
         return await self._json("GET", "/healthz")
 
-    async def readyz(self) -> dict[str, Any]:
+    async def readyz(self) -> Readiness:
         """``GET /readyz``: the database answers and the directory is loaded."""
-        return await self._json("GET", "/readyz")
+        return await self._result(Readiness, "readiness", "GET", "/readyz")
 
     async def openapi(self) -> dict[str, Any]:
         """``GET /v1/openapi.json``: the API description."""
@@ -381,7 +384,7 @@ class HubClient:
         nxt = page.get("next")
         if nxt is not None and (not isinstance(nxt, int) or isinstance(nxt, bool) or nxt <= since):
             raise MalformedError("hub response log page: bad 'next' cursor")
-        return LogPage(entries, nxt)
+        return LogPage(entries=tuple(entries), next=nxt)
 
     async def log_entries(self, since: int = 0) -> list[bytes]:
         """Every log entry after ``since``, following the pages (unverified exact bytes)."""
@@ -409,7 +412,7 @@ class HubClient:
         text: str | None = None,
         include_inactive: bool = False,
         limit: int | None = None,
-    ) -> list[dict[str, Any]]:
+    ) -> SearchResults:
         """``GET /v1/directory/search``: directory entries (check them against the log)."""
         params: dict[str, str | int | None] = {
             "country": country,
@@ -419,8 +422,9 @@ class HubClient:
             "inactive": "1" if include_inactive else None,
             "limit": limit,
         }
-        out = await self._json("GET", "/v1/directory/search", params=params)
-        return self._objects(out, "results", "search")
+        return await self._result(
+            SearchResults, "search", "GET", "/v1/directory/search", params=params
+        )
 
     async def put_prekey(self, prekey: bytes) -> dict[str, Any]:
         """``PUT /v1/prekeys``: publish a signed prekey (signed with the transport key)."""
@@ -436,44 +440,47 @@ class HubClient:
 
     # -- admin endpoints (signed with an admin key) --------------------------------------------
 
-    async def admin_applications(self, status: str | None = None) -> list[dict[str, Any]]:
+    async def admin_applications(self, status: str | None = None) -> ApplicationList:
         """``GET /v1/admin/applications``: applications, newest first."""
-        out = await self._json(
-            "GET", "/v1/admin/applications", params={"status": status}, signed=True
-        )
-        return self._objects(out, "applications", "applications")
+        return await self._result(
+            ApplicationList, "applications", "GET", "/v1/admin/applications",
+            params={"status": status}, signed=True,
+        )  # fmt: skip
 
-    async def admin_application(self, app_id: str) -> dict[str, Any]:
+    async def admin_application(self, app_id: str) -> ApplicationDetail:
         """``GET /v1/admin/applications/{id}``: the application bytes and the draft admission."""
-        return await self._json(
-            "GET", f"/v1/admin/applications/{quote(app_id, safe='')}", signed=True
-        )
+        return await self._result(
+            ApplicationDetail, "application", "GET",
+            f"/v1/admin/applications/{quote(app_id, safe='')}", signed=True,
+        )  # fmt: skip
 
-    async def admin_reject(self, app_id: str, reason: str) -> dict[str, Any]:
+    async def admin_reject(self, app_id: str, reason: str) -> ApplicationState:
         """``POST /v1/admin/applications/{id}/reject`` with a reason."""
-        body = orjson.dumps({"reason": reason})
-        return await self._json(
-            "POST",
+        return await self._result(
+            ApplicationState, "rejection", "POST",
             f"/v1/admin/applications/{quote(app_id, safe='')}/reject",
-            body=body,
-            signed=True,
-        )
+            body=orjson.dumps({"reason": reason}), signed=True,
+        )  # fmt: skip
 
-    async def admin_submit_action(self, container: bytes) -> dict[str, Any]:
+    async def admin_submit_action(self, container: bytes) -> ActionResult:
         """``POST /v1/admin/actions``: add signatures to a membership action."""
-        return await self._json("POST", "/v1/admin/actions", body=container, signed=True)
-
-    async def admin_proposals(self, status: str | None = None) -> list[dict[str, Any]]:
-        """``GET /v1/admin/proposals``: actions collecting signatures."""
-        out = await self._json("GET", "/v1/admin/proposals", params={"status": status}, signed=True)
-        return self._objects(out, "proposals", "proposals")
-
-    async def admin_audit(self, since: int = 0, limit: int | None = None) -> list[dict[str, Any]]:
-        """``GET /v1/admin/audit``: audit records with id greater than ``since``."""
-        out = await self._json(
-            "GET", "/v1/admin/audit", params={"since": since, "limit": limit}, signed=True
+        return await self._result(
+            ActionResult, "action", "POST", "/v1/admin/actions", body=container, signed=True
         )
-        return self._objects(out, "records", "audit")
+
+    async def admin_proposals(self, status: str | None = None) -> ProposalList:
+        """``GET /v1/admin/proposals``: actions collecting signatures, newest first."""
+        return await self._result(
+            ProposalList, "proposals", "GET", "/v1/admin/proposals",
+            params={"status": status}, signed=True,
+        )  # fmt: skip
+
+    async def admin_audit(self, since: int = 0, limit: int | None = None) -> AuditRecords:
+        """``GET /v1/admin/audit``: audit records with id greater than ``since``, oldest first."""
+        return await self._result(
+            AuditRecords, "audit", "GET", "/v1/admin/audit",
+            params={"since": since, "limit": limit}, signed=True,
+        )  # fmt: skip
 
     # -- member endpoints (signed with the member's transport key) -----------------------------
 

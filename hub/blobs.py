@@ -73,11 +73,11 @@ from globe_io.errors import (
     UploadTimeout,
 )
 from globe_io.files import create_part, finish_part, rename_durably
+from globe_io.hubapi import BlobStored
 from hub import db
 from hub.routing import ENVELOPE, Router
 from hub.service import HubService
-from hub.web import authenticate, json_response, read_body, verify_auth
-from protocol import canonical
+from hub.web import answer, authenticate, read_body, verify_auth
 from protocol.errors import (
     AuthError,
     GlobeError,
@@ -185,7 +185,7 @@ class BlobStore:
 
     # -- upload ----------------------------------------------------------------------------
 
-    async def upload(self, request: web.Request, blob_id: str) -> dict[str, Any]:
+    async def upload(self, request: web.Request, blob_id: str) -> BlobStored:
         """Stream the request body into a new blob (checks in the module docstring)."""
         if not _ID_RE.match(blob_id):
             raise InvalidIdentifier("a blob id is 32 lower-case hex digits")
@@ -214,7 +214,7 @@ class BlobStore:
             with contextlib.suppress(FileNotFoundError):
                 await asyncio.to_thread(part.unlink)
         log.info("blob %s stored: %d bytes from %s", blob_id, size, owner)
-        return {"id": blob_id, "size": size, "sha256": canonical.b64e(digest)}
+        return BlobStored(id=blob_id, size=size, sha256=digest)
 
     def _claimed_owner(self, request: web.Request) -> str:
         """The member the ``Globe-Auth`` header names, before the body is read.
@@ -503,7 +503,7 @@ def _old_files(directory: Path, cutoff: float) -> list[str]:
 async def put_blob(request: web.Request) -> web.Response:
     """Upload a blob (the signed request covers the body's SHA-256)."""
     store = request.app[BLOBS_KEY]
-    return json_response(await store.upload(request, request.match_info["blob_id"]), status=201)
+    return answer(await store.upload(request, request.match_info["blob_id"]), status=201)
 
 
 async def get_blob(request: web.Request) -> web.StreamResponse:

@@ -335,10 +335,10 @@ class Pusher:
         """Pull and send pages until the mailbox has nothing after ``cursor``."""
         size = self.limits.page_size
         while True:
-            items: list[dict[str, Any]] = (await self.router.pull(who, cursor, size))["items"]
+            items = (await self.router.pull(who, cursor, size)).items
             for item in items:
-                await _send(conn, {"type": "item", **item}, self.limits)
-                cursor = int(item["cursor"])
+                await _send(conn, {"type": "item", **item.to_json()}, self.limits)
+                cursor = item.cursor
             if len(items) < size or conn.ws.closed:
                 return cursor
 

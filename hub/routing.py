@@ -33,6 +33,7 @@ from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 from globe_io.errors import Conflict, MailboxFull, NotFound
+from globe_io.hubapi import AckRefusal, AckResult, MailboxItem, MailboxPage
 from hub import db
 from hub.metrics import Metrics
 from hub.service import HubService, Principal
@@ -491,7 +492,7 @@ class Router:
 
     # -- mailboxes ----------------------------------------------------------------------
 
-    async def pull(self, who: Principal, after: int, limit: int) -> dict[str, Any]:
+    async def pull(self, who: Principal, after: int, limit: int) -> MailboxPage:
         """Items waiting for ``who`` after the cursor, oldest first."""
         assert who.authority is not None  # noqa: S101 - member route
         async with self.service.unit() as s:
@@ -510,18 +511,15 @@ class Router:
                     .limit(limit)
                 )
             ).all()
-        return {
-            "items": [
-                {"cursor": r.seq, "kind": r.kind,
-                 "data": canonical.b64e(r.data if r.kind == ENVELOPE else r.payload or b"")}
+        return MailboxPage(
+            items=tuple(
+                MailboxItem(r.seq, r.kind, r.data if r.kind == ENVELOPE else r.payload or b"")
                 for r in rows
-            ],
-            "cursor": rows[-1].seq if rows else after,
-        }  # fmt: skip
+            ),
+            cursor=rows[-1].seq if rows else after,
+        )
 
-    async def ack(
-        self, who: Principal, receipts: list[bytes], notices: list[int]
-    ) -> dict[str, Any]:
+    async def ack(self, who: Principal, receipts: list[bytes], notices: list[int]) -> AckResult:
         """Release envelopes against signed receipts; drop acknowledged notices.
 
         A receipt must be the authenticated member's, for an envelope waiting in
@@ -533,7 +531,7 @@ class Router:
         svc = self.service
         now = svc.now()
         released: list[str] = []
-        refused: list[dict[str, str]] = []
+        refused: list[AckRefusal] = []
         notify: set[str] = set()
         finished: list[tuple[str, str]] = []
         for data in receipts:
@@ -545,7 +543,7 @@ class Router:
                 notify.add(str(receipt.sender))
                 finished.append((str(receipt.sender), str(receipt.message_id)))
             except GlobeError as exc:
-                refused.append({"type": exc.type_uri(), "detail": exc.detail})
+                refused.append(AckRefusal(type=exc.type_uri(), detail=exc.detail))
         dropped = 0
         if notices:
             async with svc.unit() as s:
@@ -568,7 +566,7 @@ class Router:
             self._used(me, -dropped, -sum(r.size for r in rows))
         self.on_commit(notify)
         await self._released(finished)
-        return {"released": released, "refused": refused, "notices": dropped}
+        return AckResult(released=tuple(released), refused=tuple(refused), notices=dropped)
 
     async def _release(self, receipt: DeliveryReceipt, data: bytes, now: int) -> str:
         me = str(receipt.recipient)

@@ -23,6 +23,7 @@ from aiohttp.typedefs import Middleware
 
 from globe_io.errors import NotFound
 from globe_io.httpguard import GUARD_REFUSALS
+from globe_io.hubapi import Health, Readiness
 from globe_io.web import (
     PROBLEM_TYPE,
     TokenBuckets,
@@ -32,6 +33,7 @@ from globe_io.web import (
     route_of,
 )
 from globe_io.web import read_body as _read_body
+from globe_io.wire import WireResult
 from hub.config import Limits
 from hub.metrics import Metrics
 from hub.routing import Router
@@ -72,6 +74,7 @@ __all__ = [
     "SERVICE_KEY",
     "TextQuery",
     "TokenBuckets",
+    "answer",
     "create_app",
     "json_response",
     "read_body",
@@ -293,16 +296,21 @@ def _json_body(request: web.Request, body: bytes) -> dict[str, Any]:
 # --- handlers ------------------------------------------------------------------------------
 
 
+def answer(result: WireResult, *, status: int = 200) -> web.Response:
+    """A typed result as the JSON response (results become JSON only in the handlers)."""
+    return json_response(result.to_json(), status=status)
+
+
 async def healthz(request: web.Request) -> web.Response:
     """Liveness: the process answers."""
-    return json_response({"status": "ok"})
+    return answer(Health())
 
 
 async def readyz(request: web.Request) -> web.Response:
     """Readiness: the database answers and the directory is loaded."""
     service = request.app[SERVICE_KEY]
     await service.refresh()
-    return json_response({"status": "ready", "seq": service.state.seq})
+    return answer(Readiness(seq=service.state.seq))
 
 
 async def openapi(request: web.Request) -> web.Response:
@@ -320,21 +328,21 @@ async def genesis_file(request: web.Request) -> web.Response:
 async def post_application(request: web.Request) -> web.Response:
     """Submit a membership application (signed by both of the applicant's keys)."""
     body = await read_body(request)
-    return json_response(await request.app[SERVICE_KEY].submit_application(body), status=201)
+    return answer(await request.app[SERVICE_KEY].applications.submit(body), status=201)
 
 
 async def get_application(request: web.Request) -> web.Response:
     """Public status of an application."""
-    return json_response(await request.app[SERVICE_KEY].application_status(_app_id(request)))
+    return answer(await request.app[SERVICE_KEY].applications.status(_app_id(request)))
 
 
 async def post_proof(request: web.Request) -> web.Response:
     """Answer the KEM challenge: proof of possession of the key-agreement key."""
     app_id = _app_id(request)  # an id that cannot exist is a 404, whatever the body
     reader = canonical.ObjectReader(_json_body(request, await read_body(request)), "proof")
-    answer = reader.blob("answer", length=POP_ANSWER_BYTES)
+    secret = reader.blob("answer", length=POP_ANSWER_BYTES)
     reader.done()
-    return json_response(await request.app[SERVICE_KEY].answer_challenge(app_id, answer))
+    return answer(await request.app[SERVICE_KEY].applications.answer(app_id, secret))
 
 
 async def get_log(request: web.Request) -> web.Response:
@@ -343,7 +351,7 @@ async def get_log(request: web.Request) -> web.Response:
     page_size: int = request.app[LIMITS_KEY]["page_size"]
     since = _int_param(request, "since", 0, 0, CURSOR_MAX)
     limit = _int_param(request, "limit", page_size, 1, page_size)
-    return json_response(await service.log_page(since, limit))
+    return answer(await service.log_page(since, limit))
 
 
 async def get_checkpoint(request: web.Request) -> web.Response:
@@ -364,38 +372,33 @@ async def search(request: web.Request) -> web.Response:
         include_inactive=_single(request, "inactive") == "1",
         limit=_int_param(request, "limit", page_size, 1, page_size),
     )
-    return json_response({"results": results})
+    return answer(results)
 
 
 async def put_prekey(request: web.Request) -> web.Response:
     """A member publishes a signed prekey (authenticated with its transport key)."""
     body = await read_body(request)
     who = await authenticate(request, body, admin=False)
-    return json_response(await request.app[SERVICE_KEY].put_prekey(body, who), status=201)
+    return answer(await request.app[SERVICE_KEY].put_prekey(body, who), status=201)
 
 
 async def get_prekeys(request: web.Request) -> web.Response:
     """A member's current signed prekeys."""
     authority = AuthorityId.parse(request.match_info["authority"])
-    return json_response(
-        {
-            "authority": str(authority),
-            "prekeys": await request.app[SERVICE_KEY].get_prekeys(authority),
-        }
-    )
+    return answer(await request.app[SERVICE_KEY].get_prekeys(authority))
 
 
 async def admin_applications(request: web.Request) -> web.Response:
     """Applications, optionally filtered by status (admin)."""
     await authenticate(request, await read_body(request), admin=True)
     status = ADMIN_STATUS.read(request)
-    return json_response({"applications": await request.app[SERVICE_KEY].list_applications(status)})
+    return answer(await request.app[SERVICE_KEY].applications.listing(status))
 
 
 async def admin_application(request: web.Request) -> web.Response:
     """One application with its draft admission (admin)."""
     await authenticate(request, await read_body(request), admin=True)
-    return json_response(await request.app[SERVICE_KEY].get_application(_app_id(request)))
+    return answer(await request.app[SERVICE_KEY].applications.get(_app_id(request)))
 
 
 async def admin_reject(request: web.Request) -> web.Response:
@@ -407,21 +410,21 @@ async def admin_reject(request: web.Request) -> web.Response:
     reason = reader.text("reason", max_len=REJECTION_REASON_MAX, multiline=True)
     reader.done()
     service = request.app[SERVICE_KEY]
-    return json_response(await service.reject_application(app_id, reason, who))
+    return answer(await service.applications.reject(app_id, reason, who))
 
 
 async def admin_action(request: web.Request) -> web.Response:
     """Submit admin signatures on a membership action (appended at quorum)."""
     body = await read_body(request)
     who = await authenticate(request, body, admin=True)
-    return json_response(await request.app[SERVICE_KEY].submit_action(body, who))
+    return answer(await request.app[SERVICE_KEY].actions.submit(body, who))
 
 
 async def admin_proposals(request: web.Request) -> web.Response:
     """Membership actions collecting signatures (admin)."""
     await authenticate(request, await read_body(request), admin=True)
     status = ADMIN_STATUS.read(request)
-    return json_response({"proposals": await request.app[SERVICE_KEY].list_proposals(status)})
+    return answer(await request.app[SERVICE_KEY].actions.proposals(status))
 
 
 async def admin_audit(request: web.Request) -> web.Response:
@@ -429,7 +432,7 @@ async def admin_audit(request: web.Request) -> web.Response:
     await authenticate(request, await read_body(request), admin=True)
     since = _int_param(request, "since", 0, 0, CURSOR_MAX)
     limit = _int_param(request, "limit", AUDIT_PAGE, 1, AUDIT_MAX)
-    return json_response({"records": await request.app[SERVICE_KEY].audit(since, limit)})
+    return answer(await request.app[SERVICE_KEY].audit(since, limit))
 
 
 async def post_message(request: web.Request) -> web.Response:
@@ -489,7 +492,7 @@ async def get_mailbox(request: web.Request) -> web.Response:
     who = await authenticate(request, await read_body(request), admin=False)
     after = _int_param(request, "after", 0, 0, CURSOR_MAX)
     limit = _int_param(request, "limit", router.limits.page_size, 1, router.limits.page_size)
-    return json_response(await router.pull(who, after, limit))
+    return answer(await router.pull(who, after, limit))
 
 
 async def post_ack(request: web.Request) -> web.Response:
@@ -501,7 +504,7 @@ async def post_ack(request: web.Request) -> web.Response:
     receipts = [_receipt(x) for x in reader.array("receipts", max_items=ACK_MAX_ITEMS)]
     notices = [_cursor(x) for x in reader.array("notices", max_items=ACK_MAX_ITEMS)]
     reader.done()
-    return json_response(await request.app[ROUTER_KEY].ack(who, receipts, notices))
+    return answer(await request.app[ROUTER_KEY].ack(who, receipts, notices))
 
 
 def _receipt(item: object) -> bytes:

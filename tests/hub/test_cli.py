@@ -35,6 +35,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from globe_io.errors import Conflict, NotFound, RateLimited
+from globe_io.hubapi import ApplicationList, Readiness, SearchResults
 from globe_io.hubclient import HubClient, RemoteError
 from globe_io.web import MethodNotAllowed
 from globe_node.cli import main as node_main
@@ -436,12 +437,13 @@ def test_admission_by_quorum_then_suspension(net: Net) -> None:
     )
     assert lines[2].startswith("head: entry 2, hash ")
 
-    async def directory() -> list[dict[str, Any]]:
+    async def directory() -> SearchResults:
         async with HubClient(net.genesis.hub_url) as hub:
             return await hub.search(country="FR", include_inactive=True)
 
-    assert [(m["authority"], m["status"], m["fingerprint"]) for m in asyncio.run(directory())] == [
-        ("FR-PNF", "suspended", key_fingerprint)
+    found = asyncio.run(directory()).results
+    assert [(m.authority, m.status, m.fingerprint, m.reason) for m in found] == [
+        ("FR-PNF", "suspended", key_fingerprint, "integrity inquiry")
     ]
 
     # A second application is rejected with a reason.
@@ -726,7 +728,7 @@ def test_client_translates_problems_and_failures(net: Net) -> None:
     async def run() -> None:
         async with HubClient(net.genesis.hub_url) as hub:
             assert await hub.healthz() == {"status": "ok"}
-            assert (await hub.readyz())["status"] == "ready"
+            assert await hub.readyz() == Readiness(seq=len(await hub.log_entries()))
             assert await hub.genesis() == net.genesis_path.read_bytes()
             with pytest.raises(NotFound, match="no such application"):
                 await hub.application_status("0" * 32)
@@ -932,14 +934,15 @@ async def test_client_against_a_misbehaving_server(monkeypatch) -> None:
     async with TestServer(app) as server:
         base = str(server.make_url("")).rstrip("/")
         async with HubClient(base + "/prefix", network=network, key=admin) as hub:
-            assert await hub.admin_applications("pending") == []
+            assert await hub.admin_applications("pending") == ApplicationList(applications=())
             assert seen == ["/prefix/v1/admin/applications?status=pending"]
             assert await hub.log_entries() == [b"a", b"b"]
             with pytest.raises(MalformedError, match="is not JSON"):
                 await hub.healthz()
             with pytest.raises(MalformedError, match="not a JSON object"):
                 await hub.readyz()
-            with pytest.raises(MalformedError, match="must hold objects"):
+            not_an_object = r"^hub response search\.results\[0\]: must be an object$"
+            with pytest.raises(MalformedError, match=not_an_object):
                 await hub.search(country="FR", kind="fiu", include_inactive=True, limit=5)
             with pytest.raises(MalformedError, match="items must be strings"):
                 await hub.get_prekeys(AuthorityId.parse("FR-PNF"))

@@ -15,6 +15,7 @@ import orjson
 import pytest
 from sqlalchemy.exc import OperationalError
 
+from globe_io.hubapi import AckResult
 from hub import db
 from hub.routing import Router, RoutingLimits
 from hub.service import HubService
@@ -1067,11 +1068,14 @@ async def test_accepted_envelope_survives_a_restart(hub: Hub) -> None:
         await router.start()
         assert router.depth() == {"DE-BKA": (1, len(env))}
         page = await router.pull(hub.principal(de), 0, 10)
-        assert data_of(page) == [env]
+        assert [(i.kind, i.data) for i in page.items] == [("envelope", env)]
+        assert page.cursor == page.items[0].cursor
         # Idempotency survives the restart too: the same bytes get the same evidence.
         assert await router.submit(env, hub.principal(fr)) == (200, accepted.body)
         result = await router.ack(hub.principal(de), [hub.receipt(de, env)], [])
-        assert result["released"] == [str(header_of(env).message_id)]
+        assert result == AckResult(
+            released=(str(header_of(env).message_id),), refused=(), notices=0
+        )
     finally:
         if router is not None:
             await router.stop()

@@ -295,8 +295,8 @@ class Net:
             challenge = canonical.b64d(sub["challenge"], what="challenge")
             await hub.answer_challenge(sub["id"], kem_pop_answer(rn.keys.ka, app.digest, challenge))
         async with self.admin_client(0) as a0:
-            got = await a0.admin_application(sub["id"])
-            draft = canonical.b64d(got["draft"], what="draft")
+            draft = (await a0.admin_application(sub["id"])).draft
+        assert draft is not None, "the hub prepared no admission draft"
         for i in (0, 1):
             async with self.admin_client(i) as admin:
                 container = SignedObject(draft, ()).with_signature(

@@ -1,0 +1,339 @@
+"""The hub API's JSON answers as typed values (``hub/openapi.py`` documents each one).
+
+The hub's service, router and blob store build these and its handlers answer
+with their :meth:`~globe_io.wire.WireResult.to_json`; the hub client
+(:mod:`globe_io.hubclient`) reads the same classes back with
+:meth:`~globe_io.wire.WireResult.from_json`, refusing any answer that is not
+exactly of this shape.  They live here, below both, because the client and the
+admin tool must not import the hub (tests/test_architecture.py).
+
+Each class lists its fields in the order of its JSON keys; the field name is
+the key and ``bytes`` travel as canonical base64url (:mod:`globe_io.wire`).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, fields
+from typing import Any, Final
+
+from globe_io.wire import WireResult, omitted_when_none, one_of
+from protocol.signed import SignedObject
+
+__all__ = [
+    "ACTION_STATES",
+    "APPENDED",
+    "APPLICATION_STATES",
+    "APPROVED",
+    "AWAITING_POP",
+    "OPEN",
+    "PENDING",
+    "PROPOSAL_STATES",
+    "REJECTED",
+    "SUPERSEDED",
+    "AckRefusal",
+    "AckResult",
+    "ActionResult",
+    "ApplicationCreated",
+    "ApplicationDetail",
+    "ApplicationList",
+    "ApplicationState",
+    "ApplicationStatus",
+    "ApplicationSummary",
+    "AuditRecord",
+    "AuditRecords",
+    "BlobStored",
+    "Health",
+    "LogPage",
+    "MailboxItem",
+    "MailboxPage",
+    "MemberSummary",
+    "PrekeyStored",
+    "Prekeys",
+    "Proposal",
+    "ProposalList",
+    "Readiness",
+    "SearchResults",
+]
+
+#: An application's states, in the order it moves through them (docs/OPERATIONS.md §6):
+#: its key-agreement key to prove, then the admins to decide.
+AWAITING_POP: Final = "awaiting-pop"
+PENDING: Final = "pending"
+APPROVED: Final = "approved"
+REJECTED: Final = "rejected"
+APPLICATION_STATES: Final = (AWAITING_POP, PENDING, APPROVED, REJECTED)
+#: A proposal's states: collecting signatures, appended to the log, or overtaken by
+#: another action on the same authority that was appended first.
+OPEN: Final = "open"
+APPENDED: Final = "appended"
+SUPERSEDED: Final = "superseded"
+PROPOSAL_STATES: Final = (OPEN, APPENDED, SUPERSEDED)
+#: What signing an action did: it still collects signatures, or the quorum appended it.
+ACTION_STATES: Final = (OPEN, APPENDED)
+
+
+# --- operations -----------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Health(WireResult):
+    """Liveness."""
+
+    status: str = one_of(("ok",), default="ok")
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Readiness(WireResult):
+    """Readiness: the database answers and the directory is verified."""
+
+    status: str = one_of(("ready",), default="ready")
+    seq: int
+
+
+# --- applications ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApplicationCreated(WireResult):
+    """An accepted application and the KEM challenge proving its key-agreement key."""
+
+    id: str
+    authority: str
+    status: str = one_of((AWAITING_POP,), default=AWAITING_POP)
+    challenge: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApplicationStatus(WireResult):
+    """Public status of an application."""
+
+    id: str
+    authority: str
+    status: str = one_of(APPLICATION_STATES)
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApplicationState(WireResult):
+    """An application after a transition (proof accepted, or rejected)."""
+
+    id: str
+    authority: str
+    status: str = one_of((PENDING, REJECTED))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApplicationSummary(WireResult):
+    """An application as the admins see it in a list."""
+
+    id: str
+    authority: str
+    name: str
+    country: str
+    kinds: tuple[str, ...]
+    languages: tuple[str, ...]
+    status: str = one_of(APPLICATION_STATES)
+    reason: str | None
+    created: int
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApplicationDetail(ApplicationSummary):
+    """Everything an admin needs to check an application before signing its admission.
+
+    ``application`` is the exact application container; ``draft`` the exact
+    payload of the ``admit`` action the hub prepared once possession was proven
+    (``None`` before).
+    """
+
+    application: bytes
+    contact: str
+    draft: bytes | None
+
+    @classmethod
+    def of(
+        cls, summary: ApplicationSummary, *, application: bytes, contact: str, draft: bytes | None
+    ) -> ApplicationDetail:
+        """``summary`` with the application's bytes, contact and draft admission."""
+        same = {f.name: getattr(summary, f.name) for f in fields(ApplicationSummary)}
+        return cls(**same, application=application, contact=contact, draft=draft)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ApplicationList(WireResult):
+    """Applications, newest first."""
+
+    applications: tuple[ApplicationSummary, ...]
+
+
+# --- membership actions ---------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ActionResult(WireResult):
+    """The state of a membership action after adding signatures.
+
+    ``signatures`` counts the distinct admin signatures that verify; ``seq`` is
+    the log position once the quorum appended it (absent before).
+    """
+
+    proposal: str
+    action: str
+    authority: str
+    signatures: int
+    threshold: int
+    status: str = one_of(ACTION_STATES)
+    seq: int | None = omitted_when_none()
+
+    @property
+    def appended(self) -> bool:
+        """Whether the quorum was reached and the action appended to the log."""
+        return self.status == APPENDED
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Proposal(WireResult):
+    """A membership action collecting admin signatures (``seq`` once appended)."""
+
+    proposal: str
+    authority: str
+    action: str
+    status: str = one_of(PROPOSAL_STATES)
+    seq: int | None
+    signed: SignedObject
+    created: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProposalList(WireResult):
+    """Proposals, newest first."""
+
+    proposals: tuple[Proposal, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditRecord(WireResult):
+    """One audit record; ``detail`` is the action's own JSON object."""
+
+    id: int
+    time: int
+    actor: str
+    action: str
+    subject: str
+    detail: dict[str, Any]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AuditRecords(WireResult):
+    """Audit records with an id greater than the cursor, oldest first."""
+
+    records: tuple[AuditRecord, ...]
+
+
+# --- directory ------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class LogPage(WireResult):
+    """One page of the membership log: exact entry bytes and the cursor of the next page.
+
+    ``next`` is the ``seq`` of the last entry here if more follow, else ``None``.
+    The entries are unverified: the caller checks them against its pinned genesis.
+    """
+
+    entries: tuple[bytes, ...]
+    next: int | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberSummary(WireResult):
+    """A directory entry (``endpoint`` if certified; ``reason`` for an inactive member)."""
+
+    authority: str
+    name: str
+    country: str
+    kinds: tuple[str, ...]
+    languages: tuple[str, ...]
+    status: str
+    identity_key: str
+    fingerprint: str
+    not_after: int
+    endpoint: str | None = omitted_when_none()
+    reason: str | None = omitted_when_none()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SearchResults(WireResult):
+    """Members matching every filter, sorted by authority id."""
+
+    results: tuple[MemberSummary, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PrekeyStored(WireResult):
+    """The stored prekey."""
+
+    authority: str
+    key_id: str
+    not_after: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Prekeys(WireResult):
+    """A member's current signed prekeys (exact containers, unverified), newest first."""
+
+    authority: str
+    prekeys: tuple[bytes, ...]
+
+
+# --- messages -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class MailboxItem(WireResult):
+    """One item of a member's mailbox: its cursor, its kind and its exact bytes.
+
+    ``kind`` is ``"envelope"`` (``data`` is the envelope), ``"receipt"`` (a
+    recipient's signed delivery receipt) or ``"non-delivery"`` (hub evidence);
+    ``data`` is unverified: the caller checks it against its pinned genesis.
+    """
+
+    cursor: int
+    kind: str
+    data: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MailboxPage(WireResult):
+    """Items after a cursor, oldest first, and the cursor to pass for the next page."""
+
+    items: tuple[MailboxItem, ...]
+    cursor: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AckRefusal(WireResult):
+    """A receipt that released nothing: the problem type and its detail."""
+
+    type: str
+    detail: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class AckResult(WireResult):
+    """What an acknowledgement did: envelopes released (message ids, in receipt order),
+    receipts refused, notices dropped."""
+
+    released: tuple[str, ...]
+    refused: tuple[AckRefusal, ...]
+    notices: int
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class BlobStored(WireResult):
+    """A stored attachment blob: its id, size and the SHA-256 of its ciphertext."""
+
+    id: str
+    size: int
+    sha256: bytes
