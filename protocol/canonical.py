@@ -248,11 +248,19 @@ class ObjectReader:
         return value
 
     def blob(self, name: str, *, length: int | None = None, max_len: int | None = None) -> bytes:
-        """A base64url byte-string field of an exact or bounded length."""
+        """A base64url byte-string field of an exact or bounded length.
+
+        The text is first bounded (``4 * n // 3 + 4`` characters, a cheap filter before
+        decoding), then the decoded bytes must be exactly ``length`` or at most
+        ``max_len`` (docs/PROTOCOL.md §2.5): the filter alone would let a bounded field
+        hold up to two bytes more than its limit.
+        """
         value = self.string(name, max_len=4 * (max_len or length or 0) // 3 + 4)
         out = b64d(value, what=f"{self._what}.{name}")
         if length is not None and len(out) != length:
             raise MalformedError(f"{self._what}.{name}: must be {length} bytes")
+        if max_len is not None and len(out) > max_len:
+            raise MalformedError(f"{self._what}.{name}: at most {max_len} bytes")
         return out
 
     def array(self, name: str, *, max_items: int, min_items: int = 0) -> list[JsonValue]:
