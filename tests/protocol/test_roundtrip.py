@@ -404,11 +404,18 @@ def contents(draw: st.DrawFn) -> MessageContent:
     status = None
     if kind is Kind.STATUS:
         state = draw(st.sampled_from(list(StatusState)))
-        expected = draw(times if state is StatusState.ACKNOWLEDGED else st.one_of(st.none(), times))
-        reason = draw(
-            lines(2000) if state is StatusState.DECLINED else st.one_of(st.none(), lines(2000))
+        expecting = (StatusState.ACKNOWLEDGED, StatusState.IN_PROGRESS)
+        expected = draw(
+            times
+            if state is StatusState.ACKNOWLEDGED
+            else st.one_of(st.none(), times)
+            if state in expecting
+            else st.none()
         )
-        status = StatusUpdate(state, expected, reason)
+        reasoned = state in (StatusState.DECLINED, StatusState.WITHDRAWN)
+        reason = draw(lines(2000) if reasoned else st.one_of(st.none(), lines(2000)))
+        deadline = draw(times) if state is StatusState.EXTENDED else None
+        status = StatusUpdate(state, expected, reason, deadline)
     consent = None
     if kind is Kind.CONSENT_REQUEST:
         consent = Consent(
