@@ -19,7 +19,7 @@ COV_GATES ?= protocol=100 globe_io=95 hub=94.5 globe_node=96.5 globe_admin=94
 FAST_ARGS ?= -m "not slow and not postgres" tests/protocol tests/io tests/hub tests/admin \
 	tests/support tests/test_cli_smoke.py tests/test_architecture.py
 
-.PHONY: venv test test-fast cov-gates lint fmt demo bench clean
+.PHONY: venv test test-fast cov-gates lint fmt demo bench fuzz clean
 
 # Re-created whenever pyproject.toml changes.
 $(VENV)/.installed: pyproject.toml
@@ -73,6 +73,12 @@ bench: venv
 	$(BIN)/python bench/bench_directory.py --quick
 	$(BIN)/python bench/bench_hub.py --quick
 	$(BIN)/python bench/bench_node.py --quick
+
+# Coverage-guided fuzzing (atheris) of every decoder of outside bytes: each target of
+# fuzz/targets.py for FUZZ_SECONDS (default 60) from its seed corpus fuzz/corpus/;
+# FUZZ_TARGETS= a subset.  Report and findings (crash-*, timeout-*) in fuzz/work/.
+fuzz: venv
+	$(BIN)/python -m fuzz.run --seconds $(or $(FUZZ_SECONDS),60) $(FUZZ_TARGETS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis build dist htmlcov .coverage \

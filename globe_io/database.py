@@ -10,16 +10,19 @@ upgrades to the newest.  The administrators' tools never import this module
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import event
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 
-__all__ = ["make_engine", "migrate", "session_factory", "sqlite_url"]
+__all__ = ["SchemaState", "make_engine", "migrate", "schema_state", "session_factory", "sqlite_url"]
 
 
 def sqlite_url(path: Path) -> str:
@@ -59,10 +62,44 @@ async def migrate(engine: AsyncEngine, migrations: Path) -> None:
     """Upgrade the database to the newest revision of the Alembic scripts in ``migrations``."""
 
     def upgrade(connection: Connection) -> None:
-        cfg = Config()
-        cfg.set_main_option("script_location", str(migrations))
+        cfg = _config(migrations)
         cfg.attributes["connection"] = connection
         command.upgrade(cfg, "head")
 
     async with engine.begin() as conn:
         await conn.run_sync(upgrade)
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaState:
+    """Where a database's schema stands against the migrations this code ships."""
+
+    current: str | None  # the database's revision (None: never migrated)
+    head: str  # the newest revision of the code
+    known: bool  # whether the code knows ``current`` (False: a newer release wrote it)
+
+    @property
+    def up_to_date(self) -> bool:
+        """Whether the database is at the code's newest revision."""
+        return self.current == self.head
+
+
+def _config(migrations: Path) -> Config:
+    cfg = Config()
+    cfg.set_main_option("script_location", str(migrations))
+    return cfg
+
+
+async def schema_state(engine: AsyncEngine, migrations: Path) -> SchemaState:
+    """The database's revision against the newest of the Alembic scripts in ``migrations``."""
+    script = ScriptDirectory.from_config(_config(migrations))
+    head = script.get_current_head()
+    assert head is not None  # noqa: S101 - the shipped scripts have one head
+
+    def read(connection: Connection) -> str | None:
+        return MigrationContext.configure(connection).get_current_revision()
+
+    async with engine.connect() as conn:
+        current = await conn.run_sync(read)
+    known = current is None or current in {rev.revision for rev in script.walk_revisions()}
+    return SchemaState(current, head, known)

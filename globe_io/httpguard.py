@@ -54,6 +54,7 @@ import asyncio
 import contextlib
 import errno
 import logging
+import os
 import socket
 from collections import deque
 from dataclasses import dataclass
@@ -68,6 +69,7 @@ from aiohttp.http_exceptions import BadHttpMessage, BadHttpMethod, HttpProcessin
 from aiohttp.streams import StreamReader
 
 from globe_io.errors import ConfigError
+from globe_io.forwarded import TrustedProxies, forwarded_middleware
 from globe_io.httpframing import BODY, HEAD, IDLE, Framer, Framing, body_length
 from globe_io.web import LogLimiter, Refused, instance_of, problem
 from protocol.errors import GlobeError, ProtocolError
@@ -144,6 +146,8 @@ class HttpLimits:
     line (aiohttp's C parser counts its target); ``max_field_size``: bytes of a
     header field (aiohttp 3.14's C parser, meaning to count name and value,
     bounds each of them); ``max_headers``: header fields in one head.
+    ``trusted_proxies``: networks (CIDR) whose forwarding headers name the client
+    (:mod:`globe_io.forwarded`); empty, the default, believes no such header.
     """
 
     head_timeout: float = 10.0
@@ -152,18 +156,33 @@ class HttpLimits:
     max_line_size: int = 8190
     max_field_size: int = 8190
     max_headers: int = 100
+    trusted_proxies: tuple[str, ...] = ()
 
     def check(self) -> None:
         """Raise :class:`ConfigError` naming the first value that is not in its range."""
+        problems = self.problems()
+        if problems:
+            raise ConfigError(problems[0])
+
+    def problems(self) -> list[str]:
+        """One line per value that is not in its range (empty: all are)."""
+        out: list[str] = []
         for name, integral, upper in _BOUNDS:
             value = getattr(self, name)
             # bool is an int to isinstance, never a limit; NaN fails both comparisons.
             number = isinstance(value, int | float) and not isinstance(value, bool)
             if not number or (integral and not isinstance(value, int)) or not 0 < value <= upper:
                 what = "an integer" if integral else "a number of seconds"
-                raise ConfigError(
-                    f"HTTP limit {name} must be {what} in (0, {upper}]; got {value!r}"
-                )
+                out.append(f"HTTP limit {name} must be {what} in (0, {upper}]; got {value!r}")
+        proxies = self.trusted_proxies
+        if not isinstance(proxies, tuple | list) or not all(isinstance(p, str) for p in proxies):
+            out.append('trusted_proxies must be a list of networks, e.g. ["127.0.0.1/32"]')
+        else:
+            try:
+                TrustedProxies(proxies)
+            except ConfigError as exc:
+                out.append(exc.detail)
+        return out
 
 
 #: Each limit: its name, whether it is an integer, and the largest sane value.
@@ -641,6 +660,8 @@ class GuardedRunner(web.AppRunner):
             **kwargs,
         )
         self._guard = _Guard(limits, refused, logger, LogLimiter(logger))
+        if limits.trusted_proxies:  # outermost, so every later middleware sees the client
+            app.middlewares.insert(0, forwarded_middleware(TrustedProxies(limits.trusted_proxies)))
 
     async def _make_server(self) -> web.Server:
         return _GuardedServer(await super()._make_server(), self._guard)
@@ -654,8 +675,10 @@ async def start_site(
     With ``sock``, serve that already bound, listening socket instead (inherited
     from a supervisor such as systemd's socket activation, or bound by a test on
     port 0 before the node's endpoint is certified).  If ``host`` resolves to
-    several addresses, the port bound for the first.  An address already in use
-    is a :class:`ConfigError` saying so.
+    several addresses, the port bound for the first.  Any failure to listen (the
+    address already in use, an address not on this host, a port below 1024 without
+    the right to bind it) is a :class:`ConfigError` of one line naming the address
+    and the reason, never a raw ``[Errno N]``.
     """
     known = set(runner.addresses)
     site: web.BaseSite = (
@@ -665,10 +688,17 @@ async def start_site(
         await site.start()
     except OSError as exc:
         await site.stop()
-        if exc.errno == errno.EADDRINUSE:
-            raise ConfigError(
-                f"cannot listen on {host}:{port}: the address is already in use"
-            ) from exc
-        raise
+        raise ConfigError(f"cannot listen on {host}:{port}: {_listen_error(exc)}") from exc
     bound = [address for address in runner.addresses if address not in known]
     return int(bound[0][1])
+
+
+def _listen_error(exc: OSError) -> str:
+    """Why a socket could not listen, in words (asyncio's message repeats the address)."""
+    if exc.errno == errno.EADDRINUSE:
+        return "the address is already in use"
+    if isinstance(exc, socket.gaierror):
+        return f"cannot resolve the host ({exc.strerror})"
+    if exc.errno:
+        return os.strerror(exc.errno)
+    return str(exc) or type(exc).__name__

@@ -16,7 +16,6 @@ The server, SQLAlchemy and Alembic are imported inside the commands that use the
 from __future__ import annotations
 
 import asyncio
-import logging
 import os
 import re
 import sys
@@ -27,10 +26,9 @@ from typing import Final
 
 import click
 
-from globe_io import cli
+from globe_io import cli, logs
 from globe_io.errors import CommandError, ConfigError
 from hub.config import CONFIG_NAME, HubConfig, Limits, default_database_url, load_config
-from hub.logs import configure as configure_logging
 from protocol import canonical, keystore
 from protocol.errors import GlobeError, ProtocolError
 from protocol.genesis import Genesis
@@ -311,18 +309,8 @@ def _serve(
     metavar="FILE",
     help="serve this genesis (default: DIR/genesis.json)",
 )
-@click.option(
-    "--log-level",
-    type=click.Choice(["debug", "info", "warning", "error"]),
-    default="info",
-    help="log verbosity on stderr (default: info)",
-)
-@click.option(
-    "--log-format",
-    type=click.Choice(["json", "text"]),
-    default="json",
-    help="JSON lines (default, for log collectors) or plain text on stderr",
-)
+@cli.log_level_option
+@cli.log_format_option
 @_passphrase_file
 def serve(
     *,
@@ -342,16 +330,64 @@ def serve(
             f"{directory} FILE' or pass --genesis FILE"
         )
     passphrase = _passphrase(passphrase_file)
-    configure_logging(getattr(logging, log_level.upper()), json_lines=log_format == "json")
-    if log_level != "debug":  # Alembic's per-start banner is noise at info level
-        logging.getLogger("alembic").setLevel(logging.WARNING)
+    logs.configure(log_level, json_lines=log_format == "json")
     host = host or config.host
     port = port or config.port
     _serve(config, passphrase, host, port, genesis)
     return {"status": "stopped", "host": host, "port": port}, []
 
 
-for _command in (init, install_genesis, serve):
+# --- migrate and check -------------------------------------------------------------------------
+
+
+@cli.command(
+    "migrate",
+    help="Upgrade the database to this release's schema (serve also does it at every start). "
+    "--database-url connects as another role, e.g. the schema owner when the hub itself runs "
+    "as a role without DDL rights (deploy/postgresql/roles.sql). Back the database up first.",
+    short_help="upgrade the database schema",
+)
+@_dir
+@click.option(
+    "--database-url",
+    metavar="URL",
+    help="migrate through this URL instead of hub.toml's (the same database)",
+)
+def migrate(*, directory: Path, database_url: str | None) -> cli.Result:
+    """Upgrade the database to the newest schema revision."""
+    config = load_config(directory)
+    url = database_url or config.database_url
+    shown = _check_database_url(url)
+    _prepare_database(url, shown)
+    return {"database_url": shown, "status": "migrated"}, [f"database {shown} is up to date"]
+
+
+@cli.command(
+    "check",
+    help="Report what is wrong with this hub: file permissions, the genesis, the database "
+    "and its schema, the membership log, members' certificates ending within 30 days, free "
+    "disk, and whether the hub answers on its address and at the genesis URL. Exit status 0: "
+    "nothing found, 1: findings, 2: could not check. Needs no passphrase; changes nothing.",
+    short_help="check the deployment (permissions, schema, certificates, disk, reachability)",
+)
+@_dir
+@click.option(
+    "--min-free",
+    type=cli.COUNT,
+    default=1 << 30,
+    metavar="BYTES",
+    help="free disk below this is a finding (default: 1 GiB)",
+)
+@click.option("--offline", is_flag=True, help="skip the reachability checks")
+def check(*, directory: Path, min_free: int, offline: bool) -> int:
+    """Check the hub deployment and print the findings."""
+    from hub.check import check_hub  # noqa: PLC0415 - SQLAlchemy only where needed
+
+    report = asyncio.run(check_hub(directory, min_free=min_free, network=not offline))
+    return report.emit(as_json=cli.wants_json())
+
+
+for _command in (init, install_genesis, serve, migrate, check):
     group.add_command(_command)
 
 

@@ -3,14 +3,14 @@
 from __future__ import annotations
 
 import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from globe_io.errors import ConfigError
 from globe_io.httpguard import HttpLimits
 
-__all__ = ["CONFIG_NAME", "HubConfig", "Limits", "load_config", "render_config"]
+__all__ = ["CONFIG_NAME", "KEYS", "HubConfig", "Limits", "load_config", "render_config"]
 
 CONFIG_NAME = "hub.toml"
 MIB = 1 << 20
@@ -36,14 +36,20 @@ class Limits:
 
     def check(self) -> None:
         """:class:`ConfigError` naming the first value out of its range."""
+        problems = self.problems()
+        if problems:
+            raise ConfigError(problems[0])
+
+    def problems(self) -> list[str]:
+        """One line per value out of its range (empty: all are in range)."""
+        out = []
         for name, (lo, hi) in _RANGES.items():
             value = getattr(self, name)
             number = isinstance(value, int | float) if name in _REAL else isinstance(value, int)
             if not number or isinstance(value, bool) or not lo <= value <= hi:
                 kind = "a number" if name in _REAL else "an integer"
-                raise ConfigError(
-                    f"[limits] {name} must be {kind} from {lo} to {hi}, not {value!r}"
-                )
+                out.append(f"[limits] {name} must be {kind} from {lo} to {hi}, not {value!r}")
+        return out
 
 
 #: Accepted ranges of the ``[limits]`` values.
@@ -94,8 +100,20 @@ def default_database_url(directory: Path) -> str:
     return f"sqlite+aiosqlite:///{(directory / 'hub.db').resolve()}"
 
 
+#: Every top-level key ``hub.toml`` may hold (the tables included).
+KEYS: Final = frozenset(f.name for f in fields(HubConfig)) - {"directory"}
+_TYPES: Final = {
+    "database_url": str, "host": str, "key_file": str, "genesis_file": str,
+    "port": int, "certificate_days": int,
+}  # fmt: skip
+
+
 def load_config(directory: Path) -> HubConfig:
-    """Read ``DIR/hub.toml``; :class:`ConfigError` with a clear message otherwise."""
+    """Read ``DIR/hub.toml``; :class:`ConfigError` naming *every* wrong setting otherwise.
+
+    The message is one line, ``PATH: problem; problem; ...``, so that an operator
+    fixes the file in one go instead of one start per mistake.
+    """
     path = directory / CONFIG_NAME
     try:
         raw: dict[str, Any] = tomllib.loads(path.read_text("utf-8"))
@@ -103,28 +121,55 @@ def load_config(directory: Path) -> HubConfig:
         raise ConfigError(f"{path} not found: run 'globe-hub init --dir {directory}'") from None
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise ConfigError(f"{path}: {exc}") from None
-    try:
-        limits = Limits(**_table(raw, "limits"))
-        limits.check()
-        http = HttpLimits(**_table(raw, "http"))
-        http.check()
-        return HubConfig(directory=directory, limits=limits, http=http, **raw)
-    except TypeError as exc:
-        raise ConfigError(f"{path}: {exc}") from None
-    except ConfigError as exc:
-        raise ConfigError(f"{path}: {exc.detail}") from None
+    limits, problems = _limits(raw.pop("limits", {}))
+    http, http_problems = _http(raw.pop("http", {}))
+    problems += [f"{name}: unknown setting" for name in sorted(raw.keys() - KEYS)]
+    problems += ["database_url: missing"] if "database_url" not in raw else []
+    problems += _top_level(raw) + http_problems
+    if problems:
+        raise ConfigError(f"{path}: {'; '.join(problems)}")
+    return HubConfig(directory=directory, limits=limits, http=http, **raw)
 
 
-def _table(raw: dict[str, Any], name: str) -> dict[str, Any]:
-    value = raw.pop(name, {})
-    if not isinstance(value, dict):
-        raise ConfigError(f"[{name}] is a table")
-    return value
+def _top_level(raw: dict[str, Any]) -> list[str]:
+    out = []
+    for name, kind in _TYPES.items():
+        value = raw.get(name)
+        if value is not None and (not isinstance(value, kind) or isinstance(value, bool)):
+            out.append(f"{name} must be {'a string' if kind is str else 'an integer'}")
+    port, days = raw.get("port", 0), raw.get("certificate_days", 730)
+    if type(port) is int and not 0 <= port <= 65535:
+        out.append(f"port must be a port, 0-65535, not {port}")
+    if type(days) is int and not 1 <= days <= 5 * 366:
+        out.append(f"certificate_days must be from 1 to {5 * 366}, not {days}")
+    return out
+
+
+def _limits(table: object) -> tuple[Limits, list[str]]:
+    if not isinstance(table, dict):
+        return Limits(), ["[limits] is a table"]
+    known = {f.name for f in fields(Limits)}
+    out = [f"[limits] {name}: unknown setting" for name in sorted(table.keys() - known)]
+    limits = Limits(**{k: v for k, v in table.items() if k in known})
+    return limits, out + limits.problems()
+
+
+def _http(table: object) -> tuple[HttpLimits, list[str]]:
+    if not isinstance(table, dict):
+        return HttpLimits(), ["[http] is a table"]
+    known = {f.name for f in fields(HttpLimits)}
+    out = [f"[http] {name}: unknown setting" for name in sorted(table.keys() - known)]
+    values = {k: v for k, v in table.items() if k in known}
+    if isinstance(values.get("trusted_proxies"), list):
+        values["trusted_proxies"] = tuple(values["trusted_proxies"])
+    http = HttpLimits(**values)
+    return http, out + [f"[http] {line}" for line in http.problems()]
 
 
 def render_config(config: HubConfig) -> str:
     """The TOML text for ``config``."""
     lim = config.limits
+    proxies = ", ".join(f'"{network}"' for network in config.http.trusted_proxies)
     return (
         "# GlobE Link hub configuration (docs/OPERATIONS.md)\n"
         f'database_url = "{config.database_url}"\n'
@@ -146,11 +191,12 @@ def render_config(config: HubConfig) -> str:
         f"max_blob = {lim.max_blob}\n"
         f"blob_quota = {lim.blob_quota}\n"
         f"blob_grace = {lim.blob_grace}\n\n"
-        "[http]  # receiving requests: time limits and header bounds\n"
+        "[http]  # receiving requests: time limits, header bounds, trusted proxies\n"
         f"head_timeout = {config.http.head_timeout}\n"
         f"body_timeout = {config.http.body_timeout}\n"
         f"body_min_rate = {config.http.body_min_rate}\n"
         f"max_line_size = {config.http.max_line_size}\n"
         f"max_field_size = {config.http.max_field_size}\n"
         f"max_headers = {config.http.max_headers}\n"
+        f"trusted_proxies = [{proxies}]\n"
     )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import shutil
 import signal
 import time
 from dataclasses import dataclass
@@ -13,6 +14,7 @@ from pathlib import Path
 from aiohttp import web
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from globe_io import systemd
 from globe_io.errors import ConfigError
 from globe_io.files import load_genesis, load_signing_key
 from globe_io.httpguard import GuardedRunner, start_site
@@ -123,6 +125,11 @@ async def open_hub(
         ),
     )
     add_push_routes(app, pusher)
+    app[METRICS_KEY].gauge(
+        "globe_hub_disk_free_bytes",
+        "Free bytes on the file system of the hub directory (blobs; the SQLite database).",
+        lambda: shutil.disk_usage(config.directory).free,
+    )
 
     async def close(_app: web.Application) -> None:
         await engine.dispose()
@@ -160,6 +167,7 @@ async def serve(
         loop.add_signal_handler(sig, stop.set)
     log.info("hub serving on http://%s:%d (log seq %d)", host, port, runtime.service.state.seq)
     print(f"globe-hub: serving on http://{host}:{port}", flush=True)
+    systemd.notify(f"READY=1\nSTATUS=serving on {host}:{port}")
     if ready is not None:
         ready.set()
     try:

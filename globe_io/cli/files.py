@@ -27,16 +27,22 @@ __all__ = [
 KDF_COSTS: Final = {"interactive": keystore.INTERACTIVE, "moderate": keystore.MODERATE}
 #: A new key's passphrase must have at least this many characters.
 MIN_PASSPHRASE: Final = 8
+#: The name of the systemd credential holding the passphrase (``LoadCredential=``).
+CREDENTIAL: Final = "passphrase"
 
 
 def read_passphrase(
     passphrase_file: Path | None, *, env: str, what: str, new: bool = False
 ) -> bytes:
-    """A passphrase from ``passphrase_file``, else ``$env``, else a prompt on a terminal.
+    """A passphrase from ``passphrase_file``, else ``$env``, else the systemd credential
+    ``passphrase`` (``LoadCredential=passphrase:...``, read from
+    ``$CREDENTIALS_DIRECTORY/passphrase``), else a prompt on a terminal.
 
     ``new`` (a key being sealed) asks twice on a terminal and wants at least
     :data:`MIN_PASSPHRASE` characters.  Never from the command line.
     """
+    if passphrase_file is None and not os.environ.get(env):
+        passphrase_file = _credential()
     if passphrase_file is not None:
         try:
             value = passphrase_file.read_bytes().rstrip(b"\r\n")
@@ -59,6 +65,14 @@ def read_passphrase(
     if new and len(value.decode("utf-8", "replace")) < MIN_PASSPHRASE:
         raise CommandError(f"the passphrase for {what} needs at least {MIN_PASSPHRASE} characters")
     return value
+
+
+def _credential() -> Path | None:
+    """The passphrase systemd handed over with ``LoadCredential=passphrase:...``, if any."""
+    directory = os.environ.get("CREDENTIALS_DIRECTORY")
+    if not directory or not (Path(directory) / CREDENTIAL).is_file():
+        return None
+    return Path(directory) / CREDENTIAL
 
 
 def write_file(path: Path, data: bytes, *, mode: int, overwrite: bool) -> None:

@@ -27,6 +27,8 @@ __all__ = [
     "expand_many",
     "json_option",
     "kdf_option",
+    "log_format_option",
+    "log_level_option",
     "many",
     "one_of",
     "passphrase_file_option",
@@ -202,6 +204,22 @@ def kdf_option(flag: str, *, what: str) -> Callable[[_F], _F]:
         default="moderate",
         help=f"Argon2id cost of {what} (default: moderate)",
     )
+
+
+#: ``--log-level``: the daemons' log verbosity (globe_io.logs.LEVELS).
+log_level_option: Final = click.option(
+    "--log-level",
+    type=click.Choice(["debug", "info", "warning", "error"]),
+    default="info",
+    help="log verbosity on stderr (default: info; libraries only log warnings unless debug)",
+)
+#: ``--log-format``: JSON lines (for a log collector) or plain text.
+log_format_option: Final = click.option(
+    "--log-format",
+    type=click.Choice(["json", "text"]),
+    default="json",
+    help="JSON lines (default, for log collectors) or plain text on stderr",
+)
 
 
 def one_of(options: dict[str, object], *, required: bool) -> None:

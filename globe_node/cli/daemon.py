@@ -1,6 +1,7 @@
-"""The node as the daemon sees it: ``status``, ``inbox``, ``outbox``, ``cases``, ``case``,
-``stats``, ``directory search``, ``ping``, ``keys rotate``, ``sync``, ``alerts`` and
-``audit`` (docs/OPERATIONS.md §11.6, §11.9)."""
+"""The node as the daemon sees it: ``status``, ``inbox``, ``outbox``, ``ping``,
+``keys rotate``, ``sync``, ``alerts`` and ``audit`` (docs/OPERATIONS.md §11.6, §11.9;
+``directory search`` and ``profile`` are in :mod:`.directory`, the investigator's work in
+:mod:`.work`)."""
 
 from __future__ import annotations
 
@@ -11,19 +12,14 @@ from globe_node.apiclient import ApiClient, segment
 from globe_node.cli import render
 from globe_node.cli.common import api_command, fetch, text
 from protocol.ids import AuthorityId
-from protocol.membership import AUTHORITY_KINDS
 
 __all__ = [
     "alerts",
     "audit",
-    "case",
-    "cases",
-    "directory",
     "inbox",
     "keys",
     "outbox",
     "ping",
-    "stats",
     "status",
     "sync",
 ]
@@ -50,57 +46,6 @@ async def inbox(api: ApiClient, *, unread: bool, limit: int) -> cli.Result:
 async def outbox(api: ApiClient, *, limit: int) -> cli.Result:
     """Sent messages and where each recipient's copy is."""
     return await fetch(api, "/api/outbox", render.outbox, limit=limit)
-
-
-@api_command("cases", short_help="cases and their open requests")
-async def cases(api: ApiClient) -> cli.Result:
-    """The cases, their open and overdue requests."""
-    return await fetch(api, "/api/cases", render.cases)
-
-
-@api_command("case", short_help="one case: requests and messages")
-@click.argument("case", metavar="CASE")
-async def case(api: ApiClient, *, case: str) -> cli.Result:
-    """One case: its requests and messages."""
-    return await fetch(api, f"/api/cases/{segment(case)}", render.case)
-
-
-@api_command("stats", short_help="response times by counterpart")
-async def stats(api: ApiClient) -> cli.Result:
-    """How fast each counterpart responds to and answers requests."""
-    return await fetch(api, "/api/stats", render.stats)
-
-
-@api_command("search", short_help="search the verified directory")
-@click.option("--country", metavar="CC")
-@click.option("--kind", type=click.Choice(sorted(AUTHORITY_KINDS)))
-@click.option("--language", metavar="L")
-@click.option("--query", metavar="Q", help="text in the name or id")
-@click.option("--inactive", is_flag=True, help="include suspended and revoked")
-async def search(
-    api: ApiClient,
-    *,
-    country: str | None,
-    kind: str | None,
-    language: str | None,
-    query: str | None,
-    inactive: bool,
-) -> cli.Result:
-    """Members of the verified directory by country, kind, language or name."""
-    return await fetch(
-        api,
-        "/api/directory/search",
-        render.search,
-        country=country.upper() if country else None,
-        kind=kind,
-        language=language,
-        q=query,
-        inactive=1 if inactive else None,
-    )
-
-
-directory = cli.GlobeGroup(name="directory", short_help="the verified member directory")
-directory.add_command(search)
 
 
 @api_command("ping", short_help="test the direct and hub paths to a member")

@@ -360,15 +360,19 @@ def apply(*, directory: Path, status: bool, passphrase_file: Path | None) -> cli
 
 @cli.command(
     "run",
-    help="Run the node until SIGTERM or SIGINT (the passphrase opens keys.sealed).",
+    help="Run the node until SIGTERM or SIGINT (the passphrase opens keys.sealed). Under "
+    "systemd it serves the sockets of a .socket unit (named api, peer, metrics) and reports "
+    "readiness (Type=notify); see deploy/systemd/.",
     short_help="run the node daemon",
 )
 @dir_option
+@cli.log_level_option
+@cli.log_format_option
 @passphrase_file_option
-def run(*, directory: Path, passphrase_file: Path | None) -> int:
+def run(*, directory: Path, log_level: str, log_format: str, passphrase_file: Path | None) -> int:
     """Run the node daemon until SIGTERM or SIGINT."""
     config = load_config(directory)
     secret = passphrase(passphrase_file)
     open_keys(config.key_path, secret)  # a wrong passphrase: one clear line, before startup
     server = importlib.import_module("globe_node.server")
-    return int(server.run(config, secret) or 0)
+    return int(server.run(config, secret, log_level=log_level, log_format=log_format) or 0)

@@ -76,7 +76,7 @@ def test_limits_may_be_given_in_part(tmp_path: Path) -> None:
         ("max_body = 10", "[limits] max_body must be an integer from 1024 to"),
         ("rate_per_second = 0", "[limits] rate_per_second must be a number from 0.001 to"),
         ("page_size = 0", "[limits] page_size must be an integer from 1 to 100000, not 0"),
-        ("batch_maximum = 5", "unexpected keyword argument 'batch_maximum'"),
+        ("batch_maximum = 5", "[limits] batch_maximum: unknown setting"),
     ],
 )
 def test_a_bad_limit_is_a_one_line_config_error(tmp_path: Path, line: str, message: str) -> None:
@@ -87,6 +87,43 @@ def test_a_bad_limit_is_a_one_line_config_error(tmp_path: Path, line: str, messa
     assert detail.startswith(f"{tmp_path / CONFIG_NAME}: ")
     assert message in detail
     assert "\n" not in detail
+
+
+@pytest.mark.parametrize(
+    ("text", "problem"),
+    [
+        ('port = "8440"\n', "port must be an integer"),
+        ("certificate_days = 0\n", "certificate_days must be from 1 to 1830, not 0"),
+        ("limits = 5\n", "[limits] is a table"),
+        ("http = 5\n", "[http] is a table"),
+        ("[http]\nslow = 1\n", "[http] slow: unknown setting"),
+        ('[http]\ntrusted_proxies = ["127.0.0.1/32", "::1/128"]\n', None),
+    ],
+)
+def test_top_level_settings_and_tables(tmp_path: Path, text: str, problem: str | None) -> None:
+    (tmp_path / CONFIG_NAME).write_text(
+        f'database_url = "{default_database_url(tmp_path)}"\n' + text
+    )
+    if problem is None:
+        assert load_config(tmp_path).http.trusted_proxies == ("127.0.0.1/32", "::1/128")
+        return
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path)
+    assert caught.value.detail == f"{tmp_path / CONFIG_NAME}: {problem}"
+
+
+def test_every_wrong_setting_is_named_at_once(tmp_path: Path) -> None:
+    (tmp_path / CONFIG_NAME).write_text(
+        'port = 70000\ncolour = "blue"\n[limits]\nbatch_max = 0\n[http]\nmax_headers = 0\n'
+    )
+    with pytest.raises(ConfigError) as caught:
+        load_config(tmp_path)
+    assert caught.value.detail == (
+        f"{tmp_path / CONFIG_NAME}: [limits] batch_max must be an integer from 1 to 10000, "
+        "not 0; colour: unknown setting; database_url: missing; port must be a port, "
+        "0-65535, not 70000; [http] HTTP limit max_headers must be an integer in (0, 1000]; "
+        "got 0"
+    )
 
 
 async def test_open_hub_applies_the_limits(tmp_path: Path) -> None:

@@ -7,7 +7,7 @@ import sys
 
 import orjson
 
-from hub.logs import JsonFormatter
+from globe_io.logs import JsonFormatter
 from hub.metrics import Histogram, Metrics
 
 

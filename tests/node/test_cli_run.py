@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 
+from globe_io import logs
 from globe_node import server
 from globe_node.config import NodeConfig, load_config
 from globe_node.node import Node
@@ -44,6 +45,9 @@ def test_run_serves_until_sigterm(
         await real_serve(config, passphrase, ready=then_terminate, listeners=listeners)
 
     monkeypatch.setattr(server, "serve", serve)
+    # The daemon's log set-up would take over this test process's root logger; it is
+    # tested with the daemon as a process of its own (tests/deploy/test_daemons.py).
+    monkeypatch.setattr(logs, "configure", lambda *_args, **_kwargs: None)
     ran = run("run", "--dir", node)
     assert killed == [True]
     assert (ran.code, ran.err) == (0, "")

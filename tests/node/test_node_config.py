@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from globe_io.httpguard import HttpLimits
 from globe_node.config import Deadlines, NodeConfig, load_config, render_config
 from globe_node.errors import ConfigError
 from protocol.messages import Urgency
@@ -45,8 +46,8 @@ def test_config_round_trip_keeps_every_field(tmp_path: Path) -> None:
         ("retry_base = -1.5\n", "retry_base must be a positive number"),
         ("retry_max = inf\n", "retry_max must be a positive number"),
         ("direct_timeout = \"5\"\n", "direct_timeout must be a positive number"),
-        ("api_port = 70000\n", "ports are 0-65535"),
-        ("peer_port = 65536\n", "ports are 0-65535"),
+        ("api_port = 70000\n", "api_port must be a port, 0-65535"),
+        ("peer_port = 65536\n", "peer_port must be a port, 0-65535"),
         ("message_lifetime = 59\n", "message_lifetime must be 60 s to 30 days"),
         ("message_lifetime = 2592001\n", "message_lifetime must be 60 s to 30 days"),
         (
@@ -58,16 +59,23 @@ def test_config_round_trip_keeps_every_field(tmp_path: Path) -> None:
             "prekey_lifetime is at most 90 days less a minute",
         ),
         ("api_port = 0\n", "api_port must name a port (1-65535)"),
-        ("deadlines = 5\n", "[deadlines] values are positive integers (seconds)"),
-        ("[deadlines]\nurgent = 0\n", "[deadlines] values are positive integers (seconds)"),
-        ("[deadlines]\nurgent = 1.5\n", "[deadlines] values are positive integers (seconds)"),
+        ("deadlines = 5\n", "[deadlines] is a table"),
+        ("[deadlines]\nurgent = 0\n", "[deadlines] urgent must be a positive integer (seconds)"),
+        ("[deadlines]\nurgent = 1.5\n", "[deadlines] urgent must be a positive integer (seconds)"),
+        ("colour = \"blue\"\n", "colour: unknown setting"),
+        ("allow_private_endpoints = 1\n", "allow_private_endpoints must be true or false"),
+        ("[deadlines]\nsoon = 60\n", "[deadlines] soon: unknown setting"),
+        ("http = 1\n", "[http] is a table"),
+        ("[http]\nslow = 1\n", "[http] slow: unknown setting"),
+        ("metrics_port = 65536\n", "metrics_port must be a port, 0-65535"),
         (
-            "colour = \"blue\"\n",
-            "NodeConfig.__init__() got an unexpected keyword argument 'colour'",
+            "[http]\ntrusted_proxies = \"10.0.0.1\"\n",
+            "[http] trusted_proxies must be a list of networks, e.g. [\"127.0.0.1/32\"]",
         ),
         (
-            "[deadlines]\nsoon = 60\n",
-            "Deadlines.__init__() got an unexpected keyword argument 'soon'",
+            "[http]\ntrusted_proxies = [\"10.0.0.1/8\"]\n",
+            "[http] trusted_proxies: '10.0.0.1/8' is not an IP network in CIDR form"
+            " (for example \"127.0.0.1/32\")",
         ),
     ],
 )  # fmt: skip
@@ -86,10 +94,35 @@ def test_config_missing_required_field(tmp_path: Path) -> None:
     (d / "node.toml").write_text('hub_url = "http://127.0.0.1:8440"\n')
     with pytest.raises(ConfigError) as err:
         load_config(d)
-    assert err.value.detail == (
-        f"{d / 'node.toml'}: NodeConfig.__init__() missing 1 required positional argument: "
-        "'authority'"
+    assert err.value.detail == f"{d / 'node.toml'}: authority: missing"
+
+
+def test_config_names_every_wrong_setting_at_once(tmp_path: Path) -> None:
+    path = write_config(
+        tmp_path / "n",
+        'colour = "blue"\nsync_interval = 0\napi_port = "x"\n'
+        '[deadlines]\nurgent = 0\n[http]\nmax_headers = 0\ntrusted_proxies = ["nowhere"]\n',
     )
+    with pytest.raises(ConfigError) as err:
+        load_config(tmp_path / "n")
+    assert err.value.detail == (
+        f"{path}: [deadlines] urgent must be a positive integer (seconds); "
+        "colour: unknown setting; "
+        "sync_interval must be a positive number; "
+        "api_port must be a non-negative integer; "
+        "[http] HTTP limit max_headers must be an integer in (0, 1000]; got 0; "
+        "[http] trusted_proxies: 'nowhere' is not an IP network in CIDR form"
+        ' (for example "127.0.0.1/32")'
+    )
+
+
+def test_config_with_trusted_proxies_round_trips(tmp_path: Path) -> None:
+    config = NodeConfig(
+        directory=tmp_path, authority="FR-PNF", hub_url="https://hub.example.org",
+        metrics_port=9450, http=HttpLimits(trusted_proxies=("127.0.0.1/32", "::1/128")),
+    )  # fmt: skip
+    (tmp_path / "node.toml").write_text(render_config(config))
+    assert load_config(tmp_path) == config
 
 
 def test_config_that_is_not_toml_or_not_utf8(tmp_path: Path) -> None:
