@@ -7,6 +7,11 @@ an alert and refused.  The head's age is the time since the last hub-signed
 checkpoint that agreed with the stored log; sending is refused when it
 exceeds ``directory_max_age``.  Peers' heads ahead of this one are judged
 after each successful sync (:mod:`globe_node.peerheads`).
+
+Search runs over the verified state only (:mod:`protocol.dirsearch`), never asks the
+hub.  The node publishes its own profile (PROTOCOL.md §6.7) by signing it with its
+identity key, checking it as every node will, handing it to the hub to append, and
+syncing: what the node shows as its profile is what its verified log says.
 """
 
 from __future__ import annotations
@@ -15,15 +20,19 @@ import asyncio
 import copy
 from typing import Protocol
 
+from globe_io.hubapi import ProfilePublished
 from globe_node.alerts import Alerts
 from globe_node.context import NodeContext
 from globe_node.errors import DirectoryStale
 from globe_node.peerheads import PeerHeads
 from protocol import canonical
 from protocol.directory import DirectoryState, HeadRelation, Member, MemberStatus
+from protocol.dirsearch import Hit, Query
+from protocol.dirsearch import search as search_directory
 from protocol.errors import ForkDetected, MalformedError, ProtocolError, RollbackDetected
 from protocol.ids import AuthorityId, KeyId
 from protocol.membership import Checkpoint
+from protocol.profile import Contact, Profile, make_profile
 
 __all__ = ["Directory", "LogSource"]
 
@@ -37,6 +46,10 @@ class LogSource(Protocol):
 
     async def checkpoint(self) -> bytes:
         """A fresh hub-signed checkpoint."""
+        ...  # pragma: no cover - a protocol
+
+    async def publish_profile(self, profile: bytes) -> ProfilePublished:
+        """Hand a signed profile to the hub, which appends it to the log."""
         ...  # pragma: no cover - a protocol
 
 
@@ -149,3 +162,42 @@ class Directory:
             index = {m.certificate.transport_key.key_id: a for a, m in self.state.members.items()}
             self._transport_index = (self.state.seq, index)
         return self._transport_index[1].get(key_id)
+
+    # -- search and the node's own profile -------------------------------------------------
+
+    def search(self, query: Query) -> list[Hit]:
+        """Members of the verified directory matching ``query``, best first, with reasons."""
+        return search_directory(self.state, query)
+
+    def profile(self) -> tuple[Profile, int] | None:
+        """This node's current profile and the time it was published (verified log)."""
+        m = self.state.members.get(self.ctx.me)
+        if m is None or m.profile is None:
+            return None
+        return m.profile, m.profile_time
+
+    async def publish_profile(
+        self,
+        *,
+        offences: tuple[str, ...],
+        time_zone: str | None,
+        contacts: tuple[Contact, ...],
+        note: str | None,
+    ) -> Profile:
+        """Sign this node's profile (the next ``seq``), have the hub append it, and sync.
+
+        The profile is checked against the verified directory first, exactly as
+        every node will check it, so a refusal comes from here rather than the hub.
+        """
+        now = self.ctx.now()
+        member = self.state.active_member(self.ctx.me, now)
+        profile = make_profile(
+            genesis=self.ctx.genesis, authority=self.ctx.me,
+            seq=(member.profile.seq if member.profile is not None else 0) + 1,
+            identity=self.ctx.keys.identity, offences=offences, time_zone=time_zone,
+            contacts=contacts, note=note,
+        )  # fmt: skip
+        self.state.check_profile(profile, now)
+        await self.source.publish_profile(profile.signed.encode())
+        await self.sync()
+        return profile

@@ -1,37 +1,51 @@
 """Replies, status updates, forwards and consent (PROTOCOL.md §8.2, §8.3, §8.5).
 
 A reply goes to the sender of the message it answers and moves the request it
-answers.  A forward carries the originator's proof of origin, the originator's
-grants and the attachments re-encrypted for the new recipients; restricted
-material needs the originator's consent on every hop, asked of the originator
-with :meth:`Workflow.request_consent`.
+answers.  A status update is about a request, and each of its parties reports its
+own states (§8.2.1): a recipient acknowledges (with the expected answer date), reports
+progress, declines or answers, to the requester; the requester closes, withdraws
+(with a reason) or extends the deadline, to every recipient at once.  The request's
+rows move by the transition table of :mod:`globe_node.states`, in the transaction
+that commits the update.  A forward carries the originator's proof of origin, the
+originator's grants and the attachments re-encrypted for the new recipients;
+restricted material needs the originator's consent on every hop, asked of the
+originator with :meth:`Workflow.request_consent`.  Whatever a message answers or
+forwards, the new message is filed where that one is (its case and team).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import Sequence
+from datetime import UTC, datetime
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from globe_node.audit import AuditLog
+from globe_node.cases import Cases
 from globe_node.context import NodeContext
 from globe_node.directory import Directory
 from globe_node.errors import Conflict, ConsentRequired, NotFound
-from globe_node.outbox import Outbox, reply_moves_request
+from globe_node.outbox import Outbox
 from globe_node.queries import Queries
+from globe_node.states import RequestState, request_transition
 from globe_node.uploads import Uploads
 from protocol.envelope import parse_envelope
 from protocol.errors import GlobeError, UsageError
 from protocol.ids import AuthorityId, MessageId
 from protocol.messages import (
     MAX_CONSENTS,
+    STATUS_SENDER,
     Consent,
     ConsentDecision,
     Forwarded,
     Handling,
     Kind,
     MessageContent,
+    Party,
     Restriction,
     SignedContent,
+    StatusState,
     StatusUpdate,
     Tlp,
     forward_requires_consent,
@@ -47,6 +61,10 @@ def _re(subject: str) -> str:
 
 def _fwd(subject: str) -> str:
     return f"Fwd: {subject}"[:300]
+
+
+def _iso(ts: int) -> str:
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def granted_to(consents: Sequence[SignedContent]) -> set[AuthorityId]:
@@ -76,6 +94,7 @@ class Workflow:
         queries: Queries,
         staging: Uploads,
         audit: AuditLog,
+        cases: Cases,
     ) -> None:
         self.ctx = ctx
         self.directory = directory
@@ -83,6 +102,7 @@ class Workflow:
         self.queries = queries
         self.staging = staging
         self.audit = audit
+        self.cases = cases
 
     async def reply(
         self,
@@ -92,31 +112,88 @@ class Workflow:
         body: str,
         user: str,
         subject: str | None = None,
-        status: StatusUpdate | None = None,
         uploads: Sequence[str] = (),
         consent: Consent | None = None,
     ) -> MessageId:
-        """Answer, status-update or consent-decide a received message (to its sender)."""
+        """Answer, inform or consent-decide on a received message (to its sender); an answer
+        to a request answers it."""
         held = await self.queries.content_of(message_id)
         if held.direction != "in":
-            raise UsageError("reply to a received message")
+            raise UsageError(
+                f"message {message_id} was sent by this node: reply to a received message"
+            )
         original = held.content
         sender = AuthorityId.parse(held.sender)
         content = MessageContent(
             kind=kind, subject=subject or _re(original.subject), body=body,
             language=original.language, urgency=original.urgency, handling=original.handling,
-            case=original.case, in_reply_to=MessageId.parse(message_id), status=status,
-            consent=consent,
+            case=original.case, in_reply_to=MessageId.parse(message_id), consent=consent,
         )  # fmt: skip
-        mid = await self.outbox.send([sender], content, user=user, uploads=uploads)
-        moved = reply_moves_request(content)
-        if original.kind is Kind.REQUEST and moved is not None:
-            async with self.ctx.store.write() as s:
+
+        async def answered(s: AsyncSession, now: int) -> None:
+            if original.kind is Kind.REQUEST and kind is Kind.ANSWER:
                 await self.ctx.store.move_request(
-                    s, message_id, "in", str(sender), state=moved[0], expected=moved[1],
-                    now=self.ctx.now(),
+                    s, message_id, "in", str(sender), event=StatusState.ANSWERED, now=now
+                )
+
+        return await self.outbox.send(
+            [sender], content, user=user, uploads=uploads, place=held.place, also=answered
+        )
+
+    async def update_status(
+        self, message_id: str, status: StatusUpdate, *, body: str, user: str
+    ) -> MessageId:
+        """Report a request's new state to its other party or parties (§8.2.1): a
+        recipient's to the requester, the requester's to every recipient at once."""
+        held = await self.queries.content_of(message_id)
+        original = held.content
+        if original.kind is not Kind.REQUEST:
+            raise UsageError(
+                f"message {message_id} is {original.kind.value}: a status update is about a"
+                " request (give the request's id)"
+            )
+        party = Party.REQUESTER if held.direction == "out" else Party.RECIPIENT
+        allowed = STATUS_SENDER[status.state]
+        if allowed is not party:
+            raise UsageError(
+                f"only the request's {allowed.value} reports {status.state.value}, and this"
+                f" node is its {party.value}"
+                + (": close, withdraw or extend it instead" if party is Party.REQUESTER
+                   else ": acknowledge, report progress, decline or answer it instead")
+            )  # fmt: skip
+        rows = [
+            r for r in await self.ctx.store.request_rows(message_id)
+            if r.direction == held.direction
+        ]  # fmt: skip
+        moving = [
+            r for r in rows
+            if request_transition(RequestState(r.state), status.state) is not None
+        ]  # fmt: skip
+        if not moving:
+            states = ", ".join(sorted({f"{r.counterpart} {r.state}" for r in rows}))
+            raise Conflict(f"request {message_id} is {states}: {status.state.value} does not apply")
+        if status.deadline is not None and status.deadline <= max(r.deadline for r in moving):
+            current = max(r.deadline for r in moving)
+            raise UsageError(f"'deadline' must be later than the current deadline {_iso(current)}")
+        to = (
+            [AuthorityId.parse(r.counterpart) for r in rows]
+            if party is Party.REQUESTER
+            else [AuthorityId.parse(held.sender)]
+        )
+        content = MessageContent(
+            kind=Kind.STATUS, subject=_re(original.subject), body=body,
+            language=original.language, urgency=original.urgency, handling=original.handling,
+            case=original.case, in_reply_to=MessageId.parse(message_id), status=status,
+        )  # fmt: skip
+
+        async def moved(s: AsyncSession, now: int) -> None:
+            for r in moving:
+                await self.ctx.store.move_request(
+                    s, message_id, r.direction, r.counterpart, event=status.state,
+                    expected=status.expected, deadline=status.deadline, now=now,
                 )  # fmt: skip
-        return mid
+
+        return await self.outbox.send(to, content, user=user, place=held.place, also=moved)
 
     async def proof_of_origin(
         self, message_id: str
@@ -126,12 +203,16 @@ class Workflow:
         store = self.ctx.store
         row = await store.in_message(message_id)
         out = None if row is not None else await store.out_message(message_id)
-        if row is not None:
-            sealed, envelope, signature = row.content, row.envelope, row.inner_signature
-        elif out is not None:
-            sealed, envelope, signature = out.content, out.envelope, out.inner_signature
-        else:
+        held = row if row is not None else out
+        if held is None:
             raise NotFound(f"no message {message_id}")
+        if held.purged is not None:
+            raise Conflict(
+                f"message {message_id} was purged under retention rule {held.purge_rule}: its"
+                " signed content is gone, so its origin cannot be proven and it cannot be"
+                " forwarded"
+            )
+        sealed, envelope, signature = held.content, held.envelope, held.inner_signature
         content = self.ctx.cipher.open(sealed, f"content:{message_id}")
         decoded = MessageContent.decode(content)
         if decoded.forwarded is not None:
@@ -186,7 +267,7 @@ class Workflow:
                 case=held.content.case,
                 forwarded=Forwarded(proof, tuple(consents[:MAX_CONSENTS])),
             )  # fmt: skip
-            mid = await self.outbox.send(to, content, user=user, uploads=copies)
+            mid = await self.outbox.send(to, content, user=user, uploads=copies, place=held.place)
         except BaseException:
             for upload_id in copies:
                 with contextlib.suppress(GlobeError):
@@ -228,4 +309,5 @@ class Workflow:
             language=origin.content.language, urgency=origin.content.urgency,
             handling=Handling(Tlp.AMBER), case=origin.content.case, consent=consent,
         )  # fmt: skip
-        return await self.outbox.send([origin.sender], content, user=user)
+        place = await self.cases.placement_of(message_id)
+        return await self.outbox.send([origin.sender], content, user=user, place=place)

@@ -27,13 +27,18 @@ __all__ = [
     "DuplicateKey",
     "ExpiredError",
     "ForkDetected",
+    "GenesisMismatch",
     "GlobeError",
     "HandlingLowered",
     "InvalidIdentifier",
     "InvalidJson",
     "InvalidKey",
     "InvalidUnicode",
+    "ItemAltered",
+    "ItemMissing",
+    "ItemUnlisted",
     "LogError",
+    "LogStale",
     "MalformedError",
     "MemberNotActive",
     "MembershipError",
@@ -60,6 +65,7 @@ __all__ = [
     "UnsupportedSuite",
     "UnsupportedVersion",
     "UsageError",
+    "WorkflowError",
     "error_class",
 ]
 
@@ -370,6 +376,16 @@ class HandlingLowered(ProtocolError):
     title = "Handling code lowered"
 
 
+class WorkflowError(ProtocolError):
+    """A status update the request's workflow does not allow (docs/PROTOCOL.md §8.2.1): from
+    the wrong party, about a request never exchanged with its sender, or an extension that
+    is not later than the request's deadline.  The receiving node refuses it."""
+
+    slug = "workflow"
+    status = 409
+    title = "Request workflow violation"
+
+
 # --- membership and the log (R1, R2) ------------------------------------------------
 
 
@@ -436,6 +452,52 @@ class ForkDetected(LogError):
 
     slug = "fork"
     title = "Membership log fork"
+
+
+# --- evidence bundles (§9.3) ----------------------------------------------------------
+
+
+class ItemAltered(CryptoError):
+    """A bundle item's bytes differ from the digest recorded for them (the manifest's SHA-256,
+    the container's CRC-32, or the signed content's digest of an attachment): the bundle was
+    altered after it was made.  Ask its exporter for a fresh copy."""
+
+    slug = "item-altered"
+    title = "Evidence item altered"
+
+
+class ItemMissing(DecodeError):
+    """An item the bundle must hold is not in it (listed by the manifest, or part of a message
+    the bundle carries).  Ask the exporter for the whole bundle."""
+
+    slug = "item-missing"
+    title = "Evidence item missing"
+
+
+class ItemUnlisted(DecodeError):
+    """The bundle holds an item its signed manifest does not list: something was added after
+    the export."""
+
+    slug = "item-unlisted"
+    title = "Unlisted evidence item"
+
+
+class GenesisMismatch(MembershipError):
+    """The bundle's genesis is not the network the verifier pinned: compare the fingerprint
+    with the one the network's secretariat publishes."""
+
+    slug = "genesis-mismatch"
+    title = "Genesis is not the pinned one"
+
+
+class LogStale(MembershipError):
+    """The bundle's hub checkpoint predates a time at which it must show a signer's
+    membership, so a later suspension or revocation could be missing: export again after a
+    directory sync."""
+
+    slug = "log-stale"
+    status = 409
+    title = "Membership log slice too old"
 
 
 # --- request authentication ----------------------------------------------------------

@@ -30,6 +30,7 @@ from protocol.membership import (
     LogEntry,
     MembershipAction,
 )
+from protocol.profile import ProfileEntry
 from protocol.signed import MAX_SIGNATURES, Signature, SignedObject
 
 __all__ = ["decode_entry", "entry_fast"]
@@ -204,7 +205,13 @@ def _certificate_fast(c: object, authority: AuthorityId) -> Certificate | None: 
     )  # fmt: skip
 
 
-def decode_entry(data: bytes, genesis: Genesis) -> LogEntry:
-    """Decode an entry: the fast path when it applies, else the reference decoder."""
+def decode_entry(data: bytes, genesis: Genesis) -> LogEntry | ProfileEntry:
+    """Decode an entry: the fast path when it applies, else the reference decoder.
+
+    An entry with a ``profile`` member is a profile entry (PROTOCOL.md §6.7): rare next
+    to actions at replay, so it always takes the reference decoder.
+    """
     obj = canonical.decode(data, max_size=MAX_ENTRY_SIZE, what="log entry", check_values=False)
+    if "profile" in obj:
+        return ProfileEntry.decode(data, genesis)
     return entry_fast(obj, data, genesis) or LogEntry.decode(data, genesis)

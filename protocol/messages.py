@@ -15,7 +15,13 @@ from typing import Final, TypeVar
 
 from protocol import canonical, crypto
 from protocol.canonical import ObjectReader
-from protocol.errors import MalformedError, ProtocolError, UnsupportedVersion, UsageError
+from protocol.errors import (
+    MalformedError,
+    ProtocolError,
+    UnsupportedVersion,
+    UsageError,
+    WorkflowError,
+)
 from protocol.ids import AuthorityId, MessageId
 
 __all__ = [
@@ -24,6 +30,7 @@ __all__ = [
     "MAX_ATTACHMENTS",
     "MAX_CONSENTS",
     "MEDIA_TYPE_RE",
+    "STATUS_SENDER",
     "Attachment",
     "Consent",
     "ConsentDecision",
@@ -31,6 +38,7 @@ __all__ = [
     "Handling",
     "Kind",
     "MessageContent",
+    "Party",
     "Restriction",
     "SignedContent",
     "StatusState",
@@ -39,6 +47,7 @@ __all__ = [
     "Urgency",
     "check_attachment_name",
     "check_media_type",
+    "check_status_sender",
     "forward_requires_consent",
     "handling_at_least",
 ]
@@ -100,13 +109,36 @@ class Restriction(Enum):
 
 
 class StatusState(Enum):
-    """Request workflow states a recipient reports."""
+    """What a status update reports about a request; each state has one sender (§8.2.1)."""
 
-    ACKNOWLEDGED = "acknowledged"
-    IN_PROGRESS = "in-progress"
-    DECLINED = "declined"
-    ANSWERED = "answered"
-    CLOSED = "closed"
+    ACKNOWLEDGED = "acknowledged"  # the recipient, with the expected answer date
+    IN_PROGRESS = "in-progress"  # the recipient
+    DECLINED = "declined"  # the recipient, with a reason
+    ANSWERED = "answered"  # the recipient
+    CLOSED = "closed"  # the requester: no more is needed
+    WITHDRAWN = "withdrawn"  # the requester, with a reason: the request no longer stands
+    EXTENDED = "extended"  # the requester, with a new deadline later than the request's
+
+
+class Party(Enum):
+    """Who a party is to a request: its sender (requester) or one of its recipients."""
+
+    REQUESTER = "requester"
+    RECIPIENT = "recipient"
+
+
+#: Which party of a request may report each state (§8.2.1).
+STATUS_SENDER: Final[dict[StatusState, Party]] = {
+    StatusState.ACKNOWLEDGED: Party.RECIPIENT,
+    StatusState.IN_PROGRESS: Party.RECIPIENT,
+    StatusState.DECLINED: Party.RECIPIENT,
+    StatusState.ANSWERED: Party.RECIPIENT,
+    StatusState.CLOSED: Party.REQUESTER,
+    StatusState.WITHDRAWN: Party.REQUESTER,
+    StatusState.EXTENDED: Party.REQUESTER,
+}
+#: The states that may carry an expected answer date (§8.2).
+_EXPECTING: Final = frozenset({StatusState.ACKNOWLEDGED, StatusState.IN_PROGRESS})
 
 
 class ConsentDecision(Enum):
@@ -176,17 +208,20 @@ class Attachment:
 
 @dataclass(frozen=True, slots=True)
 class StatusUpdate:
-    """A request's new workflow state."""
+    """A request's new workflow state (an extension carries the new ``deadline``)."""
 
     state: StatusState
     expected: int | None = None
     reason: str | None = None
+    deadline: int | None = None
 
     def to_json(self) -> dict[str, object]:
         """Canonical object form."""
         out: dict[str, object] = {"state": self.state.value}
         if self.expected is not None:
             out["expected"] = self.expected
+        if self.deadline is not None:
+            out["deadline"] = self.deadline
         if self.reason is not None:
             out["reason"] = self.reason
         return out
@@ -369,9 +404,10 @@ class MessageContent:
             s = r.object("status")
             state = _enum(StatusState, s.string("state", max_len=16), "message.status.state")
             expected = s.integer("expected") if s.has("expected") else None
+            new_deadline = s.integer("deadline") if s.has("deadline") else None
             reason = s.text("reason", max_len=2000, multiline=True) if s.has("reason") else None
             s.done()
-            status = StatusUpdate(state, expected, reason)
+            status = StatusUpdate(state, expected, reason, new_deadline)
         consent = None
         if r.has("consent"):
             c = r.object("consent")
@@ -454,12 +490,8 @@ def _check_rules(m: MessageContent) -> None:
         raise MalformedError("message: only a request has a deadline")
     if m.forwarded is not None and k is not Kind.INFORMATION:
         raise MalformedError("message: a forward is information")
-    s = m.status
-    if s is not None:
-        if s.state is StatusState.ACKNOWLEDGED and s.expected is None:
-            raise MalformedError("message: an acknowledgement gives the expected date")
-        if s.state is StatusState.DECLINED and s.reason is None:
-            raise MalformedError("message: a declined request gives a reason")
+    if m.status is not None:
+        _check_status(m.status)
     c = m.consent
     if c is not None:
         if k is Kind.CONSENT_REQUEST and (c.decision is not None or c.purpose is None):
@@ -468,3 +500,35 @@ def _check_rules(m: MessageContent) -> None:
             raise MalformedError("message: a consent decision says granted or refused")
         if c.decision is ConsentDecision.REFUSED and c.reason is None:
             raise MalformedError("message: a refused consent gives a reason")
+
+
+def _check_status(s: StatusUpdate) -> None:
+    """The per-state rules of a status object (§8.2 rule 5)."""
+    if s.state is StatusState.ACKNOWLEDGED and s.expected is None:
+        raise MalformedError(
+            "message: an acknowledgement gives the expected answer date ('expected')"
+        )
+    if s.state in (StatusState.DECLINED, StatusState.WITHDRAWN) and s.reason is None:
+        raise MalformedError(f"message: a {s.state.value} status gives a reason")
+    if (s.state is StatusState.EXTENDED) != (s.deadline is not None):
+        raise MalformedError("message: an extension, and only an extension, gives a deadline")
+    if s.expected is not None and s.state not in _EXPECTING:
+        raise MalformedError("message: only acknowledged and in-progress give an expected date")
+
+
+def check_status_sender(status: StatusUpdate, party: Party | None, *, deadline: int) -> None:
+    """Whether a received status may apply to the request it replies to (§8.2.1).
+
+    ``party`` is what the status's sender is to that request as the receiving node
+    holds it (``None``: the two never exchanged it); ``deadline`` is the deadline the
+    request itself asked for.  :class:`WorkflowError` when the status comes from the
+    wrong party, names a request never exchanged with its sender, or extends to a
+    date that is not later than the request's deadline.
+    """
+    if party is None:
+        raise WorkflowError("a status about a request its sender never exchanged with this node")
+    allowed = STATUS_SENDER[status.state]
+    if party is not allowed:
+        raise WorkflowError(f"only the request's {allowed.value} reports {status.state.value}")
+    if status.deadline is not None and status.deadline <= deadline:
+        raise WorkflowError("an extension's deadline is later than the request's own")

@@ -289,11 +289,23 @@ async def reply(
     return data, _queued("reply", data)
 
 
-@api_command("status-update", short_help="report progress on a request")
+#: What each state needs on the command line (PROTOCOL.md §8.2.1).
+_STATUS_NEEDS = {
+    StatusState.ACKNOWLEDGED.value: ("expected", "--expected DATE (the answer date you expect)"),
+    StatusState.DECLINED.value: ("reason", "--reason TEXT (why you decline)"),
+    StatusState.WITHDRAWN.value: ("reason", "--reason TEXT (why you withdraw it)"),
+    StatusState.EXTENDED.value: ("deadline", "--deadline DATE (the new, later deadline)"),
+}
+
+
+@api_command("status-update", short_help="report or change a request's state")
 @click.argument("msg", metavar="MSG")
 @click.option("--state", required=True, type=cli.choice_of(StatusState))
-@click.option("--expected", metavar="DATE", help="expected answer date (ISO 8601)")
-@click.option("--reason", metavar="R")
+@click.option(
+    "--expected", metavar="DATE", help="expected answer date (ISO 8601), with acknowledged"
+)
+@click.option("--deadline", metavar="DATE", help="the new deadline (ISO 8601), with extended")
+@click.option("--reason", metavar="R", help="why: with declined and withdrawn")
 @_body_options
 async def status_update(
     api: ApiClient,
@@ -301,14 +313,24 @@ async def status_update(
     msg: str,
     state: str,
     expected: str | None,
+    deadline: str | None,
     reason: str | None,
     body: str | None,
     body_file: Path | None,
 ) -> cli.Result:
-    """Report the state of a received request to its sender."""
+    """Report a request's state to its other party: as a recipient of the request,
+    acknowledged (with --expected), in-progress, declined (with --reason) or answered; as
+    its requester, closed, withdrawn (with --reason) or extended (with --deadline), to
+    every recipient.  MSG is the request's id, or a unique prefix of it."""
+    given = {"expected": expected, "reason": reason, "deadline": deadline}
+    need = _STATUS_NEEDS.get(state)
+    if need is not None and given[need[0]] is None:
+        raise CommandError(f"--state {state} needs {need[1]}")
     payload: dict[str, Any] = {"state": state}
     if expected is not None:
         payload["expected"] = parse_time(expected, "--expected")
+    if deadline is not None:
+        payload["deadline"] = parse_time(deadline, "--deadline")
     if reason is not None:
         payload["reason"] = reason
     message = _body(body, body_file, required=False)

@@ -6,23 +6,18 @@ from __future__ import annotations
 
 from typing import Any
 
-import orjson
-
 from globe_io.cli import iso
+from globe_node.cli import workrender
 from globe_node.cli.common import items, obj
 from globe_node.cli.common import text as _t
 
 __all__ = [
     "alerts",
     "audit",
-    "case",
-    "cases",
     "inbox",
     "message",
     "outbox",
     "ping",
-    "search",
-    "stats",
     "status",
 ]
 
@@ -47,7 +42,48 @@ def status(d: dict[str, Any]) -> list[str]:
         f"inbox:      {_t(d.get('inbox_unread'))} unread",
         f"requests:   {_t(d.get('requests_open'))} open, {_t(d.get('requests_overdue'))} overdue",
         f"alerts:     {_t(n_alerts)}",
+        *_reminders(obj(d.get("reminders"))),
+        *_disk(d.get("disk")),
+        *_inactive(d.get("membership")),
         *_behind(obj(directory.get("behind_peer"))),
+    ]
+
+
+def _reminders(r: dict[str, Any]) -> list[str]:
+    """The reminders addressed to the user, and the reminder command's failures."""
+    notices = items(r, "notices")
+    lines = [f"reminders:  {len(notices)} for you" if notices else "reminders:  none for you"]
+    lines += [f"  {iso(n.get('time'))} {_t(n.get('kind'))}: {_t(n.get('detail'))}" for n in notices]
+    hook = obj(r.get("hook"))
+    if hook.get("failures"):
+        lines.append(
+            f"WARNING:    the reminder command failed {_t(hook.get('failures'))} of"
+            f" {_t(hook.get('runs'))} times (see the daemon's log)"
+        )
+    return lines
+
+
+def _disk(disk: object) -> list[str]:
+    """The node directory's disk use (globe_node/diskuse.py), when the daemon says it."""
+    if not isinstance(disk, dict):
+        return []
+
+    def size(key: str) -> str:
+        value = disk.get(key)
+        return _t(value) if not isinstance(value, int) else f"{value / 1e6:.1f} MB"
+
+    return [
+        f"disk:       database {size('database_bytes')}, attachments {size('blob_bytes')},"
+        f" staged uploads {size('upload_bytes')}; {size('free_bytes')} free"
+    ]
+
+
+def _inactive(membership: object) -> list[str]:
+    if membership not in ("suspended", "revoked"):
+        return []
+    return [
+        f"WARNING:    this node is {membership}: the hub and every peer refuse what it sends"
+        " and it receives nothing; 'globe-node alerts' says at which log entry and why"
     ]
 
 
@@ -67,8 +103,8 @@ def inbox(d: dict[str, Any]) -> list[str]:
     lines = []
     for m in items(d, "messages"):
         unread = " " if m.get("read") else "*"
-        atts = m.get("attachments")
-        clip = f" [{len(atts)} att]" if isinstance(atts, list) and atts else ""
+        atts = m.get("attachments")  # how many the message carries
+        clip = f" [{atts} att]" if type(atts) is int and atts > 0 else ""
         lines.append(
             f"{unread} {_t(m.get('id')):<32} {iso(m.get('received'))} "
             f"{_t(m.get('from')):<12} {_t(m.get('kind')):<16} {_t(m.get('urgency')):<8} "
@@ -112,9 +148,11 @@ def _header(d: dict[str, Any], c: dict[str, Any], meta: dict[str, Any]) -> list[
         if meta.get("suspect"):
             lines.append(f"SUSPECT:   {_t(meta.get('suspect'))}")
     else:
+        states = {k: obj(v).get("state") for k, v in obj(meta.get("recipients")).items()}
+        # a forwarded original's recipients come without a state: their names alone
         to = ", ".join(
-            f"{_t(k)} ({_t(obj(v).get('state'))})"
-            for k, v in sorted(obj(meta.get("recipients")).items())
+            _t(k) + (f" ({_t(state)})" if state is not None else "")
+            for k, state in sorted(states.items())
         )
         lines.append(f"to:        {to} (created {iso(meta.get('created'))})")
     return [
@@ -128,15 +166,21 @@ def message(d: dict[str, Any]) -> list[str]:
     """``globe-node show``: headers, attachments, the body, a forwarded original."""
     c, meta = obj(d.get("content")), obj(d.get("meta"))
     lines = _header(d, c, meta)
-    for label, key in (("case", "case"), ("reply to", "in_reply_to"), ("language", "language")):
+    if c.get("case"):
+        lines.append(f"case:      {_t(c.get('case'))}")
+    elif d.get("case"):  # a message that names no case, filed under one on this node
+        lines.append(f"case:      {_t(d.get('case'))} (filed here)")
+    for label, key in (("reply to", "in_reply_to"), ("language", "language")):
         if c.get(key):
             lines.append(f"{label + ':':<10} {_t(c.get(key))}")
     if c.get("deadline"):
         lines.append(f"deadline:  {iso(c.get('deadline'))}")
-    for key in ("status", "consent"):
-        if c.get(key):
-            dumped = orjson.dumps(c.get(key), option=orjson.OPT_SORT_KEYS).decode()
-            lines.append(f"{key + ':':<10} {_t(dumped)}")
+    if c.get("status"):
+        lines.append(f"status:    {workrender.status_text(obj(c.get('status')))}")
+    if c.get("consent"):
+        lines.append(f"consent:   {_consent(obj(c.get('consent')))}")
+    for r in items(d, "requests"):
+        lines.append(f"request:   {workrender.request_line(r)}")
     for n, att in enumerate(items(c, "attachments"), start=1):
         lines.append(
             f"attachment {n}: {_t(att.get('name'))} ({_t(att.get('size'))} bytes, "
@@ -161,86 +205,14 @@ def message(d: dict[str, Any]) -> list[str]:
     return lines
 
 
-def cases(d: dict[str, Any]) -> list[str]:
-    """``globe-node cases``."""
-    lines = []
-    for c in items(d, "cases"):
-        parts = c.get("counterparts")
-        counterparts = ",".join(map(_t, parts)) if isinstance(parts, list) else _t(parts)
-        lines.append(
-            f"{_t(c.get('case')):<24} {_t(c.get('messages')):>4} msgs  "
-            f"{_t(c.get('open')):>3} open  {_t(c.get('overdue')):>3} overdue  "
-            f"last {iso(c.get('last'))}  {counterparts}"
-        )
-    return lines or ["no cases"]
-
-
-def case(d: dict[str, Any]) -> list[str]:
-    """``globe-node case``: its requests, then its messages."""
-    lines = [f"case {_t(d.get('case'))}"]
-    requests = items(d, "requests")
-    if requests:
-        lines.append("requests:")
-    for r in requests:
-        overdue = " OVERDUE" if r.get("overdue") else ""
-        lines.append(
-            f"  {_t(r.get('message_id', r.get('id'))):<32} {_t(r.get('direction')):<3} "
-            f"{_t(r.get('counterpart')):<12} {_t(r.get('urgency')):<8} "
-            f"{_t(r.get('state')):<12} deadline {iso(r.get('deadline'))}{overdue}"
-        )
-    messages = items(d, "messages")
-    if messages:
-        lines.append("messages:")
-    for m in messages:
-        who = m.get("from") or m.get("sender") or m.get("counterpart")
-        when = m.get("received") or m.get("created") or m.get("time")
-        lines.append(
-            f"  {_t(m.get('id')):<32} {iso(when)} {_t(m.get('direction')):<3} "
-            f"{_t(who):<12} {_t(m.get('kind')):<16} {_t(m.get('subject'))}"
-        )
-    return lines
-
-
-def _span(value: object) -> str:
-    if isinstance(value, bool) or not isinstance(value, int | float):
-        return "-"
-    seconds = float(value)
-    if seconds >= 86400:
-        return f"{seconds / 86400:.1f} d"
-    if seconds >= 3600:
-        return f"{seconds / 3600:.1f} h"
-    return f"{seconds:.0f} s"
-
-
-def stats(d: dict[str, Any]) -> list[str]:
-    """``globe-node stats``."""
-    lines = []
-    for cid, value in sorted(obj(d.get("counterparts")).items()):
-        s = obj(value)
-        lines.append(
-            f"{_t(cid):<20} {_t(s.get('requests')):>4} requests  "
-            f"{_t(s.get('answered')):>4} answered  first response "
-            f"{_span(s.get('mean_first_response_s'))}  answer {_span(s.get('mean_answer_s'))}"
-        )
-    return lines or ["no requests yet"]
-
-
-def search(d: dict[str, Any]) -> list[str]:
-    """``globe-node directory search``."""
-    lines = []
-    for r in items(d, "results"):
-        kinds, langs = r.get("kinds"), r.get("languages")
-        lines.append(
-            f"{_t(r.get('authority')):<20} {_t(r.get('status')):<10} "
-            f"{','.join(map(_t, kinds)) if isinstance(kinds, list) else '-':<28} "
-            f"{','.join(map(_t, langs)) if isinstance(langs, list) else '-':<10} "
-            f"{_t(r.get('name'))}"
-        )
-        lines.append(
-            f"{'':<20} fingerprint {_t(r.get('fingerprint'))}"
-            + (f"  endpoint {_t(r.get('endpoint'))}" if r.get("endpoint") else "")
-        )
-    return lines or ["no matching members"]
+def _consent(c: dict[str, Any]) -> str:
+    """A consent request or decision in words."""
+    to = ", ".join(_t(x) for x in c.get("to") or []) if isinstance(c.get("to"), list) else "-"
+    about = f"message {_t(c.get('message'))} to {to}"
+    if c.get("decision"):
+        why = f": {_t(c.get('reason'))}" if c.get("reason") else ""
+        return f"{_t(c.get('decision'))} for {about}{why}"
+    return f"asked for {about}: {_t(c.get('purpose'))}"
 
 
 def ping(d: dict[str, Any]) -> list[str]:
@@ -260,6 +232,7 @@ def alerts(d: dict[str, Any]) -> list[str]:
     """``globe-node alerts``."""
     lines = [
         f"{_t(a.get('id')):>5} {iso(a.get('time'))} {_t(a.get('kind')):<20} {_t(a.get('detail'))}"
+        + (f" (for {_t(a.get('to'))})" if a.get("to") else "")
         for a in items(d, "alerts")
     ]
     return lines or ["no alerts"]

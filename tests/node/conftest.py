@@ -127,7 +127,8 @@ def node(
 async def daemon() -> AsyncIterator[Daemon]:
     """A daemon API that records each request and answers what the test put in ``answers``
     (``MESSAGES`` for ``GET /api/messages/{id}``, :data:`ATTACHMENT` for every attachment,
-    201 for every message action)."""
+    201 for every message action; ``hits`` for the text search, ``stats-csv`` as CSV,
+    ``bundle``'s bytes as an evidence bundle, running ``mid-bundle`` halfway through)."""
     state = Daemon()
 
     @web.middleware
@@ -149,6 +150,20 @@ async def daemon() -> AsyncIterator[Daemon]:
     async def message(request: web.Request) -> web.Response:
         return web.json_response(MESSAGES[request.match_info["id"]])
 
+    async def csv(_r: web.Request) -> web.Response:
+        return web.Response(text=state.answers["stats-csv"], content_type="text/csv")
+
+    async def bundle(request: web.Request) -> web.StreamResponse:
+        data: bytes = state.answers["bundle"]
+        resp = web.StreamResponse(headers={"Content-Type": "application/zip"})
+        resp.content_length = len(data)
+        await resp.prepare(request)
+        await resp.write(data[: len(data) // 2])
+        state.answers.get("mid-bundle", lambda: None)()  # what happens while it downloads
+        await resp.write(data[len(data) // 2 :])
+        await resp.write_eof()
+        return resp
+
     async def queued(_r: web.Request) -> web.Response:
         return web.json_response({"id": "9" * 32}, status=201)
 
@@ -164,6 +179,12 @@ async def daemon() -> AsyncIterator[Daemon]:
     for name in ("status", "inbox", "outbox", "cases", "stats", "alerts", "audit"):
         app.router.add_get(f"/api/{name}", answer(name))
     app.router.add_get("/api/cases/{case}", answer("case"))
+    app.router.add_get("/api/requests", answer("requests"))
+    app.router.add_get("/api/search", answer("hits"))
+    app.router.add_get("/api/stats/csv", csv)
+    app.router.add_get("/api/cases/{case}/bundle", bundle)
+    app.router.add_post("/api/cases/{case}/notes", answer("note"))
+    app.router.add_post("/api/messages/{id}/file", answer("filed"))
     app.router.add_get("/api/directory/search", answer("search"))
     app.router.add_post("/api/ping/{authority}", answer("ping"))
     app.router.add_get("/api/messages/{id}", message)

@@ -22,7 +22,12 @@ from sqlalchemy import func, select
 
 from globe_io.hubclient import request_payload
 from globe_node import db
+from globe_node.audit import AuditLog
+from globe_node.cases import Cases
 from globe_node.config import NodeConfig, render_config
+from globe_node.context import NodeContext
+from globe_node.search import SearchIndex
+from globe_node.worklists import Worklists
 from protocol import canonical
 from protocol.envelope import SealTo, seal_envelope
 from protocol.errors import PROBLEM_BASE
@@ -314,3 +319,8 @@ __all__ = [
     "seal",
     "usage",
 ]  # fmt: skip
+
+
+def cases_of(ctx: NodeContext) -> Cases:
+    """The node's case records, wired as the node wires them (for unit-level harnesses)."""
+    return Cases(ctx=ctx, audit=AuditLog(ctx.store), index=SearchIndex(), worklists=Worklists(ctx))

@@ -380,9 +380,9 @@ def _close(listeners: Listeners) -> None:
             sock.close()
 
 
-async def add_user(node: Node, name: str, role: str) -> str:
-    """A new local API user of ``node``; its token."""
-    return await _add_user(node.sessions, name, Role(role), now=node.now())
+async def add_user(node: Node, name: str, role: str, *teams: str) -> str:
+    """A new local API user of ``node`` (in ``teams``); its token."""
+    return await _add_user(node.sessions, name, Role(role), now=node.now(), teams=teams)
 
 
 async def stage(

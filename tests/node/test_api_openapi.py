@@ -35,7 +35,7 @@ from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate as validate_spec
 
 from globe_io.hubclient import request_payload
-from globe_node import apimodels, apiresults
+from globe_node import apimodels, apiprofile, apiresults
 from globe_node.alerts import AlertView
 from globe_node.api import ROUTES, create_api_app
 from globe_node.apidoc import doc_path, openapi_document, problem_types, refusals
@@ -46,21 +46,20 @@ from globe_node.apiparams import (
     Integer,
     JsonBody,
     QInt,
+    QOptInt,
     QRequired,
     QText,
     Shape,
     Text,
 )
-from globe_node.apischema import view_schema
+from globe_node.apischema import nullable, view_schema
 from globe_node.errors import Forbidden, Unauthenticated
 from globe_node.peerheads import Behind
-from globe_node.roles import GRANTS, Role
+from globe_node.roles import GRANTS, Permission, Role
+from globe_node.stats import CSV_COLUMNS
 from globe_node.uploads import MAX_ATTACHMENT, UploadInfo, parse_upload_id
 from globe_node.users import USER_NAME
 from globe_node.views import (
-    CaseSummary,
-    CaseThread,
-    CounterpartStats,
     DeliveryView,
     InboxItem,
     InMeta,
@@ -68,10 +67,21 @@ from globe_node.views import (
     OutboxItem,
     OutMeta,
     RecipientState,
+)
+from globe_node.workviews import (
+    CaseInfo,
+    CasePage,
+    NoteView,
+    RequestPage,
     RequestView,
+    SearchHit,
+    SearchPage,
+    StatsReport,
+    StatsRow,
     ThreadItem,
 )
 from protocol import canonical
+from protocol.bundle import verify_bundle
 from protocol.canonical import MAX_INT
 from protocol.errors import PROBLEM_BASE, GlobeError, MalformedError, UsageError, error_class
 from protocol.ids import ISO_COUNTRIES, AuthorityId, MessageId
@@ -149,7 +159,7 @@ def test_the_document_names_exactly_the_routes_of_the_table_and_of_the_app() -> 
         if route.resource is not None
     }
     assert documented == declared == served
-    assert len(documented) == len(ROUTES) == 27
+    assert len(documented) == len(ROUTES) == 44
     assert ("GET", "/api/messages/{id}/attachments/{n}") in documented
     ids = [op["operationId"] for _, _, op in operations(DOC)]
     assert len(set(ids)) == len(ids)
@@ -255,11 +265,16 @@ VIEWS: dict[type, tuple[str, dict[str, st.SearchStrategy[Any]]]] = {
     InMeta: ("InMeta", {}),
     OutMeta: ("OutMeta", {}),
     UploadInfo: ("Upload", {"id": HEX, "sha256": st.binary(min_size=32, max_size=32)}),
-    CaseSummary: ("CaseSummary", {}),
-    RequestView: ("Request", {}),
-    ThreadItem: ("ThreadItem", {}),
-    CaseThread: ("CaseThread", {}),
-    CounterpartStats: ("CounterpartStats", {}),
+    RequestView: ("Request", {"counterpart": AUTHORITY, "message": HEX}),
+    RequestPage: ("Requests", {}),
+    CaseInfo: ("CaseInfo", {}),
+    CasePage: ("Cases", {}),
+    ThreadItem: ("ThreadItem", {"id": HEX}),
+    NoteView: ("Note", {}),
+    SearchHit: ("TextHit", {}),
+    SearchPage: ("TextSearch", {}),
+    StatsRow: ("StatsRow", {}),
+    StatsReport: ("Stats", {}),
     AlertView: ("Alert", {}),
     Behind: ("Behind", {}),
     NodeStatus: ("NodeStatus", {"authority": AUTHORITY}),
@@ -278,6 +293,9 @@ def strategy(cls: type) -> st.SearchStrategy[Any]:
             fields[f.name] = overrides[f.name]
         elif "enum" in deref(prop):
             fields[f.name] = st.sampled_from(deref(prop)["enum"])
+        elif "enum" in deref(deref(prop).get("items", {})):  # a tuple of enumerated strings
+            terms = st.sampled_from(deref(deref(prop)["items"])["enum"])
+            fields[f.name] = st.lists(terms, max_size=3).map(tuple)
         else:
             fields[f.name] = of_type(hints[f.name])
     return st.builds(cls, **fields)
@@ -324,6 +342,35 @@ def test_a_schema_that_disagrees_with_to_json_fails_validation() -> None:
     assert component("InboxItem").is_valid(item.to_json())
     mutated = {**item.to_json(), "extra": 1}
     assert not component("InboxItem").is_valid(mutated)
+
+
+@dataclass(frozen=True)
+class _Odd:
+    """A view with what the schema builder cannot state, or that to_json leaves out."""
+
+    name: str
+    tags: frozenset[str]
+    secret: str | None
+
+
+def test_the_schema_builder_states_only_what_it_knows() -> None:
+    """A field of a type with no JSON form is refused by name (declare its schema), as is a
+    declared property the view does not have; an omitted field is left out."""
+    with pytest.raises(TypeError) as refused:
+        view_schema(_Odd)
+    assert str(refused.value) == "no schema for frozenset[str]: declare the property"
+    with pytest.raises(TypeError) as refused:
+        view_schema(_Odd, props={"tags": {"type": "array"}, "nope": {"type": "string"}})
+    assert str(refused.value) == "_Odd has no properties ['nope']"
+    tags = {"type": "array", "items": {"type": "string"}, "uniqueItems": True}
+    schema = view_schema(_Odd, omit=("secret",), props={"tags": tags})
+    assert (schema["required"], schema["properties"]["tags"]) == (["name", "tags"], tags)
+    assert schema["description"] == _Odd.__doc__
+    # null added to a schema of no single type: one or the other
+    either = {"anyOf": [{"type": "string"}, {"type": "integer"}]}
+    assert nullable(either) == {"anyOf": [either, {"type": "null"}]}
+    assert nullable({"type": "string"}) == {"type": ["string", "null"]}
+    assert nullable({"enum": ["a"]}) == {"enum": ["a", None]}
 
 
 def test_message_content_as_shown_validates() -> None:
@@ -513,6 +560,8 @@ class Api:
         if media == ["*/*"]:
             return raw
         assert r.content_type == media[0], (template, r.status, r.content_type)
+        if not media[0].endswith("json"):  # an evidence bundle (PROTOCOL.md §9.3), a CSV
+            return raw
         answer = orjson.loads(raw)
         validator(response["content"][media[0]]["schema"]).validate(answer)
         if r.status >= 400:
@@ -566,6 +615,10 @@ async def test_every_answer_of_a_live_node_is_documented(
     assert (await api.call("GET", "/api/status"))[0] == 200
     status, found = await api.call("GET", "/api/directory/search", params={"country": "BR"})
     assert [m["authority"] for m in found["results"]] == ["BR-PF"]
+    desk = {"offences": ["bribery"], "contacts": [{"role": "duty-desk", "hours": "24/7"}]}
+    status, mine = await api.call("PUT", "/api/profile", desk, token=ops)
+    assert (status, mine["profile"]["seq"], mine["profile"]["offences"]) == (200, 1, ["bribery"])
+    assert await api.call("GET", "/api/profile") == (200, mine)
     assert (await api.call("GET", "/api/alerts"))[1]["alerts"][0]["kind"] == "test"
     assert (await api.call("POST", "/api/sync"))[0] == 200
     status, ping = await api.call("POST", "/api/ping/{authority}", authority="BR-PF")
@@ -620,12 +673,78 @@ async def test_every_answer_of_a_live_node_is_documented(
     status, mine = await api.call("GET", "/api/messages/{id}", id=mid)
     assert (mine["direction"], mine["meta"]["recipients"]["BR-PF"]["state"]) == ("out", "delivered")
     await in_inbox(fr, lambda m: m.kind == "status")
+    await in_inbox(fr, lambda m: m.kind == "answer")
     for m in (await api.call("GET", "/api/inbox"))[1]["messages"]:
         await api.call("GET", "/api/messages/{id}", id=m["id"])
     assert (await api.call("GET", "/api/cases"))[1]["cases"][0]["case"] == "C-1"
     status, case = await api.call("GET", "/api/cases/{case}", case="C-1")
     assert case["requests"][0]["message"] == mid
-    assert "BR-PF" in (await api.call("GET", "/api/stats"))[1]["counterparts"]
+    # the investigator's work: requests, cases, filing, search, statistics, users
+    status, requests = await api.call("GET", "/api/requests", params={"status": "all"})
+    assert [(r["message"], r["counterpart"], r["state"]) for r in requests["requests"]] == [
+        (mid, "BR-PF", "answered")
+    ]
+    theirs = (await bra.call("GET", "/api/requests", params={"direction": "in"}))[1]
+    assert (theirs["total"], theirs["requests"]) == (0, [])  # answered: no longer open
+    status, opened = await api.call("POST", "/api/cases", {"case": "C-2", "title": "Second"})
+    assert (status, opened["case"], opened["title"], opened["state"]) == (
+        201,
+        "C-2",
+        "Second",
+        "open",
+    )
+    status, renamed = await api.call(
+        "POST", "/api/cases/{case}/rename", {"title": "Shell companies"}, case="C-2"
+    )
+    assert (status, renamed["title"]) == (200, "Shell companies")
+    status, note = await api.call(
+        "POST", "/api/cases/{case}/notes", {"body": "Ask KE."}, case="C-2"
+    )
+    assert (status, note["case"], note["user"], note["body"]) == (201, "C-2", "alice", "Ask KE.")
+    loose = {"to": ["BR-PF"], "subject": "Ledger copies", "body": "Attached later."}
+    status, uncased = await api.call("POST", "/api/messages", loose)
+    assert status == 201
+    assert await api.call(
+        "POST", "/api/messages/{id}/file", {"case": "C-2"}, id=uncased["id"]
+    ) == (200, {"message": uncased["id"], "case": "C-2", "team": None})  # fmt: skip
+    status, assigned = await api.call(
+        "POST", "/api/cases/{case}/assign", {"assignee": "sup"}, case="C-2"
+    )
+    assert (status, assigned["assignee"], assigned["message_count"]) == (200, "sup", 1)
+    status, closed = await api.call("POST", "/api/cases/{case}/close", case="C-2")
+    assert (status, closed["state"]) == (200, "closed")
+    status, reopened = await api.call("POST", "/api/cases/{case}/reopen", case="C-2")
+    assert (status, reopened["state"]) == (200, "open")
+    status, found = await api.call("GET", "/api/search", params={"q": "ledger cop*"})
+    assert [(h["kind"], h["id"], h["case"]) for h in found["hits"]] == [
+        ("message", uncased["id"], "C-2")
+    ]
+    period = {"from": "0", "to": str(int(time.time()) + 60)}
+    status, stats = await api.call("GET", "/api/stats", params=period)
+    assert (status, stats["from"], stats["to"]) == (200, 0, int(period["to"]))
+    asked = [r for r in stats["rows"] if (r["direction"], r["kind"]) == ("sent", "request")]
+    assert [(r["counterpart"], r["count"], r["answered"], r["open"]) for r in asked] == [
+        ("BR-PF", 1, 1, 0), (None, 1, 1, 0)
+    ]  # fmt: skip
+    status, table = await api.call("GET", "/api/stats/csv", params=period)
+    lines = table.decode().split("\r\n")
+    assert (status, lines[0], lines[-1]) == (200, ",".join(CSV_COLUMNS), "")
+    assert lines[1:-1] == [
+        ",".join("" if row[c] is None else str(row[c]) for c in CSV_COLUMNS)
+        for row in stats["rows"]
+    ]
+    status, held = await api.call("POST", "/api/cases/{case}/hold", {"reason": "Court order 12."},
+                                  case="C-2", token=sup)  # fmt: skip
+    assert (status, held["case"], held["placed_by"], held["released"]) == (201, "C-2", "sup", None)
+    status, holds = await api.call("GET", "/api/holds", token=sup)
+    assert (status, [h["case"] for h in holds["holds"]]) == (200, ["C-2"])
+    status, released = await api.call("POST", "/api/cases/{case}/release", case="C-2", token=sup)
+    assert (status, released["released_by"]) == (200, "sup")
+    status, users = await api.call("GET", "/api/users")
+    assert [(u["name"], u["role"], u["teams"]) for u in users["users"]] == [
+        ("alice", "investigator", []), ("ops", "operator", []), ("ops2", "operator", []),
+        ("sup", "supervisor", []),
+    ]  # fmt: skip
     status, audit = await api.call("GET", "/api/audit", token=sup)
     assert (status, audit["verified"]) == (200, True)
     # refusals are documented too
@@ -649,6 +768,18 @@ async def test_every_answer_of_a_live_node_is_documented(
     assert refusal(await api.call("DELETE", "/api/uploads/{id}", id=unknown)) == (
         404, "not-found", f"no staged upload {unknown} of yours"
     )  # fmt: skip
+    status, exported = await api.call("GET", "/api/cases/{case}/bundle", case="C-1")
+    assert status == 200
+    assert verify_bundle(exported).ok
+    # legal holds (supervisors only)
+    order = {"reason": "Court order 12/2026."}
+    status, held = await api.call("POST", "/api/cases/{case}/hold", order, case="C-1", token=sup)
+    assert (status, held["case"], held["placed_by"], held["released"]) == (201, "C-1", "sup", None)
+    assert await api.call("GET", "/api/holds", token=sup) == (200, {"holds": [held]})
+    again = await api.call("POST", "/api/cases/{case}/hold", order, case="C-1", token=sup)
+    assert refusal(again)[:2] == (409, "state-conflict")
+    status, freed = await api.call("POST", "/api/cases/{case}/release", {}, case="C-1", token=sup)
+    assert (status, freed["released_by"]) == (200, "sup")
     every = {(r.method, doc_path(r.path), r.reply.status) for r in ROUTES}
     assert every <= api.seen | bra.seen, every - (api.seen | bra.seen)
 
@@ -670,8 +801,11 @@ def probes(shape: Shape[Any]) -> Iterator[tuple[str, Any, Any]]:
     elif isinstance(shape, apimodels.UploadIds):
         ids = [f"{i:032x}" for i in range(shape.max_items + 1)]
         yield "max", ids[:-1], ids
-    else:  # a choice, a set of choices, a user name (its pattern): no bound to probe
-        assert isinstance(shape, Choice | ChoiceSet | apimodels.UserName), shape
+    elif isinstance(shape, apiprofile.Contacts):
+        desks = [{"role": "duty-desk"}] * (shape.max_items + 1)
+        yield "max", desks[:-1], desks
+    else:  # a choice, a set of choices or of terms, a user name (its pattern): no bound
+        assert isinstance(shape, Choice | ChoiceSet | apiprofile.Terms | apimodels.UserName), shape
 
 
 def declared_refusal(
@@ -707,9 +841,21 @@ BODY_BOUNDS = {
     ("/api/messages/{id}/consent", "to", "max"), ("/api/messages/{id}/consent", "to", "min"),
     ("/api/messages/{id}/consent", "reason", "max"),
     ("/api/messages/{id}/consent", "reason", "min"),
+    ("/api/messages/{id}/status", "deadline", "max"),
+    ("/api/messages/{id}/status", "deadline", "min"),
+    ("/api/profile", "contacts", "max"), ("/api/profile", "note", "max"),
+    ("/api/profile", "note", "min"),
+    ("/api/cases", "title", "max"), ("/api/cases", "title", "min"),
+    ("/api/cases/{case}/rename", "title", "max"), ("/api/cases/{case}/rename", "title", "min"),
+    ("/api/cases/{case}/notes", "body", "max"), ("/api/cases/{case}/notes", "body", "min"),
+    ("/api/cases/{case}/hold", "reason", "max"), ("/api/cases/{case}/hold", "reason", "min"),
 }  # fmt: skip
 #: A media type of the most characters allowed (type and subtype of 64 each).
 MEDIA_AT = "a" * 64 + "/" + "a" * 64
+#: An authority id of the most characters allowed (a country and 16).
+AUTHORITY_AT = "FR-" + "A" * 16
+#: The value at the length bound of a text parameter whose pattern "a"s do not match.
+TEXT_AT = {"media_type": MEDIA_AT, "counterpart": AUTHORITY_AT}
 #: Every bound of every query parameter: (route, parameter, value).
 QUERY_BOUNDS = {
     ("/api/inbox", "limit", "1"), ("/api/inbox", "limit", "1000"), ("/api/inbox", "limit", "0"),
@@ -720,7 +866,43 @@ QUERY_BOUNDS = {
     ("/api/uploads", "media_type", "a" * 64 + "/" + "a" * 65),
     ("/api/directory/search", "language", "aa"), ("/api/directory/search", "language", "aaa"),
     ("/api/directory/search", "q", "a" * 200), ("/api/directory/search", "q", "a" * 201),
+    ("/api/directory/search", "country", "a" * 100),
+    ("/api/directory/search", "country", "a" * 101),
+    ("/api/uploads", "name", ""),
+    ("/api/requests", "due_within", "0"), ("/api/requests", "due_within", "3650"),
+    ("/api/requests", "due_within", "-1"), ("/api/requests", "due_within", "3651"),
+    ("/api/requests", "counterpart", AUTHORITY_AT),
+    ("/api/requests", "counterpart", AUTHORITY_AT + "a"),
+    ("/api/requests", "case", "a" * 64), ("/api/requests", "case", "a" * 65),
+    ("/api/requests", "limit", "1"), ("/api/requests", "limit", "1000"),
+    ("/api/requests", "limit", "0"), ("/api/requests", "limit", "1001"),
+    ("/api/requests", "offset", "0"), ("/api/requests", "offset", "1000000"),
+    ("/api/requests", "offset", "-1"), ("/api/requests", "offset", "1000001"),
+    ("/api/cases", "team", "a" * 64), ("/api/cases", "team", "a" * 65),
+    ("/api/cases", "assignee", "a" * 64), ("/api/cases", "assignee", "a" * 65),
+    ("/api/cases", "limit", "1"), ("/api/cases", "limit", "1000"),
+    ("/api/cases", "limit", "0"), ("/api/cases", "limit", "1001"),
+    ("/api/cases", "offset", "0"), ("/api/cases", "offset", "1000000"),
+    ("/api/cases", "offset", "-1"), ("/api/cases", "offset", "1000001"),
+    ("/api/search", "q", "a" * 200), ("/api/search", "q", "a" * 201), ("/api/search", "q", ""),
+    ("/api/search", "limit", "1"), ("/api/search", "limit", "1000"),
+    ("/api/search", "limit", "0"), ("/api/search", "limit", "1001"),
+    ("/api/search", "offset", "0"), ("/api/search", "offset", "1000000"),
+    ("/api/search", "offset", "-1"), ("/api/search", "offset", "1000001"),
+    *(
+        (stats, bound, raw)
+        for stats in ("/api/stats", "/api/stats/csv")
+        for bound in ("from", "to")
+        for raw in ("0", str(MAX_INT), "-1", str(MAX_INT + 1))
+    ),
 }  # fmt: skip
+#: What each route's query carries besides the parameter probed (the rest are defaults).
+QUERY_BASES: dict[str, dict[str, str]] = {
+    "/api/uploads": {"name": "f.bin"},
+    "/api/search": {"q": "a"},
+    "/api/stats": {"to": str(MAX_INT)},  # so that 'from' may reach its bound
+    "/api/stats/csv": {"to": str(MAX_INT)},
+}
 
 
 @pytest.mark.slow
@@ -732,6 +914,7 @@ async def test_every_declared_limit_is_the_one_a_live_node_enforces(
     fr, br = pair
     api = Api(fr)
     ops = await add_user(fr.n, "ops", "operator")
+    sup = await add_user(fr.n, "sup", "supervisor")
     theirs = str(await br.n.send([fr.me], info("for France", handling=Handling(Tlp.CLEAR))))
     mine = str(await fr.n.send([br.me], info("from France")))
     await eventually(lambda: received(fr, theirs))
@@ -741,6 +924,7 @@ async def test_every_declared_limit_is_the_one_a_live_node_enforces(
     )
     assert status == 201
     asked = await in_inbox(fr, lambda m: m.kind == "consent-request")
+    assert (await api.call("POST", "/api/cases", {"case": "C-1"}))[0] == 201
     bases: dict[tuple[str, str], tuple[dict[str, Any], dict[str, str]]] = {
         ("POST", "/api/messages"): ({"to": ["BR-PF"], "subject": "s", "body": "b"}, {}),
         ("POST", "/api/messages/{id}/reply"): ({"body": "b"}, {"id": theirs}),
@@ -751,8 +935,15 @@ async def test_every_declared_limit_is_the_one_a_live_node_enforces(
         ),
         ("POST", "/api/messages/{id}/consent"): ({"decision": "granted"}, {"id": asked}),
         ("POST", "/api/users"): ({"name": "someone", "role": "operator"}, {}),
+        ("PUT", "/api/profile"): ({}, {}),
+        ("POST", "/api/cases"): ({"case": "C-NEW"}, {}),
+        ("POST", "/api/cases/{case}/rename"): ({"title": "t"}, {"case": "C-1"}),
+        ("POST", "/api/cases/{case}/assign"): ({"assignee": "sup"}, {"case": "C-1"}),
+        ("POST", "/api/cases/{case}/notes"): ({"body": "n"}, {"case": "C-1"}),
+        ("POST", "/api/cases/{case}/hold"): ({"reason": "r"}, {"case": "C-1"}),
+        ("POST", "/api/messages/{id}/file"): ({"case": "C-1"}, {"id": mine}),
     }  # fmt: skip
-    bounds = Bounds(api, bases, ops)
+    bounds = Bounds(api, bases, {"operate": ops, "supervise": sup})
     assert await bounds.of_bodies() == BODY_BOUNDS
     assert await bounds.of_queries() == QUERY_BOUNDS
     # the JSON body cap: exactly at it is read, one byte more is not
@@ -799,25 +990,26 @@ class Bounds:
 
     api: Api
     bases: dict[tuple[str, str], tuple[dict[str, Any], dict[str, str]]]
-    ops: str
+    tokens: dict[str, str]  # "operate", "supervise": who calls the routes others may not
 
     async def of_bodies(self) -> set[tuple[str, str, str]]:
         """Each body field's bounds: past one, the field's refusal word for word; at it, not."""
-        api, bases, ops = self.api, self.bases, self.ops
+        api, bases = self.api, self.bases
         probed: set[tuple[str, str, str]] = set()
         for route in ROUTES:
             if not isinstance(route.body, JsonBody) or not route.body.fields:
                 continue
             template = doc_path(route.path)
             base, path = bases[(route.method, template)]
-            token = ops if route.path == "/api/users" else None
+            by = {Permission.OPERATE: "operate", Permission.HOLD: "supervise"}
+            token = self.tokens.get(by.get(route.permission, ""))
             for f in route.body.fields:
                 for bound, at, past in probes(f.shape):
                     want = declared_refusal(f.shape, f.name, past)
                     answers = []
                     for value in (at, past):
                         body = {**base, f.name: value}
-                        if f.name == "deadline":
+                        if f.name == "deadline" and template == "/api/messages":
                             body["kind"] = "request"
                         answer = await api.call(
                             route.method, template, body, token=token, path=path
@@ -837,16 +1029,16 @@ class Bounds:
             for q in route.query:
                 shape = q.shape.text if isinstance(q.shape, QRequired) else q.shape
                 cases: list[tuple[str, bool]] = []
-                if isinstance(shape, QInt):
+                if isinstance(shape, QInt | QOptInt):
                     cases = [(str(shape.lo), False), (str(shape.hi), False),
                              (str(shape.lo - 1), True), (str(shape.hi + 1), True)]  # fmt: skip
                 elif isinstance(shape, QText) and shape.choices is None:
-                    at = (
-                        "a" * shape.max_len if q.name != "media_type" else "a" * 64 + "/" + "a" * 64
-                    )
+                    at = TEXT_AT.get(q.name, "a" * shape.max_len)
                     cases = [(at, False), (at + "a", True)]
+                    if isinstance(q.shape, QRequired):  # at least one character
+                        cases.append(("", True))
                 for raw, past in cases:
-                    params = {"name": "f.bin", q.name: raw}
+                    params = {**QUERY_BASES.get(route.path, {}), q.name: raw}
                     data = b"x" if route.path == "/api/uploads" else None
                     got = refusal_or_status(
                         await api.call(route.method, route.path, data=data, params=params)

@@ -44,7 +44,9 @@ import schemathesis
 from hypothesis import HealthCheck, settings
 from schemathesis.checks import CHECKS, load_all_checks
 from schemathesis.core.result import Ok
+from sqlalchemy import delete, select, update
 
+from globe_node import db
 from globe_node.api import ROUTES
 from globe_node.apidoc import doc_path, openapi_document
 from globe_node.roles import GRANTS, Permission, Role
@@ -63,7 +65,7 @@ STEP_TIMEOUT = 60.0
 MAX_EXAMPLES = 50
 #: Stateful scenarios, and steps in each.
 SCENARIOS = 80
-STEPS = 8
+STEPS = 12
 SEED = 20260612
 HEALTH = [HealthCheck.too_slow, HealthCheck.filter_too_much, HealthCheck.data_too_large]
 
@@ -109,6 +111,30 @@ CONFIG = schemathesis.Config.from_dict(
                 "body can be rightly refused with 400 `usage`.  The document says both; "
                 "negative data, and every other check, still run on this operation.",
                 "send",
+            ),
+            *_without(
+                "positive_data_acceptance",
+                "A case's `team` must be a team of this node (one some user is in, or the "
+                "intake team) and its `assignee` a user of this node who sees that team: the "
+                "users and teams are the node's state, which no schema can name, so a "
+                "schema-valid name (`Eu`) is rightly refused with 400 `usage`.",
+                "openCase",
+                "assignCase",
+            ),
+            *_without(
+                "positive_data_acceptance",
+                "`q` must hold 1 to 16 words, a word being a run of Python's Unicode `\\w`: "
+                "JSON Schema's ECMA-262 patterns have no such class, so a schema-valid `q` of "
+                "punctuation alone (`*`) is rightly refused with 400 `usage`.",
+                "textSearch",
+            ),
+            *_without(
+                "positive_data_acceptance",
+                "The period's `to` may not lie before its `from`: a relation between two query "
+                "parameters, which an OpenAPI parameter's schema (one per parameter) cannot "
+                "state, so `from=9007199254740990&to=0` is rightly refused with 400 `usage`.",
+                "stats",
+                "statsCsv",
             ),
         ],
     }
@@ -205,6 +231,26 @@ async def _start(root: Path) -> tuple[Net, RunningNode, dict[Role, str]]:
     return net, fr, tokens
 
 
+async def forget_cases(rn: RunningNode) -> None:
+    """Take the node back to having no case: drop every case, note and legal hold, and
+    unfile what a scenario filed (only scenarios file: the messages they send name none)."""
+    store = rn.n.ctx.store
+    async with store.write() as s:
+        filed: list[str] = []
+        for message in (db.InMessage, db.OutMessage):
+            where = message.case.is_not(None)
+            filed += (await s.execute(select(message.message_id).where(where))).scalars()
+        for model in (db.InMessage, db.OutMessage, db.RequestRow):
+            await s.execute(
+                update(model).where(model.case.is_not(None)).values(case=None, team=None)
+            )
+        await s.execute(update(db.Alert).where(db.Alert.message_id.in_(filed)).values(team=None))
+        for held in (db.NoteRow, db.LegalHold, db.CaseRow):
+            await s.execute(delete(held))
+    for mid in filed:
+        rn.n.index.move("message", mid, None)
+
+
 @pytest.fixture(scope="module")
 def live_node(tmp_path_factory: pytest.TempPathFactory) -> Iterator[LiveNode]:
     """The network on loopback, from a thread with its own event loop.
@@ -256,7 +302,8 @@ def test_every_check_runs_but_the_named_exclusion() -> None:
         checks = schema.config.checks_config_for(operation=operation, phase=None)
         off = {name for name in names if not checks.get_by_name(name=name).enabled}
         assert off == EXCLUDED.get(operation.definition.raw["operationId"], set()), operation
-    assert {"send": {"positive_data_acceptance"}} == EXCLUDED
+    schema_blind = ("send", "openCase", "assignCase", "textSearch", "stats", "statsCsv")
+    assert {name: {"positive_data_acceptance"} for name in schema_blind} == EXCLUDED
 
 
 def test_the_live_document_is_the_tested_one(
@@ -310,16 +357,18 @@ def test_what_the_node_creates_stays_reachable(
     live_node: LiveNode, session: requests.Session
 ) -> None:
     """Stateful: sequences over the document's links (a message sent -> read, its delivery,
-    a retry, a forward; an upload -> its discard) and the ones schemathesis infers, with
-    every check, the stateful ones (``ensure_resource_availability``, ``use_after_free``)
-    included.
+    a retry, a forward; an upload -> its discard; a case opened -> read, noted, closed) and
+    the ones schemathesis infers, with every check, the stateful ones
+    (``ensure_resource_availability``, ``use_after_free``) included.
 
     A schema cannot name a member of this network, so a positive ``POST /api/messages``
     goes to ``BR-PF``, and a deadline it carries is moved into the future (as a request's):
     the scenarios then follow links from messages the node really sent.  Hypothesis
     replays choices and requires the same ones to draw the same way, so every scenario
     starts from the same lists the links are inferred from: no staged upload (each
-    scenario's are discarded after it) and no case (a message sent here names none).
+    scenario's are discarded after it) and no case (a message sent here names none, and
+    the cases a scenario opens, and what it files under them, are forgotten after it:
+    the API deletes no case, so :func:`forget_cases` does it in the store).
     """
     seen: Counter[tuple[str, int]] = Counter()
 
@@ -329,12 +378,16 @@ def test_what_the_node_creates_stays_reachable(
             url = f"{live_node.base_url}/api/uploads/{upload['id']}"
             assert session.delete(url, headers=PLACEHOLDER_AUTH).status_code == 204
 
+    def start_afresh() -> None:
+        discard_staged()
+        live_node.run(forget_cases(live_node.node))
+
     class Workflow(schema.as_state_machine()):  # type: ignore[misc]
         def setup(self) -> None:
-            discard_staged()
+            start_afresh()
 
         def teardown(self) -> None:
-            discard_staged()
+            start_afresh()
 
         def before_call(self, case: Case) -> None:
             meta = case.meta
@@ -369,3 +422,5 @@ def test_what_the_node_creates_stays_reachable(
     assert seen[("GET /api/messages/{id}", 200)] > 0, seen
     assert seen[("GET /api/outbox/{id}", 200)] > 0, seen
     assert seen[("DELETE /api/uploads/{id}", 204)] > 0, seen
+    assert seen[("POST /api/cases", 201)] > 0, seen
+    assert seen[("GET /api/cases/{case}", 200)] > 0, seen

@@ -175,3 +175,99 @@ async def test_without_a_daemon_the_client_says_to_start_one(tmp_path: Path) -> 
         f"the node daemon is not running at {base}: start it with 'globe-node run'"
     )
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+async def uploads_stand_in() -> AsyncIterator[tuple[str, list[tuple[str, bytes]]]]:
+    """A daemon whose ``POST /api/uploads`` answers as its ``name`` says; the text
+    exports; and what it was sent."""
+    received: list[tuple[str, bytes]] = []
+
+    async def upload(request: web.Request) -> web.Response:
+        name = request.query["name"]
+        received.append((name, await request.read()))
+        answers = {
+            "ok": web.json_response({"id": "0" * 32, "size": len(received[-1][1])}, status=201),
+            "junk": web.Response(text="<html>staged</html>", status=201),
+            "noid": web.json_response({"size": 1}, status=201),
+            "full": web.Response(
+                body=b'{"detail": "the uploads of this user exceed 10 bytes"}', status=507,
+                content_type="application/problem+json",
+            ),
+        }  # fmt: skip
+        return answers[name]
+
+    async def csv(_r: web.Request) -> web.Response:
+        return web.Response(text="a,b\r\n1,2\r\n", content_type="text/csv")
+
+    async def latin1(_r: web.Request) -> web.Response:
+        return web.Response(body="café".encode("latin-1"), content_type="text/csv")
+
+    async def refused(_r: web.Request) -> web.Response:
+        return web.Response(body=b'{"detail": "\'to\' is before \'from\'"}', status=400,
+                            content_type="application/problem+json")  # fmt: skip
+
+    app = web.Application()
+    app.router.add_post("/api/uploads", upload)
+    app.router.add_get("/csv", csv)
+    app.router.add_get("/latin1", latin1)
+    app.router.add_get("/refused", refused)
+    async with serve_app(app) as served:
+        yield served.url, received
+
+
+async def test_a_text_answer_is_utf8_or_refused(
+    uploads_stand_in: tuple[str, list[tuple[str, bytes]]],
+) -> None:
+    url, _ = uploads_stand_in
+    async with ApiClient(url, "t") as client:
+        assert await client.get_text("/csv", {"from": 0, "to": None}) == "a,b\r\n1,2\r\n"
+        with pytest.raises(ApiError) as err:
+            await client.get_text("/latin1")
+        assert err.value.detail == "the node daemon's answer to GET /latin1 is not UTF-8 text"
+        with pytest.raises(ApiError) as err:
+            await client.get_text("/refused")
+        assert (err.value.detail, err.value.http_status) == ("'to' is before 'from'", 400)
+    with ReservedPort() as nothing_listens:
+        async with ApiClient(nothing_listens.url, "t") as client:
+            with pytest.raises(DaemonNotRunning):
+                await client.get_text("/csv")
+
+
+async def test_an_upload_streams_a_regular_file_and_checks_the_answer(
+    uploads_stand_in: tuple[str, list[tuple[str, bytes]]], tmp_path: Path
+) -> None:
+    url, received = uploads_stand_in
+    source = tmp_path / "ledger.pdf"
+    source.write_bytes(PAYLOAD)
+    seen: list[tuple[int, int | None]] = []
+    async with ApiClient(url, "t") as client:
+        staged = await client.upload(source, name="ok", media_type="application/pdf",
+                                     progress=lambda d, t: seen.append((d, t)))  # fmt: skip
+        assert staged == {"id": "0" * 32, "size": len(PAYLOAD)}
+        assert received == [("ok", PAYLOAD)]
+        assert seen[-1] == (len(PAYLOAD), len(PAYLOAD))
+        wrong = {
+            "junk": "the node daemon's answer to an upload names no upload id",
+            "noid": "the node daemon's answer to an upload names no upload id",
+            "full": "the uploads of this user exceed 10 bytes",
+        }
+        for name, detail in wrong.items():
+            with pytest.raises(ApiError) as err:
+                await client.upload(source, name=name, media_type="application/pdf")
+            assert err.value.detail == detail, name
+        # what is not a readable regular file is refused before anything is sent
+        for path, detail in (
+            (tmp_path / "missing.pdf", f"cannot read {tmp_path / 'missing.pdf'}: No such file or"
+                                       " directory"),
+            (tmp_path, f"cannot read {tmp_path}: Is a directory"),
+            (Path("/dev/null"), "/dev/null is not a regular file"),
+        ):  # fmt: skip
+            with pytest.raises(ApiError) as err:
+                await client.upload(path, name="ok", media_type="application/pdf")
+            assert err.value.detail == detail
+    assert [name for name, _ in received] == ["ok", "junk", "noid", "full"]
+    with ReservedPort() as nothing_listens:
+        async with ApiClient(nothing_listens.url, "t") as client:
+            with pytest.raises(DaemonNotRunning):
+                await client.upload(source, name="ok", media_type="application/pdf")

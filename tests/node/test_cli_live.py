@@ -132,9 +132,27 @@ async def test_a_case_through_the_command_line(
     assert [(c["case"], c["open"]) for c in cases] == [("FR-2026-7", 1)]
     assert (await cli(capfd, fr, fr_t, "cases")).code == 0
     assert (await cli(capfd, fr, fr_t, "case", "FR-2026-7")).code == 0
-    stats = (await cli(capfd, fr, fr_t, "stats", "--json")).json()["counterparts"]
-    assert stats["BR-PF"]["answered"] == 1
-    assert stats["KE-EACC"]["answered"] == 0
+    rows = (await cli(capfd, fr, fr_t, "stats", "--json")).json()["rows"]
+    # Brazil's acknowledgement and answer came seconds after the request: how many, the run says
+    first, answer = rows[4]["first_response_median_s"], rows[4]["answer_median_s"]
+    assert 0 <= first <= answer < 120
+    none = {"answered": 0, "declined": 0, "withdrawn": 0, "open": 0,
+            "first_response_median_s": None, "first_response_p90_s": None,
+            "answer_median_s": None, "answer_p90_s": None}  # fmt: skip
+    times = {"first_response_median_s": first, "first_response_p90_s": first,
+             "answer_median_s": answer, "answer_p90_s": answer}  # fmt: skip
+    assert rows == [
+        {"direction": "received", "counterpart": "BR-PF", "kind": "answer", "count": 1, **none},
+        {"direction": "received", "counterpart": "BR-PF", "kind": "status", "count": 1, **none},
+        {"direction": "received", "counterpart": None, "kind": "answer", "count": 1, **none},
+        {"direction": "received", "counterpart": None, "kind": "status", "count": 1, **none},
+        {"direction": "sent", "counterpart": "BR-PF", "kind": "request", "count": 1,
+         **none, "answered": 1, **times},
+        {"direction": "sent", "counterpart": "KE-EACC", "kind": "request", "count": 1,
+         **none, "open": 1},
+        {"direction": "sent", "counterpart": None, "kind": "request", "count": 2,
+         **none, "answered": 1, "open": 1, **times},
+    ]  # fmt: skip
     assert (await cli(capfd, fr, fr_t, "stats")).code == 0
     outbox = (await cli(capfd, fr, fr_t, "outbox", "--json")).json()["messages"]
     assert outbox[0]["recipients"]["BR-PF"]["state"] == "delivered"
@@ -198,3 +216,36 @@ async def test_a_case_through_the_command_line(
     assert (await cli(capfd, fr, fr_op, "audit")).code == 0
     unknown = await cli(capfd, fr, fr_t, "show", "0" * 32)
     assert (unknown.code, unknown.err) == (1, f"globe-node: error: no message {'0' * 32}\n")
+
+
+async def test_a_refused_upload_leaves_nothing_staged_and_wait_says_what_is_still_queued(
+    net: Net, tmp_path: Path, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """``send`` with files: when one upload is refused, those already staged are discarded;
+    ``--wait`` that runs out names the message, which stays queued and is retried."""
+    fr = await net.member("FR-PNF", "Parquet national financier", upload_quota=1000)
+    await net.member("KE-EACC", "Ethics and Anti-Corruption Commission", endpoint=False)
+    token = await token_file(fr, "fr-inv", "investigator")
+    first, second = tmp_path / "first.txt", tmp_path / "second.txt"
+    first.write_bytes(b"a" * 600)
+    second.write_bytes(b"b" * 600)
+    send = ("send", "--to", "KE-EACC", "--kind", "information", "--subject", "Files",
+            "--body", "Two files.")  # fmt: skip
+    ran = await cli(capfd, fr, token, *send, "--attach", first, second)
+    assert (ran.code, ran.out) == (1, "")
+    assert ran.err == (
+        "globe-node: error: staged uploads would take 1200 bytes of the 1000 allowed: send or"
+        " discard some first\n"
+    )
+    assert (await fr.api("GET", "/api/uploads"))[1] == {"uploads": []}
+    assert await fr.n.outbox() == []
+    # with the hub gone and no endpoint to try, the message stays queued
+    await net.stop_hub()
+    ran = await cli(capfd, fr, token, *send, "--wait", "0.5")
+    (queued,) = await fr.n.outbox()
+    assert (ran.code, ran.out) == (1, "")
+    assert ran.err == (
+        f"globe-node: error: message {queued.id} is still queued after 0.5 s; it stays in the"
+        " outbox and is retried (see: globe-node outbox)\n"
+    )
+    assert {r: s.state for r, s in queued.recipients.items()} == {"KE-EACC": "queued"}

@@ -35,7 +35,8 @@ NOT_RUNNING = (
         ["case", "C-1"], ["stats"], ["directory", "search", "--country", "fr"],
         ["ping", "DE-BKA"], ["keys", "rotate"], ["sync"], ["alerts"], ["audit"],
         ["retry", "m1"], ["forward", "m1", "--to", "DE-BKA"],
-        ["consent", "m1", "--grant"], ["status-update", "m1", "--state", "acknowledged"],
+        ["consent", "m1", "--grant"],
+        ["status-update", "m1", "--state", "acknowledged", "--expected", "2099-01-31"],
         ["send", "--to", "DE-BKA", "--kind", "request", "--subject", "s", "--body", "b"],
     ],
 )  # fmt: skip

@@ -10,8 +10,9 @@ The kill points are chosen by a seeded random number of events -- sends
 acknowledged, messages delivered -- that must have happened first, while the
 rest are in flight: never by a delay, which a loaded machine would stretch
 until nothing is in flight any more (or nothing has happened yet).  The
-process serves sockets the test binds on the node's reserved ports
-(``inherited_listeners.py``), so a restart serves the certified endpoint again.
+process serves sockets the test binds on the node's reserved ports, passed as
+systemd's socket activation passes them (``inherited_listeners.py``), so a restart
+serves the certified endpoint again.
 """
 
 from __future__ import annotations

@@ -19,6 +19,7 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from globe_io.hubapi import ProfilePublished
 from globe_node import db
 from globe_node.alerts import Alerts
 from globe_node.audit import AuditLog
@@ -45,6 +46,7 @@ from protocol.errors import GlobeError, MalformedError, TransportError
 from protocol.ids import AuthorityId
 from protocol.messages import Handling, Kind, MessageContent, Tlp, Urgency
 from protocol.receipts import EvidenceKind, make_evidence, make_receipt
+from tests.node.helpers import cases_of
 
 NOW = GENESIS_TIME + 7200
 
@@ -159,6 +161,9 @@ class FakeHub:
     async def checkpoint(self) -> bytes:
         raise TransportError("not used")
 
+    async def publish_profile(self, profile: bytes) -> ProfilePublished:
+        raise AssertionError("no profiles in this harness")
+
 
 @dataclass
 class FakePeers:
@@ -234,7 +239,7 @@ async def units(tmp_path: Path) -> AsyncIterator[Units]:
         quota=1 << 20, clock=ctx.now,
     )  # fmt: skip
     outbox = Outbox(ctx=ctx, directory=directory, prekeys=prekeys, staging=staging,
-                    audit=AuditLog(ctx.store), wake=lambda: None)  # fmt: skip
+                    audit=AuditLog(ctx.store), cases=cases_of(ctx), wake=lambda: None)  # fmt: skip
     deliverer = Deliverer(ctx=ctx, directory=directory, outbox=outbox, hub=hub, peers=peers)
     try:
         yield Units(ctx, outbox, deliverer, hub, peers, clock, directory)

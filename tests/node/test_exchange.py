@@ -12,6 +12,7 @@ from sqlalchemy import select
 
 from globe_io.httpguard import start_site
 from globe_node import db
+from globe_node.compartments import WHOLE_NODE
 from protocol.errors import TransportError
 from protocol.ids import AuthorityId
 from protocol.membership import Action
@@ -82,11 +83,15 @@ async def test_request_workflow_across_three_authorities(net: Net) -> None:
     await eventually(lambda: delivered(ke, dec["id"], fr))
     rows = {r.counterpart: r for r in await fr.n.requests()}
     assert rows["KE-EACC"].state == "declined"
-    stats = await fr.n.response_stats()
-    assert (stats["BR-PF"].requests, stats["BR-PF"].answered) == (1, 1)
-    cases = await fr.n.cases()
-    assert cases[0].case == "FR-2026-0042"
-    assert cases[0].counterparts == ("BR-PF", "KE-EACC")
+    report = await fr.n.stats.report(WHOLE_NODE, start=0, end=fr.n.now() + 1)
+    sent = {r.counterpart: r for r in report.rows if (r.direction, r.kind) == ("sent", "request")}
+    assert (sent["BR-PF"].count, sent["BR-PF"].answered, sent["KE-EACC"].declined) == (1, 1, 1)
+    page = await fr.n.cases.page(
+        WHOLE_NODE, state=None, team=None, assignee=None, limit=10, offset=0
+    )
+    assert [(c.case, c.counterparts) for c in page.cases] == [
+        ("FR-2026-0042", ("BR-PF", "KE-EACC"))
+    ]
     # France's inbox shows each reply once, in the case thread.
     assert sorted(await inbox_ids(fr)) == sorted([ack["id"], ans["id"], dec["id"]])
 

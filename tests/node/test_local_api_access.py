@@ -46,8 +46,12 @@ async def call(
     *,
     token: str | None = "",
     params: dict[str, str] | None = None,
+    media: str = "application/json",
 ) -> tuple[int, Any]:
-    """A local API request with exactly ``data`` as its body; (status, parsed answer)."""
+    """A local API request with exactly ``data`` as its body; (status, parsed answer).
+
+    A success is of the ``media`` type the route declares: a JSON one is parsed, any
+    other (a CSV) is given as its bytes; a refusal is always problem+json."""
     url = f"http://127.0.0.1:{rn.config.api_port}{path}"
     headers = {} if token is None else {"Authorization": f"Bearer {token or rn.token}"}
     async with (
@@ -59,6 +63,9 @@ async def call(
         body = await r.read()
         if not body:
             return r.status, None
+        if r.status < 400 and not media.endswith("json"):
+            assert r.content_type == media, body[:100]
+            return r.status, body
         assert r.content_type in ("application/json", "application/problem+json"), body[:100]
         return r.status, orjson.loads(body)
 
@@ -219,7 +226,9 @@ async def test_every_cell_of_the_permission_matrix(pair: tuple[RunningNode, Runn
             "unauthenticated",
         )
         for role, token in tokens.items():
-            status, answer = await call(fr, route.method, path, b"", token=token)
+            status, answer = await call(
+                fr, route.method, path, b"", token=token, media=route.reply.media_type
+            )
             if route.permission in GRANTS[role]:
                 assert status not in (401, 403) or slug((status, answer))[1] not in (
                     "forbidden", "unauthenticated",

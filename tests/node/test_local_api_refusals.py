@@ -186,3 +186,33 @@ async def test_a_request_deadline_in_the_past_is_refused(
     status, _ = await raw(fr, "POST", "/api/messages", orjson.dumps(body))
     assert status == 400
     assert await fr.n.outbox() == []
+
+
+async def test_staged_uploads_keep_to_the_quota_and_go_once_their_lifetime_is_over(
+    net: Net,
+) -> None:
+    """Past ``upload_quota`` an upload is refused and leaves nothing; an upload no message
+    took within ``upload_lifetime`` is erased, its file with it."""
+    # the daemon's own sync loop (which purges too) waits an hour after its first round
+    fr = await net.member("FR-PNF", "Parquet national financier", upload_quota=10,
+                          upload_lifetime=60, sync_interval=3600)  # fmt: skip
+    status, first = await fr.upload(b"ledger", "a.txt", "text/plain")
+    assert (status, first["size"]) == (201, 6)
+    assert problem(await fr.upload(b"12345", "b.txt", "text/plain")) == (
+        507, "upload-quota-exceeded",
+        "staged uploads would take 11 bytes of the 10 allowed: send or discard some first",
+    )  # fmt: skip
+    files = sorted(p.name for p in fr.config.blob_dir.iterdir())
+    assert len(files) == 1  # the first upload's, and no part of the second
+    assert await fr.n.staging.purge() == 0  # not yet
+    real = fr.n.clock
+    fr.n.clock = lambda: real() + 61
+    try:
+        assert await fr.n.staging.purge() == 1
+    finally:
+        fr.n.clock = real
+    assert list(fr.config.blob_dir.iterdir()) == []
+    status, listed = await raw(fr, "GET", "/api/uploads")
+    assert (status, listed) == (200, {"uploads": []})
+    status, again = await fr.upload(b"12345", "b.txt", "text/plain")  # room again
+    assert (status, again["size"]) == (201, 5)

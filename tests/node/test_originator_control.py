@@ -90,6 +90,13 @@ async def test_consent_comes_from_the_originator_on_every_hop(
         await es.n.send([fr.me], info("Accounts", handling=RED), user="alice", uploads=[upload])
     )
     await eventually(lambda: delivered(es, original, fr))
+    # its originator needs no one's consent, and is told so
+    st, own = await es.api(
+        "POST", f"/api/messages/{original}/request-consent", {"to": ["IT-ANAC"], "purpose": "p"}
+    )
+    assert (st, own["type"].rsplit("/", 1)[1], own["detail"]) == (
+        400, "usage", f"this node originated message {original}: no consent is needed"
+    )  # fmt: skip
 
     # France may not pass it on without Spain's consent
     st, refused = await fr.api("POST", f"/api/messages/{original}/forward", {"to": ["IT-ANAC"]})

@@ -9,6 +9,7 @@ import os
 
 import pytest
 
+from globe_node.compartments import WHOLE_NODE
 from globe_node.errors import NotFound
 from protocol.errors import UsageError
 from protocol.messages import Kind
@@ -57,8 +58,12 @@ async def test_a_send_checks_recipients_and_uploads_and_delivers_the_attachment(
     assert nf.value.detail == f"message {mid} has no attachment 2"
     with pytest.raises(UsageError) as err:
         await fr.n.reply(mid, kind=Kind.ANSWER, body="answering myself")
-    assert err.value.detail == "reply to a received message"
-    # Brazil received a request but sent none: no response statistics of its own
+    assert err.value.detail == (f"message {mid} was sent by this node: reply to a received message")
+    # Brazil received a request but sent none: its statistics count one received request
     assert [(r.direction, r.state) for r in await br.n.requests()] == [("in", "received")]
-    assert await br.n.response_stats() == {}
+    report = await br.n.stats.report(WHOLE_NODE, start=0, end=br.n.now() + 1)
+    assert [(r.direction, r.counterpart, r.kind, r.count, r.open) for r in report.rows] == [
+        ("received", "FR-PNF", "request", 1, 1),
+        ("received", None, "request", 1, 1),
+    ]
     assert fr.n.member(br.me).authority == br.me

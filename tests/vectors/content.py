@@ -80,6 +80,33 @@ def valid_messages() -> list[tuple[str, MessageContent]]:
             ),
         ),
         (
+            "status in progress with an expected date",
+            MessageContent(
+                kind=Kind.STATUS,
+                in_reply_to=_REPLY,
+                status=StatusUpdate(StatusState.IN_PROGRESS, expected=NOW + 2 * 86400),
+                **base,
+            ),
+        ),
+        (
+            "status withdrawn with a reason",
+            MessageContent(
+                kind=Kind.STATUS,
+                in_reply_to=_REPLY,
+                status=StatusUpdate(StatusState.WITHDRAWN, reason="The suspect was arrested."),
+                **base,
+            ),
+        ),
+        (
+            "status extended with a new deadline",
+            MessageContent(
+                kind=Kind.STATUS,
+                in_reply_to=_REPLY,
+                status=StatusUpdate(StatusState.EXTENDED, deadline=NOW + 14 * 86400),
+                **base,
+            ),
+        ),
+        (
             "consent request",
             MessageContent(
                 kind=Kind.CONSENT_REQUEST, consent=Consent(_REPLY, to, purpose="Joint team"), **base

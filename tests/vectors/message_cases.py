@@ -275,8 +275,44 @@ def message_cases(cases: Cases, accepts: Accepts) -> None:
             "MalformedError",
             {k: v for k, v in {**st, "status": status}.items() if k != "in_reply_to"},
         ),
+        (
+            "status withdrawn without a reason",
+            "MalformedError",
+            {**st, "status": {"state": "withdrawn"}},
+        ),
+        (
+            "status extended without a deadline",
+            "MalformedError",
+            {**st, "status": {"state": "extended"}},
+        ),
+        (
+            "status closed with a deadline",
+            "MalformedError",
+            {**st, "status": {"state": "closed", "deadline": NOW}},
+        ),
+        (
+            "status acknowledged with a deadline",
+            "MalformedError",
+            {**st, "status": {**status, "deadline": NOW}},
+        ),
+        (
+            "status closed with an expected date",
+            "MalformedError",
+            {**st, "status": {"state": "closed", "expected": NOW}},
+        ),
+        (
+            "status extended with an expected date",
+            "MalformedError",
+            {**st, "status": {"state": "extended", "deadline": NOW, "expected": NOW}},
+        ),
     ]:
         add(name, error, value, kinds if error == "MalformedError" else fields)
+    add(
+        "status deadline as a string",
+        "MalformedError",
+        {**st, "status": {"state": "extended", "deadline": "next week"}},
+        fields,
+    )
     base_req = {**info, "kind": "consent-request"}
     consent = {"message": reply, "to": ["DE-BKA", "IT-ANAC"], "purpose": "Joint team"}
     dec = {**info, "kind": "consent-decision", "in_reply_to": reply}

@@ -1,0 +1,1 @@
+"""Data tables the protocol package ships (generated, checked in)."""
