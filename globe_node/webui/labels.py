@@ -1,0 +1,101 @@
+"""The words the pages show for the API's values (kinds, states, competences, …).
+
+Each is a gettext message marked with :func:`~globe_node.webui.i18n.N_` and translated
+where it is shown (``_(KINDS[k])`` in a template).  The API's values stay what they
+are on the wire; only their labels change with the language.  TLP levels are not
+translated: TLP 2.0 labels are the same in every language by design.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from globe_node.webui.i18n import N_
+
+__all__ = [
+    "AUTHORITY_KINDS",
+    "DELIVERY",
+    "KINDS",
+    "OFFENCES",
+    "PROBLEMS",
+    "REQUEST_STATES",
+    "RESTRICTIONS",
+    "TLP_MEANING",
+    "URGENCIES",
+]
+
+KINDS: Final = {
+    "information": N_("Information"),
+    "request": N_("Request"),
+    "answer": N_("Answer"),
+    "status": N_("Status update"),
+    "consent-request": N_("Consent request"),
+    "consent-decision": N_("Consent decision"),
+    "bulletin": N_("Bulletin"),
+}
+URGENCIES: Final = {
+    "urgent": N_("Urgent"),
+    "priority": N_("Priority"),
+    "routine": N_("Routine"),
+}
+REQUEST_STATES: Final = {
+    "sent": N_("Sent"),
+    "received": N_("Received"),
+    "acknowledged": N_("Acknowledged"),
+    "in-progress": N_("In progress"),
+    "answered": N_("Answered"),
+    "declined": N_("Declined"),
+    "closed": N_("Closed"),
+    "withdrawn": N_("Withdrawn"),
+}
+DELIVERY: Final = {
+    "queued": N_("Queued"),
+    "sent": N_("Sent to the hub"),
+    "delivered": N_("Delivered"),
+    "failed": N_("Failed"),
+}
+RESTRICTIONS: Final = {
+    "intelligence-only": N_("Intelligence only: not evidence without formal MLA"),
+    "no-onward-dissemination": N_("No onward dissemination without the originator's consent"),
+}
+AUTHORITY_KINDS: Final = {
+    "anti-corruption": N_("Anti-corruption law enforcement"),
+    "mla-central": N_("MLA central authority"),
+    "asset-recovery": N_("Asset-recovery focal point"),
+    "fiu": N_("Financial intelligence unit"),
+    "prevention": N_("Prevention authority"),
+    "extradition": N_("Extradition authority"),
+    "civil-administrative": N_("Civil and administrative proceedings"),
+}
+OFFENCES: Final = {
+    "bribery": N_("Bribery of national public officials"),
+    "foreign-bribery": N_("Bribery of foreign public officials"),
+    "embezzlement": N_("Embezzlement by a public official"),
+    "trading-in-influence": N_("Trading in influence"),
+    "abuse-of-functions": N_("Abuse of functions"),
+    "illicit-enrichment": N_("Illicit enrichment"),
+    "private-bribery": N_("Bribery in the private sector"),
+    "private-embezzlement": N_("Embezzlement in the private sector"),
+    "money-laundering": N_("Laundering of proceeds of crime"),
+    "concealment": N_("Concealment"),
+    "obstruction-of-justice": N_("Obstruction of justice"),
+}
+#: What each TLP 2.0 level asks of the reader (the handling banner says it).
+TLP_MEANING: Final = {
+    "CLEAR": N_("Disclosure is not limited."),
+    "GREEN": N_("Limited disclosure: within the community, not publicly."),
+    "AMBER": N_("Limited disclosure: your organisation and its clients, on a need-to-know basis."),
+    "AMBER+STRICT": N_("Limited disclosure: your organisation only, on a need-to-know basis."),
+    "RED": N_("For the named recipients only: no further disclosure."),
+}
+#: The title of a refusal, by its problem slug (others show the API's own title).
+PROBLEMS: Final = {
+    "usage": N_("The request was not accepted"),
+    "not-found": N_("Not found"),
+    "forbidden": N_("Not allowed for your role"),
+    "unauthenticated": N_("Sign-in required"),
+    "csrf-rejected": N_("This form was not sent from this node's own page"),
+    "misdirected-host": N_("This address is not served here"),
+    "state-conflict": N_("This conflicts with the current state"),
+    "directory-stale": N_("The directory is too old to send: sync first"),
+}
