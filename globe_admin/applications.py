@@ -13,7 +13,7 @@ from typing import Any
 
 import click
 
-from globe_admin.session import Admin, app_id, outcome, reason, workflow_command
+from globe_admin.session import Admin, app_id, outcome, reason, resolve_app, workflow_command
 from globe_io import cli
 from globe_io.errors import CommandError
 from globe_io.hubapi import APPLICATION_STATES, PENDING, ApplicationDetail
@@ -94,7 +94,9 @@ def _application_lines(data: dict[str, Any], app: Application, reason_: object) 
 @workflow_command("show", short_help="show and check one application")
 @click.argument("app", metavar="APP", callback=app_id)
 async def show(admin: Admin, hub: HubClient, *, app: str) -> cli.Result:
-    """Show an application, verified locally, and whether its draft admission matches it."""
+    """Show an application (its id, or a unique prefix of it), verified locally, and whether
+    its draft admission matches it."""
+    app = await resolve_app(hub, app)
     info = await hub.admin_application(app)
     application = Application.decode(info.application, admin.genesis)
     data: dict[str, Any] = {
@@ -127,7 +129,9 @@ async def show(admin: Admin, hub: HubClient, *, app: str) -> cli.Result:
 )
 @click.argument("app", metavar="APP", callback=app_id)
 async def approve(admin: Admin, hub: HubClient, *, app: str) -> cli.Result:
-    """Sign the draft admission of an application (after checking it locally)."""
+    """Sign the draft admission of an application (its id, or a unique prefix of it), after
+    checking it locally."""
+    app = await resolve_app(hub, app)
     info = await hub.admin_application(app)
     application = Application.decode(info.application, admin.genesis)
     if info.status != PENDING or info.draft is None:
@@ -143,6 +147,8 @@ async def approve(admin: Admin, hub: HubClient, *, app: str) -> cli.Result:
 @click.argument("app", metavar="APP", callback=app_id)
 @click.option("--reason", "why", required=True, callback=reason, help="why (the applicant sees it)")
 async def reject(_admin: Admin, hub: HubClient, *, app: str, why: str) -> cli.Result:
-    """Reject an application, with a reason the applicant can read."""
+    """Reject an application (its id, or a unique prefix of it), with a reason the applicant
+    can read."""
+    app = await resolve_app(hub, app)
     result = await hub.admin_reject(app, why)
     return result.to_json(), [f"application {app} ({cli.safe(result.authority)}) rejected"]

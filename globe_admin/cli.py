@@ -4,7 +4,9 @@ Run on the admins' own workstations, which hold the admin keys (R1; docs/OPERATI
 
 * admin keys and the genesis ceremony: ``keygen``, ``genesis``, ``sign-genesis``;
 * the workflow with the hub: ``applications``, ``show``, ``approve``, ``reject``,
-  ``suspend``, ``reinstate``, ``revoke``, ``proposals``, ``log`` and ``audit``.
+  ``suspend``, ``reinstate``, ``revoke``, ``amend`` (a member's certified entry),
+  ``key-updates``, ``show-keys``, ``approve-keys``, ``reject-keys`` (a member's new keys),
+  ``proposals``, ``log`` and ``audit``.
 
 The workflow commands trust only the genesis the admin pinned (``--genesis``):
 applications are re-verified locally, a draft admission is signed only if it is exactly
@@ -21,7 +23,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from globe_admin import applications, ceremony, members
+from globe_admin import applications, ceremony, certify, keyupdates, members
 from globe_admin.session import ADMIN_PASSPHRASE_ENV
 from globe_io import cli
 
@@ -32,9 +34,9 @@ PROG: Final = "globe-admin"
 group = cli.program(
     PROG,
     description="GlobE Link administrators: admin keys, the genesis ceremony, and admitting, "
-    "suspending, reinstating and revoking members through the hub. Admin keys stay on admin "
-    f"workstations; their passphrases come from --passphrase-file, ${ADMIN_PASSPHRASE_ENV} or a "
-    "prompt.",
+    "suspending, reinstating, re-keying and revoking members through the hub. Admin keys stay "
+    "on admin workstations; their passphrases come from --passphrase-file, "
+    f"${ADMIN_PASSPHRASE_ENV} or a prompt.",
     epilog="See docs/OPERATIONS.md for the genesis ceremony and the admin workflow.",
 )
 for _command in (
@@ -46,6 +48,11 @@ for _command in (
     applications.approve,
     applications.reject,
     *members.MEMBER_ACTIONS,
+    certify.amend,
+    keyupdates.key_updates,
+    keyupdates.show_keys,
+    keyupdates.approve_keys,
+    keyupdates.reject_keys,
     members.proposals,
     members.log,
     members.audit,

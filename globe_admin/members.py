@@ -25,14 +25,15 @@ from protocol.directory import TRANSITIONS, DirectoryState, HeadRelation, Member
 from protocol.errors import GlobeError, RollbackDetected
 from protocol.ids import AuthorityId
 from protocol.membership import Action, Checkpoint, MembershipAction, make_action
+from protocol.profile import ProfileEntry
 from protocol.signed import SignedObject, verify_quorum
 
-__all__ = ["MEMBER_ACTIONS", "PROPOSAL_STATES", "audit", "log", "proposals"]
+__all__ = ["MEMBER_ACTIONS", "PROPOSAL_STATES", "audit", "log", "proposals", "verified_log"]
 
 _AUDIT_PAGE = 1000
 
 
-async def _verified_log(
+async def verified_log(
     admin: Admin, hub: HubClient
 ) -> tuple[DirectoryState, list[dict[str, Any]], Checkpoint, HeadRelation]:
     """Fetch the checkpoint and the whole log; verify both from the pinned genesis."""
@@ -41,18 +42,24 @@ async def _verified_log(
     rows: list[dict[str, Any]] = []
     for raw in await hub.log_entries():
         entry = state.apply(raw)
-        action = entry.action
-        signers = verify_quorum(
-            action.signed, labels.MEMBERSHIP_ACTION, admin.genesis.admin_keys, 0
-        )
+        if isinstance(entry, ProfileEntry):  # signed by the member itself (PROTOCOL.md §6.7)
+            name, authority = "profile", str(entry.profile.authority)
+            signers, why = [authority], None
+        else:
+            action = entry.action
+            name, authority, why = action.action.value, str(action.authority), action.reason
+            admins = verify_quorum(
+                action.signed, labels.MEMBERSHIP_ACTION, admin.genesis.admin_keys, 0
+            )
+            signers = sorted(admin.admin_name(k) for k in admins)
         rows.append(
             {
                 "seq": entry.seq,
                 "time": entry.time,
-                "action": action.action.value,
-                "authority": str(action.authority),
-                "signers": sorted(admin.admin_name(k) for k in signers),
-                "reason": action.reason,
+                "action": name,
+                "authority": authority,
+                "signers": signers,
+                "reason": why,
                 "hash": entry.hash.hex(),
             }
         )
@@ -94,7 +101,7 @@ async def _member_action(
     admin: Admin, hub: HubClient, action: Action, authority: AuthorityId, why: str
 ) -> cli.Result:
     """Sign ``action`` on ``authority``: co-sign the open proposal, or propose it."""
-    state, _rows, _cp, _rel = await _verified_log(admin, hub)
+    state, _rows, _cp, _rel = await verified_log(admin, hub)
     member = state.member(authority)
     if (member.status, action) not in TRANSITIONS:
         raise CommandError(f"cannot {action.value} {authority}: it is {member.status.value}")
@@ -177,7 +184,7 @@ async def proposals(admin: Admin, hub: HubClient, *, status: str | None) -> cli.
 @workflow_command("log", short_help="verify and print the membership log")
 async def log(admin: Admin, hub: HubClient) -> cli.Result:
     """Fetch the whole membership log, verify it and the hub's checkpoint, and print it."""
-    state, rows, cp, relation = await _verified_log(admin, hub)
+    state, rows, cp, relation = await verified_log(admin, hub)
     counts = {s.value: 0 for s in MemberStatus}
     for m in state.members.values():
         counts[m.status.value] += 1

@@ -27,13 +27,16 @@ from protocol.membership import Action
 __all__ = [
     "ADMIN_KEY_PURPOSE",
     "ADMIN_PASSPHRASE_ENV",
+    "MAX_CANDIDATES",
     "Admin",
+    "AmbiguousApplication",
     "admin_passphrase",
     "app_id",
     "authority_id",
     "load_admin_key",
     "outcome",
     "reason",
+    "resolve_app",
     "workflow_command",
 ]
 
@@ -41,6 +44,11 @@ __all__ = [
 ADMIN_KEY_PURPOSE: Final = "admin-signing-key"
 ADMIN_PASSPHRASE_ENV: Final = "GLOBE_ADMIN_PASSPHRASE"  # noqa: S105 - a variable name
 _HEX32: Final = re.compile(r"[0-9a-f]{32}\Z")
+#: What names an application on the command line: its id, or a unique prefix of it.
+_APP_REF: Final = re.compile(r"[0-9a-f]{4,32}\Z")
+_HEX: Final = re.compile(r"[0-9a-f]+\Z")
+#: Candidates an ambiguous prefix names in its refusal, at most.
+MAX_CANDIDATES: Final = 5
 _PAST: Final = {
     Action.ADMIT: "admitted",
     Action.UPDATE_KEYS: "re-keyed",
@@ -187,11 +195,35 @@ def workflow_command(name: str, **attrs: Any) -> Callable[[Work], cli.GlobeComma
 # --- checks of what the admin typed (at parse time) and what the hub's answer means -------------
 
 
+class AmbiguousApplication(CommandError):
+    """An application id prefix that several applications share: give more digits."""
+
+
 def app_id(_ctx: click.Context, _param: click.Parameter, text: str) -> str:
-    """An application id: 32 lower-case hex digits."""
-    if not _HEX32.match(text):
+    """An application id (32 lower-case hex digits), or a prefix of at least 4 of them
+    (:func:`resolve_app` finds the one it names)."""
+    if _HEX.match(text) and not _APP_REF.match(text):
+        raise CommandError(
+            f"an application id prefix has at least 4 hex digits, not {len(text)}: {text!r}"
+        )
+    if not _APP_REF.match(text):
         raise CommandError(f"application id must be 32 lower-case hex digits, not {text!r}")
     return text
+
+
+async def resolve_app(hub: HubClient, ref: str) -> str:
+    """The id of the one application whose id is ``ref`` or starts with it (as git takes
+    a prefix); a prefix that several share is refused with the candidates."""
+    if _HEX32.match(ref):
+        return ref
+    listed = await hub.admin_applications(None)
+    found = sorted(a.id for a in listed.applications if a.id.startswith(ref))
+    if not found:
+        raise CommandError(f"no application id starts with {ref}")
+    if len(found) > 1:
+        shown = ", ".join(found[:MAX_CANDIDATES]) + (", ..." if len(found) > MAX_CANDIDATES else "")
+        raise AmbiguousApplication(f"application id prefix {ref} is ambiguous: {shown}")
+    return found[0]
 
 
 def authority_id(_ctx: click.Context, _param: click.Parameter, text: str) -> AuthorityId:

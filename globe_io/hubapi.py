@@ -17,6 +17,9 @@ from dataclasses import dataclass, fields
 from typing import Any, Final
 
 from globe_io.wire import WireResult, omitted_when_none, one_of
+from protocol.directory import Member, MemberStatus
+from protocol.dirsearch import FIELDS, MATCHES, Reason
+from protocol.profile import Contact, Profile
 from protocol.signed import SignedObject
 
 __all__ = [
@@ -25,6 +28,7 @@ __all__ = [
     "APPLICATION_STATES",
     "APPROVED",
     "AWAITING_POP",
+    "KEY_ROLES",
     "OPEN",
     "PENDING",
     "PROPOSAL_STATES",
@@ -42,13 +46,23 @@ __all__ = [
     "AuditRecord",
     "AuditRecords",
     "BlobStored",
+    "ContactPoint",
     "Health",
+    "KeyUpdateCreated",
+    "KeyUpdateDetail",
+    "KeyUpdateList",
+    "KeyUpdateState",
+    "KeyUpdateStatus",
+    "KeyUpdateSummary",
     "LogPage",
     "MailboxItem",
     "MailboxPage",
+    "MatchReason",
+    "MemberProfile",
     "MemberSummary",
     "PrekeyStored",
     "Prekeys",
+    "ProfilePublished",
     "Proposal",
     "ProposalList",
     "Readiness",
@@ -62,6 +76,8 @@ PENDING: Final = "pending"
 APPROVED: Final = "approved"
 REJECTED: Final = "rejected"
 APPLICATION_STATES: Final = (AWAITING_POP, PENDING, APPROVED, REJECTED)
+#: The roles of a member's keys, in the order a key update names those it replaces.
+KEY_ROLES: Final = ("identity", "transport", "key-agreement")
 #: A proposal's states: collecting signatures, appended to the log, or overtaken by
 #: another action on the same authority that was appended first.
 OPEN: Final = "open"
@@ -167,6 +183,85 @@ class ApplicationList(WireResult):
     applications: tuple[ApplicationSummary, ...]
 
 
+# --- key updates (PROTOCOL.md §6.8): the same states as an application ------------------------
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyUpdateCreated(WireResult):
+    """An accepted key-update request and the KEM challenge proving its key-agreement key.
+
+    ``id`` is the first half of the request's digest, in hex: the member knows it
+    without the answer.
+    """
+
+    id: str
+    authority: str
+    status: str = one_of((AWAITING_POP,), default=AWAITING_POP)
+    replaced: tuple[str, ...]
+    fingerprint: str
+    challenge: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyUpdateStatus(WireResult):
+    """Public status of a key-update request (``reason`` once rejected)."""
+
+    id: str
+    authority: str
+    status: str = one_of(APPLICATION_STATES)
+    reason: str | None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyUpdateState(WireResult):
+    """A key-update request after a transition (proof accepted, or rejected)."""
+
+    id: str
+    authority: str
+    status: str = one_of((PENDING, REJECTED))
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyUpdateSummary(WireResult):
+    """A key-update request as the admins see it in a list: the roles whose key it
+    replaces and the authority fingerprint of the keys it asks for."""
+
+    id: str
+    authority: str
+    replaced: tuple[str, ...]
+    status: str = one_of(APPLICATION_STATES)
+    reason: str | None
+    created: int
+    fingerprint: str
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyUpdateDetail(KeyUpdateSummary):
+    """Everything an admin needs to check a key update before signing it.
+
+    ``request`` is the exact request container; ``draft`` the exact payload of the
+    ``update-keys`` the hub prepared once possession was proven (``None`` before).
+    """
+
+    request: bytes
+    draft: bytes | None
+
+    @classmethod
+    def of(
+        cls, summary: KeyUpdateSummary, *, request: bytes, draft: bytes | None
+    ) -> KeyUpdateDetail:
+        """``summary`` with the request's bytes and the draft action."""
+        same = {f.name: getattr(summary, f.name) for f in fields(KeyUpdateSummary)}
+        return cls(**same, request=request, draft=draft)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class KeyUpdateList(WireResult):
+    """Key-update requests, newest first."""
+
+    key_updates: tuple[KeyUpdateSummary, ...]
+
+
 # --- membership actions ---------------------------------------------------------------------
 
 
@@ -247,8 +342,75 @@ class LogPage(WireResult):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class ContactPoint(WireResult):
+    """A contact point of a member's profile (PROTOCOL.md §6.7): a role, never a person."""
+
+    role: str
+    label: str | None = omitted_when_none()
+    hours: str | None = omitted_when_none()
+    languages: tuple[str, ...] = ()
+    email: str | None = omitted_when_none()
+    phone: str | None = omitted_when_none()
+
+    @classmethod
+    def of(cls, c: Contact) -> ContactPoint:
+        """The contact as it travels."""
+        return cls(role=c.role, label=c.label, hours=c.hours, languages=c.languages,
+                   email=c.email, phone=c.phone)  # fmt: skip
+
+    def contact(self) -> Contact:
+        """The protocol's contact."""
+        return Contact(role=self.role, label=self.label, hours=self.hours,
+                       languages=self.languages, email=self.email, phone=self.phone)  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MemberProfile(WireResult):
+    """A member's current self-published profile, verified from the log.
+
+    ``seq`` is the profile's own sequence number, ``published`` the time of the log
+    entry that published it.
+    """
+
+    seq: int
+    published: int
+    offences: tuple[str, ...]
+    time_zone: str | None = omitted_when_none()
+    contacts: tuple[ContactPoint, ...]
+    note: str | None = omitted_when_none()
+
+    @classmethod
+    def of(cls, profile: Profile, published: int) -> MemberProfile:
+        """The profile as it travels."""
+        return cls(
+            seq=profile.seq, published=published, offences=profile.offences,
+            time_zone=profile.time_zone,
+            contacts=tuple(ContactPoint.of(c) for c in profile.contacts), note=profile.note,
+        )  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MatchReason(WireResult):
+    """Why a member matched a search: which field, the value that matched and how.
+
+    ``language`` names the language of a country name that matched.
+    """
+
+    field: str = one_of(FIELDS)
+    value: str
+    match: str = one_of(MATCHES)
+    language: str | None = omitted_when_none()
+
+    @classmethod
+    def of(cls, r: Reason) -> MatchReason:
+        """The reason as it travels."""
+        return cls(field=r.field, value=r.value, match=r.match, language=r.language)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class MemberSummary(WireResult):
-    """A directory entry (``endpoint`` if certified; ``reason`` for an inactive member)."""
+    """A directory entry (``endpoint`` if certified; ``reason`` for an inactive member;
+    ``profile`` if the member published one; ``reasons`` in a ranked search)."""
 
     authority: str
     name: str
@@ -261,13 +423,40 @@ class MemberSummary(WireResult):
     not_after: int
     endpoint: str | None = omitted_when_none()
     reason: str | None = omitted_when_none()
+    profile: MemberProfile | None = omitted_when_none()
+    reasons: tuple[MatchReason, ...] | None = omitted_when_none()
+
+    @classmethod
+    def of(cls, m: Member, reasons: tuple[Reason, ...] | None = None) -> MemberSummary:
+        """A verified member as a directory entry."""
+        c = m.certificate
+        return cls(
+            authority=str(m.authority), name=c.name, country=m.authority.country,
+            kinds=tuple(c.kinds), languages=tuple(c.languages), status=m.status.value,
+            identity_key=str(c.identity_key.key_id), fingerprint=c.fingerprint(),
+            not_after=c.not_after, endpoint=c.endpoint,
+            reason=m.reason if m.status is not MemberStatus.ACTIVE else None,
+            profile=None if m.profile is None else MemberProfile.of(m.profile, m.profile_time),
+            reasons=None if reasons is None else tuple(MatchReason.of(r) for r in reasons),
+        )  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
 class SearchResults(WireResult):
-    """Members matching every filter, sorted by authority id."""
+    """Members matching every filter: ranked when a country or text was given, each with
+    its reasons; otherwise sorted by authority id."""
 
     results: tuple[MemberSummary, ...]
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class ProfilePublished(WireResult):
+    """A member's profile, appended to the membership log at ``entry``."""
+
+    authority: str
+    seq: int
+    entry: int
+    time: int
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)

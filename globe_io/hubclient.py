@@ -61,8 +61,14 @@ from globe_io.hubapi import (
     ApplicationList,
     ApplicationState,
     AuditRecords,
+    KeyUpdateCreated,
+    KeyUpdateDetail,
+    KeyUpdateList,
+    KeyUpdateState,
+    KeyUpdateStatus,
     LogPage,
     MailboxItem,
+    ProfilePublished,
     ProposalList,
     Readiness,
     SearchResults,
@@ -372,6 +378,25 @@ class HubClient:
             "POST", f"/v1/applications/{quote(app_id, safe='')}/proof", body=body
         )
 
+    async def submit_key_update(self, request: bytes) -> KeyUpdateCreated:
+        """``POST /v1/key-updates``: id, replaced roles, fingerprint and the KEM challenge."""
+        return await self._result(
+            KeyUpdateCreated, "key update", "POST", "/v1/key-updates", body=request
+        )
+
+    async def key_update_status(self, ku_id: str) -> KeyUpdateStatus:
+        """``GET /v1/key-updates/{id}``: public status of a key-update request."""
+        return await self._result(
+            KeyUpdateStatus, "key update", "GET", f"/v1/key-updates/{quote(ku_id, safe='')}"
+        )
+
+    async def answer_key_update(self, ku_id: str, answer: bytes) -> KeyUpdateState:
+        """``POST /v1/key-updates/{id}/proof``: prove possession of the new key-agreement key."""
+        return await self._result(
+            KeyUpdateState, "proof", "POST", f"/v1/key-updates/{quote(ku_id, safe='')}/proof",
+            body=orjson.dumps({"answer": canonical.b64e(answer)}),
+        )  # fmt: skip
+
     async def log_page(self, since: int = 0, limit: int | None = None) -> LogPage:
         """``GET /v1/directory/log``: entries after ``since`` (unverified exact bytes)."""
         page = await self._json("GET", "/v1/directory/log", params={"since": since, "limit": limit})
@@ -412,11 +437,13 @@ class HubClient:
         text: str | None = None,
         include_inactive: bool = False,
         limit: int | None = None,
+        offence: str | None = None,
     ) -> SearchResults:
         """``GET /v1/directory/search``: directory entries (check them against the log)."""
         params: dict[str, str | int | None] = {
             "country": country,
             "kind": kind,
+            "offence": offence,
             "language": language,
             "q": text,
             "inactive": "1" if include_inactive else None,
@@ -424,6 +451,12 @@ class HubClient:
         }
         return await self._result(
             SearchResults, "search", "GET", "/v1/directory/search", params=params
+        )
+
+    async def publish_profile(self, profile: bytes) -> ProfilePublished:
+        """``PUT /v1/profile``: append the member's signed profile to the log (PROTOCOL.md §6.7)."""
+        return await self._result(
+            ProfilePublished, "profile", "PUT", "/v1/profile", body=profile, signed=True
         )
 
     async def put_prekey(self, prekey: bytes) -> dict[str, Any]:
@@ -459,6 +492,28 @@ class HubClient:
         return await self._result(
             ApplicationState, "rejection", "POST",
             f"/v1/admin/applications/{quote(app_id, safe='')}/reject",
+            body=orjson.dumps({"reason": reason}), signed=True,
+        )  # fmt: skip
+
+    async def admin_key_updates(self, status: str | None = None) -> KeyUpdateList:
+        """``GET /v1/admin/key-updates``: key-update requests, newest first."""
+        return await self._result(
+            KeyUpdateList, "key updates", "GET", "/v1/admin/key-updates",
+            params={"status": status}, signed=True,
+        )  # fmt: skip
+
+    async def admin_key_update(self, ku_id: str) -> KeyUpdateDetail:
+        """``GET /v1/admin/key-updates/{id}``: the request bytes and the draft update-keys."""
+        return await self._result(
+            KeyUpdateDetail, "key update", "GET",
+            f"/v1/admin/key-updates/{quote(ku_id, safe='')}", signed=True,
+        )  # fmt: skip
+
+    async def admin_reject_key_update(self, ku_id: str, reason: str) -> KeyUpdateState:
+        """``POST /v1/admin/key-updates/{id}/reject`` with a reason."""
+        return await self._result(
+            KeyUpdateState, "rejection", "POST",
+            f"/v1/admin/key-updates/{quote(ku_id, safe='')}/reject",
             body=orjson.dumps({"reason": reason}), signed=True,
         )  # fmt: skip
 

@@ -6,11 +6,15 @@ path and query parameters, its body, its answer and its refusals
 :mod:`globe_node.apimodels`, the answers in :mod:`globe_node.apiresults`).
 :func:`create_api_app` registers each handler behind one guard that
 authenticates the bearer token, compares the user's role with the permission
-(:mod:`globe_node.roles`) and parses the request with the route's declarations:
-a handler cannot forget the check, reads its inputs already parsed, and the
-table is both the permission matrix the tests walk cell by cell and the source
-of the OpenAPI document served at ``GET /api/openapi.json``
-(:mod:`globe_node.apidoc`).
+(:mod:`globe_node.roles`), parses the request with the route's declarations and
+resolves every message id (a unique prefix is enough) and case reference of the
+path against what the user may see (:mod:`globe_node.compartments`: another
+team's material is not found): a handler cannot forget the check, reads its
+inputs already parsed, and the table is both the permission matrix the tests
+walk cell by cell and the source of the OpenAPI document served at
+``GET /api/openapi.json`` (:mod:`globe_node.apidoc`).  The routes of the
+investigator's work (requests, cases, search, statistics) are declared in
+:mod:`globe_node.apiworkroutes` and take their place in the table.
 
 The daemon never opens a path, URL or file its caller names: attachments
 arrive as bytes (``POST /api/uploads``) and a message refers to them by
@@ -33,34 +37,46 @@ from aiohttp import web
 from globe_io.errors import Conflict, RemoteError
 from globe_io.web import json_response, problem_middleware
 from globe_node import apimodels as m
+from globe_node import apiprofile as p
 from globe_node import apiresults as r
+from globe_node.apiapp import AUDIT_KEY, NODE_KEY
 from globe_node.apidoc import openapi_document
-from globe_node.apiparams import ApiRoute, Call, Handler, RawBody, Reply, parse_request
+from globe_node.apiparams import ApiRoute, Call, Handler, Param, RawBody, Reply, parse_request
+from globe_node.apiworkroutes import WORK_ROUTES, status_update
 from globe_node.audit import AuditLog
-from globe_node.errors import ConsentRequired, DirectoryStale, Forbidden, NotFound
+from globe_node.bundles import Bundles
+from globe_node.errors import (
+    AmbiguousId,
+    ConsentRequired,
+    DirectoryStale,
+    Forbidden,
+    NotFound,
+)
 from globe_node.node import Node
 from globe_node.roles import GRANTS, Permission, may_create
 from globe_node.uploads import MAX_ATTACHMENT, UploadQuotaExceeded
 from globe_node.users import Principal, add_user, authenticate
+from protocol.dirsearch import Query
 from protocol.errors import (
     ExpiredError,
     GlobeError,
     LogError,
+    LogStale,
     MalformedError,
     MemberNotActive,
+    NotCertified,
     NotYetValid,
+    ReplayError,
     TransportError,
     UnknownMember,
     UsageError,
 )
-from protocol.messages import Consent, Handling, Kind, MessageContent, StatusUpdate
+from protocol.messages import Consent, Handling, Kind, MessageContent
 
 __all__ = ["API_MAX_BODY", "MAX_LIMIT", "ROUTES", "ApiRoute", "Handler", "create_api_app"]
 
 log = logging.getLogger("globe.node.api")
 
-NODE_KEY: Final = web.AppKey("node", Node)
-AUDIT_KEY: Final = web.AppKey("audit", AuditLog)
 #: ``GET /api/openapi.json``: the document of this app's routes, serialized once.
 DOCUMENT_KEY: Final = web.AppKey("openapi", bytes)
 API_MAX_BODY: Final = m.API_MAX_BODY
@@ -86,20 +102,21 @@ def _created(data: dict[str, Any]) -> web.Response:
 # --- messages --------------------------------------------------------------------------------
 
 
-async def api_status(request: web.Request, _who: Principal, _call: Call) -> web.Response:
-    """The node at a glance: membership, directory, hub, queues, requests and alerts."""
-    return json_response((await _node(request).status()).to_json())
+async def api_status(request: web.Request, who: Principal, _call: Call) -> web.Response:
+    """The node at a glance: membership, directory, hub, queues, requests and alerts, and
+    the reminders addressed to this user."""
+    return json_response((await _node(request).status(who)).to_json())
 
 
-async def api_inbox(request: web.Request, _who: Principal, call: Call) -> web.Response:
-    """Received messages, newest first (reading the list marks nothing read)."""
-    items = await _node(request).inbox(limit=call[m.LIMIT], unread=call[m.UNREAD])
+async def api_inbox(request: web.Request, who: Principal, call: Call) -> web.Response:
+    """Received messages this user sees, newest first (reading the list marks nothing read)."""
+    items = await _node(request).inbox(who=who, limit=call[m.LIMIT], unread=call[m.UNREAD])
     return json_response({"messages": [i.to_json() for i in items]})
 
 
-async def api_outbox(request: web.Request, _who: Principal, call: Call) -> web.Response:
-    """Sent messages, newest first, with each recipient's delivery state."""
-    items = await _node(request).outbox(limit=call[m.LIMIT])
+async def api_outbox(request: web.Request, who: Principal, call: Call) -> web.Response:
+    """Sent messages this user sees, newest first, with each recipient's delivery state."""
+    items = await _node(request).outbox(who=who, limit=call[m.LIMIT])
     return json_response({"messages": [i.to_json() for i in items]})
 
 
@@ -115,12 +132,15 @@ async def api_message(request: web.Request, who: Principal, call: Call) -> web.R
     """
     node = _node(request)
     mid = call[m.MESSAGE]
-    direction, content, meta = await node.content_of(mid)
-    if direction == "in":
+    held = await node.content_of(mid)
+    if held.direction == "in":
         await node.mark_read(mid, who.name)
+    requests = await node.worklists.of_message(mid)
     return json_response(
-        {"direction": direction, "content": r.content_json(content), "meta": meta.to_json()}
-    )
+        {"direction": held.direction, "content": r.content_json(held.content),
+         "meta": held.meta.to_json(), "case": held.place.case,
+         "requests": [x.to_json() for x in requests]}
+    )  # fmt: skip
 
 
 async def api_attachment(request: web.Request, who: Principal, call: Call) -> web.StreamResponse:
@@ -162,7 +182,10 @@ async def api_send(request: web.Request, who: Principal, call: Call) -> web.Resp
     )  # fmt: skip
     if content.deadline is not None and content.deadline <= node.now():
         raise UsageError("'deadline' is in the past")
-    mid = await node.send(call[m.TO], content, user=who.name, uploads=call[m.ATTACHMENTS])
+    mid = await node.send(
+        call[m.TO], content, user=who.name, uploads=call[m.ATTACHMENTS], who=who,
+        team=call[m.SEND_TEAM],
+    )  # fmt: skip
     return _created({"id": str(mid)})
 
 
@@ -172,17 +195,6 @@ async def api_reply(request: web.Request, who: Principal, call: Call) -> web.Res
         call[m.MESSAGE], kind=call[m.REPLY_KIND], body=call[m.REPLY_BODY],
         subject=call[m.REPLY_SUBJECT], user=who.name, uploads=call[m.ATTACHMENTS],
     )  # fmt: skip
-    return _created({"id": str(mid)})
-
-
-async def api_status_update(request: web.Request, who: Principal, call: Call) -> web.Response:
-    """Report the state of a received request to its sender."""
-    state, reason = call[m.STATE], call[m.STATUS_REASON]
-    status = StatusUpdate(state, call[m.EXPECTED], reason)
-    text = call[m.STATUS_BODY] or f"Status: {state.value}" + (f" ({reason})" if reason else "")
-    mid = await _node(request).reply(
-        call[m.MESSAGE], kind=Kind.STATUS, body=text, status=status, user=who.name
-    )
     return _created({"id": str(mid)})
 
 
@@ -260,32 +272,76 @@ async def api_discard_upload(request: web.Request, who: Principal, call: Call) -
     return web.Response(status=204)
 
 
+# --- evidence bundles (PROTOCOL.md §9.3) -----------------------------------------------------
+
+
+async def api_bundle(request: web.Request, who: Principal, call: Call) -> web.StreamResponse:
+    """The case's evidence bundle (or one exchange's: `message` and its replies), a ZIP file
+    that `globe-verify` checks offline.  Gathered, checked with the verifier's own code and
+    audited before a byte is sent; restricted material of another authority needs its
+    consent to the export (403 `consent-required`, audited)."""
+    node = _node(request)
+    message = call[m.BUNDLE_MESSAGE]
+    if message is not None:
+        message = await node.resolve_message(message, who)
+    bundles = Bundles(ctx=node.ctx, directory=node.directory, audit=request.app[AUDIT_KEY])
+    export = await bundles.export(
+        call[m.CASE_REF], message=message, included=call[m.BUNDLE_ATTACHMENTS] != "digests",
+        user=who.name,
+    )  # fmt: skip
+    disposition = f"attachment; filename*=UTF-8''{quote(export.filename, safe='')}"
+    resp = web.StreamResponse(
+        headers={
+            "Content-Type": "application/zip",
+            "Content-Length": str(export.size),
+            "Content-Disposition": disposition,
+        }
+    )
+    await resp.prepare(request)
+    async for chunk in bundles.stream(export):
+        await resp.write(chunk)
+    await resp.write_eof()
+    return resp
+
+
 # --- cases, directory, node ------------------------------------------------------------------
 
 
-async def api_cases(request: web.Request, _who: Principal, _call: Call) -> web.Response:
-    """Every case: counterparts, message count, open and overdue requests."""
-    return json_response({"cases": [c.to_json() for c in await _node(request).cases()]})
-
-
-async def api_case(request: web.Request, _who: Principal, call: Call) -> web.Response:
-    """A case: its requests and every message in it, in thread order."""
-    return json_response((await _node(request).case_thread(call[m.CASE_REF])).to_json())
-
-
-async def api_stats(request: web.Request, _who: Principal, _call: Call) -> web.Response:
-    """Requests this node sent, per counterpart, and how fast they were answered."""
-    stats = await _node(request).response_stats()
-    return json_response({"counterparts": {k: v.to_json() for k, v in stats.items()}})
-
-
 async def api_search(request: web.Request, _who: Principal, call: Call) -> web.Response:
-    """Members of the verified directory matching every filter given."""
-    results = _node(request).state.search(
-        country=call[m.COUNTRY], kind=call[m.KIND], language=call[m.SEARCH_LANGUAGE],
-        text=call[m.TEXT], include_inactive=call[m.INACTIVE],
+    """Members of the verified directory matching every filter given, best first, each with
+    the reasons it matched (never asks the hub)."""
+    hits = _node(request).directory.search(
+        Query(
+            country=call[m.COUNTRY], text=call[m.TEXT], kind=call[m.KIND],
+            offence=call[m.OFFENCE], language=call[m.SEARCH_LANGUAGE],
+            include_inactive=call[m.INACTIVE],
+        )
     )  # fmt: skip
-    return json_response({"results": [r.member_json(x) for x in results[: m.SEARCH_MAX]]})
+    results = [r.member_json(h.member, h.reasons) for h in hits[: m.SEARCH_MAX]]
+    return json_response({"results": results})
+
+
+def _own_profile(node: Node) -> dict[str, Any]:
+    current = node.directory.profile()
+    shown = None if current is None else p.profile_json(*current)
+    return {"authority": str(node.me), "profile": shown}
+
+
+async def api_profile(request: web.Request, _who: Principal, _call: Call) -> web.Response:
+    """This node's profile as its verified directory has it."""
+    return json_response(_own_profile(_node(request)))
+
+
+async def api_publish_profile(request: web.Request, who: Principal, call: Call) -> web.Response:
+    """Publish this node's whole profile: signed with the identity key, appended to the
+    membership log by the hub, verified back from the log (audited)."""
+    node = _node(request)
+    profile = await node.directory.publish_profile(
+        offences=call[p.OFFENCES], time_zone=call[p.TIME_ZONE], contacts=call[p.CONTACTS],
+        note=call[p.NOTE],
+    )  # fmt: skip
+    await request.app[AUDIT_KEY].append(node.now(), who.name, "publish-profile", str(profile.seq))
+    return json_response(_own_profile(node))
 
 
 async def api_ping(request: web.Request, _who: Principal, call: Call) -> web.Response:
@@ -307,9 +363,11 @@ async def api_sync(request: web.Request, _who: Principal, _call: Call) -> web.Re
     return json_response({"added": added, "pulled": pulled})
 
 
-async def api_alerts(request: web.Request, _who: Principal, _call: Call) -> web.Response:
-    """What the operator must see, newest first (the evidence stays in the database)."""
-    return json_response({"alerts": [a.to_json() for a in await _node(request).alerts()]})
+async def api_alerts(request: web.Request, who: Principal, _call: Call) -> web.Response:
+    """What this user must see, newest first: the node's alerts, and the reminders of the
+    requests it sees that are addressed to it (the evidence stays in the database)."""
+    alerts = await _node(request).alerts(who)
+    return json_response({"alerts": [a.to_json() for a in alerts]})
 
 
 async def api_audit(request: web.Request, _who: Principal, _call: Call) -> web.Response:
@@ -362,6 +420,15 @@ _BYTES: Final = Reply(
 )
 _MSG: Final = (m.MESSAGE,)
 
+_BUNDLE: Final = Reply(
+    200,
+    "The evidence bundle: a ZIP file (PROTOCOL.md §9.3) to verify with `globe-verify`.",
+    media_type="application/zip",
+    headers={
+        "Content-Disposition": {"type": "string", "pattern": "^attachment; filename\\*=UTF-8''"},
+        "Content-Length": {"type": "string", "pattern": "^[0-9]+$"},
+    },
+)
 #: The permission matrix and the API's description: every route of the local API, once.
 ROUTES: Final[tuple[ApiRoute, ...]] = (
     ApiRoute("GET", "/api/status", Permission.STATUS, api_status,
@@ -380,7 +447,7 @@ ROUTES: Final[tuple[ApiRoute, ...]] = (
              Permission.READ, api_attachment, _BYTES, path_params=(m.MESSAGE, m.NUMBER)),
     ApiRoute("POST", "/api/messages/{id}/reply", Permission.SEND, api_reply, _ID,
              path_params=_MSG, body=m.REPLY, refusals=_SENDING),
-    ApiRoute("POST", "/api/messages/{id}/status", Permission.SEND, api_status_update, _ID,
+    ApiRoute("POST", "/api/messages/{id}/status", Permission.SEND, status_update, _ID,
              path_params=_MSG, body=m.NEW_STATUS, refusals=_SENDING),
     ApiRoute("POST", "/api/messages/{id}/forward", Permission.SEND, api_forward, _ID,
              path_params=_MSG, body=m.FORWARD, refusals=(*_SENDING, ConsentRequired)),
@@ -398,13 +465,20 @@ ROUTES: Final[tuple[ApiRoute, ...]] = (
              Reply(200, "The staged uploads.", r.UPLOADS)),
     ApiRoute("DELETE", "/api/uploads/{id}", Permission.SEND, api_discard_upload,
              Reply(204, "Erased."), path_params=(m.UPLOAD,)),
-    ApiRoute("GET", "/api/cases", Permission.READ, api_cases, Reply(200, "The cases.", r.CASES)),
-    ApiRoute("GET", "/api/cases/{case}", Permission.READ, api_case,
-             Reply(200, "The case.", r.CASE_THREAD), path_params=(m.CASE_REF,)),
-    ApiRoute("GET", "/api/stats", Permission.READ, api_stats,
-             Reply(200, "The statistics.", r.STATS)),
+    *WORK_ROUTES,
+    ApiRoute("GET", "/api/cases/{case}/bundle", Permission.READ, api_bundle, _BUNDLE,
+             path_params=(m.CASE_REF,), query=(m.BUNDLE_MESSAGE, m.BUNDLE_ATTACHMENTS),
+             refusals=(ConsentRequired, Conflict, LogStale, LogError, MalformedError,
+                       AmbiguousId)),
     ApiRoute("GET", "/api/directory/search", Permission.STATUS, api_search,
              Reply(200, "The matches.", r.SEARCH), query=m.SEARCH_QUERY),
+    ApiRoute("GET", "/api/profile", Permission.STATUS, api_profile,
+             Reply(200, "This node's profile.", p.PROFILE_VIEW)),
+    ApiRoute("PUT", "/api/profile", Permission.OPERATE, api_publish_profile,
+             Reply(200, "Published and verified from the log.", p.PROFILE_VIEW),
+             body=p.PROFILE_BODY,
+             refusals=(*_HUB, MemberNotActive, NotCertified, ReplayError, ExpiredError,
+                       NotYetValid, Conflict, LogError)),
     ApiRoute("POST", "/api/ping/{authority}", Permission.STATUS, api_ping,
              Reply(200, "Both paths, tried.", r.PING), path_params=(m.AUTHORITY,),
              body=m.NOTHING, refusals=(UnknownMember,)),
@@ -430,13 +504,33 @@ def _guarded(route: ApiRoute) -> Callable[[web.Request], Awaitable[web.StreamRes
     """``route.handler`` behind authentication, the role check and the route's parser."""
 
     async def handler(request: web.Request) -> web.StreamResponse:
-        who = await authenticate(_node(request).sessions, request.headers.get("Authorization"))
+        node = _node(request)
+        who = await authenticate(
+            node.sessions,
+            request.headers.get("Authorization"),
+            intake=node.config.intake_team,
+            now=node.now(),
+        )
         if route.permission not in GRANTS[who.role]:
             raise Forbidden(f"the {who.role.value} role may not do this")
-        return await route.handler(request, who, await parse_request(route, request))
+        call = await parse_request(route, request)
+        return await route.handler(request, who, await _resolved(node, route, call, who))
 
     handler.__name__ = route.handler.__name__
     return handler
+
+
+async def _resolved(node: Node, route: ApiRoute, call: Call, who: Principal) -> Call:
+    """``call`` with each message id of the path resolved (a unique prefix is enough) and
+    each message and case checked against what ``who`` sees: the one place where an id in
+    a path meets the compartments (anything else is not found)."""
+    values: dict[Param[Any], object] = {}
+    for param in route.path_params:
+        if param is m.MESSAGE:
+            values[param] = await node.resolve_message(call[param], who)
+        elif param is m.CASE_REF:
+            await node.cases.require_visible(call[param], who)
+    return call.with_values(values) if values else call
 
 
 def create_api_app(

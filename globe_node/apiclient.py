@@ -181,6 +181,25 @@ class ApiClient:
         """``GET path``."""
         return await self.request("GET", path, params=params)
 
+    async def get_text(
+        self, path: str, params: Mapping[str, str | int | None] | None = None
+    ) -> str:
+        """``GET path`` of a text answer (an export): its UTF-8 text, or the refusal."""
+        try:
+            async with self._http().get(
+                self._url(path, params), headers={"Accept": "text/*, application/problem+json"}
+            ) as resp:
+                raw = await self._body(resp)
+                status, ctype = resp.status, resp.content_type
+        except (aiohttp.ClientError, OSError, TimeoutError) as exc:
+            raise self._unreachable(exc) from None
+        if not 200 <= status < 300:
+            raise self._refusal("GET", path, status, ctype, raw)
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise ApiError(f"the node daemon's answer to GET {path} is not UTF-8 text") from None
+
     async def post(self, path: str, body: Mapping[str, Any] | None = None) -> dict[str, Any]:
         """``POST path`` with a JSON body."""
         return await self.request("POST", path, body=body or {})

@@ -28,6 +28,7 @@ from globe_node.apiparams import (
     QRequired,
     QText,
     Query,
+    QueryShape,
     Shape,
     Text,
     defaulted,
@@ -39,12 +40,14 @@ from globe_node.apischema import (
     Component,
     JsonObject,
     anchored,
+    compiled,
     ecma,
     multiline_text,
     one_line_text,
     visible,
 )
-from globe_node.roles import Role
+from globe_node.errors import AmbiguousId, NotFound
+from globe_node.roles import NAME_RE, Role
 from globe_node.uploads import parse_upload_id
 from globe_node.users import USER_NAME, check_name
 from protocol.canonical import MAX_INT
@@ -65,19 +68,21 @@ from protocol.messages import (
     Tlp,
     Urgency,
 )
+from protocol.profile import OFFENCE_AREAS
 
 __all__ = [
     "API_MAX_BODY", "ASK_CONSENT", "ATTACHMENTS", "ATTACHMENT_NAME", "ATTACHMENT_NUMBER",
-    "AUTHORITY", "AUTHORITY_ID", "BODY", "BODY_TEXT", "CASE", "CASE_REF", "CASE_TEXT",
-    "CONSENT_TO", "COUNTRY", "DEADLINE", "DECIDE", "DECISION", "DECISION_REASON", "EXPECTED",
-    "FORWARD", "GRANTED_TO", "INACTIVE", "KIND", "LANGUAGE", "LANGUAGE_TEXT", "LIMIT",
-    "MAX_ATTACHMENT_NAME", "MAX_CONSENT_TO", "MAX_LIMIT", "MAX_MEDIA_TYPE", "MAX_SEARCH_TEXT",
-    "MAX_SUBJECT", "MAX_TEXT", "MEDIA", "MEDIA_TYPE", "MESSAGE", "MESSAGE_ID", "NEW_MESSAGE",
-    "NEW_STATUS", "NEW_USER", "NOTE", "NOTHING", "NUMBER", "PURPOSE", "REASON_TEXT", "REPLY",
-    "REPLY_BODY", "REPLY_KIND", "REPLY_SUBJECT", "RESTRICTIONS", "ROLE", "SEARCH_LANGUAGE",
-    "SEARCH_MAX", "SEARCH_QUERY", "SEND_KIND", "SEND_KINDS", "STATE", "STATUS_BODY",
-    "STATUS_REASON", "SUBJECT", "SUBJECT_TEXT", "TEXT", "TLP", "TO", "UNREAD", "UPLOAD",
-    "UPLOAD_ID", "UPLOAD_NAME", "URGENCY", "USER", "Authorities", "AuthorityKey", "UploadIds",
+    "AUTHORITY", "AUTHORITY_ID", "BODY", "BODY_TEXT", "BUNDLE_ATTACHMENTS", "BUNDLE_MESSAGE",
+    "CASE", "CASE_REF", "CASE_TEXT", "CONSENT_TO", "COUNTRY", "DEADLINE", "DECIDE", "DECISION",
+    "DECISION_REASON", "EXPECTED", "FORWARD", "GRANTED_TO", "INACTIVE", "KIND", "LANGUAGE",
+    "LANGUAGE_TEXT", "LIMIT", "MAX_ATTACHMENT_NAME", "MAX_CONSENT_TO", "MAX_COUNTRY_TEXT",
+    "MAX_LIMIT", "MAX_MEDIA_TYPE", "MAX_SEARCH_TEXT", "MAX_SUBJECT", "MAX_TEXT", "MEDIA",
+    "MEDIA_TYPE", "MESSAGE", "MESSAGE_ID", "NEW_DEADLINE", "NEW_MESSAGE", "NEW_STATUS", "NEW_USER",
+    "NOTE", "NOTHING", "NUMBER", "OFFENCE", "PURPOSE", "REASON_TEXT", "REPLY", "REPLY_BODY",
+    "REPLY_KIND", "REPLY_SUBJECT", "RESTRICTIONS", "ROLE", "SEARCH_LANGUAGE", "SEARCH_MAX",
+    "SEARCH_QUERY", "SEND_KIND", "SEND_KINDS", "SEND_TEAM", "STATE", "STATUS_BODY", "STATUS_REASON",
+    "SUBJECT", "SUBJECT_TEXT", "TEXT", "TLP", "TO", "UNREAD", "UPLOAD", "UPLOAD_ID", "UPLOAD_NAME",
+    "URGENCY", "USER", "Authorities", "AuthorityKey", "MessageKey", "MessageRefQuery", "UploadIds",
     "UserName",
 ]  # fmt: skip
 
@@ -96,6 +101,8 @@ MAX_TEXT: Final = 2000
 MAX_CONSENT_TO: Final = 64
 #: Text of a directory search (``q``), in code points.
 MAX_SEARCH_TEXT: Final = 200
+#: A country of a directory search: a code or a name (the longest is 42 code points).
+MAX_COUNTRY_TEXT: Final = 100
 #: An attachment's name (``protocol.messages.check_attachment_name``: 1-255 code points).
 MAX_ATTACHMENT_NAME: Final = 255
 #: A media type: a type and a subtype of up to 64 characters each (``MEDIA_TYPE_RE``).
@@ -224,6 +231,14 @@ class UserName(Shape[str]):
         return check_name(value)
 
 
+@dataclasses.dataclass(frozen=True, slots=True)
+class MessageKey(Key):
+    """A message id or a prefix of one; the guard resolves it (``ambiguous-id`` when several
+    messages share the prefix)."""
+
+    refusals: ClassVar[tuple[type[GlobeError], ...]] = (NotFound, AmbiguousId)
+
+
 # --- message text ----------------------------------------------------------------------------
 
 SUBJECT_TEXT: Final = Text(
@@ -285,12 +300,22 @@ ATTACHMENTS = defaulted(
     "Ids of the user's staged uploads (`POST /api/uploads`), each once; the message takes "
     "them.  Never a file path: the node opens no file a request names.",
 )
+SEND_TEAM = optional(
+    "team",
+    Text(
+        "a team name: 1-64 of A-Z a-z 0-9 . _ @ - (starting with a letter or digit)",
+        pattern=ecma(NAME_RE),
+    ),
+    "The team a message in no case (or in a new case) goes to: one of yours (a supervisor: "
+    "any); default: your first team, or none (the intake team's).  A known case decides "
+    "for itself.",
+)
 NEW_MESSAGE = JsonBody(
     "NewMessage",
     "A new message.  The sealed content as a whole (UTF-8 JSON with every field) must fit "
     f"{MAX_CONTENT_SIZE} bytes (PROTOCOL.md §8): a 400 `usage` problem otherwise.",
     (TO, SUBJECT, BODY, SEND_KIND, LANGUAGE, URGENCY, TLP, RESTRICTIONS, CASE, DEADLINE,
-     ATTACHMENTS),
+     ATTACHMENTS, SEND_TEAM),
     API_MAX_BODY,
 )  # fmt: skip
 
@@ -309,20 +334,35 @@ REPLY = JsonBody(
     API_MAX_BODY,
 )
 
-STATE = required("state", Choice(StatusState), "The request's new state.")
+STATE = required(
+    "state",
+    Choice(StatusState),
+    "The request's new state (PROTOCOL.md §8.2.1): a recipient of the request reports "
+    "`acknowledged`, `in-progress`, `declined` or `answered`; its requester `closed`, "
+    "`withdrawn` or `extended` (to every recipient).",
+)
 EXPECTED = optional(
     "expected",
     Integer(0, MAX_INT),
-    "Expected answer time (Unix); required with `acknowledged` (a 400 `usage` problem otherwise).",
+    "Expected answer date (Unix time, in the future): required with `acknowledged`, allowed "
+    "with `in-progress` (a 400 `usage` problem saying what to pass otherwise).",
+)
+NEW_DEADLINE = optional(
+    "deadline",
+    Integer(0, MAX_INT),
+    "The new deadline (Unix time) of `extended`, later than the current one; with no other "
+    "state (a 400 `usage` problem otherwise).",
 )
 STATUS_REASON = optional(
-    "reason", REASON_TEXT, "Why; required with `declined` (a 400 `usage` problem otherwise)."
+    "reason",
+    REASON_TEXT,
+    "Why; required with `declined` and `withdrawn` (a 400 `usage` problem otherwise).",
 )
 STATUS_BODY = optional("body", BODY_TEXT, "The text; default: `Status: <state> (<reason>)`.")
 NEW_STATUS = JsonBody(
     "NewStatus",
-    "A status update on a received request, to its sender.",
-    (STATE, EXPECTED, STATUS_REASON, STATUS_BODY),
+    "A status update on a request, to its other party or parties (PROTOCOL.md §8.2.1).",
+    (STATE, EXPECTED, STATUS_REASON, NEW_DEADLINE, STATUS_BODY),
     API_MAX_BODY,
 )
 
@@ -399,13 +439,23 @@ MEDIA = Query(
 )
 COUNTRY = Query(
     "country",
-    QText("an ISO 3166-1 alpha-2 code", 2, choices=ISO_COUNTRIES),
-    "Members of this country.",
-)
+    QText(
+        f"at most {MAX_COUNTRY_TEXT} characters without control, bidi or zero-width characters",
+        MAX_COUNTRY_TEXT, one_line_text(),
+    ),
+    "Members of this country: its ISO 3166-1 alpha-2 code (any case), or its name, the "
+    "beginning or a part of it, in Arabic, English, French or Spanish (case, accents and Arabic "
+    "letter variants ignored).  Ranks the results.",
+)  # fmt: skip
 KIND = Query(
     "kind",
     QText("an authority kind", max(map(len, AUTHORITY_KINDS)), choices=AUTHORITY_KINDS),
-    "Members of this kind.",
+    "Members of this competence (authority kind).",
+)
+OFFENCE = Query(
+    "offence",
+    QText("an offence area", max(map(len, OFFENCE_AREAS)), choices=frozenset(OFFENCE_AREAS)),
+    "Members whose profile names this offence area (PROTOCOL.md §6.7).",
 )
 SEARCH_LANGUAGE = Query(
     "language",
@@ -418,15 +468,59 @@ TEXT = Query(
         f"at most {MAX_SEARCH_TEXT} characters without control, bidi or zero-width characters",
         MAX_SEARCH_TEXT, multiline_text(),
     ),
-    "Case-insensitive text in the authority id or name.",
+    "The authority id, the name, or the country as `country` takes it (whole, beginning or "
+    "part; case and accents ignored).  Ranks the results after `country`.",
 )  # fmt: skip
 INACTIVE = Query("inactive", QFlag(), "`1`: suspended and revoked members too.")
-SEARCH_QUERY: Final = (COUNTRY, KIND, SEARCH_LANGUAGE, TEXT, INACTIVE)
+SEARCH_QUERY: Final = (COUNTRY, KIND, OFFENCE, SEARCH_LANGUAGE, TEXT, INACTIVE)
 
-MESSAGE = PathParam("id", Key(HEX32, "message"), "A message id (32 lower-case hex digits).")
+MESSAGE = PathParam(
+    "id",
+    MessageKey("[0-9a-f]{4,32}", "message"),
+    "A message id (32 lower-case hex digits), or a unique prefix of at least 4 of them (as "
+    "git takes one): a prefix that matches several messages is a 409 `ambiguous-id` naming "
+    "them.  A message the user may not see does not exist for it (404).",
+)
 #: The attachment number as the route's path matches it (1-3 digits; from 1).
 ATTACHMENT_NUMBER: Final = "[0-9]{1,3}"
 NUMBER = PathParam("n", Key(ATTACHMENT_NUMBER, "attachment"), "The attachment's position, from 1.")
 UPLOAD = PathParam("id", Key(HEX32, "upload"), "An upload id (32 lower-case hex digits).")
 CASE_REF = PathParam("case", Key(ecma(CASE_RE), "case"), "A case reference.")
 AUTHORITY = PathParam("authority", AuthorityKey(), "A member's authority id.")
+
+
+# --- evidence bundles (PROTOCOL.md §9.3) -------------------------------------------------------
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class MessageRefQuery(QueryShape[str | None]):
+    """A message id or a unique prefix of at least 4 hex digits, as a query parameter;
+    absent or empty is ``None``."""
+
+    pattern: ClassVar[str] = "[0-9a-f]{4,32}"
+
+    def schema(self) -> JsonObject:
+        """``type: string``, the id's pattern (empty allowed: absent)."""
+        return {"type": "string", "pattern": f"^(?:{self.pattern})?$"}
+
+    def parse(self, raw: str | None, name: str) -> str | None:
+        """The reference, or ``None``."""
+        if not raw:
+            return None
+        if not compiled(self.pattern).fullmatch(raw):
+            raise UsageError(f"'{name}' is a message id, or a unique prefix of 4 or more of it")
+        return raw
+
+
+BUNDLE_MESSAGE = Query(
+    "message",
+    MessageRefQuery(),
+    "Only this message of the case and the messages that reply to it, at any depth (one"
+    " exchange); default: the whole case.",
+)
+BUNDLE_ATTACHMENTS = Query(
+    "attachments",
+    QText("`included` or `digests`", 8, choices=frozenset({"included", "digests"})),
+    "`digests`: the bundle lists each attachment's SHA-256 without the file; default: the"
+    " files are included.",
+)

@@ -26,7 +26,8 @@ from protocol.errors import GlobeError, UsageError
 
 __all__ = [
     "ApiRoute", "Call", "Choice", "ChoiceSet", "Field", "Handler", "Integer", "JsonBody", "Key",
-    "Param", "PathParam", "QFlag", "QInt", "QRequired", "QText", "Query", "QueryShape",
+    "Param", "PathParam", "QFlag", "QInt", "QOptInt", "QRequired", "QText", "Query",
+    "QueryShape",
     "RawBody", "Reply", "Shape", "Text", "defaulted", "optional", "parse_request", "required",
     "shown",
 ]  # fmt: skip
@@ -282,6 +283,24 @@ class QInt(QueryShape[int]):
 
 
 @dataclass(frozen=True, slots=True)
+class QOptInt(QueryShape[int | None]):
+    """Decimal digits (no sign), ``lo..hi``; ``None`` when absent."""
+
+    lo: int
+    hi: int
+
+    def schema(self) -> JsonObject:
+        """``type: integer`` with bounds."""
+        return {"type": "integer", "minimum": self.lo, "maximum": self.hi}
+
+    def parse(self, raw: str | None, name: str) -> int | None:
+        """The integer, or ``None``; digits beyond ``hi``'s are refused unparsed."""
+        if raw is None:
+            return None
+        return QInt(self.lo, self.hi, self.lo).parse(raw, name)
+
+
+@dataclass(frozen=True, slots=True)
 class QFlag(QueryShape[bool]):
     """``1`` is true; anything else (or nothing) is false."""
 
@@ -452,6 +471,10 @@ class Call:
 
     def __getitem__(self, param: Param[T]) -> T:
         return cast(T, self._values[param])
+
+    def with_values(self, values: Mapping[Param[Any], object]) -> Call:
+        """The same call with these inputs replaced (the guard's resolved ids)."""
+        return Call({**self._values, **values})
 
 
 Handler = Callable[[web.Request, Principal, Call], Awaitable[web.StreamResponse]]

@@ -15,6 +15,7 @@ from typing import Any, Final
 
 from globe_node.alerts import AlertView
 from globe_node.apimodels import AUTHORITY_ID, MAX_LIMIT, MESSAGE_ID, SEARCH_MAX, UPLOAD_ID
+from globe_node.apiprofile import MATCH_REASON, PROFILE, profile_json, reason_json
 from globe_node.apischema import (
     Component,
     JsonObject,
@@ -23,24 +24,21 @@ from globe_node.apischema import (
     nullable,
     view_schema,
 )
+from globe_node.apiwork import REQUEST
 from globe_node.peerheads import Behind
 from globe_node.roles import Role
-from globe_node.states import Delivery, RequestState
+from globe_node.states import Delivery
 from globe_node.uploads import UploadInfo
 from globe_node.views import (
-    CaseSummary,
-    CaseThread,
-    CounterpartStats,
     DeliveryView,
     InboxItem,
     InMeta,
     OutboxItem,
     OutMeta,
     RecipientState,
-    RequestView,
-    ThreadItem,
 )
 from protocol.directory import HeadRelation, Member, MemberStatus
+from protocol.dirsearch import Reason
 from protocol.envelope import decode_header
 from protocol.ids import ISO_COUNTRIES
 from protocol.messages import (
@@ -55,11 +53,10 @@ from protocol.messages import (
 )
 
 __all__ = [
-    "ALERT", "ALERTS", "AUDIT", "CASES", "CASE_SUMMARY", "CASE_THREAD", "CONSENT", "CONTENT",
-    "COUNTERPART_STATS", "DELIVERY", "FORWARDED", "INBOX", "INBOX_ITEM", "IN_META", "MEMBER",
-    "MESSAGE", "MESSAGE_CREATED", "NODE_STATUS", "OPENAPI", "OUTBOX", "OUTBOX_ITEM", "OUT_META",
-    "PING", "PREKEY", "QUEUED", "RECIPIENT_STATE", "REQUEST", "SEARCH", "STATS",
-    "STATUS_UPDATE", "SYNCED", "THREAD_ITEM", "UPLOAD", "UPLOADS", "USER_CREATED",
+    "ALERT", "ALERTS", "AUDIT", "CONSENT", "CONTENT", "DELIVERY", "FORWARDED", "INBOX",
+    "INBOX_ITEM", "IN_META", "MEMBER", "MESSAGE", "MESSAGE_CREATED", "NODE_STATUS", "OPENAPI",
+    "OUTBOX", "OUTBOX_ITEM", "OUT_META", "PING", "PREKEY", "QUEUED", "RECIPIENT_STATE",
+    "SEARCH", "STATUS_UPDATE", "SYNCED", "UPLOAD", "UPLOADS", "USER_CREATED",
     "content_json", "member_json",
 ]  # fmt: skip
 
@@ -126,13 +123,14 @@ OUT_META = Component("OutMeta", lambda: view_schema(OutMeta, refs=_RECIPIENTS))
 STATUS_UPDATE = Component(
     "StatusUpdate",
     lambda: closed_object(
-        "A request's new workflow state (PROTOCOL.md §8.2).",
+        "A request's new workflow state (PROTOCOL.md §8.2.1).",
         {
             "state": enum_of(StatusState),
             "expected": {"type": "integer", "description": "Expected answer time (Unix)."},
+            "deadline": {"type": "integer", "description": "An extension's new deadline."},
             "reason": {"type": "string"},
         },
-        optional=("expected", "reason"),
+        optional=("expected", "deadline", "reason"),
     ),
 )
 CONSENT = Component(
@@ -202,10 +200,12 @@ CONTENT: Component = Component(
 MESSAGE = Component(
     "Message",
     lambda: closed_object(
-        "A stored message: received (`in`) or sent (`out`), its content and what the node "
-        "knows of it.",
+        "A stored message: received (`in`) or sent (`out`), its content, what the node "
+        "knows of it, and for a request its workflow rows (one per counterpart: state, "
+        "deadline, expected answer date).",
         {"direction": _ENUMS["direction"], "content": CONTENT,
-         "meta": {"oneOf": [IN_META, OUT_META]}},
+         "meta": {"oneOf": [IN_META, OUT_META]}, "case": nullable({"type": "string"}),
+         "requests": {"type": "array", "items": REQUEST}},
     ),
 )  # fmt: skip
 
@@ -268,45 +268,6 @@ UPLOADS = Component(
         {"uploads": {"type": "array", "items": UPLOAD}},
     ),
 )
-CASE_SUMMARY = Component("CaseSummary", lambda: view_schema(CaseSummary))
-CASES = Component(
-    "Cases",
-    lambda: closed_object(
-        "Every case, most recent first.", {"cases": {"type": "array", "items": CASE_SUMMARY}}
-    ),
-)
-REQUEST = Component(
-    "Request",
-    lambda: view_schema(
-        RequestView, omit=("first_response",),
-        props={"direction": _ENUMS["direction"], "urgency": _ENUMS["urgency"],
-               "state": enum_of(RequestState)},
-    ),
-)  # fmt: skip
-THREAD_ITEM = Component(
-    "ThreadItem",
-    lambda: view_schema(
-        ThreadItem, rename={"sender": "from"},
-        props={"direction": _ENUMS["direction"], "kind": _ENUMS["kind"]},
-    ),
-)  # fmt: skip
-CASE_THREAD = Component(
-    "CaseThread",
-    lambda: view_schema(CaseThread, refs={RequestView: REQUEST, ThreadItem: THREAD_ITEM}),
-)
-COUNTERPART_STATS = Component("CounterpartStats", lambda: view_schema(CounterpartStats))
-STATS = Component(
-    "Stats",
-    lambda: closed_object(
-        "Requests this node sent, by counterpart, and how fast they were answered.",
-        {
-            "counterparts": {
-                "type": "object",
-                "additionalProperties": COUNTERPART_STATS,
-            }
-        },
-    ),
-)
 MEMBER = Component(
     "Member",
     lambda: closed_object(
@@ -320,25 +281,30 @@ MEMBER = Component(
             "status": enum_of(MemberStatus),
             "endpoint": nullable({"type": "string"}),
             "fingerprint": {"type": "string", "pattern": "^[0-9]{5}( [0-9]{5}){11}$"},
+            "profile": nullable(PROFILE),
+            "reasons": {"type": "array", "items": MATCH_REASON},
         },
     ),
 )
 SEARCH = Component(
     "SearchResults",
     lambda: closed_object(
-        f"Members matching every filter, by authority id (at most {SEARCH_MAX}).",
+        f"Members matching every filter, best first (at most {SEARCH_MAX}): ranked by "
+        "`country`, then `q`, then by authority id.",
         {"results": {"type": "array", "items": MEMBER, "maxItems": SEARCH_MAX}},
     ),
 )
 
 
-def member_json(m: Member) -> dict[str, Any]:
-    """A directory member as the local API shows it (:data:`MEMBER`)."""
+def member_json(m: Member, reasons: tuple[Reason, ...] = ()) -> dict[str, Any]:
+    """A directory member as the local API shows it (:data:`MEMBER`), with why it matched."""
     return {
         "authority": str(m.authority), "name": m.certificate.name,
         "country": m.authority.country, "kinds": list(m.certificate.kinds),
         "languages": list(m.certificate.languages), "status": m.status.value,
         "endpoint": m.certificate.endpoint, "fingerprint": m.certificate.fingerprint(),
+        "profile": None if m.profile is None else profile_json(m.profile, m.profile_time),
+        "reasons": [reason_json(r) for r in reasons],
     }  # fmt: skip
 
 
@@ -445,6 +411,27 @@ NODE_STATUS = Component(
             "requests_open": {"type": "integer"},
             "requests_overdue": {"type": "integer"},
             "alerts": {"type": "integer"},
+            "reminders": closed_object(
+                "The reminders addressed to this user (newest first, at most 20), and how "
+                "the reminder command fared since the node started.",
+                {
+                    "notices": {"type": "array", "items": ALERT},
+                    "hook": closed_object(
+                        "Runs of `reminder_command`, and those that failed.",
+                        {"runs": {"type": "integer"}, "failures": {"type": "integer"}},
+                    ),
+                },
+            ),
+            "disk": closed_object(
+                "Bytes of the node database (with its WAL), of attachment files, of staged"
+                " uploads, and bytes free on the node directory's file system.",
+                {
+                    "database_bytes": {"type": "integer"},
+                    "blob_bytes": {"type": "integer"},
+                    "upload_bytes": {"type": "integer"},
+                    "free_bytes": {"type": "integer"},
+                },
+            ),
         },
     ),
 )

@@ -3,8 +3,8 @@
 Each row's ``hash`` is ``SHA-256("globe-node/v1/audit" || 0x00 || previous hash ||
 canonical JSON of {seq, time, user, action, subject})`` with 32 zero bytes
 before the first row, so editing, inserting or deleting a row breaks every hash
-after it (:func:`verify`).  Rows are written by one task at a time (a lock) in
-their own transaction.
+after it (:func:`verify`).  Rows are written by one task at a time (a lock, and the
+database's write lock across processes) in their own transaction.
 """
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Final
 
-from sqlalchemy import select
+from sqlalchemy import false, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globe_node import db
@@ -48,6 +48,12 @@ class AuditLog:
     async def add(self, s: AsyncSession, time: int, user: str, action: str, subject: str) -> int:
         """Add one row inside the caller's transaction (the caller holds :attr:`lock`),
         so that the action and its audit row commit together or not at all."""
+        # :attr:`lock` orders this process's writers; another process appends too
+        # (``globe-node users``, ``passphrase change``).  SQLite begins a transaction only
+        # at its first write, so take the write lock before reading the chain's end: the
+        # other writer then waits instead of taking the same sequence number.
+        no_row = update(db.AuditRow).where(false()).values(seq=db.AuditRow.seq)
+        await s.execute(no_row.execution_options(synchronize_session=False))
         last = (
             await s.execute(select(db.AuditRow).order_by(db.AuditRow.seq.desc()).limit(1))
         ).scalar_one_or_none()

@@ -5,11 +5,12 @@ WAL mode with ``synchronous=FULL`` (a commit is durable when it returns, R10)
 and ``secure_delete=ON`` (erased private prekeys and deleted rows are
 overwritten in the file, not merely unlinked from the b-tree).
 
-What is encrypted at rest: message content (subject, body, attachment keys) is
-sealed under the node storage key (:mod:`globe_node.storage`); attachment files
-stay in their blob encryption.  What is not: the routing metadata a row needs to
-be found and ordered (authority ids, message ids, kinds, case ids, times,
-states), which the hub sees too (R13).
+What is encrypted at rest: message content (subject, body, attachment keys), case
+titles and case notes are sealed under the node storage key
+(:mod:`globe_node.storage`); attachment files stay in their blob encryption.  What
+is not: the metadata a row needs to be found, filtered and ordered (authority ids,
+message ids, kinds, case references, teams, times, states, a request's urgency and
+handling code), most of which the hub sees too (R13).
 """
 
 from __future__ import annotations
@@ -37,16 +38,20 @@ __all__ = [
     "AttachmentRow",
     "AuditRow",
     "Base",
+    "CaseRow",
     "Conflict",
     "InMessage",
+    "LegalHold",
     "LogRow",
     "Meta",
+    "NoteRow",
     "OutMessage",
     "OutRecipient",
     "Pair",
     "PeerHead",
     "PrekeyRow",
     "RequestRow",
+    "TeamRow",
     "UploadRow",
     "User",
     "make_engine",
@@ -112,7 +117,9 @@ class OutMessage(Base):
     envelope_hash: Mapped[bytes] = mapped_column(LargeBinary(32))
     content: Mapped[bytes] = mapped_column(LargeBinary)  # sealed under the storage key
     kind: Mapped[str] = mapped_column(String(32))
+    # the case it is filed under here: the content's case, or one a user filed it under
     case: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    team: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
     in_reply_to: Mapped[str | None] = mapped_column(String(32), nullable=True)
     created: Mapped[int] = mapped_column(BigInteger, index=True)
     expires: Mapped[int] = mapped_column(BigInteger)
@@ -121,6 +128,11 @@ class OutMessage(Base):
     pending_blobs: Mapped[str] = mapped_column(Text, default="")
     # this node's inner signature over the content (§7.5): its proof of origin in a forward
     inner_signature: Mapped[bytes | None] = mapped_column(LargeBinary(64), nullable=True)
+    # a retention rule's purge (globe_node/retention.py): when, under which rule, and what
+    # went ("attachments" or "content"); the envelope bytes go with either
+    purged: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    purge_rule: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    purged_what: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class OutRecipient(Base):
@@ -157,7 +169,9 @@ class InMessage(Base):
     envelope: Mapped[bytes] = mapped_column(LargeBinary)  # exact bytes, evidence of origin
     content: Mapped[bytes] = mapped_column(LargeBinary)  # sealed under the storage key
     kind: Mapped[str] = mapped_column(String(32))
+    # the case it is filed under here: the content's case, or one a user filed it under
     case: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    team: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
     in_reply_to: Mapped[str | None] = mapped_column(String(32), index=True, nullable=True)
     created: Mapped[int] = mapped_column(BigInteger)
     received: Mapped[int] = mapped_column(BigInteger, index=True)
@@ -174,6 +188,10 @@ class InMessage(Base):
     # why this message deserves suspicion (e.g. received while a peer had seen log entries
     # the hub did not serve this node), or NULL
     suspect: Mapped[str | None] = mapped_column(Text, nullable=True)
+    # a retention rule's purge, as in the outbox
+    purged: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    purge_rule: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    purged_what: Mapped[str | None] = mapped_column(String(16), nullable=True)
 
 
 class Conflict(Base):
@@ -199,7 +217,8 @@ class AttachmentRow(Base):
     message_id: Mapped[str] = mapped_column(String(32), index=True)
     direction: Mapped[str] = mapped_column(String(3))  # in | out
     size: Mapped[int] = mapped_column(BigInteger)
-    # uploaded/fetched: the encrypted file is in DIR/blobs/<blob>; pending: not yet
+    # uploaded/fetched: the encrypted file is in DIR/blobs/<blob>; pending: not yet;
+    # purged: its key is gone from the message and its file is (or is being) removed
     state: Mapped[str] = mapped_column(String(16))
 
 
@@ -212,18 +231,27 @@ class RequestRow(Base):
     direction: Mapped[str] = mapped_column(String(3), primary_key=True)  # in | out
     counterpart: Mapped[str] = mapped_column(String(19), primary_key=True)
     case: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    team: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
     urgency: Mapped[str] = mapped_column(String(16))
-    # sent -> acknowledged -> in-progress -> answered -> closed; declined
+    # the handling code, to filter lists by (NULL: a request stored before it was kept)
+    tlp: Mapped[str | None] = mapped_column(String(16), nullable=True)
+    restrictions: Mapped[str] = mapped_column(String(64), default="")  # space-separated
+    # the transition table of globe_node/states.py
     state: Mapped[str] = mapped_column(String(16))
     created: Mapped[int] = mapped_column(BigInteger)
-    deadline: Mapped[int] = mapped_column(BigInteger, index=True)
+    deadline: Mapped[int] = mapped_column(BigInteger, index=True)  # after extensions
+    asked: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # the request's own
     expected: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     first_response: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
     answered: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    declined: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    ended: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # closed, withdrawn
+    user: Mapped[str | None] = mapped_column(String(64), nullable=True)  # who sent ours
 
 
 class Alert(Base):
-    """Something an operator must see: a forked directory head, a conflict, a gap."""
+    """Something a user must see: a forked directory head, a conflict, or a request's
+    reminder (``material``: shown only to those who see its request)."""
 
     __tablename__ = "alerts"
 
@@ -232,6 +260,10 @@ class Alert(Base):
     detail: Mapped[str] = mapped_column(Text)
     evidence: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
     time: Mapped[int] = mapped_column(BigInteger)
+    material: Mapped[bool] = mapped_column(Boolean, default=False)
+    team: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    user: Mapped[str | None] = mapped_column(String(64), nullable=True)  # addressed to
+    message_id: Mapped[str | None] = mapped_column(String(32), nullable=True)
 
 
 class UploadRow(Base):
@@ -279,6 +311,60 @@ class User(Base):
     role: Mapped[str] = mapped_column(String(16))  # investigator | supervisor | operator
     token_hash: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
     created: Mapped[int] = mapped_column(BigInteger)
+    # The last authenticated request, to the minute (globe_node/users.py); None: never.
+    last_used: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+
+class TeamRow(Base):
+    """A user's membership of a team (compartments: globe_node/compartments.py)."""
+
+    __tablename__ = "user_teams"
+
+    user: Mapped[str] = mapped_column(String(64), primary_key=True)
+    team: Mapped[str] = mapped_column(String(64), primary_key=True)
+
+
+class CaseRow(Base):
+    """This node's record of a case, keyed by the case reference messages carry (§8.1)."""
+
+    __tablename__ = "cases"
+
+    ref: Mapped[str] = mapped_column(String(64), primary_key=True)
+    title: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)  # sealed
+    team: Mapped[str | None] = mapped_column(String(64), index=True, nullable=True)
+    assignee: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    state: Mapped[str] = mapped_column(String(8))  # open | closed
+    created: Mapped[int] = mapped_column(BigInteger)
+    created_by: Mapped[str] = mapped_column(String(64))  # a user, or the sending authority
+    updated: Mapped[int] = mapped_column(BigInteger)
+    closed: Mapped[int | None] = mapped_column(BigInteger, nullable=True)  # while closed
+
+
+class NoteRow(Base):
+    """A note on a case: local, never sent; its text sealed under the storage key."""
+
+    __tablename__ = "case_notes"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    case: Mapped[str] = mapped_column(String(64), index=True)
+    user: Mapped[str] = mapped_column(String(64))
+    time: Mapped[int] = mapped_column(BigInteger)
+    body: Mapped[bytes] = mapped_column(LargeBinary)
+
+
+class LegalHold(Base):
+    """A legal hold on a case: nothing filed under it is purged while it stands
+    (``released`` NULL).  Released holds stay, as the record of who held what when."""
+
+    __tablename__ = "legal_holds"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    case: Mapped[str] = mapped_column(String(64), index=True)
+    reason: Mapped[bytes] = mapped_column(LargeBinary)  # sealed under the storage key
+    placed: Mapped[int] = mapped_column(BigInteger)
+    placed_by: Mapped[str] = mapped_column(String(64))
+    released: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    released_by: Mapped[str | None] = mapped_column(String(64), nullable=True)
 
 
 class AuditRow(Base):

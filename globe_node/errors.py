@@ -6,6 +6,7 @@ from globe_io.errors import ConfigError, Conflict, NotFound
 from protocol.errors import ConsentRequired, GlobeError
 
 __all__ = [
+    "AmbiguousId",
     "ConfigError",
     "Conflict",
     "ConsentRequired",
@@ -38,3 +39,12 @@ class Forbidden(GlobeError):
     slug = "forbidden"
     status = 403
     title = "Not allowed for this role"
+
+
+class AmbiguousId(GlobeError):
+    """A shortened id matches more than one: give more of its digits (the detail lists
+    the candidates)."""
+
+    slug = "ambiguous-id"
+    status = 409
+    title = "Ambiguous id prefix"

@@ -6,37 +6,50 @@ one transaction (R7, R10), and returns the receipt: to the peer on the direct
 path, to the hub in the acknowledgement on the hub path
 (:meth:`Inbox.process_items`).  An exact replay is answered with the stored
 receipt and stores nothing; the same id with other bytes is kept once as
-evidence and refused.
+evidence and refused.  A stored receipt that no longer verifies — signed by this node's
+old identity key after the log replaced it (PROTOCOL.md §6.8) — is signed anew with the
+current key when the envelope comes again.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import NoReturn, Protocol
 
+from sqlalchemy import update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globe_io.hubclient import MailboxItem
 from globe_node import db
 from globe_node.alerts import Alerts
+from globe_node.cases import Cases
 from globe_node.context import NodeContext
 from globe_node.directory import Directory
-from globe_node.outbox import Outbox, reply_moves_request
+from globe_node.outbox import Outbox, reply_event
 from globe_node.peerheads import PeerHeads
 from globe_node.prekeys import Prekeys
-from globe_node.states import RequestState
+from globe_node.states import RECIPIENT_EVENTS, RequestState
 from protocol import canonical, strictjson
 from protocol.attachments import AttachmentDecryptor, encrypted_size
 from protocol.directory import HeadRelation
 from protocol.envelope import Envelope, OpenedEnvelope, open_envelope, parse_envelope
-from protocol.errors import ConflictError, MalformedError, ProtocolError
+from protocol.errors import (
+    BadSignature,
+    ConflictError,
+    MalformedError,
+    NotCertified,
+    ProtocolError,
+    TransportError,
+    WorkflowError,
+)
 from protocol.ids import AuthorityId
-from protocol.messages import Attachment, Kind, MessageContent
+from protocol.messages import Attachment, Kind, MessageContent, Party, check_status_sender
 from protocol.origin import verify_forward
-from protocol.receipts import Evidence, make_receipt
+from protocol.receipts import DeliveryReceipt, Evidence, make_receipt
 from protocol.replay import SeqVerdict, classify_seq
 
 __all__ = ["Inbox", "MailboxSource"]
@@ -74,8 +87,13 @@ class Inbox:
         alerts: Alerts,
         peer_heads: PeerHeads,
         sync_soon: asyncio.Event,
+        cases: Cases,
+        stored: Callable[[str, MessageContent], None] = lambda _mid, _content: None,
     ) -> None:
         self.ctx = ctx
+        self.cases = cases
+        #: Told of every message stored (the search index).
+        self.stored = stored
         self.directory = directory
         self.prekeys = prekeys
         self.outbox = outbox
@@ -97,11 +115,15 @@ class Inbox:
         now = ctx.now()
         seen = await store.seen(str(h.sender), str(h.message_id))
         if seen is not None and seen[0] == env.hash:
-            return seen[1]
-        opened = open_envelope(
-            env, directory=self.directory.state, me=ctx.me,
-            private_key=self.prekeys.private_key, now=now,
-        )  # fmt: skip
+            return await self._receipt_again(env, seen[1])
+        try:
+            opened = open_envelope(
+                env, directory=self.directory.state, me=ctx.me,
+                private_key=self.prekeys.private_key, now=now,
+            )  # fmt: skip
+        except NotCertified:
+            self.sync_soon.set()  # the sender's keys may be updated in a log not synced yet
+            raise
         if seen is not None:
             await self._conflict(env, now)
         content = MessageContent.decode(opened.content)
@@ -110,6 +132,7 @@ class Inbox:
         if content.forwarded is not None:  # originator control on every hop (§8.5)
             verify_forward(content, forwarder=h.sender, recipient=ctx.me,
                            directory=self.directory.state)  # fmt: skip
+        await self._check_status(content, h.sender, data)
         for att in content.attachments:
             await self._fetch_attachment(att, h.sender)
         if opened.head_relation is HeadRelation.PEER_AHEAD:
@@ -122,7 +145,7 @@ class Inbox:
             seen = await store.seen(str(h.sender), str(h.message_id))  # a concurrent copy
             if seen is not None:
                 if seen[0] == env.hash:
-                    return seen[1]
+                    return await self._receipt_again(env, seen[1])
                 await self._conflict(env, now)
             async with store.write() as s:
                 verdict = await self._store(s, env, content, opened, receipt, via=via, now=now)
@@ -135,7 +158,53 @@ class Inbox:
         if verdict.missing:
             log.info("gap from %s: %d-%d missing", h.sender, verdict.missing.start,
                      verdict.missing.stop - 1)  # fmt: skip
+        self.stored(str(h.message_id), content)
         return receipt
+
+    async def _receipt_again(self, env: Envelope, stored: bytes) -> bytes:
+        """The receipt stored for ``env``, or a new one signed with the current identity key
+        when the stored one no longer verifies (signed by a replaced key after it was
+        replaced: the hub would not release the envelope for it, nor would the sender
+        take it)."""
+        try:
+            DeliveryReceipt.decode(stored, self.directory.state)
+        except ProtocolError:
+            pass
+        else:
+            return stored
+        ctx, h = self.ctx, env.header
+        fresh = make_receipt(
+            genesis=ctx.genesis, identity=ctx.keys.identity, message_id=h.message_id,
+            envelope_hash=env.hash, sender=h.sender, recipient=ctx.me, time=ctx.now(),
+        ).encode()  # fmt: skip
+        async with ctx.store.write() as s:
+            await s.execute(
+                update(db.InMessage)
+                .where(db.InMessage.sender == str(h.sender))
+                .where(db.InMessage.message_id == str(h.message_id))
+                .values(receipt=fresh)
+            )
+        log.info("receipt for %s signed anew with the current identity key", h.message_id)
+        return fresh
+
+    async def _check_status(
+        self, content: MessageContent, sender: AuthorityId, data: bytes
+    ) -> None:
+        """A status must come from the party of the request that may report its state
+        (PROTOCOL.md §8.2.1): refused, with a ``refused`` alert, otherwise."""
+        status, request = content.status, content.in_reply_to
+        if status is None or request is None:
+            return
+        party, deadline = None, 0
+        for row in await self.ctx.store.request_rows(str(request)):
+            if row.counterpart == str(sender):
+                party = Party.RECIPIENT if row.direction == "out" else Party.REQUESTER
+                deadline = row.asked if row.asked is not None else row.deadline
+        try:
+            check_status_sender(status, party, deadline=deadline)
+        except WorkflowError as exc:
+            await self.alerts.record("refused", f"status from {sender}: {exc.detail}", data)
+            raise
 
     async def _store(
         self, s: AsyncSession, env: Envelope, content: MessageContent, opened: OpenedEnvelope,
@@ -149,11 +218,12 @@ class Inbox:
         last = await store.take_in_seq(s, str(h.sender), mine.seq)
         verdict = classify_seq(last, mine.seq)
         order = "old" if verdict.old else "in-order" if verdict.in_order else "gap"
+        place = await self.cases.place_incoming(s, content, str(h.sender), now)
         s.add(
             db.InMessage(
                 sender=str(h.sender), message_id=mid, envelope_hash=env.hash, envelope=env.raw,
                 content=ctx.cipher.seal(opened.content, f"content:{mid}"),
-                kind=content.kind.value, case=content.case,
+                kind=content.kind.value, case=place.case, team=place.team,
                 in_reply_to=str(content.in_reply_to) if content.in_reply_to else None,
                 created=h.created, received=now, via=via, seq=mine.seq, order=order,
                 head_relation=opened.head_relation.value, receipt=receipt,
@@ -172,14 +242,19 @@ class Inbox:
         if content.kind is Kind.REQUEST:
             deadline = content.deadline or now + ctx.config.deadlines.for_urgency(content.urgency)
             store.open_requests(
-                s, mid, "in", [str(h.sender)], case=content.case, urgency=content.urgency.value,
-                state=RequestState.RECEIVED, created=h.created, deadline=deadline,
+                s, mid, "in", [str(h.sender)], place=place, urgency=content.urgency.value,
+                handling=content.handling, state=RequestState.RECEIVED, created=h.created,
+                deadline=deadline,
             )  # fmt: skip
-        moved = reply_moves_request(content)
-        if moved is not None and content.in_reply_to is not None:
+        event = reply_event(content)
+        if event is not None and content.in_reply_to is not None:
+            st = content.status
+            # a recipient's news moves the request we sent it; the requester's, ours from it
+            direction = "out" if event in RECIPIENT_EVENTS else "in"
             await store.move_request(
-                s, str(content.in_reply_to), "out", str(h.sender), state=moved[0],
-                expected=moved[1], now=now,
+                s, str(content.in_reply_to), direction, str(h.sender), event=event,
+                expected=st.expected if st else None, deadline=st.deadline if st else None,
+                now=now,
             )  # fmt: skip
         if opened.head_relation is HeadRelation.PEER_AHEAD:
             await self.peer_heads.note(
@@ -250,10 +325,10 @@ class Inbox:
         for item in items:
             try:
                 if item.kind == "envelope":
-                    receipts.append(await self.receive(item.data, via="hub"))
+                    receipts.append(await self._receive_synced(item.data))
                     continue
                 if item.kind == "receipt":
-                    await self._receipt_notice(item.data)
+                    await self._receipt_notice_synced(item.data)
                 elif item.kind == "non-delivery":
                     await self.outbox.record_non_delivery(item.data)
                 notices.append(item.cursor)
@@ -270,6 +345,28 @@ class Inbox:
         if receipts or notices:
             await self.hub.ack(receipts, notices)
             await self.ctx.store.receipts_acked(receipts)
+
+    async def _receive_synced(self, data: bytes) -> bytes:
+        """An envelope from the mailbox, opened again after a sync when its sender's key is
+        not certified in this node's log: the sender's keys may have been updated in a
+        log this node has not synced yet (the hub accepted the envelope against its own)."""
+        try:
+            return await self.receive(data, via="hub")
+        except NotCertified:
+            with contextlib.suppress(TransportError):
+                await self.directory.sync()
+            return await self.receive(data, via="hub")
+
+    async def _receipt_notice_synced(self, data: bytes) -> None:
+        """A receipt notice, checked again after a sync when its signing key is unknown:
+        the recipient's keys may have been updated in a log this node has not synced yet
+        (the hub released the envelope for it, so it verified there)."""
+        try:
+            await self._receipt_notice(data)
+        except BadSignature:
+            with contextlib.suppress(TransportError):
+                await self.directory.sync()
+            await self._receipt_notice(data)
 
     async def _receipt_notice(self, data: bytes) -> None:
         """A receipt the hub relays, with its delivered evidence."""

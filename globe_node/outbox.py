@@ -12,10 +12,14 @@ transition table of :mod:`globe_node.states`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
+
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from globe_node import db
 from globe_node.audit import AuditLog
+from globe_node.cases import Cases
+from globe_node.compartments import Placement
 from globe_node.context import NodeContext
 from globe_node.directory import Directory
 from globe_node.errors import NotFound
@@ -33,20 +37,25 @@ from protocol.envelope import (
 )
 from protocol.errors import MalformedError, MemberNotActive, UsageError
 from protocol.ids import AuthorityId, MessageId
-from protocol.messages import Kind, MessageContent
+from protocol.messages import Kind, MessageContent, StatusState
 from protocol.receipts import DeliveryReceipt, Evidence, EvidenceKind
 
-__all__ = ["Outbox", "reply_moves_request"]
+__all__ = ["Also", "Outbox", "reply_event"]
+
+#: More work that commits with a message (moving the request it answers, say):
+#: called in the send transaction with the session and the time.
+Also = Callable[[AsyncSession, int], Awaitable[None]]
 
 
-def reply_moves_request(content: MessageContent) -> tuple[RequestState, int | None] | None:
-    """The request state a reply sets (an answer, or a status update), if any."""
+def reply_event(content: MessageContent) -> StatusState | None:
+    """The event a message is for the request it replies to: an answer is ``answered``,
+    a status update its state; anything else none."""
     if content.in_reply_to is None:
         return None
     if content.kind is Kind.ANSWER:
-        return RequestState.ANSWERED, None
+        return StatusState.ANSWERED
     if content.kind is Kind.STATUS and content.status is not None:
-        return RequestState(content.status.state.value), content.status.expected
+        return content.status.state
     return None
 
 
@@ -61,14 +70,19 @@ class Outbox:
         prekeys: Prekeys,
         staging: Uploads,
         audit: AuditLog,
+        cases: Cases,
         wake: Callable[[], None],
+        stored: Callable[[str, MessageContent], None] = lambda _mid, _content: None,
     ) -> None:
         self.ctx = ctx
         self.directory = directory
         self.prekeys = prekeys
         self.staging = staging
         self.audit = audit
+        self.cases = cases
         self.wake = wake
+        #: Told of every message committed (the search index).
+        self.stored = stored
 
     @property
     def store(self) -> Store:
@@ -98,11 +112,19 @@ class Outbox:
         *,
         user: str,
         uploads: Sequence[str] = (),
+        place: Placement | None = None,
+        team: str | None = None,
+        also: Also | None = None,
     ) -> MessageId:
         """Seal and commit a message; delivery follows in the background.
 
         ``uploads``: ids of ``user``'s staged uploads, which become the message's
-        attachments and leave the staging area in the same transaction.
+        attachments and leave the staging area in the same transaction.  ``place``: where
+        the message is filed (a reply goes where its original is); without it, under
+        the content's case (whose record is made now, with ``team``, if new) or, with no
+        case, in ``team``.  ``also`` commits with the message.  A request without a
+        deadline gets this node's default for its urgency, written into the content so
+        that both parties hold the same deadline (PROTOCOL.md §8.1).
         """
         ctx = self.ctx
         now = ctx.now()
@@ -112,10 +134,15 @@ class Outbox:
         manifests = await self.staging.manifests(user, uploads)
         if manifests:
             content = dataclasses.replace(content, attachments=tuple(manifests))
+        if content.kind is Kind.REQUEST and content.deadline is None:
+            default = ctx.config.deadlines.for_urgency(content.urgency)
+            content = dataclasses.replace(content, deadline=now + default)
         data = content.encode()
         keys = {r: await self.prekeys.for_recipient(r, now) for r in recipients}
         state = self.directory.state
         async with self.audit.lock, self.store.write() as s:
+            if place is None:
+                place = await self.cases.place_outgoing(s, content.case, team, by=user, now=now)
             seqs = await self.store.next_seqs(s, [str(r) for r in recipients])
             envelope = seal_envelope(
                 genesis=ctx.genesis, sender=ctx.me, identity=ctx.keys.identity,
@@ -129,7 +156,7 @@ class Outbox:
                 db.OutMessage(
                     message_id=str(mid), envelope=envelope, envelope_hash=envelope_hash(envelope),
                     content=ctx.cipher.seal(data, f"content:{mid}"), kind=content.kind.value,
-                    case=content.case,
+                    case=place.case, team=place.team,
                     in_reply_to=str(content.in_reply_to) if content.in_reply_to else None,
                     created=now, expires=now + ctx.config.message_lifetime, user=user,
                     pending_blobs=" ".join(m.blob for m in manifests),
@@ -153,15 +180,17 @@ class Outbox:
                         size=m.size, state="pending",
                     )
                 )  # fmt: skip
-            if content.kind is Kind.REQUEST:
-                urgency_deadline = ctx.config.deadlines.for_urgency(content.urgency)
+            if content.kind is Kind.REQUEST and content.deadline is not None:
                 self.store.open_requests(
-                    s, str(mid), "out", [str(r) for r in recipients], case=content.case,
-                    urgency=content.urgency.value, state=RequestState.SENT, created=now,
-                    deadline=content.deadline or now + urgency_deadline,
+                    s, str(mid), "out", [str(r) for r in recipients], place=place,
+                    urgency=content.urgency.value, handling=content.handling,
+                    state=RequestState.SENT, created=now, deadline=content.deadline, user=user,
                 )  # fmt: skip
+            if also is not None:
+                await also(s, now)
             # The audit row commits with the message, or neither does.
             await self.audit.add(s, now, user, "send", f"{mid} to {','.join(map(str, recipients))}")
+        self.stored(str(mid), content)
         self.wake()
         return mid
 

@@ -7,6 +7,10 @@ For a recipient, the newest prekey that verifies against its certified
 identity key is used and remembered for :data:`PREKEY_CACHE` seconds; if the
 hub cannot be reached, the remembered one while it is valid, else the
 certified key-agreement key (no forward secrecy for that message; logged).
+
+After a key update the old key-agreement key is kept here too, as a row with no signed
+prekey (:mod:`globe_node.rekey`): it opens what was sealed to it, is never published, and
+is erased like a prekey once its window ended.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Final, Protocol
 
 from globe_io.errors import Conflict
@@ -25,7 +29,8 @@ from protocol.errors import GlobeError, ProtocolError, TransportError
 from protocol.genesis import Genesis
 from protocol.ids import AuthorityId, KeyId
 from protocol.keys import KemPrivateKey, KemPublicKey, VerifyKey
-from protocol.prekeys import SignedPrekey, make_prekey
+from protocol.prekeys import MAX_PREKEY_SIZE, SignedPrekey, make_prekey
+from protocol.signed import SignedObject
 
 __all__ = ["PREKEY_CACHE", "PrekeySource", "Prekeys", "best_prekey"]
 
@@ -68,6 +73,12 @@ def best_prekey(
     return best
 
 
+def _signer(container: bytes) -> KeyId | None:
+    """The key that signed a stored prekey container."""
+    signed = SignedObject.decode(container, max_size=MAX_PREKEY_SIZE, what="stored prekey")
+    return signed.signatures[0].key_id if signed.signatures else None
+
+
 class Prekeys:
     """This node's prekeys and the peers' it seals to."""
 
@@ -76,9 +87,14 @@ class Prekeys:
         self.hub = hub
         self.directory = directory
         self.private: dict[KeyId, KemPrivateKey] = {ctx.keys.ka.key_id: ctx.keys.ka}
-        self._peer: dict[AuthorityId, SignedPrekey] = {}
+        #: A peer's prekey, verified with the identity key it was certified with then (a
+        #: key update makes it stale at once: PROTOCOL.md §6.8).
+        self._peer: dict[AuthorityId, tuple[SignedPrekey, KeyId]] = {}
         self._fetched: dict[AuthorityId, float] = {}  # monotonic time of the fetch
         self._lock = asyncio.Lock()
+        #: Awaited before a recipient's key is chosen for sealing (a pending key update
+        #: checks the log first, :meth:`globe_node.rekey.KeyRotation.before_sealing`).
+        self.before_seal: Callable[[], Awaitable[None]] | None = None
 
     async def load(self) -> None:
         """Open the stored private halves not yet erased."""
@@ -95,13 +111,18 @@ class Prekeys:
         """Publish a fresh prekey before the current one expires; erase old private halves."""
         async with self._lock:
             now = self.ctx.now()
-            rows = await self.ctx.store.prekeys()
+            # A row without a signed prekey is a retired key-agreement key (rekey).
+            rows = [r for r in await self.ctx.store.prekeys() if r.signed]
             rotate_before = self.ctx.config.prekey_rotate_before
-            current = [r for r in rows if r.not_after - rotate_before > now]
+            me = self.ctx.keys.identity.key_id  # prekeys an old identity key signed verify no more
+            current = [
+                r for r in rows if r.not_after - rotate_before > now and _signer(r.signed) == me
+            ]
             if not current and self.directory.is_active_member():
                 await self._rotate()
             for r in rows:
-                if not r.published and r.private is not None and r.not_after > now:
+                fresh = r.private is not None and r.not_after > now and _signer(r.signed) == me
+                if not r.published and fresh:
                     await self._publish(r.key_id, r.signed)
             await self.erase_expired()
 
@@ -146,8 +167,10 @@ class Prekeys:
 
     async def for_recipient(self, authority: AuthorityId, now: int) -> KemPublicKey:
         """The recipient's newest valid signed prekey, else its certified KA key (§6.6)."""
+        if self.before_seal is not None:
+            await self.before_seal()
         member = self.directory.state.active_member(authority, now)
-        cached = self._peer.get(authority)
+        cached = self._cached(authority, member.certificate.identity_key.key_id)
         if (
             cached is not None
             and self._fetched.get(authority, 0.0) + PREKEY_CACHE > self.ctx.monotonic()
@@ -167,7 +190,7 @@ class Prekeys:
             member = self.directory.state.active_member(authority, now)
             containers = []
         if containers is None:
-            cached = self._peer.get(authority)
+            cached = self._cached(authority, member.certificate.identity_key.key_id)
             if cached is not None and cached.not_before <= now < cached.not_after:
                 return cached.key
             log.warning(
@@ -181,6 +204,12 @@ class Prekeys:
         )  # fmt: skip
         if best is None:
             return member.certificate.ka_key()
-        self._peer[authority] = best
+        self._peer[authority] = (best, member.certificate.identity_key.key_id)
         self._fetched[authority] = self.ctx.monotonic()
         return best.key
+
+    def _cached(self, authority: AuthorityId, identity: KeyId) -> SignedPrekey | None:
+        """The remembered prekey of ``authority``, if its certified identity key is still
+        the one that verified it."""
+        cached = self._peer.get(authority)
+        return cached[0] if cached is not None and cached[1] == identity else None

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Callable
 from typing import Any
 
 import aiohttp
@@ -38,14 +39,18 @@ class PushClient:
         self.ctx = ctx
         self.inbox = inbox
         self.connected = False
+        #: Whether to connect now: not while this node is suspended or revoked, when the
+        #: hub can only refuse (the node sets it; globe_node.standing).
+        self.may_connect: Callable[[], bool] = lambda: True
 
     async def run(self) -> None:
         """Hold the stream open until cancelled; reconnect with backoff."""
         attempt = 0
         while True:
             try:
-                await self._session()
-                attempt = 0
+                if self.may_connect():
+                    await self._session()
+                    attempt = 0
             except (GlobeError, aiohttp.ClientError, OSError, TimeoutError) as exc:
                 log.info("push stream closed: %s", getattr(exc, "detail", type(exc).__name__))
             except Exception:  # a bug of ours: logged, then reconnect

@@ -10,17 +10,24 @@ access to the node, creates them (THREAT-MODEL.md, the insider with a token).
 
 from __future__ import annotations
 
+import re
 from enum import Enum
 from typing import Final
 
 __all__ = [
     "API_CREATABLE",
     "GRANTS",
+    "NAME_RE",
     "Permission",
     "Role",
     "at_or_below",
     "may_create",
+    "sees_every_case",
 ]
+
+#: A user or team name: 1-64 of letters, digits and ``. _ @ -``, starting with a letter or
+#: digit.
+NAME_RE: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}\Z")
 
 
 class Permission(Enum):
@@ -31,6 +38,7 @@ class Permission(Enum):
     STATUS = "status"  # the node's health, directory search, ping, sync, alerts
     AUDIT = "audit"  # the node's audit log
     OPERATE = "operate"  # keys, operator users, alert handling
+    HOLD = "hold"  # place and release legal holds on cases (globe_node/holds.py)
 
 
 class Role(Enum):
@@ -45,7 +53,7 @@ class Role(Enum):
 GRANTS: Final[dict[Role, frozenset[Permission]]] = {
     Role.INVESTIGATOR: frozenset({Permission.READ, Permission.SEND, Permission.STATUS}),
     Role.SUPERVISOR: frozenset(
-        {Permission.READ, Permission.SEND, Permission.STATUS, Permission.AUDIT}
+        {Permission.READ, Permission.SEND, Permission.STATUS, Permission.AUDIT, Permission.HOLD}
     ),
     Role.OPERATOR: frozenset({Permission.STATUS, Permission.OPERATE, Permission.AUDIT}),
 }
@@ -57,6 +65,12 @@ API_CREATABLE: Final = frozenset({Role.OPERATOR})
 def at_or_below(role: Role, other: Role) -> bool:
     """Whether ``role`` holds no permission that ``other`` lacks."""
     return GRANTS[role] <= GRANTS[other]
+
+
+def sees_every_case(role: Role) -> bool:
+    """Whether the role reads every case whatever its team (globe_node/compartments.py):
+    supervisors do; investigators see their teams' cases."""
+    return role is Role.SUPERVISOR
 
 
 def may_create(creator: Role, role: Role) -> bool:

@@ -5,7 +5,11 @@
   receipt came back (``delivered``); ``failed`` when refused for good or
   expired.  A receipt is proof and always wins; nothing moves a message out of
   ``delivered``.  There is no ``read``: the protocol has no read notification.
-* **Request** workflow of an assistance request, on either side.
+* **Request** workflow of an assistance request, on either side: each status
+  update (PROTOCOL.md §8.2.1) or answer is an event with the states it applies
+  in and the state it leads to (:data:`REQUEST_TRANSITIONS`); the requester
+  closes, withdraws and extends, the recipients acknowledge, progress, decline
+  and answer.
 
 Everything here is pure: states, events, the transition table and the retry
 schedule (:func:`next_attempt`, with the randomness passed in).  The storage
@@ -20,13 +24,18 @@ from collections.abc import Callable
 from enum import Enum
 from typing import Final
 
+from protocol.messages import STATUS_SENDER, Party, StatusState
+
 __all__ = [
     "DELIVERY_TRANSITIONS",
     "OPEN_REQUEST_STATES",
+    "RECIPIENT_EVENTS",
+    "REQUEST_TRANSITIONS",
     "Delivery",
     "DeliveryEvent",
     "RequestState",
     "next_attempt",
+    "request_transition",
     "transition",
 ]
 
@@ -86,7 +95,7 @@ def next_attempt(
 
 
 class RequestState(Enum):
-    """An assistance request's workflow state (PROTOCOL.md §8.2 ``status.state``)."""
+    """An assistance request's workflow state (PROTOCOL.md §8.2.1 ``status.state``)."""
 
     SENT = "sent"  # ours, not answered yet
     RECEIVED = "received"  # theirs, not answered yet
@@ -95,9 +104,41 @@ class RequestState(Enum):
     ANSWERED = "answered"
     DECLINED = "declined"
     CLOSED = "closed"
+    WITHDRAWN = "withdrawn"
 
 
 #: States in which a request still waits for its answer (and can be overdue).
 OPEN_REQUEST_STATES: Final = frozenset(
     {RequestState.SENT, RequestState.RECEIVED, RequestState.ACKNOWLEDGED, RequestState.IN_PROGRESS}
 )
+_OPEN: Final = OPEN_REQUEST_STATES
+_ENDED: Final = frozenset({RequestState.ANSWERED, RequestState.DECLINED})
+
+#: event (a status state; an answer is ``answered``) -> (the states it applies in, the state
+#: it leads to; ``None``: the state stays, only the deadline moves).  An event in any other
+#: state is kept with its message but changes nothing: a late ``in-progress`` after the
+#: requester closed, a second withdrawal, an extension of an answered request.
+REQUEST_TRANSITIONS: Final[
+    dict[StatusState, tuple[frozenset[RequestState], RequestState | None]]
+] = {
+    StatusState.ACKNOWLEDGED: (_OPEN, RequestState.ACKNOWLEDGED),
+    StatusState.IN_PROGRESS: (_OPEN, RequestState.IN_PROGRESS),
+    StatusState.DECLINED: (_OPEN, RequestState.DECLINED),
+    StatusState.ANSWERED: (_OPEN | {RequestState.ANSWERED}, RequestState.ANSWERED),
+    StatusState.CLOSED: (_OPEN | _ENDED, RequestState.CLOSED),
+    StatusState.WITHDRAWN: (_OPEN, RequestState.WITHDRAWN),
+    StatusState.EXTENDED: (_OPEN, None),
+}
+#: The events only a request's recipients report: each is a response to the request.
+RECIPIENT_EVENTS: Final = frozenset(
+    state for state, party in STATUS_SENDER.items() if party is Party.RECIPIENT
+)
+
+
+def request_transition(state: RequestState, event: StatusState) -> RequestState | None:
+    """The state after ``event`` (the same state for an extension), or None when the
+    event does not apply in ``state``."""
+    sources, target = REQUEST_TRANSITIONS[event]
+    if state not in sources:
+        return None
+    return state if target is None else target

@@ -16,13 +16,23 @@ import contextlib
 import logging
 from collections.abc import AsyncIterator, Sequence
 
-from sqlalchemy import delete, func, select, update
+from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from globe_node import db
-from globe_node.states import DELIVERY_TRANSITIONS, Delivery, DeliveryEvent, RequestState
+from globe_node.compartments import Placement
+from globe_node.states import (
+    DELIVERY_TRANSITIONS,
+    RECIPIENT_EVENTS,
+    Delivery,
+    DeliveryEvent,
+    RequestState,
+    request_transition,
+)
 from protocol.errors import StorageError
+from protocol.messages import Handling, StatusState
 
 __all__ = ["Store", "storage_errors"]
 
@@ -100,8 +110,15 @@ class Store:
             for key, value in meta.items():
                 await self.put_meta(s, key, value)
 
-    async def add_alert(self, kind: str, detail: str, evidence: bytes | None, now: int) -> bool:
-        """Record an alert once per evidence (or per detail without evidence); True if new."""
+    async def add_alert(
+        self, kind: str, detail: str, evidence: bytes | None, now: int, *,
+        about: tuple[str, str | None, str | None] | None = None,
+    ) -> bool:  # fmt: skip
+        """Record an alert once per evidence (or per detail without evidence); True if new.
+
+        ``about``: (message id, team, user) of a request's reminder, which only those who
+        see the request are shown.
+        """
         async with self.write() as s:
             same = (
                 db.Alert.evidence == evidence if evidence is not None else db.Alert.detail == detail
@@ -111,13 +128,20 @@ class Store:
             ).first()
             if known is not None:
                 return False
-            s.add(db.Alert(kind=kind, detail=detail, evidence=evidence, time=now))
+            row = db.Alert(kind=kind, detail=detail, evidence=evidence, time=now)
+            if about is not None:
+                row.material = True
+                row.message_id, row.team, row.user = about
+            s.add(row)
             return True
 
-    async def alerts(self) -> list[db.Alert]:
-        """Every alert, newest first."""
+    async def alerts(self, shown: ColumnElement[bool] | None = None) -> list[db.Alert]:
+        """Every alert (that ``shown`` holds for), newest first."""
+        q = select(db.Alert).order_by(db.Alert.id.desc())
+        if shown is not None:
+            q = q.where(shown)
         async with self.read() as s:
-            return list((await s.execute(select(db.Alert).order_by(db.Alert.id.desc()))).scalars())
+            return list((await s.execute(q)).scalars())
 
     # -- prekeys ---------------------------------------------------------------------------
 
@@ -158,14 +182,20 @@ class Store:
     # -- the outbox ------------------------------------------------------------------------
 
     @staticmethod
-    async def next_seqs(s: AsyncSession, peers: Sequence[str]) -> dict[str, int]:
+    async def _pair(s: AsyncSession, peer: str) -> db.Pair:
+        """The pair row of ``peer``, made if it is new: a send and a receive may both make
+        it at once, and the second must find the first's row, not fail (caller's tx)."""
+        await s.execute(
+            sqlite_insert(db.Pair).values(peer=peer, next_out=1, last_in=0).on_conflict_do_nothing()
+        )
+        return (await s.execute(select(db.Pair).where(db.Pair.peer == peer))).scalar_one()
+
+    @classmethod
+    async def next_seqs(cls, s: AsyncSession, peers: Sequence[str]) -> dict[str, int]:
         """Take the next per-pair sequence number for each peer (caller's transaction)."""
         out: dict[str, int] = {}
         for peer in peers:
-            pair = await s.get(db.Pair, peer)
-            if pair is None:
-                pair = db.Pair(peer=peer, next_out=1, last_in=0)
-                s.add(pair)
+            pair = await cls._pair(s, peer)
             out[peer] = pair.next_out
             pair.next_out += 1
         return out
@@ -242,14 +272,18 @@ class Store:
             values["evidence"] = evidence
         if reset_attempt:
             values["next_attempt"] = 0
+        moved = (
+            update(db.OutRecipient)
+            .where(db.OutRecipient.message_id == message_id)
+            .where(db.OutRecipient.recipient.in_(list(recipients)))
+            .where(db.OutRecipient.state.in_([x.value for x in sources]))
+            .values(**values)
+        )
+        if event is DeliveryEvent.RETRY:  # a purged message's envelope is gone (retention.py)
+            purged = select(db.OutMessage.message_id).where(db.OutMessage.purged.is_not(None))
+            moved = moved.where(db.OutRecipient.message_id.not_in(purged))
         async with self.write() as s:
-            done = await s.execute(
-                update(db.OutRecipient)
-                .where(db.OutRecipient.message_id == message_id)
-                .where(db.OutRecipient.recipient.in_(list(recipients)))
-                .where(db.OutRecipient.state.in_([x.value for x in sources]))
-                .values(**values)
-            )
+            done = await s.execute(moved)
             return int(getattr(done, "rowcount", 0) or 0)
 
     async def backoff(
@@ -331,13 +365,10 @@ class Store:
                 s.add(row)
             return known is None
 
-    @staticmethod
-    async def take_in_seq(s: AsyncSession, peer: str, seq: int) -> int:
+    @classmethod
+    async def take_in_seq(cls, s: AsyncSession, peer: str, seq: int) -> int:
         """Record ``seq`` received from ``peer``; the highest seen before (caller's tx)."""
-        pair = await s.get(db.Pair, peer)
-        if pair is None:
-            pair = db.Pair(peer=peer, next_out=1, last_in=0)
-            s.add(pair)
+        pair = await cls._pair(s, peer)
         last = pair.last_in
         pair.last_in = max(pair.last_in, seq)
         return last
@@ -355,6 +386,14 @@ class Store:
                 .where(db.InMessage.receipt.in_(list(receipts)))
                 .values(receipt_acked=True)
             )
+
+    async def sealed_contents(self) -> AsyncIterator[tuple[str, bytes]]:
+        """(message id, sealed content) of every stored message, received then sent."""
+        async with self.read() as s:
+            for model in (db.InMessage, db.OutMessage):
+                rows = await s.stream(select(model.message_id, model.content))
+                async for mid, content in rows:
+                    yield mid, content
 
     async def mark_read(self, message_id: str, now: int, user: str, s: AsyncSession) -> None:
         """Record the first read of a received message (caller's transaction)."""
@@ -379,38 +418,65 @@ class Store:
     @staticmethod
     def open_requests(
         s: AsyncSession, message_id: str, direction: str, counterparts: Sequence[str], *,
-        case: str | None, urgency: str, state: RequestState, created: int, deadline: int,
+        place: Placement, urgency: str, handling: Handling, state: RequestState,
+        created: int, deadline: int, user: str | None = None,
     ) -> None:  # fmt: skip
         """A new request, one row per counterpart (caller's transaction)."""
+        restrictions = " ".join(sorted(r.value for r in handling.restrictions))
         for c in counterparts:
             s.add(
                 db.RequestRow(
-                    message_id=message_id, direction=direction, counterpart=c, case=case,
-                    urgency=urgency, state=state.value, created=created, deadline=deadline,
+                    message_id=message_id, direction=direction, counterpart=c,
+                    case=place.case, team=place.team, urgency=urgency,
+                    tlp=handling.tlp.value, restrictions=restrictions, state=state.value,
+                    created=created, deadline=deadline, asked=deadline, user=user,
                 )
             )  # fmt: skip
 
     @staticmethod
     async def move_request(
         s: AsyncSession, message_id: str, direction: str, counterpart: str, *,
-        state: RequestState, expected: int | None, now: int,
-    ) -> None:  # fmt: skip
-        """A status update or answer moves the request it replies to (caller's tx)."""
+        event: StatusState, expected: int | None = None, deadline: int | None = None, now: int,
+    ) -> bool:  # fmt: skip
+        """Apply a status update or an answer (``answered``) to the request it replies to,
+        by the transition table (caller's transaction); False when it does not apply."""
         row = await s.get(db.RequestRow, (message_id, direction, counterpart))
         if row is None:
-            return
-        row.state = state.value
+            return False
+        target = request_transition(RequestState(row.state), event)
+        if target is None:
+            return False
+        row.state = target.value
         if expected is not None:
             row.expected = expected
-        if state is RequestState.ANSWERED:
+        if deadline is not None:
+            row.deadline = max(row.deadline, deadline)  # the latest extension holds
+        if event in RECIPIENT_EVENTS:
+            row.first_response = row.first_response or now
+        if target is RequestState.ANSWERED:
             row.answered = row.answered or now
-        row.first_response = row.first_response or now
+        if target is RequestState.DECLINED:
+            row.declined = row.declined or now
+        if target in (RequestState.CLOSED, RequestState.WITHDRAWN):
+            row.ended = row.ended or now
+        return True
 
-    async def requests(self, case: str | None = None) -> list[db.RequestRow]:
-        """Request workflow rows, by deadline."""
+    async def request_rows(self, message_id: str) -> list[db.RequestRow]:
+        """The workflow rows of one request (one per counterpart), by counterpart."""
+        async with self.read() as s:
+            return list(
+                (
+                    await s.execute(
+                        select(db.RequestRow)
+                        .where(db.RequestRow.message_id == message_id)
+                        .order_by(db.RequestRow.direction, db.RequestRow.counterpart)
+                    )
+                ).scalars()
+            )
+
+    async def requests(self) -> list[db.RequestRow]:
+        """Every request workflow row, by deadline."""
         q = select(db.RequestRow).order_by(db.RequestRow.deadline)
-        if case is not None:
-            q = q.where(db.RequestRow.case == case)
         async with self.read() as s:
             return list((await s.execute(q)).scalars())
 
@@ -423,22 +489,34 @@ class Store:
 
     # -- the read side (lists and counts) ----------------------------------------------------
 
-    async def inbox_rows(self, limit: int, *, unread: bool) -> list[db.InMessage]:
-        """Received messages, newest first."""
-        q = select(db.InMessage).order_by(db.InMessage.received.desc(), db.InMessage.id.desc())
+    async def inbox_rows(
+        self, limit: int, *, unread: bool, shown: ColumnElement[bool]
+    ) -> list[db.InMessage]:
+        """Received messages (those ``shown`` holds for), newest first."""
+        q = (
+            select(db.InMessage)
+            .where(shown)
+            .order_by(db.InMessage.received.desc(), db.InMessage.id.desc())
+        )
         if unread:
             q = q.where(db.InMessage.read_at.is_(None))
         async with self.read() as s:
             return list((await s.execute(q.limit(limit))).scalars())
 
-    async def outbox_rows(self, limit: int) -> list[db.OutMessage]:
-        """Sent messages, newest first."""
-        q = select(db.OutMessage).order_by(db.OutMessage.created.desc()).limit(limit)
+    async def outbox_rows(self, limit: int, *, shown: ColumnElement[bool]) -> list[db.OutMessage]:
+        """Sent messages (those ``shown`` holds for), newest first."""
+        q = (
+            select(db.OutMessage)
+            .where(shown)
+            .order_by(db.OutMessage.created.desc(), db.OutMessage.message_id)
+            .limit(limit)
+        )
         async with self.read() as s:
             return list((await s.execute(q)).scalars())
 
     async def granted_decisions(self, originator: str) -> list[db.InMessage]:
-        """Consent decisions received from ``originator`` with their inner signature."""
+        """Consent decisions received from ``originator`` with their inner signature (and
+        the content it signs: not purged)."""
         async with self.read() as s:
             return list(
                 (
@@ -447,54 +525,13 @@ class Store:
                         .where(db.InMessage.sender == originator)
                         .where(db.InMessage.kind == "consent-decision")
                         .where(db.InMessage.inner_signature.is_not(None))
+                        .where(db.InMessage.purged.is_(None))  # its signed content is gone
                     )
                 ).scalars()
             )
 
-    async def case_messages(
-        self, case: str
-    ) -> tuple[list[tuple[str, str, str, int, str | None]], list[tuple[str, str, int, str | None]]]:
-        """(received: id, sender, kind, time, reply-to), (sent: id, kind, time, reply-to)."""
-        async with self.read() as s:
-            ins = (
-                await s.execute(
-                    select(db.InMessage.message_id, db.InMessage.sender, db.InMessage.kind,
-                           db.InMessage.received, db.InMessage.in_reply_to)
-                    .where(db.InMessage.case == case)
-                )
-            ).all()  # fmt: skip
-            outs = (
-                await s.execute(
-                    select(db.OutMessage.message_id, db.OutMessage.kind, db.OutMessage.created,
-                           db.OutMessage.in_reply_to)
-                    .where(db.OutMessage.case == case)
-                )
-            ).all()  # fmt: skip
-        return [tuple(r) for r in ins], [tuple(r) for r in outs]  # type: ignore[misc]
-
-    async def case_participation(
-        self,
-    ) -> tuple[list[tuple[str, str, int]], list[tuple[str, int, str]]]:
-        """(received: sender, case, time), (sent: case, time, recipient) of messages in cases."""
-        async with self.read() as s:
-            ins = (
-                await s.execute(
-                    select(db.InMessage.sender, db.InMessage.case, db.InMessage.received).where(
-                        db.InMessage.case.is_not(None)
-                    )
-                )
-            ).all()
-            outs = (
-                await s.execute(
-                    select(db.OutMessage.case, db.OutMessage.created, db.OutRecipient.recipient)
-                    .join(db.OutRecipient, db.OutRecipient.message_id == db.OutMessage.message_id)
-                    .where(db.OutMessage.case.is_not(None))
-                )
-            ).all()
-        return [tuple(r) for r in ins], [tuple(r) for r in outs]  # type: ignore[misc]
-
-    async def counts(self) -> tuple[dict[str, int], int, int]:
-        """(recipients per delivery state, unread received messages, alerts)."""
+    async def counts(self, shown: ColumnElement[bool]) -> tuple[dict[str, int], int]:
+        """(recipients per delivery state, unread received messages ``shown`` holds for)."""
         async with self.read() as s:
             states = (
                 await s.execute(
@@ -505,8 +542,7 @@ class Store:
                 await s.execute(
                     select(func.count())
                     .select_from(db.InMessage)
-                    .where(db.InMessage.read_at.is_(None))
+                    .where(db.InMessage.read_at.is_(None), shown)
                 )
             ).scalar_one()
-            alerts = (await s.execute(select(func.count()).select_from(db.Alert))).scalar_one()
-        return {str(k): int(v) for k, v in states}, int(unread), int(alerts)
+        return {str(k): int(v) for k, v in states}, int(unread)

@@ -1,42 +1,130 @@
-"""Users of a node's local API: bearer tokens stored only as their SHA-256, and roles.
+"""Users of a node's local API: bearer tokens stored only as their SHA-256, roles and teams.
 
-Tokens are 32 random bytes, shown once when a user is made.  The daemon and
-``globe-node users add`` both use :func:`add_user`; the daemon authenticates
-each request with :func:`authenticate`.
+Tokens are 32 random bytes, shown once when a user is made or its token rotated.  The
+daemon and ``globe-node users add`` both use :func:`add_user`; ``globe-node users
+remove|rotate|teams`` use :func:`remove_user`, :func:`rotate_token` and :func:`set_teams`.
+Given an :class:`~globe_node.audit.AuditLog`, each change writes its audit row in the
+transaction that makes it, naming who made it (a user, or ``cli:<OS user>``).
+
+The daemon authenticates each request with :func:`authenticate`, which reads the users
+table every time (nothing caches a principal): a token removed or rotated is refused on
+the next request, by whatever process changed the table.  A response already streaming
+(an attachment or an evidence bundle being downloaded) was authorised when it started
+and runs to its end.  :func:`authenticate` also loads the user's teams: what a user may
+see of the node's cases follows from them (:mod:`globe_node.compartments`).
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
-import re
+import logging
 import secrets
+import time
+from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
-from typing import Final
+from typing import TYPE_CHECKING, Final
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from globe_io.errors import Conflict
+from globe_io.errors import Conflict, NotFound
 from globe_node import db
 from globe_node.errors import Unauthenticated
-from globe_node.roles import Role
+from globe_node.roles import NAME_RE, Role
 from protocol import canonical
 from protocol.errors import UsageError
 
-__all__ = ["USER_NAME", "Principal", "add_user", "authenticate", "token_hash"]
+if TYPE_CHECKING:  # audit -> store -> compartments -> users: only the type is needed here
+    from globe_node.audit import AuditLog
 
-#: A user name: 1-64 of letters, digits and ``. _ @ -``, starting with a letter or digit.
-USER_NAME: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9._@-]{0,63}\Z")
+__all__ = [
+    "LAST_USED_STEP",
+    "USER_NAME",
+    "LastOperator",
+    "Principal",
+    "Removed",
+    "UserInfo",
+    "UserRecord",
+    "add_user",
+    "authenticate",
+    "check_team",
+    "list_users",
+    "remove_user",
+    "rotate_token",
+    "set_teams",
+    "token_hash",
+    "user_records",
+]
+
+log = logging.getLogger("globe.node.users")
+
+#: A user name (and a team name): 1-64 of letters, digits and ``. _ @ -``, starting with a
+#: letter or digit.
+USER_NAME: Final = NAME_RE
 #: Longest ``Authorization`` value looked at (a token is 43 characters).
 _MAX_AUTHORIZATION: Final = 200
+#: Teams one user may belong to.
+MAX_TEAMS: Final = 16
+#: ``last_used`` is written again only when it is at least this many seconds old.
+LAST_USED_STEP: Final = 60
 
 
 @dataclass(frozen=True, slots=True)
 class Principal:
-    """An authenticated user of the local API."""
+    """An authenticated user of the local API, with the teams whose cases it sees and
+    whether it works the node's intake (which sees what is not yet assigned): the
+    members of the intake team, and users in no team at all."""
 
     name: str
     role: Role
+    teams: frozenset[str] = frozenset()
+    intake: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class UserInfo:
+    """A user as listed (never its token)."""
+
+    name: str
+    role: str
+    teams: tuple[str, ...]
+    created: int
+
+    def to_json(self) -> dict[str, object]:
+        """The local API's form."""
+        return {"name": self.name, "role": self.role, "teams": list(self.teams),
+                "created": self.created}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class UserRecord:
+    """A user as ``globe-node users list`` shows it: as the API lists it, and when it last
+    made an authenticated request (``None``: never; to :data:`LAST_USED_STEP` seconds).
+    Only the command on the node shows the last use (docs/OPERATIONS.md §11.5)."""
+
+    user: UserInfo
+    last_used: int | None
+
+    def to_json(self) -> dict[str, object]:
+        """The form of ``globe-node users list --json``."""
+        return {**self.user.to_json(), "last_used": self.last_used}
+
+
+@dataclass(frozen=True, slots=True)
+class Removed:
+    """A user removed: its role, and the cases it was the assignee of, now unassigned
+    (they stay in their team, seen by its members and the supervisors)."""
+
+    name: str
+    role: str
+    unassigned: tuple[str, ...]
+
+
+class LastOperator(Conflict):
+    """The user is the node's last operator: add another operator first, so that someone
+    can still run the node (keys, alerts, operator users)."""
 
 
 def token_hash(token: str) -> bytes:
@@ -53,23 +141,236 @@ def check_name(name: str) -> str:
     return name
 
 
+def check_team(team: str) -> str:
+    """``team`` if it is a valid team name (the shape of a user name), else UsageError."""
+    if not USER_NAME.match(team):
+        raise UsageError(
+            "a team name is 1-64 of A-Z a-z 0-9 . _ @ - (starting with a letter or digit)"
+        )
+    return team
+
+
+def _teams(teams: Iterable[str]) -> list[str]:
+    out = sorted({check_team(t) for t in teams})
+    if len(out) > MAX_TEAMS:
+        raise UsageError(f"a user belongs to at most {MAX_TEAMS} teams")
+    return out
+
+
+async def _hold_write_lock(s: AsyncSession) -> None:
+    """Take the database's write lock now, at the start of ``s``'s transaction.
+
+    SQLite (through pysqlite) begins a transaction only at its first write, so reads
+    before it would see a state that another process (the daemon, a second ``globe-node
+    users`` command) may change before this one writes.  A write that matches no row
+    begins it: what the change reads afterwards (is this the last operator?) holds until
+    it commits.
+    """
+    no_row = update(db.User).where(db.User.name == "").values(name=db.User.name)
+    await s.execute(no_row.execution_options(synchronize_session=False))
+
+
+@contextlib.asynccontextmanager
+async def _change(
+    sessions: async_sessionmaker[AsyncSession], audit: AuditLog | None
+) -> AsyncIterator[AsyncSession]:
+    """One change of the users: a transaction holding the write lock from its start, and
+    the audit log's lock when the change is audited (its row commits with it)."""
+    async with contextlib.AsyncExitStack() as stack:
+        if audit is not None:
+            await stack.enter_async_context(audit.lock)
+        s = await stack.enter_async_context(sessions.begin())
+        await _hold_write_lock(s)
+        yield s
+
+
+async def _audit(
+    audit: AuditLog | None, s: AsyncSession, *, now: int, by: str, action: str, subject: str
+) -> None:
+    """The change's audit row, in its transaction (nothing when it is not audited)."""
+    if audit is not None:
+        await audit.add(s, now, by, action, subject)
+
+
+def _new_token() -> str:
+    return canonical.b64e(secrets.token_bytes(32))
+
+
 async def add_user(
-    sessions: async_sessionmaker[AsyncSession], name: str, role: Role, *, now: int
+    sessions: async_sessionmaker[AsyncSession],
+    name: str,
+    role: Role,
+    *,
+    now: int,
+    teams: Iterable[str] = (),
+    audit: AuditLog | None = None,
+    by: str = "",
 ) -> str:
-    """Create a user; return its token (shown once, stored only as a hash)."""
+    """Create a user in ``teams``; return its token (shown once, stored only as a hash).
+
+    With ``audit``, the row ``add-user`` by ``by`` commits with the user."""
     check_name(name)
-    token = canonical.b64e(secrets.token_bytes(32))
-    async with sessions.begin() as s:
+    members = _teams(teams)
+    token = _new_token()
+    async with _change(sessions, audit) as s:
         if await s.get(db.User, name) is not None:
             raise Conflict(f"user {name} exists")
         s.add(db.User(name=name, role=role.value, token_hash=token_hash(token), created=now))
+        s.add_all(db.TeamRow(user=name, team=t) for t in members)
+        subject = f"{name} ({role.value})" + (f" teams {' '.join(members)}" if members else "")
+        await _audit(audit, s, now=now, by=by, action="add-user", subject=subject)
     return token
 
 
+async def rotate_token(
+    sessions: async_sessionmaker[AsyncSession],
+    name: str,
+    *,
+    now: int,
+    audit: AuditLog | None = None,
+    by: str = "",
+) -> tuple[str, str]:
+    """Give user ``name`` a new token; ``(token, role)``.  The old token is refused from
+    the next request on (:func:`authenticate` reads the table every time)."""
+    token = _new_token()
+    async with _change(sessions, audit) as s:
+        user = await s.get(db.User, name)
+        if user is None:
+            raise NotFound(f"no user {name}")
+        user.token_hash = token_hash(token)
+        await _audit(
+            audit, s, now=now, by=by, action="rotate-token", subject=f"{name} ({user.role})"
+        )
+        return token, user.role
+
+
+async def remove_user(
+    sessions: async_sessionmaker[AsyncSession],
+    name: str,
+    *,
+    now: int,
+    audit: AuditLog | None = None,
+    by: str = "",
+) -> Removed:
+    """Remove user ``name``, its teams and its assignments; what was removed.
+
+    The node's last operator is never removed (:class:`LastOperator`).  Cases assigned to
+    the user are unassigned rather than refused: the person may be gone, and an operator
+    (who cannot read cases) could not reassign them; each is audited (``case-assign``).
+    The user's past (audit rows, notes, the requests it sent) keeps its name.
+    """
+    async with _change(sessions, audit) as s:
+        user = await s.get(db.User, name)
+        if user is None:
+            raise NotFound(f"no user {name}")
+        if user.role == Role.OPERATOR.value:
+            operators = (
+                await s.execute(
+                    select(func.count()).select_from(db.User)
+                    .where(db.User.role == Role.OPERATOR.value)
+                )
+            ).scalar_one()  # fmt: skip
+            if operators <= 1:
+                raise LastOperator(
+                    f"user {name} is the node's last operator: add another operator first"
+                    " (globe-node users add NAME --role operator)"
+                )
+        cases = tuple(
+            (
+                await s.execute(
+                    select(db.CaseRow.ref).where(db.CaseRow.assignee == name)
+                    .order_by(db.CaseRow.ref)
+                )
+            ).scalars()
+        )  # fmt: skip
+        if cases:
+            await s.execute(
+                update(db.CaseRow).where(db.CaseRow.assignee == name)
+                .values(assignee=None, updated=now)
+                .execution_options(synchronize_session=False)
+            )  # fmt: skip
+        await s.execute(delete(db.TeamRow).where(db.TeamRow.user == name))
+        await s.delete(user)
+        await _audit(
+            audit, s, now=now, by=by, action="remove-user", subject=f"{name} ({user.role})"
+        )
+        for ref in cases:
+            subject = f"{ref} assignee (none): {name} removed"
+            await _audit(audit, s, now=now, by=by, action="case-assign", subject=subject)
+        return Removed(name, user.role, cases)
+
+
+async def set_teams(
+    sessions: async_sessionmaker[AsyncSession],
+    name: str,
+    teams: Iterable[str],
+    *,
+    now: int = 0,
+    audit: AuditLog | None = None,
+    by: str = "",
+) -> list[str]:
+    """Make ``teams`` exactly the teams of user ``name``; the teams, sorted.
+
+    With ``audit``, the row ``set-teams`` by ``by`` at ``now`` commits with them."""
+    members = _teams(teams)
+    async with _change(sessions, audit) as s:
+        if await s.get(db.User, name) is None:
+            raise NotFound(f"no user {name}")
+        await s.execute(delete(db.TeamRow).where(db.TeamRow.user == name))
+        s.add_all(db.TeamRow(user=name, team=t) for t in members)
+        await _audit(
+            audit,
+            s,
+            now=now,
+            by=by,
+            action="set-teams",
+            subject=f"{name}: {' '.join(members) or '(none)'}",
+        )
+    return members
+
+
+async def user_records(sessions: async_sessionmaker[AsyncSession]) -> list[UserRecord]:
+    """Every user with its teams and last use, by name."""
+    async with sessions() as s:
+        users = (await s.execute(select(db.User).order_by(db.User.name))).scalars().all()
+        rows = (await s.execute(select(db.TeamRow.user, db.TeamRow.team))).all()
+    teams: dict[str, list[str]] = {}
+    for user, team in rows:
+        teams.setdefault(user, []).append(team)
+    return [
+        UserRecord(
+            UserInfo(u.name, u.role, tuple(sorted(teams.get(u.name, []))), u.created),
+            u.last_used,
+        )
+        for u in users
+    ]
+
+
+async def list_users(sessions: async_sessionmaker[AsyncSession]) -> list[UserInfo]:
+    """Every user with its teams, by name (what the local API lists)."""
+    return [r.user for r in await user_records(sessions)]
+
+
 async def authenticate(
-    sessions: async_sessionmaker[AsyncSession], authorization: str | None
+    sessions: async_sessionmaker[AsyncSession],
+    authorization: str | None,
+    *,
+    intake: str = "",
+    now: int | None = None,
 ) -> Principal:
-    """The user an ``Authorization: Bearer`` value names, else :class:`Unauthenticated`."""
+    """The user an ``Authorization: Bearer`` value names, else :class:`Unauthenticated`.
+
+    ``intake`` names the node's intake team (``intake_team`` in node.toml).  The users
+    table is read on every call, never cached: a removed or rotated token is refused
+    from the next request on.
+
+    The user's ``last_used`` is written only when it is :data:`LAST_USED_STEP` seconds
+    old or more (at ``now``, default the system clock): a write on every request would
+    turn each read of the API into a durable write (``synchronous=FULL``: an fsync)
+    queued behind the node's one writer, and "last used" to the minute is what an
+    operator reviewing tokens needs.  The write is best effort: a database that cannot
+    take it does not refuse the request.
+    """
     header = authorization or ""
     if not header.startswith("Bearer ") or len(header) > _MAX_AUTHORIZATION:
         raise Unauthenticated("send 'Authorization: Bearer <token>'")
@@ -78,10 +379,38 @@ async def authenticate(
         user = (
             await s.execute(select(db.User).where(db.User.token_hash == digest))
         ).scalar_one_or_none()
-    if user is None:
-        raise Unauthenticated("unknown token")
+        if user is None:
+            raise Unauthenticated("unknown token")
+        teams = frozenset(
+            (await s.execute(select(db.TeamRow.team).where(db.TeamRow.user == user.name)))
+            .scalars()
+            .all()
+        )
     try:
         role = Role(user.role)
     except ValueError:  # a row edited by hand: no role, no access
         raise Unauthenticated("this token's user has no valid role") from None
-    return Principal(user.name, role)
+    when = int(time.time()) if now is None else now
+    if user.last_used is None or when - user.last_used >= LAST_USED_STEP:
+        await _record_use(sessions, user.name, digest, when)
+    # A user in no team works the intake: a node without teams is one open compartment.
+    return Principal(user.name, role, teams, intake in teams or not teams)
+
+
+async def _record_use(
+    sessions: async_sessionmaker[AsyncSession], name: str, digest: bytes, when: int
+) -> None:
+    """Set ``last_used``, unless another request already did (or the token changed)."""
+    due = or_(db.User.last_used.is_(None), db.User.last_used <= when - LAST_USED_STEP)
+    change = (
+        update(db.User)
+        .where(db.User.name == name, db.User.token_hash == digest, due)
+        .values(last_used=when)
+        .execution_options(synchronize_session=False)
+    )
+    try:
+        async with sessions.begin() as s:
+            await s.execute(change)
+    except DBAPIError as exc:  # locked or full: the request itself needs no write
+        reason = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
+        log.warning("could not record the last use of user %s: %s", name, reason)

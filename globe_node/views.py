@@ -11,14 +11,12 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from globe_node.alerts import AlertView
+from globe_node.compartments import Placement
 from globe_node.peerheads import Behind
 from protocol.messages import MessageContent
 
 __all__ = [
     "AlertView",
-    "CaseSummary",
-    "CaseThread",
-    "CounterpartStats",
     "DeliveryView",
     "HeldMessage",
     "InMeta",
@@ -27,8 +25,6 @@ __all__ = [
     "OutMeta",
     "OutboxItem",
     "RecipientState",
-    "RequestView",
-    "ThreadItem",
 ]
 
 
@@ -86,11 +82,12 @@ class OutMeta:
 
 @dataclass(frozen=True, slots=True)
 class HeldMessage:
-    """A stored message, received (``in``) or sent (``out``)."""
+    """A stored message, received (``in``) or sent (``out``), and where it is filed."""
 
     direction: str
     content: MessageContent
     meta: InMeta | OutMeta
+    place: Placement = field(default_factory=lambda: Placement(None, None))
 
     @property
     def sender(self) -> str:
@@ -163,100 +160,10 @@ class DeliveryView:
 
 
 @dataclass(frozen=True, slots=True)
-class RequestView:
-    """An assistance request's workflow row."""
-
-    message: str
-    direction: str
-    counterpart: str
-    case: str | None
-    urgency: str
-    state: str
-    created: int
-    deadline: int
-    expected: int | None
-    answered: int | None
-    first_response: int | None
-    overdue: bool
-
-    def to_json(self) -> dict[str, Any]:
-        """The local API's form."""
-        return {
-            "message": self.message, "direction": self.direction,
-            "counterpart": self.counterpart, "case": self.case, "urgency": self.urgency,
-            "state": self.state, "created": self.created, "deadline": self.deadline,
-            "expected": self.expected, "answered": self.answered, "overdue": self.overdue,
-        }  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class CounterpartStats:
-    """Requests this node sent to one counterpart, and how fast they were answered."""
-
-    requests: int
-    answered: int
-    mean_first_response_s: float | None
-    mean_answer_s: float | None
-
-    def to_json(self) -> dict[str, Any]:
-        """The local API's form."""
-        return {"requests": self.requests, "answered": self.answered,
-                "mean_first_response_s": self.mean_first_response_s,
-                "mean_answer_s": self.mean_answer_s}  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class CaseSummary:
-    """A case with its counterparts, message count and open and overdue requests."""
-
-    case: str
-    counterparts: tuple[str, ...]
-    messages: int
-    last: int
-    open: int
-    overdue: int
-
-    def to_json(self) -> dict[str, Any]:
-        """The local API's form."""
-        return {"case": self.case, "counterparts": list(self.counterparts),
-                "messages": self.messages, "last": self.last, "open": self.open,
-                "overdue": self.overdue}  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class ThreadItem:
-    """One message of a case thread."""
-
-    id: str
-    direction: str
-    sender: str
-    kind: str
-    time: int
-    in_reply_to: str | None
-
-    def to_json(self) -> dict[str, Any]:
-        """The local API's form (the sender is ``from``)."""
-        return {"id": self.id, "direction": self.direction, "from": self.sender,
-                "kind": self.kind, "time": self.time, "in_reply_to": self.in_reply_to}  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
-class CaseThread:
-    """A case: its requests and every message in it, in thread order."""
-
-    case: str
-    requests: tuple[RequestView, ...]
-    messages: tuple[ThreadItem, ...]
-
-    def to_json(self) -> dict[str, Any]:
-        """The local API's form."""
-        return {"case": self.case, "requests": [r.to_json() for r in self.requests],
-                "messages": [m.to_json() for m in self.messages]}  # fmt: skip
-
-
-@dataclass(frozen=True, slots=True)
 class NodeStatus:
-    """Membership, directory, hub, queues, requests and alerts at a glance."""
+    """Membership, directory, hub, queues, requests and alerts at a glance, the
+    reminders addressed to the user who asks (with how the reminder command fares), and
+    the node directory's disk use (bytes; ``free_bytes``: free on its file system)."""
 
     authority: str
     membership: str
@@ -274,6 +181,13 @@ class NodeStatus:
     requests_open: int = 0
     requests_overdue: int = 0
     alerts: int = 0
+    reminders: tuple[AlertView, ...] = ()
+    hook_runs: int = 0
+    hook_failures: int = 0
+    database_bytes: int = 0  # node.db with its WAL and shared-memory files
+    blob_bytes: int = 0  # attachment files of sent and received messages
+    upload_bytes: int = 0  # files of staged uploads no message took yet
+    free_bytes: int = 0
 
     def to_json(self) -> dict[str, Any]:
         """The local API's form."""
@@ -292,4 +206,12 @@ class NodeStatus:
             "requests_open": self.requests_open,
             "requests_overdue": self.requests_overdue,
             "alerts": self.alerts,
+            "reminders": {
+                "notices": [r.to_json() for r in self.reminders],
+                "hook": {"runs": self.hook_runs, "failures": self.hook_failures},
+            },
+            "disk": {
+                "database_bytes": self.database_bytes, "blob_bytes": self.blob_bytes,
+                "upload_bytes": self.upload_bytes, "free_bytes": self.free_bytes,
+            },
         }  # fmt: skip

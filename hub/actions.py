@@ -3,9 +3,11 @@
 The hub never decides membership.  Every signature offered must be a valid
 admin signature; signatures on the same action are merged into one proposal;
 once the genesis quorum verifies, the action is appended to the hash-chained
-log (and an admission approves its application).  An action must apply to the
-current directory, and an ``admit`` must sign exactly the draft the hub
-prepared for a pending application (:mod:`hub.applications`).
+log (and an admission approves its application, an ``update-keys`` the key-update
+request it certifies).  An action must apply to the current directory, an ``admit``
+must sign exactly the draft the hub prepared for a pending application
+(:mod:`hub.applications`), and an ``update-keys`` that names a key-update request the
+draft prepared for it (:mod:`hub.keyupdates`).
 """
 
 from __future__ import annotations
@@ -65,6 +67,7 @@ class MembershipActions:
             await svc.refresh()
             self._check_applicable(action)
             app_row_id = await self._check_draft(action)
+            key_update = await svc.key_updates.check_draft(action)
             now = svc.now()
             proposal_id = action.digest.hex()
             async with svc.unit() as s:
@@ -105,7 +108,7 @@ class MembershipActions:
             valid = len(_valid_admins(svc, signed))
             seq = None
             if valid >= svc.genesis.threshold:
-                seq = await self._append(signed, action, proposal_id, app_row_id)
+                seq = await self._append(signed, action, proposal_id, app_row_id, key_update)
             return ActionResult(
                 proposal=proposal_id,
                 action=action.action.value,
@@ -146,7 +149,12 @@ class MembershipActions:
         return row.id
 
     async def _append(
-        self, signed: SignedObject, action: MembershipAction, proposal_id: str, app_id: str | None
+        self,
+        signed: SignedObject,
+        action: MembershipAction,
+        proposal_id: str,
+        app_id: str | None,
+        key_update: str | None = None,
     ) -> int:
         svc = self.service
         now = max(svc.now(), svc.state.time)
@@ -174,6 +182,8 @@ class MembershipActions:
                         .where(db.Application.id == app_id)
                         .values(status=APPROVED, updated=now)
                     )
+                if key_update is not None:
+                    await svc.key_updates.approve(s, key_update, now)
                 svc.record(
                     s,
                     "hub",
@@ -183,6 +193,7 @@ class MembershipActions:
                         "seq": seq,
                         "action": action.action.value,
                         "proposal": proposal_id,
+                        **({"key_update": key_update} if key_update is not None else {}),
                         "signers": sorted(str(k) for k in _valid_admins(svc, signed)),
                     },
                 )

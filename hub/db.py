@@ -35,6 +35,7 @@ __all__ = [
     "Blob",
     "ConflictRecord",
     "Delivery",
+    "KeyUpdate",
     "LogEntryRow",
     "MailboxItem",
     "Message",
@@ -70,6 +71,30 @@ class Application(Base):
     identity_key: Mapped[bytes] = mapped_column(LargeBinary(32))
     transport_key: Mapped[bytes] = mapped_column(LargeBinary(32))
     ka_key: Mapped[bytes] = mapped_column(LargeBinary)
+    reason: Mapped[str | None] = mapped_column(Text, nullable=True)
+    created: Mapped[int] = mapped_column(BigInteger)
+    updated: Mapped[int] = mapped_column(BigInteger)
+
+
+class KeyUpdate(Base):
+    """A member's key-update request (PROTOCOL.md §6.8) and its review state."""
+
+    __tablename__ = "key_updates"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)  # the digest's first half, hex
+    authority: Mapped[str] = mapped_column(String(19), index=True)
+    digest: Mapped[bytes] = mapped_column(LargeBinary(32), unique=True)
+    data: Mapped[bytes] = mapped_column(LargeBinary)
+    # awaiting-pop -> pending -> approved | rejected
+    status: Mapped[str] = mapped_column(String(16), index=True)
+    pop_challenge: Mapped[bytes] = mapped_column(LargeBinary)
+    pop_digest: Mapped[bytes] = mapped_column(LargeBinary(32))
+    draft: Mapped[bytes | None] = mapped_column(LargeBinary, nullable=True)
+    identity_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    transport_key: Mapped[bytes] = mapped_column(LargeBinary(32))
+    ka_key: Mapped[bytes] = mapped_column(LargeBinary)
+    replaced: Mapped[str] = mapped_column(String(48))  # the roles replaced, comma-separated
+    fingerprint: Mapped[str] = mapped_column(String(71))  # of the keys asked for (§3.4)
     reason: Mapped[str | None] = mapped_column(Text, nullable=True)
     created: Mapped[int] = mapped_column(BigInteger)
     updated: Mapped[int] = mapped_column(BigInteger)

@@ -265,6 +265,7 @@ def openapi_document(limits: ApiLimits | None = None) -> dict[str, Any]:
             {"name": "operations", "description": "Health and this document."},
             {"name": "directory", "description": "Genesis, log, checkpoints and search."},
             {"name": "applications", "description": "Applying for membership."},
+            {"name": "key-updates", "description": "A member asking for new keys (§6.8)."},
             {"name": "prekeys", "description": "Members' signed prekeys."},
             {
                 "name": "messages",

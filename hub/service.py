@@ -41,8 +41,12 @@ from globe_io.hubapi import (
 from hub import db
 from hub.actions import MembershipActions
 from hub.applications import Applications
+from hub.keyupdates import KeyUpdates
+from hub.profiles import Profiles
 from protocol import crypto
-from protocol.directory import DirectoryState, Member, MemberStatus
+from protocol.directory import DirectoryState, Member
+from protocol.dirsearch import Query
+from protocol.dirsearch import search as search_directory
 from protocol.errors import (
     GlobeError,
     MalformedError,
@@ -55,6 +59,7 @@ from protocol.ids import AuthorityId, KeyId
 from protocol.keys import SigningKey, VerifyKey
 from protocol.membership import make_checkpoint
 from protocol.prekeys import SignedPrekey
+from protocol.profile import ProfileEntry
 from protocol.replay import NonceWindow
 
 __all__ = ["MAX_PREKEYS", "Clock", "HubService", "Principal", "member_summary"]
@@ -86,9 +91,11 @@ def _json(value: object) -> str:
 class HubService:
     """The directory, its log and checkpoints, prekeys and the audit trail.
 
-    ``applications`` (:class:`~hub.applications.Applications`) and ``actions``
-    (:class:`~hub.actions.MembershipActions`) run the admission workflow and the
-    quorum-signed appends over this service's storage and directory.
+    ``applications`` (:class:`~hub.applications.Applications`), ``key_updates``
+    (:class:`~hub.keyupdates.KeyUpdates`) and ``actions``
+    (:class:`~hub.actions.MembershipActions`) run the admission and key-update workflows
+    and the quorum-signed appends over this service's storage and directory; ``profiles``
+    (:class:`~hub.profiles.Profiles`) appends the profiles members sign themselves.
     """
 
     def __init__(
@@ -120,7 +127,9 @@ class HubService:
         self.append_lock = asyncio.Lock()
         self._nonces = NonceWindow(window=clock_skew)
         self.applications = Applications(self)
+        self.key_updates = KeyUpdates(self)
         self.actions = MembershipActions(self)
+        self.profiles = Profiles(self)
 
     def now(self) -> int:
         """The current time in whole seconds."""
@@ -171,6 +180,8 @@ class HubService:
     def apply(self, data: bytes) -> None:
         """Verify and apply the next log entry (exact bytes) to the in-memory directory."""
         entry = self.state.apply(data)
+        if isinstance(entry, ProfileEntry):  # a profile certifies no key
+            return
         cert = entry.action.certificate
         if cert is not None:  # keep the transport-key index in step with the certificates
             old = self._transport_of.pop(entry.action.authority, None)
@@ -255,25 +266,10 @@ class HubService:
         )
         return cp.signed.encode()
 
-    def search(
-        self,
-        *,
-        country: str | None,
-        kind: str | None,
-        language: str | None,
-        text: str | None,
-        include_inactive: bool,
-        limit: int,
-    ) -> SearchResults:
-        """Directory search over the verified state, sorted by authority id."""
-        found = self.state.search(
-            country=country,
-            kind=kind,
-            language=language,
-            text=text,
-            include_inactive=include_inactive,
-        )
-        return SearchResults(results=tuple(member_summary(m) for m in found[:limit]))
+    def search(self, query: Query, *, limit: int) -> SearchResults:
+        """Directory search over the verified state, ranked, each result with its reasons."""
+        hits = search_directory(self.state, query)[:limit]
+        return SearchResults(results=tuple(MemberSummary.of(h.member, h.reasons) for h in hits))
 
     # -- prekeys ---------------------------------------------------------------------------------
 
@@ -372,18 +368,5 @@ class HubService:
 
 
 def member_summary(m: Member) -> MemberSummary:
-    """A directory search result: the member's certificate and status."""
-    c = m.certificate
-    return MemberSummary(
-        authority=str(m.authority),
-        name=c.name,
-        country=m.authority.country,
-        kinds=tuple(c.kinds),
-        languages=tuple(c.languages),
-        status=m.status.value,
-        identity_key=str(c.identity_key.key_id),
-        fingerprint=c.fingerprint(),
-        not_after=c.not_after,
-        endpoint=c.endpoint,
-        reason=m.reason if m.status is not MemberStatus.ACTIVE else None,
-    )
+    """A directory entry: the member's certificate, status and profile."""
+    return MemberSummary.of(m)

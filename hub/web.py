@@ -40,6 +40,7 @@ from hub.routing import Router
 from hub.service import Clock, HubService, Principal
 from protocol import canonical
 from protocol.canonical import MAX_INT
+from protocol.dirsearch import Query
 from protocol.envelope import parse_envelope, verify_envelope
 from protocol.errors import (
     AuthError,
@@ -48,8 +49,9 @@ from protocol.errors import (
     StaleError,
     UsageError,
 )
-from protocol.ids import ISO_COUNTRIES, AuthorityId
+from protocol.ids import AuthorityId
 from protocol.membership import AUTHORITY_KINDS
+from protocol.profile import OFFENCE_AREAS
 from protocol.receipts import MAX_RECEIPT_SIZE, EvidenceKind, make_evidence
 from protocol.requestauth import HEADER, HUB_AUDIENCE, parse_request_auth, verify_request
 
@@ -70,6 +72,7 @@ __all__ = [
     "SEARCH_COUNTRY",
     "SEARCH_KIND",
     "SEARCH_LANGUAGE",
+    "SEARCH_OFFENCE",
     "SEARCH_TEXT",
     "SERVICE_KEY",
     "TextQuery",
@@ -146,9 +149,13 @@ class TextQuery:
         return raw
 
 
-#: ``GET /v1/directory/search`` filters.
-SEARCH_COUNTRY: Final = TextQuery("country", 2, choices=ISO_COUNTRIES)
+#: ``GET /v1/directory/search`` (protocol.dirsearch): a country by code or name, free text
+#: (ranked), and exact filters from the protocol's vocabularies.
+SEARCH_COUNTRY: Final = TextQuery("country", 100)
 SEARCH_KIND: Final = TextQuery("kind", max(map(len, AUTHORITY_KINDS)), choices=AUTHORITY_KINDS)
+SEARCH_OFFENCE: Final = TextQuery(
+    "offence", max(map(len, OFFENCE_AREAS)), choices=frozenset(OFFENCE_AREAS)
+)
 SEARCH_LANGUAGE: Final = TextQuery("language", 2, pattern=re.compile("[a-z]{2}", re.ASCII))
 SEARCH_TEXT: Final = TextQuery("q", 200)
 #: ``status`` of the admin lists (unknown values match nothing).
@@ -203,9 +210,9 @@ async def authenticate(request: web.Request, body: bytes, *, admin: bool) -> Pri
         method=request.method,
         target=request.raw_path,
         body=body,
-        # Admin and prekey requests: durable nonces; the message path: in memory (see
+        # Admin, prekey and profile requests: durable nonces; the message path: in memory (see
         # HubService.consume_nonce for why that is safe).
-        durable=admin or request.path == "/v1/prekeys",
+        durable=admin or request.path in ("/v1/prekeys", "/v1/profile"),
     )
 
 
@@ -288,6 +295,13 @@ def _app_id(request: web.Request) -> str:
     return app_id
 
 
+def _key_update_id(request: web.Request) -> str:
+    ku_id = request.match_info["ku_id"]
+    if not _HEX32.match(ku_id):
+        raise NotFound("no such key update")
+    return ku_id
+
+
 def _json_body(request: web.Request, body: bytes) -> dict[str, Any]:
     """An unsigned JSON body, through the strict decoder (PROTOCOL.md §2.8)."""
     return json_object(body, limit=request.app[LIMITS_KEY]["max_body"])
@@ -345,6 +359,27 @@ async def post_proof(request: web.Request) -> web.Response:
     return answer(await request.app[SERVICE_KEY].applications.answer(app_id, secret))
 
 
+async def post_key_update(request: web.Request) -> web.Response:
+    """Submit a key-update request (PROTOCOL.md §6.8): signed by the member's current
+    identity key and its new identity and transport keys."""
+    body = await read_body(request)
+    return answer(await request.app[SERVICE_KEY].key_updates.submit(body), status=201)
+
+
+async def get_key_update(request: web.Request) -> web.Response:
+    """Public status of a key-update request."""
+    return answer(await request.app[SERVICE_KEY].key_updates.status(_key_update_id(request)))
+
+
+async def post_key_update_proof(request: web.Request) -> web.Response:
+    """Answer the KEM challenge: possession of the new key-agreement key."""
+    ku_id = _key_update_id(request)  # an id that cannot exist is a 404, whatever the body
+    reader = canonical.ObjectReader(_json_body(request, await read_body(request)), "proof")
+    secret = reader.blob("answer", length=POP_ANSWER_BYTES)
+    reader.done()
+    return answer(await request.app[SERVICE_KEY].key_updates.answer(ku_id, secret))
+
+
 async def get_log(request: web.Request) -> web.Response:
     """Log entries after ``since`` (exact bytes, base64url), paged."""
     service = request.app[SERVICE_KEY]
@@ -361,18 +396,27 @@ async def get_checkpoint(request: web.Request) -> web.Response:
 
 
 async def search(request: web.Request) -> web.Response:
-    """Directory search by country, kind, language and free text."""
+    """Directory search by country (code or name), kind, offence area, language and text."""
     service = request.app[SERVICE_KEY]
     page_size: int = request.app[LIMITS_KEY]["page_size"]
-    results = service.search(
+    query = Query(
         country=SEARCH_COUNTRY.read(request),
-        kind=SEARCH_KIND.read(request),
-        language=SEARCH_LANGUAGE.read(request),
         text=SEARCH_TEXT.read(request),
+        kind=SEARCH_KIND.read(request),
+        offence=SEARCH_OFFENCE.read(request),
+        language=SEARCH_LANGUAGE.read(request),
         include_inactive=_single(request, "inactive") == "1",
-        limit=_int_param(request, "limit", page_size, 1, page_size),
     )
-    return answer(results)
+    limit = _int_param(request, "limit", page_size, 1, page_size)
+    return answer(service.search(query, limit=limit))
+
+
+async def put_profile(request: web.Request) -> web.Response:
+    """A member publishes its profile (signed by its identity key; the request by its
+    transport key), appended to the membership log."""
+    body = await read_body(request)
+    who = await authenticate(request, body, admin=False)
+    return answer(await request.app[SERVICE_KEY].profiles.submit(body, who), status=201)
 
 
 async def put_prekey(request: web.Request) -> web.Response:
@@ -411,6 +455,30 @@ async def admin_reject(request: web.Request) -> web.Response:
     reader.done()
     service = request.app[SERVICE_KEY]
     return answer(await service.applications.reject(app_id, reason, who))
+
+
+async def admin_key_updates(request: web.Request) -> web.Response:
+    """Key-update requests, optionally filtered by status (admin)."""
+    await authenticate(request, await read_body(request), admin=True)
+    status = ADMIN_STATUS.read(request)
+    return answer(await request.app[SERVICE_KEY].key_updates.listing(status))
+
+
+async def admin_key_update(request: web.Request) -> web.Response:
+    """One key-update request with its draft update-keys (admin)."""
+    await authenticate(request, await read_body(request), admin=True)
+    return answer(await request.app[SERVICE_KEY].key_updates.get(_key_update_id(request)))
+
+
+async def admin_reject_key_update(request: web.Request) -> web.Response:
+    """Reject a key-update request with a reason (admin)."""
+    body = await read_body(request)
+    who = await authenticate(request, body, admin=True)
+    ku_id = _key_update_id(request)
+    reader = canonical.ObjectReader(_json_body(request, body), "rejection")
+    reason = reader.text("reason", max_len=REJECTION_REASON_MAX, multiline=True)
+    reader.done()
+    return answer(await request.app[SERVICE_KEY].key_updates.reject(ku_id, reason, who))
 
 
 async def admin_action(request: web.Request) -> web.Response:
@@ -569,26 +637,7 @@ def create_app(
     if blobs is not None:
         limits = replace(limits, max_blob=blobs.max_blob)
     app[DOCUMENT_KEY] = orjson.dumps(openapi_document(limits))
-    r = app.router
-    r.add_get("/healthz", healthz)
-    r.add_get("/metrics", get_metrics)
-    r.add_get("/readyz", readyz)
-    r.add_get("/v1/openapi.json", openapi)
-    r.add_get("/v1/directory/genesis", genesis_file)
-    r.add_post("/v1/applications", post_application)
-    r.add_get("/v1/applications/{app_id}", get_application)
-    r.add_post("/v1/applications/{app_id}/proof", post_proof)
-    r.add_get("/v1/directory/log", get_log)
-    r.add_get("/v1/directory/checkpoint", get_checkpoint)
-    r.add_get("/v1/directory/search", search)
-    r.add_put("/v1/prekeys", put_prekey)
-    r.add_get("/v1/prekeys/{authority}", get_prekeys)
-    r.add_get("/v1/admin/applications", admin_applications)
-    r.add_get("/v1/admin/applications/{app_id}", admin_application)
-    r.add_post("/v1/admin/applications/{app_id}/reject", admin_reject)
-    r.add_post("/v1/admin/actions", admin_action)
-    r.add_get("/v1/admin/proposals", admin_proposals)
-    r.add_get("/v1/admin/audit", admin_audit)
+    _add_membership_routes(app.router)
     if router is not None:
         app[ROUTER_KEY] = router
         router.metrics = metrics
@@ -602,6 +651,7 @@ def create_app(
             "Bytes waiting in mailboxes (this process's count).",
             lambda: sum(b for _c, b in router.depth().values()),
         )
+        r = app.router
         r.add_post("/v1/messages", post_message)
         r.add_get("/v1/mailbox", get_mailbox)
         r.add_post("/v1/mailbox/ack", post_ack)
@@ -609,6 +659,37 @@ def create_app(
         if blobs is not None:
             blobs.install(app, router)
     return app
+
+
+def _add_membership_routes(r: web.UrlDispatcher) -> None:
+    """The routes every hub serves: health, directory, applications, key updates, prekeys,
+    admin."""
+    r.add_get("/healthz", healthz)
+    r.add_get("/metrics", get_metrics)
+    r.add_get("/readyz", readyz)
+    r.add_get("/v1/openapi.json", openapi)
+    r.add_get("/v1/directory/genesis", genesis_file)
+    r.add_post("/v1/applications", post_application)
+    r.add_get("/v1/applications/{app_id}", get_application)
+    r.add_post("/v1/applications/{app_id}/proof", post_proof)
+    r.add_post("/v1/key-updates", post_key_update)
+    r.add_get("/v1/key-updates/{ku_id}", get_key_update)
+    r.add_post("/v1/key-updates/{ku_id}/proof", post_key_update_proof)
+    r.add_get("/v1/directory/log", get_log)
+    r.add_get("/v1/directory/checkpoint", get_checkpoint)
+    r.add_get("/v1/directory/search", search)
+    r.add_put("/v1/prekeys", put_prekey)
+    r.add_put("/v1/profile", put_profile)
+    r.add_get("/v1/prekeys/{authority}", get_prekeys)
+    r.add_get("/v1/admin/applications", admin_applications)
+    r.add_get("/v1/admin/applications/{app_id}", admin_application)
+    r.add_post("/v1/admin/applications/{app_id}/reject", admin_reject)
+    r.add_get("/v1/admin/key-updates", admin_key_updates)
+    r.add_get("/v1/admin/key-updates/{ku_id}", admin_key_update)
+    r.add_post("/v1/admin/key-updates/{ku_id}/reject", admin_reject_key_update)
+    r.add_post("/v1/admin/actions", admin_action)
+    r.add_get("/v1/admin/proposals", admin_proposals)
+    r.add_get("/v1/admin/audit", admin_audit)
 
 
 def _routing_context(

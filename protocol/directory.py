@@ -16,6 +16,15 @@ Transitions (one table, :data:`TRANSITIONS`)::
 ``revoked`` is final.  Each action names the digest of the previous action on
 its authority (``prev``); an action whose ``prev`` is not the authority's
 latest is refused, so no action can be replayed or reordered.
+
+An identity key replaced by an ``update-keys`` signs only what is dated before its
+``retired_at`` (:meth:`DirectoryState.identity_key`): the time of that entry, or of the
+member's suspension when it was replaced while suspended (the compromise procedure,
+PROTOCOL.md §6.8).
+
+A *profile entry* (PROTOCOL.md §6.7) changes no status: it replaces an active
+member's self-published profile when its identity key signed it and its ``seq``
+follows the current profile's (:meth:`DirectoryState.check_profile`).
 """
 
 from __future__ import annotations
@@ -33,6 +42,7 @@ from protocol.errors import (
     LogError,
     MemberNotActive,
     NotCertified,
+    ReplayError,
     RollbackDetected,
     UnknownMember,
     UsageError,
@@ -42,6 +52,7 @@ from protocol.genesis import Genesis
 from protocol.ids import AuthorityId, KeyId
 from protocol.keys import VerifyKey
 from protocol.membership import Action, Certificate, Checkpoint, LogEntry
+from protocol.profile import Profile, ProfileEntry
 from protocol.signed import verify_quorum
 
 __all__ = [
@@ -50,6 +61,7 @@ __all__ = [
     "HeadRelation",
     "Member",
     "MemberStatus",
+    "role_keys",
     "verify_log",
 ]
 
@@ -97,9 +109,16 @@ class Member:
     #: Every identity key ever certified for the authority, so that receipts and
     #: other evidence signed before a key rotation stay verifiable.
     identity_keys: dict[KeyId, VerifyKey] = field(default_factory=dict)
-    #: When each replaced identity key stopped being certified (log entry time):
-    #: evidence it signs must be dated before that.
+    #: When each replaced identity key stopped being trusted: evidence it signs must be
+    #: dated before that.  The time of the entry that replaced it, or, for a key replaced
+    #: while the member was suspended, the time of the suspension (PROTOCOL.md §6.5).
     retired_at: dict[KeyId, int] = field(default_factory=dict)
+    #: The time of the entry that suspended the member, while it is suspended.
+    suspended_at: int | None = None
+    #: The member's current self-published profile (PROTOCOL.md §6.7), if any...
+    profile: Profile | None = None
+    #: ...and the time of the log entry that published it.
+    profile_time: int = 0
 
 
 @dataclass(slots=True)
@@ -127,8 +146,8 @@ class DirectoryState:
 
     # -- applying entries ----------------------------------------------------------------
 
-    def apply(self, entry_bytes: bytes) -> LogEntry:
-        """Verify one entry against this state and apply it.
+    def apply(self, entry_bytes: bytes) -> LogEntry | ProfileEntry:
+        """Verify one entry (an action or a profile) against this state and apply it.
 
         All checks run before any mutation, so on error the state is unchanged.
         """
@@ -139,6 +158,11 @@ class DirectoryState:
             raise ChainBroken(f"log entry {entry.seq}: previous hash does not match")
         if entry.time < max(self.time, self.genesis.created):
             raise ChainBroken(f"log entry {entry.seq}: time goes backwards")
+        if isinstance(entry, ProfileEntry):
+            publisher = self.check_profile(entry.profile, entry.time)
+            self._advance(entry.seq, entry.hash, entry.time)
+            publisher.profile, publisher.profile_time = entry.profile, entry.time
+            return entry
         action = entry.action
         self.check_quorum(entry)
         member = self.members.get(action.authority)
@@ -161,9 +185,7 @@ class DirectoryState:
         """Mutate the state for an entry that passed every check."""
         action = entry.action
         cert = action.certificate
-        self.seq = entry.seq
-        self.heads.append(entry.hash)
-        self.time = entry.time
+        self._advance(entry.seq, entry.hash, entry.time)
         if member is None:
             assert cert is not None  # noqa: S101 - guaranteed by MembershipAction
             member = Member(
@@ -176,29 +198,65 @@ class DirectoryState:
             member.updated_seq = entry.seq
             if action.reason is not None:
                 member.reason = action.reason
+            if action.action is Action.SUSPEND:
+                member.suspended_at = entry.time
+            elif after is not MemberStatus.SUSPENDED:
+                member.suspended_at = None
         if cert is not None:
             old_id = member.certificate.identity_key.key_id
             if old_id != cert.identity_key.key_id:
-                member.retired_at[old_id] = entry.time
+                # A key replaced during a suspension is trusted only until the suspension:
+                # suspending first is how the admins stop a stolen key (PROTOCOL.md §6.8).
+                suspended = member.suspended_at
+                member.retired_at[old_id] = entry.time if suspended is None else suspended
             member.certificate = cert
             member.identity_keys[cert.identity_key.key_id] = cert.identity_key
             self.serials.add(cert.serial)
             for raw in (bytes(cert.identity_key), bytes(cert.transport_key), cert.ka_key_raw):
                 self.key_owner[raw] = action.authority
 
+    def _advance(self, seq: int, entry_hash: bytes, time: int) -> None:
+        self.seq = seq
+        self.heads.append(entry_hash)
+        self.time = time
+
+    def check_profile(self, profile: Profile, now: int) -> Member:
+        """The member a profile updates, if the profile may apply at ``now`` (§6.7).
+
+        In this order: the member exists (:class:`UnknownMember`), is active
+        (:class:`MemberNotActive`) with a certificate valid at ``now``; the profile is
+        signed by its current identity key alone (:class:`NotCertified` for another
+        key, :class:`BadSignature` for a bad signature); and its ``seq`` is greater
+        than the current profile's (:class:`ReplayError`).
+        """
+        member = self.active_member(profile.authority, now)
+        profile.verify(member.certificate.identity_key)
+        current = member.profile.seq if member.profile is not None else 0
+        if profile.seq <= current:
+            raise ReplayError(
+                f"profile {profile.seq} of {profile.authority} does not follow profile {current}"
+            )
+        return member
+
     def check_certificate(self, cert: Certificate, member: Member | None, seq: int) -> None:
         """Refuse a certificate whose serial or keys cannot be certified at ``seq`` (R4)."""
         if cert.serial in self.serials:
             raise LogError(f"log entry {seq}: certificate serial reused")
-        new = _role_keys(cert)
-        current = _role_keys(member.certificate) if member is not None else {}
+        self.check_new_keys(role_keys(cert), member, f"log entry {seq}")
+
+    def check_new_keys(self, new: dict[str, bytes], member: Member | None, what: str) -> None:
+        """Refuse keys (role -> raw bytes) that cannot be certified for ``member`` (R3, R4).
+
+        A key is certified once, for one authority and one role: it may stay in that
+        role across an update-keys, never move or come back; and no member key is the
+        hub's or an admin's.  :class:`LogError` naming ``what`` otherwise.
+        """
+        current = role_keys(member.certificate) if member is not None else {}
         for role, raw in new.items():
             if self.genesis.is_reserved_key(raw):
-                raise LogError(f"log entry {seq}: a member key equals the hub's or an admin's")
-            # A key is certified once, for one authority and one role: it may stay
-            # in that role across an update-keys, never move or come back (R3, R4).
+                raise LogError(f"{what}: a member key equals the hub's or an admin's")
             if raw in self.key_owner and current.get(role) != raw:
-                raise LogError(f"log entry {seq}: {role} key already certified (R4)")
+                raise LogError(f"{what}: {role} key already certified (R4)")
 
     def check_quorum(self, entry: LogEntry) -> None:
         """The entry's action carries ``k`` valid distinct admin signatures (R1)."""
@@ -228,12 +286,21 @@ class DirectoryState:
         member.certificate.check_valid_at(now)
         return member
 
-    def identity_key(self, authority: AuthorityId, key_id: KeyId, now: int) -> VerifyKey:
-        """The active member's certified identity key, which must have id ``key_id``."""
-        key = self.active_member(authority, now).certificate.identity_key
-        if key.key_id != key_id:
-            raise NotCertified(f"{key_id} is not the certified identity key of {authority}")
-        return key
+    def identity_key(
+        self, authority: AuthorityId, key_id: KeyId, now: int, *, signed_at: int | None = None
+    ) -> VerifyKey:
+        """The identity key ``key_id`` of a member active at ``now``, for a signature dated
+        ``signed_at`` (default ``now``): its current identity key, or one it was certified
+        with that was retired after ``signed_at`` (:attr:`Member.retired_at`).
+        """
+        member = self.active_member(authority, now)
+        key = member.certificate.identity_key
+        if key.key_id == key_id:
+            return key
+        retired = member.retired_at.get(key_id)
+        if retired is not None and (now if signed_at is None else signed_at) < retired:
+            return member.identity_keys[key_id]
+        raise NotCertified(f"{key_id} is not the certified identity key of {authority}")
 
     def search(
         self,
@@ -292,7 +359,8 @@ class DirectoryState:
         return relation
 
 
-def _role_keys(cert: Certificate) -> dict[str, bytes]:
+def role_keys(cert: Certificate) -> dict[str, bytes]:
+    """A certificate's keys by role (``identity``, ``transport``, ``key-agreement``)."""
     return {
         "identity": bytes(cert.identity_key),
         "transport": bytes(cert.transport_key),

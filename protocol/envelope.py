@@ -577,7 +577,9 @@ def verify_envelope(
         raise NotYetValid("envelope: created in the future")
     if h.expires <= now:
         raise ExpiredError("envelope: expired")
-    key = directory.identity_key(h.sender, h.sender_key, now)
+    # The sender's current identity key, or one replaced after the envelope's creation:
+    # what it sealed before a key update stays deliverable until it expires (§6.8).
+    key = directory.identity_key(h.sender, h.sender_key, now, signed_at=h.created)
     key.verify(labels.ENVELOPE, envelope.signed_part, envelope.signature)
     return key
 

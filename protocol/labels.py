@@ -16,6 +16,7 @@ __all__ = [
     "ATTACHMENT",
     "AUTHORITY_FINGERPRINT",
     "BODY_AAD",
+    "BUNDLE",
     "CHECKPOINT",
     "CONTENT",
     "ENVELOPE",
@@ -27,10 +28,12 @@ __all__ = [
     "KEYSTORE",
     "KEY_COMMIT",
     "KEY_ID",
+    "KEY_UPDATE",
     "LOG_ENTRY",
     "MEMBERSHIP_ACTION",
     "OBJECT_HASH",
     "PREKEY",
+    "PROFILE",
     "RECEIPT",
     "REQUEST_AUTH",
     "WRAP",
@@ -58,6 +61,9 @@ REQUEST_AUTH: Final = b"globe/v1/request-auth"
 OBJECT_HASH: Final = b"globe/v1/object-hash"
 KEYSTORE: Final = b"globe/v1/keystore"
 ATTACHMENT: Final = b"globe/v1/attachment"
+PROFILE: Final = b"globe/v1/profile"
+BUNDLE: Final = b"globe/v1/bundle"
+KEY_UPDATE: Final = b"globe/v1/key-update"
 
 ALL_LABELS: Final = (
     GENESIS,
@@ -82,4 +88,7 @@ ALL_LABELS: Final = (
     OBJECT_HASH,
     KEYSTORE,
     ATTACHMENT,
+    PROFILE,
+    BUNDLE,
+    KEY_UPDATE,
 )

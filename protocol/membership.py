@@ -62,6 +62,7 @@ __all__ = [
     "MembershipAction",
     "authority_fingerprint",
     "check_admission_draft",
+    "check_draft_times",
     "entry_hash",
     "kem_pop_answer",
     "kem_pop_challenge",
@@ -540,6 +541,21 @@ def check_admission_draft(
     )
     if rebuilt.signed.payload != draft:  # pragma: no cover - defence in depth (strict decoding)
         raise MembershipError("the draft admission carries more than the application asks for")
+    check_draft_times(action, now=now, what="admission")
+    return action
+
+
+def check_draft_times(action: MembershipAction, *, now: int, what: str) -> None:
+    """Refuse a draft ``action`` (an admit or an update-keys) whose times are not sane.
+
+    Its certificate starts between :data:`MAX_DRAFT_AGE` before and :data:`MAX_DRAFT_AHEAD`
+    after ``now``, the action is issued within the same window, and the certificate ends
+    after ``now`` and lasts at most :data:`MAX_CERT_LIFETIME`.  ``what`` names the draft
+    (``admission``, ``key update``) in the :class:`~protocol.errors.MembershipError`.
+    """
+    cert = action.certificate
+    if cert is None:
+        raise UsageError("only an admit or an update-keys carries a certificate")
     start, end, issued = (
         datetime.fromtimestamp(t, tz=UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
         for t in (cert.not_before, cert.not_after, action.issued)
@@ -550,13 +566,12 @@ def check_admission_draft(
             f"{MAX_DRAFT_AGE // _DAY} days before and one day after now"
         )
     if not now - MAX_DRAFT_AGE <= action.issued <= now + MAX_DRAFT_AHEAD:
-        raise MembershipError(f"the draft admission is dated {issued}")
+        raise MembershipError(f"the draft {what} is dated {issued}")
     if cert.not_after <= now or cert.not_after - cert.not_before > MAX_CERT_LIFETIME:
         raise MembershipError(
             f"the draft certificate's validity ({start} to {end}) is not a current "
             "validity of at most five years"
         )
-    return action
 
 
 # --- log entries and checkpoints ----------------------------------------------------------

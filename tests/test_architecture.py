@@ -23,6 +23,7 @@ OURS: dict[str, frozenset[str]] = {
     "hub": frozenset({"protocol", "globe_io"}),
     "globe_node": frozenset({"protocol", "globe_io"}),
     "globe_admin": frozenset({"protocol", "globe_io"}),
+    "globe_verify": frozenset({"protocol"}),
 }
 
 #: package -> third-party top-level modules it must never import.
@@ -33,6 +34,8 @@ FORBIDDEN: dict[str, frozenset[str]] = {
     "globe_admin": frozenset({"sqlalchemy", "alembic", "asyncpg", "aiosqlite"}),
     "globe_node": frozenset({"asyncpg"}),
     "hub": frozenset(),
+    "globe_verify": frozenset({"aiohttp", "sqlalchemy", "alembic", "asyncpg", "aiosqlite",
+                               "click", "yarl", "multidict"}),
 }  # fmt: skip
 
 #: The one module of a package allowed what the package otherwise may not import.
@@ -87,7 +90,10 @@ def test_the_contracts_cover_every_package() -> None:
 
 def test_the_layers_form_no_cycle() -> None:
     """protocol < globe_io < {hub, globe_node, globe_admin}: nothing imports upwards."""
-    rank = {"protocol": 0, "globe_io": 1, "hub": 2, "globe_node": 2, "globe_admin": 2}
+    rank = {
+        "protocol": 0, "globe_io": 1, "hub": 2, "globe_node": 2, "globe_admin": 2,
+        "globe_verify": 1,
+    }  # fmt: skip
     for package, allowed in OURS.items():
         assert all(rank[a] < rank[package] for a in allowed), package
 
@@ -99,6 +105,7 @@ def test_the_layers_form_no_cycle() -> None:
         ("globe_node.server", ("hub", "asyncpg")),
         ("hub.cli", ("globe_node", "globe_admin")),
         ("protocol", ("aiohttp", "sqlalchemy", "asyncio")),
+        ("globe_verify.cli", ("aiohttp", "sqlalchemy", "click", "asyncio", "globe_io")),
     ],
 )
 def test_what_each_entry_point_loads(module: str, absent: tuple[str, ...]) -> None:

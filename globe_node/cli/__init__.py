@@ -3,13 +3,17 @@
 Two kinds of commands share this program (docs/OPERATIONS.md, "Running a node"):
 
 * **without the daemon**, working on the node directory itself: ``init``, ``apply``,
-  ``run`` (the daemon), ``backup``, ``restore`` and ``users add|list``
-  (:mod:`.setup`, :mod:`.maintenance`, :mod:`.users`);
+  ``run`` (the daemon), ``backup``, ``restore``, ``users add|list``, ``keys update`` and
+  ``check``
+  (:mod:`.setup`, :mod:`.maintenance`, :mod:`.users`, :mod:`.check`);
 * **through the running daemon's local API** (``http://api_host:api_port/api``,
   ``Authorization: Bearer <token>``): ``status``, ``inbox``, ``outbox``, ``show``,
   ``send``, ``reply``, ``status-update``, ``forward``, ``request-consent``, ``consent``,
-  ``retry``, ``cases``, ``case``, ``stats``, ``directory search``, ``ping``,
-  ``keys rotate``, ``sync``, ``alerts`` and ``audit`` (:mod:`.messages`, :mod:`.daemon`).
+  ``retry``, ``requests``, ``cases``,
+  ``case show|open|rename|close|reopen|assign|note|file|export``,
+  ``search``, ``stats``, ``directory search``, ``profile show|set``, ``ping``,
+  ``keys rotate``, ``sync``, ``alerts`` and ``audit`` (:mod:`.messages`, :mod:`.work`,
+  :mod:`.daemon`, :mod:`.directory`).
 
 Every command takes ``--dir DIR`` (default ``$GLOBE_NODE_DIR``, else ``./globe-node``) and
 ``--json`` (one JSON object on stdout).  A refusal is one line ``globe-node: error:
@@ -24,7 +28,20 @@ from __future__ import annotations
 from typing import Final
 
 from globe_io import cli
-from globe_node.cli import daemon, maintenance, messages, setup, users
+from globe_node.cli import (
+    check,
+    daemon,
+    directory,
+    export,
+    keyupdate,
+    maintenance,
+    messages,
+    passphrase,
+    purge,
+    setup,
+    users,
+    work,
+)
 from globe_node.cli.common import DEFAULT_DIR, DIR_ENV
 
 __all__ = ["PROG", "group", "main"]
@@ -45,6 +62,7 @@ for _command in (
     maintenance.backup,
     maintenance.restore,
     users.users,
+    passphrase.passphrase,
     daemon.status,
     daemon.inbox,
     daemon.outbox,
@@ -56,17 +74,26 @@ for _command in (
     messages.request_consent,
     messages.consent,
     messages.retry,
-    daemon.cases,
-    daemon.case,
-    daemon.stats,
-    daemon.directory,
+    work.requests,
+    work.cases,
+    work.case,
+    work.search,
+    work.stats,
+    directory.directory,
+    directory.profile,
     daemon.ping,
     daemon.keys,
     daemon.sync,
     daemon.alerts,
     daemon.audit,
+    check.check,
+    purge.purge,
 ):
     group.add_command(_command)
+work.case.add_command(export.export)  # globe-node case export (evidence bundles)
+daemon.keys.add_command(keyupdate.update)  # globe-node keys update (a key update, §6.8)
+for _command in (purge.hold, purge.release, purge.holds):  # legal holds (OPERATIONS.md §11.11)
+    work.case.add_command(_command)
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -145,7 +145,7 @@ def _token(token_file: Path | None, config: NodeConfig) -> str:
     return token
 
 
-ApiWork = Callable[..., Awaitable[cli.Result]]
+ApiWork = Callable[..., Awaitable[cli.Outcome]]
 
 _API_OPTIONS = (
     dir_option,
@@ -177,12 +177,12 @@ def api_command(name: str, **attrs: Any) -> Callable[[ApiWork], cli.GlobeCommand
         @functools.wraps(work)
         def callback(
             *, directory: Path, token_file: Path | None, timeout: float, **options: Any
-        ) -> cli.Result:
+        ) -> cli.Outcome:
             config = load_config(directory)
             token = _token(token_file, config)
             host = f"[{config.api_host}]" if ":" in config.api_host else config.api_host
 
-            async def go() -> cli.Result:
+            async def go() -> cli.Outcome:
                 async with ApiClient(
                     f"http://{host}:{config.api_port}", token, timeout=timeout
                 ) as api:

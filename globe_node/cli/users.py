@@ -1,35 +1,66 @@
-"""Local API users (``globe-node users add|list``) and the node database they live in,
-worked on directly (SQLite in WAL mode lets the daemon run meanwhile).
+"""Local API users (``globe-node users add|list|remove|rotate|teams``) and the node
+database they live in, worked on directly (SQLite in WAL mode lets the daemon run
+meanwhile: it reads the users table on every request, so a change counts from the
+daemon's next request on).
 
-Users are made by :func:`globe_node.users.add_user`, as the daemon makes them; SQLAlchemy
-and Alembic are imported only when a command needs the database.
+The changes are :mod:`globe_node.users`'s, as the daemon makes them, each written to the
+node's audit log in its own transaction by ``cli:<OS user>`` (:func:`cli_actor`).
+Who can run these commands can write the node directory: the highest trust on the node,
+which is why they reach every role, and why the local API offers none of them but
+operators adding operators (docs/OPERATIONS.md §11.5).  SQLAlchemy and Alembic are
+imported only when a command needs the database.
 """
 
 from __future__ import annotations
 
 import asyncio
 import os
+import pwd
 import time
-from collections.abc import Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from globe_io import cli
-from globe_io.errors import CommandError, Conflict
+from globe_io.errors import CommandError, Conflict, NotFound
 from globe_node.cli.common import dir_option, text
-from globe_node.config import load_config
+from globe_node.config import NodeConfig, load_config
+from globe_node.keys import write_private
 from globe_node.roles import Role
-from globe_node.users import USER_NAME
+from globe_node.users import USER_NAME, token_hash
 
-__all__ = ["create_database", "private_db_files", "replace_operator", "users"]
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+    from globe_node.audit import AuditLog
+
+__all__ = [
+    "audited",
+    "cli_actor",
+    "create_database",
+    "private_db_files",
+    "replace_operator",
+    "users",
+]
 
 _T = TypeVar("_T")
 
 users = cli.GlobeGroup(
     name="users", short_help="local API users (investigators, supervisors, operators)"
 )
+
+
+def cli_actor() -> str:
+    """Who a command's audit rows name: ``cli:`` and the OS user running it (by its real
+    uid, not an environment variable)."""
+    uid = os.getuid()
+    try:
+        name = pwd.getpwuid(uid).pw_name
+    except KeyError:  # a uid without a passwd entry (a container)
+        name = str(uid)
+    return f"cli:{name}"[:64]
 
 
 def private_db_files(db_path: Path) -> None:
@@ -86,20 +117,6 @@ async def _add(db_path: Path, name: str, role: Role, *, replace: bool) -> str:
         await engine.dispose()
 
 
-async def _list(db_path: Path) -> list[dict[str, Any]]:
-    from sqlalchemy import select  # noqa: PLC0415 - SQLAlchemy only where needed
-
-    from globe_node import db  # noqa: PLC0415
-
-    engine = db.make_engine(db_path)
-    try:
-        async with db.session_factory(engine)() as s:
-            rows = (await s.execute(select(db.User).order_by(db.User.name))).scalars()
-            return [{"name": u.name, "role": u.role, "created": u.created} for u in rows]
-    finally:
-        await engine.dispose()
-
-
 def _on_database(db_path: Path, work: Callable[[], Coroutine[Any, Any, _T]]) -> _T:
     """Run ``work`` on the existing database ``db_path``; its errors as one line."""
     from sqlalchemy.exc import SQLAlchemyError  # noqa: PLC0415
@@ -118,24 +135,80 @@ def replace_operator(db_path: Path) -> str:
     return _on_database(db_path, lambda: _add(db_path, "operator", Role.OPERATOR, replace=True))
 
 
-@users.command(
-    "add",
-    help="Add a user directly in the database (with or without the daemon running).",
-    short_help="add a user and print its token once",
-)
-@click.argument("name", metavar="NAME")
-@click.option("--role", required=True, type=cli.choice_of(Role), help="the user's role")
-@dir_option
-def add(*, name: str, role: str, directory: Path) -> cli.Result:
-    """Add a local API user and print its token once."""
+Audited = Callable[["async_sessionmaker[AsyncSession]", "AuditLog"], Awaitable[_T]]
+
+
+def audited(db_path: Path, work: Audited[_T]) -> _T:
+    """Run ``work(sessions, audit)`` on the existing node database ``db_path`` (its errors
+    as one line): the changes it makes write their audit rows by :func:`cli_actor`."""
+
+    async def go() -> _T:
+        from globe_node import db  # noqa: PLC0415 - SQLAlchemy only where needed
+        from globe_node.audit import AuditLog  # noqa: PLC0415
+        from globe_node.store import Store  # noqa: PLC0415
+
+        store = Store(db.make_engine(db_path))
+        try:
+            return await work(store.sessions, AuditLog(store))
+        finally:
+            await store.close()
+
+    return _on_database(db_path, go)
+
+
+def _check_name(name: str) -> str:
     if not USER_NAME.match(name):
         raise CommandError(
             f"user name {name!r}: 1-64 of letters, digits and . _ @ - (starting alphanumeric)"
         )
-    config = load_config(directory)
+    return name
+
+
+async def _token_owner(sessions: async_sessionmaker[AsyncSession], path: Path) -> str | None:
+    """The user whose token ``DIR/api.token`` holds, if any."""
+    from sqlalchemy import select  # noqa: PLC0415 - SQLAlchemy only where needed
+
+    from globe_node import db  # noqa: PLC0415
+
     try:
-        token = _on_database(
-            config.db_path, lambda: _add(config.db_path, name, Role(role), replace=False)
+        held = path.read_text("ascii").strip()
+    except (OSError, UnicodeDecodeError):
+        return None
+    async with sessions() as s:
+        return (
+            await s.execute(select(db.User.name).where(db.User.token_hash == token_hash(held)))
+        ).scalar_one_or_none()
+
+
+def _teams_text(teams: list[str] | tuple[str, ...]) -> str:
+    return " ".join(text(t) for t in teams) if teams else "none (works the intake)"
+
+
+@users.command(
+    "add",
+    help="Add a user directly in the database (with or without the daemon running); "
+    "audited as cli:<OS user>.",
+    short_help="add a user and print its token once",
+)
+@click.argument("name", metavar="NAME")
+@click.option("--role", required=True, type=cli.choice_of(Role), help="the user's role")
+@click.option(
+    "--team", "teams", multiple=True, metavar="TEAM", help="a team of the user, repeatable"
+)
+@dir_option
+def add(*, name: str, role: str, teams: tuple[str, ...], directory: Path) -> cli.Result:
+    """Add a local API user and print its token once."""
+    from globe_node.users import add_user  # noqa: PLC0415 - SQLAlchemy only where needed
+
+    _check_name(name)
+    config = load_config(directory)
+    by, now = cli_actor(), int(time.time())
+    try:
+        token = audited(
+            config.db_path,
+            lambda sessions, audit: add_user(
+                sessions, name, Role(role), now=now, teams=teams, audit=audit, by=by
+            ),
         )
     except Conflict:
         raise CommandError(f"user {name!r} already exists") from None
@@ -143,11 +216,139 @@ def add(*, name: str, role: str, directory: Path) -> cli.Result:
     return data, [f"user {name} ({role}) added; token (shown only this once):", token]
 
 
-@users.command("list", short_help="list the users")
+@users.command(
+    "remove",
+    help="Remove a user: its token is refused from the daemon's next request on (a download "
+    "already streaming finishes). Cases assigned to it are unassigned (they stay in their "
+    "team). The node's last operator is never removed. Audited as cli:<OS user>.",
+    short_help="remove a user (its token stops working at once)",
+)
+@click.argument("name", metavar="NAME")
+@dir_option
+def remove(*, name: str, directory: Path) -> cli.Result:
+    """Remove a local API user."""
+    from globe_node.users import Removed, remove_user  # noqa: PLC0415 - SQLAlchemy
+
+    _check_name(name)
+    config = load_config(directory)
+    by, now = cli_actor(), int(time.time())
+
+    async def work(
+        sessions: async_sessionmaker[AsyncSession], audit: AuditLog
+    ) -> tuple[Removed, str | None]:
+        owner = await _token_owner(sessions, config.token_path)
+        return await remove_user(sessions, name, now=now, audit=audit, by=by), owner
+
+    try:
+        removed, owner = audited(config.db_path, work)
+    except NotFound:
+        raise CommandError(f"no user {name!r}") from None
+    data = {"name": name, "role": removed.role, "unassigned": list(removed.unassigned)}
+    lines = [f"user {name} ({removed.role}) removed; its token is refused from now on"]
+    if removed.unassigned:
+        cases = ", ".join(text(c) for c in removed.unassigned)
+        lines.append(f"no longer assigned to {name} (still in their teams): {cases}")
+    if owner == name:
+        lines.append(
+            f"{config.token_path} holds this user's token, which no longer works: "
+            "put another operator's token there"
+        )
+    return data, lines
+
+
+@users.command(
+    "rotate",
+    help="Give a user a new token and print it once: the old one is refused from the "
+    "daemon's next request on (a download already streaming finishes). If DIR/api.token "
+    "held the old token, it gets the new one. Audited as cli:<OS user>.",
+    short_help="replace a user's token and print the new one once",
+)
+@click.argument("name", metavar="NAME")
+@dir_option
+def rotate(*, name: str, directory: Path) -> cli.Result:
+    """Replace a local API user's token."""
+    from globe_node.users import rotate_token  # noqa: PLC0415 - SQLAlchemy only where needed
+
+    _check_name(name)
+    config = load_config(directory)
+    by, now = cli_actor(), int(time.time())
+
+    async def work(
+        sessions: async_sessionmaker[AsyncSession], audit: AuditLog
+    ) -> tuple[str, str, str | None]:
+        owner = await _token_owner(sessions, config.token_path)
+        token, role = await rotate_token(sessions, name, now=now, audit=audit, by=by)
+        return token, role, owner
+
+    try:
+        token, role, owner = audited(config.db_path, work)
+    except NotFound:
+        raise CommandError(f"no user {name!r}") from None
+    lines = [f"token of user {name} ({role}) replaced; the old one is refused from now on"]
+    if owner == name:
+        _write_token(config, token)
+        lines.append(f"{config.token_path} held the old token: it now holds the new one")
+    lines += ["new token (shown only this once):", token]
+    return {"name": name, "role": role, "token": token}, lines
+
+
+def _write_token(config: NodeConfig, token: str) -> None:
+    write_private(config.token_path, f"{token}\n".encode())
+
+
+@users.command(
+    "teams",
+    help="Make the --team options exactly the user's teams (none: no team, so the user "
+    "works the intake). Counts from the daemon's next request. Audited as cli:<OS user>.",
+    short_help="set a user's teams",
+)
+@click.argument("name", metavar="NAME")
+@click.option(
+    "--team", "teams", multiple=True, metavar="TEAM", help="a team of the user, repeatable"
+)
+@dir_option
+def teams_(*, name: str, teams: tuple[str, ...], directory: Path) -> cli.Result:
+    """Set a local API user's teams."""
+    from globe_node.users import set_teams  # noqa: PLC0415 - SQLAlchemy only where needed
+
+    _check_name(name)
+    config = load_config(directory)
+    by, now = cli_actor(), int(time.time())
+    try:
+        members = audited(
+            config.db_path,
+            lambda sessions, audit: set_teams(sessions, name, teams, now=now, audit=audit, by=by),
+        )
+    except NotFound:
+        raise CommandError(f"no user {name!r}") from None
+    return {"name": name, "teams": members}, [f"user {name}: teams {_teams_text(members)}"]
+
+
+@users.command("list", short_help="list the users, with their last use")
 @dir_option
 def list_(*, directory: Path) -> cli.Result:
-    """List the local API users."""
+    """List the local API users: role, created, last authenticated request, teams."""
+    from globe_node.users import user_records  # noqa: PLC0415 - SQLAlchemy only where needed
+
     config = load_config(directory)
-    found = _on_database(config.db_path, lambda: _list(config.db_path))
-    lines = [f"{text(u['name']):<24} {text(u['role']):<13} {cli.iso(u['created'])}" for u in found]
-    return {"users": found}, lines or ["no users"]
+    found = _on_database(config.db_path, lambda: _records(config.db_path, user_records))
+    rows = [r.to_json() for r in found]
+    lines = [
+        f"{text(r.user.name):<24} {text(r.user.role):<13} {cli.iso(r.user.created)}  "
+        f"{'never used' if r.last_used is None else 'used ' + cli.iso(r.last_used):<26}"
+        f"{'teams ' + ' '.join(text(t) for t in r.user.teams) if r.user.teams else ''}".rstrip()
+        for r in found
+    ]
+    return {"users": rows}, lines or ["no users"]
+
+
+async def _records(
+    db_path: Path, read: Callable[[async_sessionmaker[AsyncSession]], Awaitable[_T]]
+) -> _T:
+    from globe_node import db  # noqa: PLC0415 - SQLAlchemy only where needed
+
+    engine = db.make_engine(db_path)
+    try:
+        return await read(db.session_factory(engine))
+    finally:
+        await engine.dispose()

@@ -34,6 +34,7 @@ from hub.web import (
     SEARCH_COUNTRY,
     SEARCH_KIND,
     SEARCH_LANGUAGE,
+    SEARCH_OFFENCE,
     SEARCH_TEXT,
 )
 from protocol.errors import (
@@ -45,16 +46,19 @@ from protocol.errors import (
     LogError,
     MalformedError,
     MemberNotActive,
+    NotCertified,
     ReplayError,
     SizeLimitExceeded,
     StaleError,
     UnknownMember,
 )
+from protocol.keyupdate import MAX_KEY_UPDATE_SIZE
 from protocol.membership import (
     MAX_ACTION_SIZE,
     MAX_APPLICATION_SIZE,
 )
 from protocol.prekeys import MAX_PREKEY_LIFETIME, MAX_PREKEY_SIZE
+from protocol.profile import MAX_PROFILE_CONTAINER, MAX_PROFILE_SIZE
 from protocol.requestauth import HEADER
 
 __all__ = ["paths"]
@@ -70,6 +74,16 @@ def paths(limits: ApiLimits) -> JsonObject:
             f"The application id; anything but 32 lower-case hex digits is a 404 `{NotFound.slug}`."
         ),
         "schema": schema_ref("ApplicationId"),
+    }
+    ku_id = {
+        "name": "ku_id",
+        "in": "path",
+        "required": True,
+        "description": (
+            "The key-update id (the first half of the request's digest, in hex); anything but "
+            f"32 lower-case hex digits is a 404 `{NotFound.slug}`."
+        ),
+        "schema": schema_ref("KeyUpdateId"),
     }
     signed_body = "Signed-object container (exact canonical bytes; see the `SignedObject` schema)."
     auth_401 = f"`{AuthError.slug}` or `{StaleError.slug}`: the `{HEADER}` header was refused."
@@ -215,14 +229,29 @@ def paths(limits: ApiLimits) -> JsonObject:
                 "searchDirectory",
                 "directory",
                 "Search the directory",
-                "Members matching every given filter, over the verified directory.",
+                "Members matching every given filter, over the verified directory, ranked (a "
+                "code before a whole name, a whole name before a beginning, a beginning before "
+                "a part; `country` first, then `q`; then by authority id), each with the "
+                "reasons it matched.",
                 {"200": ok_response("The matches.", schema_ref("SearchResults"))},
                 errors={400: None},
                 parameters=[
-                    text_param(SEARCH_COUNTRY, "ISO 3166-1 alpha-2 code, exact."),
-                    text_param(SEARCH_KIND, "Authority kind, exact."),
+                    text_param(
+                        SEARCH_COUNTRY,
+                        "A country: its ISO 3166-1 alpha-2 code (any case), or its name, the "
+                        "beginning or a part of its name, in Arabic, English, French or Spanish "
+                        "(case, accents and Arabic letter variants ignored).  Ranks the results.",
+                    ),
+                    text_param(SEARCH_KIND, "Competence (authority kind), exact."),
+                    text_param(
+                        SEARCH_OFFENCE, "Offence area of the member's profile (§6.7), exact."
+                    ),
                     text_param(SEARCH_LANGUAGE, "ISO 639-1 code (two lower-case letters), exact."),
-                    text_param(SEARCH_TEXT, "Case-insensitive substring of the id or name."),
+                    text_param(
+                        SEARCH_TEXT,
+                        "The authority id, the name, or the country as `country` takes it; "
+                        "whole, beginning or part, folded as `country` is.  Ranks the results.",
+                    ),
                     query_param(
                         "inactive",
                         "`1` includes suspended and revoked members; any other value does not.  "
@@ -265,6 +294,80 @@ def paths(limits: ApiLimits) -> JsonObject:
                     "required": True,
                     "description": f"The application. {signed_body}",
                     "content": json_content(schema_ref("SignedObject")),
+                },
+            )
+        },
+        "/v1/key-updates": {
+            "post": operation(
+                "submitKeyUpdate",
+                "key-updates",
+                "Ask for new keys",
+                "Submit a key-update request (PROTOCOL.md §6.8): the member's new identity, "
+                "transport and key-agreement keys (a kept key unchanged), signed by its "
+                "current identity key and by the new identity and transport keys.  The answer "
+                "carries a challenge proving possession of the key-agreement key; the admins' "
+                "quorum then certifies the keys with an `update-keys`.",
+                {
+                    "201": ok_response(
+                        "Accepted; answer the challenge.", schema_ref("KeyUpdateCreated")
+                    )
+                },
+                errors={
+                    400: f"Not a valid key-update request (`{DecodeError.slug}` family, "
+                    f"`{MalformedError.slug}`: it replaces no key, or a suspended member keeps "
+                    "one).",
+                    401: f"`{BadSignature.slug}`: not exactly the current identity key's and "
+                    "the new signing keys' valid signatures.",
+                    403: f"`{UnknownMember.slug}`: not a member; `{MemberNotActive.slug}`: "
+                    "revoked.",
+                    409: f"`{LogError.slug}`: a key is the hub's, an admin's, or certified "
+                    f"before (R4); or `{Conflict.slug}`: a key update of the authority is "
+                    "open, a key is named by another open request or application, or this "
+                    "request was submitted before.",
+                    413: f"`{PayloadTooLarge.slug}`, or `{SizeLimitExceeded.slug}` over "
+                    f"{MAX_KEY_UPDATE_SIZE} bytes.",
+                    503: None,
+                },
+                body={
+                    "required": True,
+                    "description": f"The request. {signed_body}",
+                    "content": json_content(schema_ref("SignedObject")),
+                },
+            )
+        },
+        "/v1/key-updates/{ku_id}": {
+            "get": operation(
+                "getKeyUpdateStatus",
+                "key-updates",
+                "Key-update status",
+                "Public status of a key-update request.",
+                {"200": ok_response("The status.", schema_ref("KeyUpdateStatus"))},
+                errors={404: None, 503: None},
+                parameters=[ku_id],
+            )
+        },
+        "/v1/key-updates/{ku_id}/proof": {
+            "post": operation(
+                "answerKeyUpdateChallenge",
+                "key-updates",
+                "Prove possession of the new key-agreement key",
+                "Answer the KEM challenge.  On success the request awaits the admins.",
+                {"200": ok_response("Possession proven.", schema_ref("KeyUpdateState"))},
+                errors={
+                    400: f"`{MalformedError.slug}` body, or `{DecryptionFailed.slug}`: the "
+                    "answer does not open the challenge.",
+                    403: f"`{UnknownMember.slug}` or `{MemberNotActive.slug}`: the request no "
+                    "longer applies to the directory.",
+                    404: None,
+                    409: f"`{Conflict.slug}`: the request does not await a proof; "
+                    f"`{LogError.slug}`: one of its keys was certified since.",
+                    413: too_large,
+                    503: None,
+                },
+                parameters=[ku_id],
+                body={
+                    "required": True,
+                    "content": json_content(schema_ref("Proof")),
                 },
             )
         },
@@ -327,6 +430,36 @@ def paths(limits: ApiLimits) -> JsonObject:
                         f"The signed prekey. {signed_body}  Its validity is at most "
                         f"{MAX_PREKEY_LIFETIME // 86400} days."
                     ),
+                    "content": json_content(schema_ref("SignedObject")),
+                },
+                signed=True,
+            )
+        },
+        "/v1/profile": {
+            "put": operation(
+                "putProfile",
+                "directory",
+                "Publish the member's profile",
+                "An active member publishes its profile (PROTOCOL.md §6.7): offence areas, time "
+                "zone, contact points.  The profile is signed by the member's current identity "
+                "key; the request by its transport key.  The hub checks it as every node will "
+                "and appends it to the membership log.",
+                {"201": ok_response("Appended.", schema_ref("ProfilePublished"))},
+                errors={
+                    400: "Not a valid profile, or a profile of another authority.",
+                    401: f"{auth_401}  Or `{BadSignature.slug}`: the profile's signature does "
+                    "not verify.",
+                    403: f"`{NotCertified.slug}`: not signed by the member's current identity "
+                    f"key; `{MemberNotActive.slug}`: suspended or revoked meanwhile.",
+                    409: f"{replay_409}  Or `{ReplayError.slug}`: its `seq` does not follow the "
+                    f"current profile's; or `{Conflict.slug}`: the log moved on.",
+                    413: f"{too_large}  Or `{SizeLimitExceeded.slug}`: container over "
+                    f"{MAX_PROFILE_CONTAINER} or payload over {MAX_PROFILE_SIZE} bytes.",
+                    503: None,
+                },
+                body={
+                    "required": True,
+                    "description": f"The profile. {signed_body}",
                     "content": json_content(schema_ref("SignedObject")),
                 },
                 signed=True,
@@ -400,6 +533,48 @@ def paths(limits: ApiLimits) -> JsonObject:
                 signed=True,
             )
         },
+        "/v1/admin/key-updates": {
+            "get": admin_get(
+                "adminListKeyUpdates",
+                "List key updates",
+                "Key-update requests, newest first, optionally filtered by status "
+                f"({', '.join(f'`{s}`' for s in APPLICATION_STATES)}).",
+                ok_response("The key updates.", schema_ref("AdminKeyUpdateList")),
+                parameters=[admin_status],
+                extra={400: None},
+            )
+        },
+        "/v1/admin/key-updates/{ku_id}": {
+            "get": admin_get(
+                "adminGetKeyUpdate",
+                "One key update",
+                "A key-update request with its draft `update-keys` (drafted anew when the "
+                "member's latest action changed since).",
+                ok_response("The key update.", schema_ref("AdminKeyUpdate")),
+                parameters=[ku_id],
+                extra={404: None},
+            )
+        },
+        "/v1/admin/key-updates/{ku_id}/reject": {
+            "post": operation(
+                "adminRejectKeyUpdate",
+                "admin",
+                "Reject a key update",
+                "An admin refuses an open key-update request (no quorum is needed to say no).",
+                {"200": ok_response("Rejected.", schema_ref("KeyUpdateState"))},
+                errors={
+                    400: f"`{MalformedError.slug}`: not a rejection, or a blank reason.",
+                    401: auth_401,
+                    404: None,
+                    409: f"{replay_409}  Or `{Conflict.slug}`: the request is not open.",
+                    413: too_large,
+                    503: None,
+                },
+                parameters=[ku_id],
+                body={"required": True, "content": json_content(schema_ref("Rejection"))},
+                signed=True,
+            )
+        },
         "/v1/admin/actions": {
             "post": operation(
                 "adminSubmitAction",
@@ -408,7 +583,8 @@ def paths(limits: ApiLimits) -> JsonObject:
                 "Add admin signatures to a membership action (PROTOCOL.md §6.3).  Signatures "
                 "are merged with those collected before; once the genesis quorum verifies, the "
                 "action is appended to the log.  An `admit` must sign exactly the draft the "
-                "hub prepared for a pending application.",
+                "hub prepared for a pending application, and an `update-keys` naming a "
+                "key-update request the draft prepared for it.",
                 {
                     "200": ok_response(
                         "Signatures recorded (and appended at quorum).", schema_ref("ActionResult")
@@ -419,8 +595,8 @@ def paths(limits: ApiLimits) -> JsonObject:
                     401: f"{auth_401}  Or `{BadSignature.slug}`: a signature in the container "
                     "is not a valid admin signature.",
                     409: f"{replay_409}  Or `{LogError.slug}`: the action does not apply to the "
-                    f"directory; or `{Conflict.slug}`: no matching pending application, the "
-                    "proposal is closed, or the log moved on.",
+                    f"directory; or `{Conflict.slug}`: no matching pending application or key "
+                    "update, the proposal is closed, or the log moved on.",
                     413: f"{too_large}  Or `{SizeLimitExceeded.slug}`: container over "
                     f"{ACTION_CONTAINER_MAX} or payload over {MAX_ACTION_SIZE} bytes.",
                     503: None,

@@ -11,6 +11,7 @@ import typing
 from typing import Any, Final
 
 from globe_io.hubapi import (
+    KEY_ROLES,
     AckRefusal,
     AckResult,
     ActionResult,
@@ -23,13 +24,23 @@ from globe_io.hubapi import (
     AuditRecord,
     AuditRecords,
     BlobStored,
+    ContactPoint,
     Health,
+    KeyUpdateCreated,
+    KeyUpdateDetail,
+    KeyUpdateList,
+    KeyUpdateState,
+    KeyUpdateStatus,
+    KeyUpdateSummary,
     LogPage,
     MailboxItem,
     MailboxPage,
+    MatchReason,
+    MemberProfile,
     MemberSummary,
     Prekeys,
     PrekeyStored,
+    ProfilePublished,
     Proposal,
     ProposalList,
     Readiness,
@@ -48,7 +59,9 @@ from hub.apidoc.build import (
 from hub.applications import LIST_MAX
 from hub.routing import ENVELOPE, NON_DELIVERY, RECEIPT
 from hub.service import MAX_PREKEYS
+from protocol.countries import LANGUAGES
 from protocol.directory import MemberStatus
+from protocol.keyupdate import MAX_KEY_UPDATE_SIZE
 from protocol.membership import (
     AUTHORITY_KINDS,
     MAX_ACTION_SIZE,
@@ -57,6 +70,14 @@ from protocol.membership import (
     Action,
 )
 from protocol.prekeys import MAX_PREKEY_SIZE
+from protocol.profile import (
+    CONTACT_ROLES,
+    MAX_CONTACT_LANGUAGES,
+    MAX_CONTACTS,
+    MAX_LABEL,
+    MAX_NOTE,
+    OFFENCE_AREAS,
+)
 from protocol.signed import SignedObject
 
 __all__ = ["COMPONENTS", "field_schema", "result", "result_schema", "result_schemas"]
@@ -72,12 +93,22 @@ COMPONENTS: Final[dict[type, str]] = {
     ApplicationSummary: "AdminApplicationSummary",
     ApplicationDetail: "AdminApplication",
     ApplicationList: "AdminApplicationList",
+    KeyUpdateCreated: "KeyUpdateCreated",
+    KeyUpdateStatus: "KeyUpdateStatus",
+    KeyUpdateState: "KeyUpdateState",
+    KeyUpdateSummary: "AdminKeyUpdateSummary",
+    KeyUpdateDetail: "AdminKeyUpdate",
+    KeyUpdateList: "AdminKeyUpdateList",
     ActionResult: "ActionResult",
     Proposal: "Proposal",
     ProposalList: "ProposalList",
     LogPage: "LogPage",
     MemberSummary: "MemberSummary",
+    ContactPoint: "ContactPoint",
+    MemberProfile: "MemberProfile",
+    MatchReason: "MatchReason",
     SearchResults: "SearchResults",
+    ProfilePublished: "ProfilePublished",
     PrekeyStored: "PrekeyPut",
     Prekeys: "Prekeys",
     AuditRecord: "AuditRecord",
@@ -231,6 +262,7 @@ def result_schemas(limits: ApiLimits) -> JsonObject:
                 }
             },
         ),
+        **key_update_schemas(),
         **result(
             ActionResult,
             "The state of a membership action after adding signatures.",
@@ -311,13 +343,24 @@ def result_schemas(limits: ApiLimits) -> JsonObject:
                     "type": "string",
                     "description": "Why the member is suspended or revoked (inactive only).",
                 },
+                "profile": {
+                    **schema_ref("MemberProfile"),
+                    "description": "The member's current profile, if it published one.",
+                },
+                "reasons": {
+                    "type": "array",
+                    "items": schema_ref("MatchReason"),
+                    "description": "Why the member matched the search.",
+                },
             },
         ),
         **result(
             SearchResults,
-            "Members matching every filter, sorted by authority id.",
+            "Members matching every filter, best first (ranked by `country`, then `q`), then "
+            "by authority id.",
             {},
         ),
+        **profile_schemas(),
         **result(
             PrekeyStored,
             "The stored prekey.",
@@ -447,5 +490,154 @@ def result_schemas(limits: ApiLimits) -> JsonObject:
             Readiness,
             "Readiness: the database answers and the directory is verified.",
             {"seq": integer("Length of the verified membership log.")},
+        ),
+    }
+
+
+def key_update_schemas() -> JsonObject:
+    """The components of the key-update answers (PROTOCOL.md §6.8)."""
+    replaced = {
+        "type": "array",
+        "items": {"type": "string", "enum": list(KEY_ROLES)},
+        "minItems": 1,
+        "maxItems": len(KEY_ROLES),
+        "uniqueItems": True,
+        "description": "The roles whose key the request replaces, in this order.",
+    }
+    ids = {"id": schema_ref("KeyUpdateId"), "authority": schema_ref("AuthorityId")}
+    reason = {"type": ["string", "null"], "description": "The rejection reason, once rejected."}
+    summary: JsonObject = {
+        **ids,
+        "replaced": replaced,
+        "reason": reason,
+        "created": schema_ref("Timestamp"),
+        "fingerprint": {
+            **schema_ref("Fingerprint"),
+            "description": "The authority fingerprint of the keys asked for (§3.4).",
+        },
+    }
+    return {
+        **result(
+            KeyUpdateCreated,
+            "An accepted key-update request and its proof-of-possession challenge for the new "
+            "key-agreement key (PROTOCOL.md §6.8).",
+            {
+                **ids,
+                "replaced": replaced,
+                "fingerprint": summary["fingerprint"],
+                "challenge": b64(
+                    "HPKE ciphertext sealed to the request's `ka_key` with info "
+                    "`globe/v1/kem-pop || 0x00 || request digest`; open it and send the "
+                    "32-byte secret to `POST /v1/key-updates/{ku_id}/proof`.",
+                    size=KEM_CHALLENGE_BYTES,
+                ),
+            },
+        ),
+        **result(
+            KeyUpdateStatus, "Public status of a key-update request.", {**ids, "reason": reason}
+        ),
+        **result(
+            KeyUpdateState,
+            "A key-update request after a transition (proof accepted, or rejected).",
+            ids,
+        ),
+        **result(KeyUpdateSummary, "A key-update request as the admins see it in a list.", summary),
+        **result(
+            KeyUpdateDetail,
+            "Everything an admin needs to check a key update before signing it.",
+            {
+                **summary,
+                "request": b64(
+                    "The exact request container bytes (a SignedObject, §6.8).",
+                    max_bytes=MAX_KEY_UPDATE_SIZE,
+                ),
+                "draft": {
+                    **b64(
+                        "Once possession is proven: the exact payload bytes of the draft "
+                        "`update-keys` the hub prepared (its certificate names the request's "
+                        "digest).  Admins sign these bytes under `globe/v1/membership-action` "
+                        "and submit the container to `POST /v1/admin/actions`; null before "
+                        "the proof.",
+                        max_bytes=MAX_ACTION_SIZE,
+                    ),
+                    "type": ["string", "null"],
+                },
+            },
+        ),
+        **result(
+            KeyUpdateList,
+            f"Key-update requests, newest first (at most {LIST_MAX}).",
+            {
+                "key_updates": {
+                    "type": "array",
+                    "items": schema_ref(COMPONENTS[KeyUpdateSummary]),
+                    "maxItems": LIST_MAX,
+                }
+            },
+        ),
+    }
+
+
+def profile_schemas() -> JsonObject:
+    """The components of a member's profile (PROTOCOL.md §6.7) and of search reasons."""
+    language = {"type": "string", "pattern": "^[a-z]{2}$"}
+    return {
+        **result(
+            ContactPoint,
+            "A contact point: a role or desk, never a person; `email` and `phone` only if the "
+            "member publishes them.",
+            {
+                "role": {"type": "string", "enum": list(CONTACT_ROLES)},
+                "label": {"type": "string", "maxLength": MAX_LABEL},
+                "hours": {"type": "string", "maxLength": MAX_LABEL},
+                "languages": {
+                    "type": "array",
+                    "items": language,
+                    "maxItems": MAX_CONTACT_LANGUAGES,
+                    "uniqueItems": True,
+                },
+                "email": {"type": "string", "maxLength": 254},
+                "phone": {"type": "string", "pattern": "^\\+[1-9][0-9]{6,14}$"},
+            },
+        ),
+        **result(
+            MemberProfile,
+            "A member's current profile, verified from the log (PROTOCOL.md §6.7).",
+            {
+                "seq": integer("The profile's own sequence number.", minimum=1),
+                "published": schema_ref("Timestamp"),
+                "offences": {
+                    "type": "array",
+                    "items": {"type": "string", "enum": list(OFFENCE_AREAS)},
+                    "maxItems": len(OFFENCE_AREAS),
+                    "uniqueItems": True,
+                },
+                "time_zone": {"type": "string", "maxLength": 64},
+                "contacts": {
+                    "type": "array",
+                    "items": schema_ref("ContactPoint"),
+                    "maxItems": MAX_CONTACTS,
+                },
+                "note": {"type": "string", "maxLength": MAX_NOTE},
+            },
+        ),
+        **result(
+            MatchReason,
+            "Why a member matched: the field, the value that matched (for a country name, in "
+            "`language`) and how (`code`, `exact`, `prefix`, `substring`, or `filter`).",
+            {
+                "value": {"type": "string", "description": "What matched, as the entry has it."},
+                "language": {"type": "string", "enum": list(LANGUAGES)},
+            },
+        ),
+        **result(
+            ProfilePublished,
+            "The profile, appended to the membership log.",
+            {
+                "authority": schema_ref("AuthorityId"),
+                "seq": integer("The profile's sequence number.", minimum=1),
+                "entry": integer("Its log entry.", minimum=1),
+                "time": schema_ref("Timestamp"),
+            },
         ),
     }

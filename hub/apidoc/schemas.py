@@ -76,6 +76,14 @@ def wire_schemas(types: list[dict[str, Any]], limits: ApiLimits) -> JsonObject:
             "pattern": "^[0-9a-f]{32}$",
             "description": "An application id: 32 lower-case hex digits (128 random bits).",
         },
+        "KeyUpdateId": {
+            "type": "string",
+            "pattern": "^[0-9a-f]{32}$",
+            "description": (
+                "A key-update id: 32 lower-case hex digits, the first half of the request's "
+                "digest (PROTOCOL.md §5.3)."
+            ),
+        },
         "Country": {
             "type": "string",
             "enum": sorted(ISO_COUNTRIES),

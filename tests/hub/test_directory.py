@@ -128,7 +128,8 @@ async def test_search_filters(hub: Hub) -> None:
     suspended = (await hub.get("/v1/directory/search?country=ES&inactive=1")).ok()["results"]
     assert suspended[0]["status"] == "suspended"
     assert suspended[0]["reason"] == "pending investigation"
-    for bad in ("?country=FRA", "?q=%E2%80%8Bhidden", "?limit=0", "?limit=501", "?limit=x"):
+    assert await search("?country=FRA") == ["FR-AFA", "FR-PNF"]  # a name's beginning: France
+    for bad in ("?country=" + "x" * 101, "?q=%E2%80%8Bhid", "?limit=0", "?limit=501", "?limit=x"):
         (await hub.get(f"/v1/directory/search{bad}")).problem(400, "malformed")
 
 

@@ -36,8 +36,10 @@ from protocol.envelope import SealTo, envelope_hash, parse_envelope, seal_envelo
 from protocol.errors import DecodeError, GlobeError, InvalidIdentifier, StorageError
 from protocol.ids import ISO_COUNTRIES, AuthorityId, MessageId
 from protocol.keys import KemPrivateKey, SigningKey
+from protocol.keyupdate import make_key_update
 from protocol.membership import AUTHORITY_KINDS, kem_pop_answer, make_application
 from protocol.prekeys import make_prekey
+from protocol.profile import OFFENCE_AREAS, Contact, make_profile
 from protocol.receipts import MAX_RECEIPT_SIZE, make_receipt
 from protocol.requestauth import HEADER, HUB_AUDIENCE, sign_request
 from protocol.signed import SignedObject
@@ -52,6 +54,7 @@ AUTHENTICATED = {
     ("PUT", "/v1/blobs/{blob_id}"),
     ("GET", "/v1/blobs/{blob_id}"),
     ("PUT", "/v1/prekeys"),
+    ("PUT", "/v1/profile"),
     ("POST", "/v1/messages"),
     ("GET", "/v1/mailbox"),
     ("POST", "/v1/mailbox/ack"),
@@ -88,6 +91,7 @@ async def hub(tmp_path: Path) -> AsyncIterator[Hub]:
             clock=time.monotonic,
             router=router,
             blobs=BlobStore(service, tmp_path / "blobs"),
+            burst=1000,  # the live check makes more requests than the default burst allows
         )
         add_push_routes(app, Pusher(router, service))
         yield Hub(net, service, app)
@@ -148,7 +152,7 @@ async def test_document_names_exactly_the_registered_routes(hub: Hub, doc: dict[
     }
     documented = {(method, path) for method, path, _ in _operations(doc)}
     assert documented == registered
-    assert len(registered) == 25
+    assert len(registered) == 32
     assert {("POST", "/v1/messages"), ("GET", "/v1/mailbox"), ("POST", "/v1/mailbox/ack")} <= (
         registered
     )
@@ -185,9 +189,10 @@ def test_query_parameters_match_web_validation(doc: dict[str, Any]):
     }
     assert (log["limit"]["schema"]["minimum"], log["limit"]["schema"]["maximum"]) == (1, 500)
     search = params("/v1/directory/search")
-    assert set(search) == {"country", "kind", "language", "q", "inactive", "limit"}
+    assert set(search) == {"country", "kind", "offence", "language", "q", "inactive", "limit"}
     # Exactly the values hub.web accepts ("" is the same as absent).
-    assert search["country"]["schema"] == {"type": "string", "enum": ["", *sorted(ISO_COUNTRIES)]}
+    assert search["country"]["schema"]["maxLength"] == hub_web.SEARCH_COUNTRY.max_len == 100
+    assert search["offence"]["schema"] == {"type": "string", "enum": ["", *sorted(OFFENCE_AREAS)]}
     assert search["kind"]["schema"] == {"type": "string", "enum": ["", *sorted(AUTHORITY_KINDS)]}
     assert search["language"]["schema"] == {
         "type": "string",
@@ -263,7 +268,11 @@ def test_every_response_has_a_resolvable_schema_and_errors_are_problems(doc: dic
         ("POST", "/v1/applications"),
         ("POST", "/v1/applications/{app_id}/proof"),
         ("PUT", "/v1/prekeys"),
+        ("PUT", "/v1/profile"),
         ("POST", "/v1/admin/applications/{app_id}/reject"),
+        ("POST", "/v1/key-updates"),
+        ("POST", "/v1/key-updates/{ku_id}/proof"),
+        ("POST", "/v1/admin/key-updates/{ku_id}/reject"),
         ("POST", "/v1/admin/actions"),
         ("POST", "/v1/messages"),
         ("POST", "/v1/mailbox/ack"),
@@ -572,7 +581,8 @@ async def test_live_responses_match_the_document(hub: Hub):
             "GET", "/v1/directory/search", 200, path="/v1/directory/search?country=FR&inactive=1"
         )
         assert [m["authority"] for m in found["results"]] == ["FR-PNF"]
-        await c.call("GET", "/v1/directory/search", 400, path="/v1/directory/search?country=FRA")
+        long_name = "/v1/directory/search?country=" + "x" * 101
+        await c.call("GET", "/v1/directory/search", 400, path=long_name)
 
         # Query rules, at their edges: exactly the documented schemas.
         top = 2**53 - 1
@@ -588,8 +598,8 @@ async def test_live_responses_match_the_document(hub: Hub):
             ("/v1/directory/log", f"since={top + 1}"),
             ("/v1/directory/log", "since=1&since=2"),
             ("/v1/directory/log", "since=+1"),
-            ("/v1/directory/search", "country=XX"),
-            ("/v1/directory/search", "country=fr"),
+            ("/v1/directory/search", "country=%E2%80%AEFrance"),
+            ("/v1/directory/search", "offence=fraud"),
             ("/v1/directory/search", "kind=police"),
             ("/v1/directory/search", "language=EN"),
             ("/v1/directory/search", "language=f"),
@@ -618,6 +628,74 @@ async def test_live_responses_match_the_document(hub: Hub):
         await c.call("PUT", "/v1/prekeys", 409, body=prekey, key=transport)
         await c.call("PUT", "/v1/prekeys", 401, body=prekey, key=identity)
         await c.call("PUT", "/v1/prekeys", 413, body=b"{" + b" " * 70_000 + b"}", key=transport)
+        published = make_profile(
+            genesis=net.genesis, authority=authority, seq=1, identity=identity,
+            offences=["bribery"], contacts=[Contact(role="duty-desk", hours="24/7")],
+        ).signed.encode()  # fmt: skip
+        done = await c.call("PUT", "/v1/profile", 201, body=published, key=transport)
+        assert (done["seq"], done["entry"]) == (1, 2)
+        await c.call("PUT", "/v1/profile", 409, body=published, key=transport)  # replayed
+        forged_by_transport = make_profile(
+            genesis=net.genesis, authority=authority, seq=2, identity=transport
+        ).signed.encode()
+        await c.call("PUT", "/v1/profile", 403, body=forged_by_transport, key=transport)
+        await c.call("PUT", "/v1/profile", 400, body=b"{}", key=transport)
+        await c.call("PUT", "/v1/profile", 401, body=published)
+        await c.call("PUT", "/v1/profile", 413, body=b"{" + b" " * 70_000 + b"}", key=transport)
+
+        # A key update (PROTOCOL.md §6.8): asked, proven, listed, shown, rejected.
+        new_identity, new_transport, new_ka = (
+            SigningKey.generate(),
+            SigningKey.generate(),
+            KemPrivateKey.generate(),
+        )
+        request = make_key_update(
+            genesis=net.genesis, authority=authority, current=identity, identity=new_identity,
+            transport=new_transport, ka_key=new_ka.public_key, created=now,
+        ).encode()  # fmt: skip
+        ku = await c.call("POST", "/v1/key-updates", 201, body=request)
+        assert ku["replaced"] == ["identity", "transport", "key-agreement"]
+        assert await c.call("POST", "/v1/key-updates", 201, body=request) == ku  # the same
+        second = make_key_update(
+            genesis=net.genesis, authority=authority, current=identity,
+            identity=SigningKey.generate(), transport=SigningKey.generate(),
+            ka_key=KemPrivateKey.generate().public_key, created=now,
+        ).encode()  # fmt: skip
+        await c.call("POST", "/v1/key-updates", 409, body=second)  # one open per member
+        await c.call("POST", "/v1/key-updates", 400, body=b"{}")
+        forged = make_key_update(
+            genesis=net.genesis, authority=authority, current=new_identity,
+            identity=new_identity, transport=new_transport, ka_key=new_ka.public_key,
+            created=now,
+        ).encode()  # fmt: skip
+        await c.call("POST", "/v1/key-updates", 401, body=forged)
+        ku_one, ku_path = "/v1/key-updates/{ku_id}", f"/v1/key-updates/{ku['id']}"
+        assert (await c.call("GET", ku_one, 200, path=ku_path))["status"] == "awaiting-pop"
+        await c.call("GET", ku_one, 404, path="/v1/key-updates/" + "0" * 32)
+        ku_proof = "/v1/key-updates/{ku_id}/proof"
+        digest = SignedObject.decode(request, max_size=1 << 16, what="r").digest()
+        secret = kem_pop_answer(new_ka, digest, canonical.b64d(ku["challenge"], what="c"))
+        await c.call("POST", ku_proof, 400, path=f"{ku_path}/proof", body=bad)
+        proven = orjson.dumps({"answer": canonical.b64e(secret)})
+        await c.call("POST", ku_proof, 200, path=f"{ku_path}/proof", body=proven)
+        await c.call("POST", ku_proof, 409, path=f"{ku_path}/proof", body=proven)
+        listed = await c.call("GET", "/v1/admin/key-updates", 200, key=admins[0])
+        assert [k["id"] for k in listed["key_updates"]] == [ku["id"]]
+        shown = await c.call(
+            "GET", "/v1/admin/key-updates/{ku_id}", 200,
+            path=f"/v1/admin/key-updates/{ku['id']}", key=admins[0],
+        )  # fmt: skip
+        assert shown["draft"] is not None
+        ku_reject = "/v1/admin/key-updates/{ku_id}/reject"
+        why = orjson.dumps({"reason": "not asked by the authority"})
+        await c.call(
+            "POST", ku_reject, 200, path=f"/v1/admin/key-updates/{ku['id']}/reject", body=why,
+            key=admins[0],
+        )  # fmt: skip
+        await c.call(
+            "POST", ku_reject, 409, path=f"/v1/admin/key-updates/{ku['id']}/reject", body=why,
+            key=admins[0],
+        )  # fmt: skip
         keys = "/v1/prekeys/{authority}"
         assert len((await c.call("GET", keys, 200, path="/v1/prekeys/FR-PNF"))["prekeys"]) == 1
         await c.call("GET", keys, 403, path="/v1/prekeys/DE-BKA")

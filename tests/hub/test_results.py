@@ -27,13 +27,23 @@ from globe_io.hubapi import (
     AuditRecord,
     AuditRecords,
     BlobStored,
+    ContactPoint,
     Health,
+    KeyUpdateCreated,
+    KeyUpdateDetail,
+    KeyUpdateList,
+    KeyUpdateState,
+    KeyUpdateStatus,
+    KeyUpdateSummary,
     LogPage,
     MailboxItem,
     MailboxPage,
+    MatchReason,
+    MemberProfile,
     MemberSummary,
     Prekeys,
     PrekeyStored,
+    ProfilePublished,
     Proposal,
     ProposalList,
     Readiness,
@@ -61,10 +71,27 @@ SUMMARY = ApplicationSummary(
 )  # fmt: skip
 DETAIL = ApplicationDetail.of(SUMMARY, application=b'{"payload":""}', contact="duty officer",
                               draft=b'{"type":"action"}')  # fmt: skip
+KEY_UPDATE = KeyUpdateSummary(
+    id=APP_ID, authority="FR-PNF", replaced=("identity", "key-agreement"), status="pending",
+    reason=None, created=1_700_000_000, fingerprint=FINGERPRINT,
+)  # fmt: skip
+KEY_UPDATE_DETAIL = KeyUpdateDetail.of(KEY_UPDATE, request=b'{"payload":""}', draft=None)
 MEMBER = MemberSummary(
     authority="FR-PNF", name="Parquet national financier", country="FR",
     kinds=("anti-corruption", "fiu"), languages=("fr",), status="active",
     identity_key=str(KID), fingerprint=FINGERPRINT, not_after=1_800_000_000,
+)  # fmt: skip
+CONTACT = ContactPoint(role="duty-desk", label="Permanence", hours="24/7", languages=("en", "fr"),
+                       email="permanence@pnf.example", phone="+33140000000")  # fmt: skip
+PROFILE = MemberProfile(
+    seq=2, published=1_700_000_003, offences=("bribery",), time_zone="Europe/Paris",
+    contacts=(CONTACT,), note="Ask the desk.",
+)  # fmt: skip
+REASON = MatchReason(field="country", value="Francia", match="exact", language="es")
+PROFILED = MemberSummary(
+    authority="FR-PNF", name="Parquet national financier", country="FR",
+    kinds=("anti-corruption",), languages=("fr",), status="active", identity_key=str(KID),
+    fingerprint=FINGERPRINT, not_after=1_800_000_000, profile=PROFILE, reasons=(REASON,),
 )  # fmt: skip
 OPEN = ActionResult(proposal=PROPOSAL_ID, action="admit", authority="FR-PNF", signatures=1,
                     threshold=2, status="open")  # fmt: skip
@@ -90,6 +117,14 @@ SAMPLES: list[tuple[WireResult, str]] = [
     (SUMMARY, "AdminApplicationSummary"),
     (DETAIL, "AdminApplication"),
     (ApplicationList(applications=(SUMMARY,)), "AdminApplicationList"),
+    (KeyUpdateCreated(id=APP_ID, authority="FR-PNF", replaced=("key-agreement",),
+                      fingerprint=FINGERPRINT, challenge=bytes(1168)), "KeyUpdateCreated"),
+    (KeyUpdateStatus(id=APP_ID, authority="FR-PNF", status="approved", reason=None),
+     "KeyUpdateStatus"),
+    (KeyUpdateState(id=APP_ID, authority="FR-PNF", status="rejected"), "KeyUpdateState"),
+    (KEY_UPDATE, "AdminKeyUpdateSummary"),
+    (KEY_UPDATE_DETAIL, "AdminKeyUpdate"),
+    (KeyUpdateList(key_updates=(KEY_UPDATE,)), "AdminKeyUpdateList"),
     (OPEN, "ActionResult"),
     (APPENDED, "ActionResult"),
     (PROPOSAL, "Proposal"),
@@ -99,6 +134,11 @@ SAMPLES: list[tuple[WireResult, str]] = [
     (LogPage(entries=(b'{"seq":1}', b'{"seq":2}'), next=2), "LogPage"),
     (MEMBER, "MemberSummary"),
     (SearchResults(results=(MEMBER,)), "SearchResults"),
+    (CONTACT, "ContactPoint"),
+    (PROFILE, "MemberProfile"),
+    (REASON, "MatchReason"),
+    (SearchResults(results=(PROFILED,)), "SearchResults"),
+    (ProfilePublished(authority="FR-PNF", seq=2, entry=9, time=1_700_000_003), "ProfilePublished"),
     (PrekeyStored(authority="FR-PNF", key_id=str(KID), not_after=1_800_000_000), "PrekeyPut"),
     (Prekeys(authority="FR-PNF", prekeys=(b'{"prekey":1}',)), "Prekeys"),
     (ITEM, "MailboxItem"),

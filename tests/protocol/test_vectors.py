@@ -41,6 +41,7 @@ from protocol.genesis import Genesis
 from protocol.ids import AuthorityId, KeyId, MessageId, NetworkId
 from protocol.keys import KemPrivateKey, KemPublicKey, SigningKey, VerifyKey
 from protocol.keystore import open_secret
+from protocol.keyupdate import KeyUpdateRequest
 from protocol.membership import (
     Application,
     Checkpoint,
@@ -49,13 +50,15 @@ from protocol.membership import (
     authority_fingerprint,
     kem_pop_answer,
 )
-from protocol.messages import MessageContent, SignedContent
+from protocol.messages import MessageContent, Party, SignedContent, check_status_sender
 from protocol.origin import verify_forward, verify_signed_content
 from protocol.prekeys import SignedPrekey
+from protocol.profile import CONTACT_ROLES, OFFENCE_AREAS, Profile, ProfileEntry, decode_log_entry
 from protocol.receipts import DeliveryReceipt, Evidence
 from protocol.replay import NonceWindow, SeenSet, classify_seq
 from protocol.requestauth import parse_request_auth, verify_request
 from protocol.signed import SignedObject, verify_quorum
+from tests.vectors.bundle_check import check_bundle
 
 Json = dict[str, Any]
 
@@ -71,6 +74,8 @@ FILES = [
     "certificate.json",
     "log.json",
     "directory.json",
+    "profile.json",
+    "key_update.json",
     "checkpoint.json",
     "prekey.json",
     "receipt.json",
@@ -83,6 +88,7 @@ FILES = [
     "envelope_ka.json",
     "attachment.json",
     "forward.json",
+    "bundle.json",
     "invalid.json",
     "valid.json",
 ]
@@ -488,6 +494,79 @@ def check_directory(v: Json) -> None:
     assert state.check_checkpoint(cp).value == v["checkpoint"]["relation"]
 
 
+def check_profile_file(v: Json) -> None:
+    """profile.json: profile entries after directory.json's log, and the profiles they give."""
+    g = genesis()
+    entries = [b(e["entry"]) for e in v["entries"]]
+    state = verify_log(g, [*extended_log()[: v["base_entries"]], *entries])
+    assert (state.seq, state.head.hex()) == (v["seq"], v["head"])
+    for rec in v["entries"]:
+        entry = decode_log_entry(b(rec["entry"]), g)
+        assert isinstance(entry, ProfileEntry)
+        p = entry.profile
+        assert (entry.seq, p.seq) == (rec["seq"], rec["profile_seq"])
+        assert str(p.authority) == rec["authority"]
+        assert p.signed.payload.hex() == rec["payload"]
+        assert p.signed.encode().hex() == rec["container"]
+        assert (p.digest.hex(), entry.hash.hex()) == (rec["digest"], rec["hash"])
+        signer = state.member(p.authority).certificate.identity_key
+        assert str(signer.key_id) == rec["signer"]
+        p.verify(signer)
+    table = []
+    for aid in sorted(state.members, key=str):
+        m = state.members[aid]
+        if m.profile is not None:
+            table.append({
+                "authority": str(aid), "seq": m.profile.seq, "published": m.profile_time,
+                "offences": list(m.profile.offences), "time_zone": m.profile.time_zone,
+                "contacts": [c.to_json() for c in m.profile.contacts], "note": m.profile.note,
+            })  # fmt: skip
+    assert table == v["members"]
+    vocabularies = {"offences": list(OFFENCE_AREAS), "contact_roles": list(CONTACT_ROLES)}
+    assert v["vocabularies"] == vocabularies
+
+
+def check_key_update(v: Json) -> None:
+    """key_update.json: requests, the KEM challenge, update-keys actions and entries 7-10
+    after log.json, the member table they give, and receipts that verify against them."""
+    g = genesis()
+    entries = [b(e["entry"]) for e in v["entries"]]
+    full = [*log_entries(), *entries]
+    state = verify_log(g, full)
+    assert (state.seq, state.head.hex()) == (v["seq"], v["head"])
+    for rec in v["entries"]:
+        entry = LogEntry.decode(b(rec["entry"]), g)
+        assert (entry.seq, entry.hash.hex(), entry.time) == (rec["seq"], rec["hash"], rec["time"])
+    assert member_table(state) == v["members"]
+    for authority, rec in v["requests"].items():
+        req = KeyUpdateRequest.decode(b(rec["request"]), verify_log(g, full[: rec["log_entries"]]))
+        assert str(req.authority) == authority
+        assert (req.signed.payload.hex(), req.digest.hex()) == (rec["payload"], rec["digest"])
+        assert (req.fingerprint(), list(req.replaced)) == (rec["fingerprint"], rec["replaced"])
+        assert [str(s.key_id) for s in req.signed.signatures] == rec["signers"]
+        assert SigningKey(b(rec["identity_seed"])).verify_key == req.identity_key
+        assert SigningKey(b(rec["transport_seed"])).verify_key == req.transport_key
+        assert KemPrivateKey(b(rec["ka_private_key"])).public_key == req.ka_key
+        action = MembershipAction.from_signed(
+            SignedObject.decode(b(v["actions"][authority]["action"]), max_size=1 << 16, what="a"),
+            g,
+        )
+        assert action.certificate is not None
+        assert action.certificate.application == req.digest
+        assert action.certificate.identity_key == req.identity_key
+        assert action.certificate.ka_key() == req.ka_key
+        m = state.member(req.authority)
+        assert m.identity_keys[req.identity_key.key_id] == req.identity_key
+    pop = v["kem_pop"]
+    assert b(pop["info"]) == b"globe/v1/kem-pop\x00" + b(pop["request_digest"])
+    answer = kem_pop_answer(
+        KemPrivateKey(b(pop["ka_private_key"])), b(pop["request_digest"]), b(pop["challenge"])
+    )
+    assert answer == b(pop["secret"])
+    for rec in v["receipts"]:
+        DeliveryReceipt.decode(b(rec["receipt"]), verify_log(g, full[: rec["log_entries"]]))
+
+
 def check_strict_json(v: Json) -> None:
     for case in v["valid"]:
         value = strictjson.loads(b(case["input"]), max_size=case["max_size"])
@@ -789,7 +868,7 @@ def _open_case(c: Json) -> object:
 
 def _hub_case(c: Json) -> None:
     env = parse_envelope(b(c["envelope"]))
-    state = directory(c["log_entries"])
+    state = case_directory(c)
     verify_envelope(env, state, c["now"])
     check_recipients_active(env, state, c["now"])
 
@@ -841,6 +920,7 @@ CASE_CHECKS: dict[str, Callable[[Json], object]] = {
     "keystore": lambda c: open_secret(inp(c, "file"), b(c["passphrase"]), purpose=c["purpose"]),
     "genesis": lambda c: Genesis.decode(inp(c, "genesis")),
     "application": lambda c: Application.decode(inp(c, "application"), genesis()),
+    "key_update": lambda c: KeyUpdateRequest.decode(inp(c, "request"), case_directory(c)),
     "kem_pop": lambda c: kem_pop_answer(
         KemPrivateKey(b(c["ka_private_key"])), b(c["application_digest"]), b(c["challenge"])
     ),
@@ -850,12 +930,20 @@ CASE_CHECKS: dict[str, Callable[[Json], object]] = {
         Checkpoint.decode(inp(c, "checkpoint"), genesis())
     ),
     "prekey": _prekey_case,
+    "profile": lambda c: case_directory(c).check_profile(
+        Profile.decode(inp(c, "profile"), genesis()), c["now"]
+    ),
     "receipt": lambda c: DeliveryReceipt.decode(inp(c, "receipt"), case_directory(c)),
     "evidence": lambda c: Evidence.decode(inp(c, "evidence"), genesis()),
     "request_auth": _request_case,
     "nonce_window": lambda c: _raise(_nonce_steps(c["window"], c["capacity"], c["steps"])),
     "seen_set": lambda c: _raise(_seen_steps(c["steps"])),
     "message": lambda c: MessageContent.decode(inp(c, "content")),
+    "status_workflow": lambda c: check_status_sender(
+        MessageContent.decode(b(c["content"])).status,  # type: ignore[arg-type]
+        Party(c["party"]) if c["party"] else None,
+        deadline=c["deadline"],
+    ),
     "envelope_header": lambda c: decode_header(inp(c, "header")),
     "envelope_parse": lambda c: parse_envelope(
         b(c["envelope"]), max_size=c.get("max_size", MAX_ENVELOPE_SIZE)
@@ -971,6 +1059,8 @@ CHECKS: dict[str, Callable[[Json], None]] = {
     "certificate.json": check_certificate,
     "log.json": check_log,
     "directory.json": check_directory,
+    "profile.json": check_profile_file,
+    "key_update.json": check_key_update,
     "checkpoint.json": check_checkpoint,
     "prekey.json": check_prekey,
     "receipt.json": check_receipt,
@@ -983,6 +1073,7 @@ CHECKS: dict[str, Callable[[Json], None]] = {
     "envelope_ka.json": check_envelope,
     "attachment.json": check_attachment,
     "forward.json": check_forward,
+    "bundle.json": check_bundle,
     "invalid.json": check_invalid,
     "valid.json": check_valid,
 }

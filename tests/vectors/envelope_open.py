@@ -238,7 +238,7 @@ def open_cases(
         "NotCertified",
         none,
         log_entries=7,
-        rule="§6.5, §7.6 step 18: only the current identity key",
+        rule="§6.5, §7.6 step 18: a replaced identity key signs what is dated before retired_at",
     )
     g = net.genesis
     on6 = verify_log(g, log[:6])

@@ -42,16 +42,20 @@ from tests.vectors import (
     envelopes,
     evidence_cases,
     extras,
+    key_updates,
     log_cases,
     logs,
     matrix,
     message_cases,
     origin_cases,
+    profiles,
     records,
     refusals,
     signed_cases,
+    status_cases,
 )
 from tests.vectors.attachment_forward import build_attachment, build_forward
+from tests.vectors.bundle_cases import build_bundle_vectors
 from tests.vectors.vectorlib import (
     NOW,
     VECTOR_DIR,
@@ -84,6 +88,8 @@ def build_vectors(pool: HpkePool | None = None) -> dict[str, Json]:
     refusals.genesis_cases(cases, accepts, net)
     signed_cases.application_cases(cases, net)
     log_cases.log_cases(cases, accepts, net, cont)
+    profiles.profile_cases(cases, accepts, net, cont)
+    profiles.profile_log_cases(cases, accepts, net, cont)
     signed_cases.checkpoint_cases(cases, net)
     logs.checkpoint_check_cases(cases, net, cont)
     signed_cases.prekey_cases(cases, accepts, net)
@@ -92,11 +98,14 @@ def build_vectors(pool: HpkePool | None = None) -> dict[str, Json]:
     evidence_cases.evidence_cases(cases, accepts, net)
     evidence_cases.request_cases(cases, accepts, net)
     message_cases.message_cases(cases, accepts)
+    status_cases.status_cases(cases, accepts)
     envelope_cases.header_cases(cases, accepts, raw1)
     envelope_cases.frame_cases(cases, accepts, raw1)
     envelope_open.open_cases(cases, accepts, net, pool, cont=cont, env1=raw1, env3=raw3)
     envelope_open.hub_cases(cases, net, raw1, raw3)
     origin_cases.signed_content_cases(cases, accepts, net, cont, raw1)
+    key_updates.request_cases(cases, accepts)
+    key_updates.retired_key_cases(cases, accepts, pool, raw1)
     keystore, keystore_cases = extras.build_keystore()
     cases.items.extend(keystore_cases)
     kem_pop = extras.build_kem_pop(net, pool, cases)
@@ -112,6 +121,8 @@ def build_vectors(pool: HpkePool | None = None) -> dict[str, Json]:
         "certificate.json": records.build_certificate(net),
         "log.json": records.build_log(net),
         "directory.json": logs.build_directory(net, cont),
+        "profile.json": profiles.build_profiles(net, cont),
+        "key_update.json": key_updates.build_key_update(pool),
         "checkpoint.json": records.build_checkpoint(net),
         "prekey.json": records.build_prekey(net),
         "receipt.json": records.build_receipt(net),
@@ -124,6 +135,7 @@ def build_vectors(pool: HpkePool | None = None) -> dict[str, Json]:
         "envelope_ka.json": env_ka,
         "attachment.json": build_attachment(),
         "forward.json": build_forward(net),
+        "bundle.json": build_bundle_vectors(pool, raw1),
         "invalid.json": {
             "description": (
                 "Inputs that must be refused, each with the exact error class (protocol.errors) "

@@ -29,6 +29,7 @@ FILE_STRUCTURES: Final = {
     "strict_json.json": "strict_json",
     "attachment.json": "attachment",
     "forward.json": "forward",
+    "bundle.json": "bundle",
 }
 
 
@@ -262,6 +263,33 @@ MUSTS: Final[list[Must]] = [
         ),
     ),
     Must(
+        "§6.7",
+        "its payload MUST be at most 8,192 bytes",
+        (
+            "invalid.json#profile payload over 8,192 bytes",
+            "invalid.json#profile entry whose profile payload exceeds 8,192 bytes",
+        ),
+    ),
+    Must(
+        "§6.7",
+        "The profile MUST carry exactly one signature, by the member's current identity key",
+        (
+            "invalid.json#profile signed twice",
+            "invalid.json#profile signed by a retired identity key",
+            "invalid.json#profile signed by the member's transport key",
+            "invalid.json#profile entry signed by the member's transport key",
+        ),
+    ),
+    Must(
+        "§6.7",
+        "A verifier MUST refuse a profile whose `seq` is not greater than the `seq` of the "
+        "member's current profile",
+        (
+            "invalid.json#profile replaying sequence 1",
+            "invalid.json#profile entry replaying the member's current profile",
+        ),
+    ),
+    Must(
         "§7.2",
         "recipient ids MUST be **sorted ascending by their text and distinct** (`malformed`)",
         (
@@ -360,6 +388,11 @@ MUSTS: Final[list[Must]] = [
     ),
     Must(
         "§8.2",
+        "One with `state = withdrawn` MUST give `reason`;",
+        ("invalid.json#status withdrawn without a reason",),
+    ),
+    Must(
+        "§8.2",
         "A `consent-request` MUST have `consent.purpose` and MUST NOT have `consent.decision`.",
         (
             "invalid.json#consent request without a purpose",
@@ -375,6 +408,19 @@ MUSTS: Final[list[Must]] = [
         "§8.2",
         "A decision `refused` MUST give `consent.reason`.",
         ("invalid.json#consent decision refused without a reason",),
+    ),
+    Must(
+        "§8.2.1",
+        "The node MUST refuse with `workflow` (409) a status from a party that may not report "
+        "its state, a status about a request it never exchanged with the sender, and an "
+        "extension whose `deadline` is not later than the request's.",
+        (
+            "invalid.json#acknowledgement from the requester",
+            "invalid.json#withdrawal by a recipient",
+            "invalid.json#acknowledgement about a request never exchanged",
+            "invalid.json#extension to an earlier date",
+            "valid.json#extension one second past the request's deadline",
+        ),
     ),
     Must(
         "§8.4",
