@@ -34,16 +34,13 @@ is a :class:`~protocol.errors.MalformedError` (an unknown field an
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import contextlib
-import hashlib
 import io
 import os
 import re
 import socket
 import time
-from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Final, Self, TypeVar
@@ -53,8 +50,14 @@ import aiohttp
 import orjson
 from yarl import URL
 
+from globe_io.blobstream import (
+    download_to_part,
+    hash_file,
+    repr_digest,
+    upload_chunks,
+)
 from globe_io.errors import RemoteError
-from globe_io.files import create_part, finish_part, rename_durably
+from globe_io.files import rename_durably
 from globe_io.hubapi import (
     ActionResult,
     ApplicationDetail,
@@ -105,8 +108,6 @@ DEFAULT_TIMEOUT: Final = 30.0
 #: Cap on a response body: a full log page (500 entries of at most 24 KiB) fits.
 MAX_RESPONSE: Final = 32 * 1024 * 1024
 _PROBLEM_TYPE: Final = "application/problem+json"
-#: Bytes read from disk or from the network at a time when streaming a blob.
-BLOB_CHUNK: Final = 1 << 20
 _BLOB_ID_RE: Final = re.compile(r"[0-9a-f]{32}\Z", re.ASCII)
 _KIND_RE: Final = re.compile(r"[a-z][a-z0-9-]{0,31}\Z", re.ASCII)
 _MAX_CURSOR: Final = 2**53 - 1
@@ -619,7 +620,7 @@ class HubClient:
         if not _BLOB_ID_RE.match(blob_id):
             raise InvalidIdentifier("a blob id is 32 lower-case hex digits")
         try:
-            digest, size = await asyncio.to_thread(_hash_file, path)
+            digest, size = await asyncio.to_thread(hash_file, path)
         except OSError as exc:
             raise StorageError(f"cannot read {path}: {exc.strerror or exc}") from None
         method, where = "PUT", f"/v1/blobs/{blob_id}"
@@ -635,7 +636,7 @@ class HubClient:
         try:
             async with session.put(
                 self._url(target),
-                data=_upload_chunks(path, size, digest, progress, failure),
+                data=upload_chunks(path, size, digest, progress, failure),
                 headers=headers,
                 timeout=self._blob_timeout(),
             ) as resp:
@@ -714,12 +715,12 @@ class HubClient:
                         method, where, status=resp.status, ctype=resp.content_type, data=data,
                         retry_after=resp.headers.get("Retry-After"),
                     )  # fmt: skip
-                expected = _repr_digest(resp.headers.get("Repr-Digest"))
+                expected = repr_digest(resp.headers.get("Repr-Digest"))
                 total = resp.content_length
                 if total is not None and total > max_size:
                     raise SizeLimitExceeded(f"blob of {total} bytes exceeds the cap of {max_size}")
                 try:
-                    digest = await _download(resp, part, max_size, total, progress)
+                    digest = await download_to_part(resp, part, max_size, total, progress)
                     if digest != expected:
                         raise MalformedError(f"blob {blob_id} does not match its Repr-Digest")
                     await asyncio.to_thread(rename_durably, part, out)
@@ -730,115 +731,3 @@ class HubClient:
         except (aiohttp.ClientError, OSError) as exc:
             raise self._transport_error(exc) from None
         return digest
-
-
-def _hash_file(path: Path) -> tuple[bytes, int]:
-    """SHA-256 and size of a file, read in chunks."""
-    digest = hashlib.sha256()
-    size = 0
-    with path.open("rb") as file:
-        while chunk := file.read(BLOB_CHUNK):
-            digest.update(chunk)
-            size += len(chunk)
-    return digest.digest(), size
-
-
-async def _upload_chunks(
-    path: Path,
-    size: int,
-    digest: bytes,
-    progress: Callable[[int, int], None] | None,
-    failure: list[GlobeError],
-) -> AsyncIterator[bytes]:
-    """The first ``size`` bytes of the file, in chunks, checked against ``digest``.
-
-    A local failure is recorded in ``failure`` (aiohttp wraps what a body raises).
-    """
-    check = hashlib.sha256()
-    sent = 0
-    try:
-        file = await asyncio.to_thread(open, path, "rb")
-    except OSError as exc:
-        failure.append(StorageError(f"cannot read {path}: {exc.strerror or exc}"))
-        raise
-    try:
-        if progress is not None:
-            progress(0, size)
-        while sent < size:
-            try:
-                chunk = await asyncio.to_thread(file.read, min(BLOB_CHUNK, size - sent))
-            except OSError as exc:
-                failure.append(StorageError(f"cannot read {path}: {exc.strerror or exc}"))
-                raise
-            if not chunk:
-                break
-            check.update(chunk)
-            sent += len(chunk)
-            yield chunk
-            if progress is not None:
-                progress(sent, size)
-    finally:
-        file.close()
-    if sent != size or check.digest() != digest:
-        failure.append(StorageError(f"{path} changed while it was being uploaded"))
-        raise failure[-1]
-
-
-def _repr_digest(value: str | None) -> bytes:
-    """The SHA-256 in a ``Repr-Digest`` header (RFC 9530): ``sha-256=:<base64>:``."""
-    for member in (value or "").split(","):
-        name, _, item = member.strip().partition("=")
-        if name.strip() != "sha-256":
-            continue
-        item = item.strip()
-        if len(item) < 2 or item[0] != ":" or item[-1] != ":":
-            break
-        try:
-            digest = base64.b64decode(item[1:-1], validate=True)
-        except (binascii.Error, ValueError):
-            break
-        if len(digest) == 32:
-            return digest
-        break
-    raise MalformedError("the hub's answer has no valid Repr-Digest sha-256")
-
-
-async def _download(
-    resp: aiohttp.ClientResponse,
-    part: Path,
-    max_size: int,
-    total: int | None,
-    progress: Callable[[int, int], None] | None,
-) -> bytes:
-    """Stream the body to ``part`` (fsynced, not renamed); return its SHA-256."""
-    try:
-        file = await asyncio.to_thread(create_part, part)
-    except OSError as exc:
-        raise StorageError(f"cannot write {part}: {exc.strerror or exc}") from None
-    digest = hashlib.sha256()
-    received = 0
-    pending = bytearray()
-    try:
-        if progress is not None:
-            progress(0, total or 0)
-        async for chunk in resp.content.iter_chunked(64 * 1024):
-            received += len(chunk)
-            if received > max_size:
-                raise SizeLimitExceeded(f"blob exceeds the cap of {max_size} bytes")
-            digest.update(chunk)
-            pending += chunk
-            if len(pending) >= BLOB_CHUNK:
-                await asyncio.to_thread(file.write, pending)
-                pending.clear()
-            if progress is not None:
-                progress(received, total or 0)
-        if total is not None and received != total:  # pragma: no cover - aiohttp raises first
-            raise MalformedError("the blob is not Content-Length bytes long")
-        await asyncio.to_thread(finish_part, file, bytes(pending))
-    except OSError as exc:
-        if isinstance(exc, aiohttp.ClientError):
-            raise
-        raise StorageError(f"cannot write {part}: {exc.strerror or exc}") from None
-    finally:
-        file.close()
-    return digest.digest()
