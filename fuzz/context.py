@@ -57,6 +57,11 @@ class Context:
     admins: tuple[SigningKey, ...]
     #: authority -> (identity, transport) signing keys, from the applications.
     members: dict[str, tuple[SigningKey, SigningKey]]
+    #: ``key_update.json``'s entries 7-10, another continuation of ``log.json``'s six.
+    key_update_entries: tuple[bytes, ...]
+    #: The signing keys certified after the applications (``key_update.json``'s requests,
+    #: ``directory.json``'s rotations), so key-update payloads can be signed as a member would.
+    new_keys: tuple[SigningKey, ...]
     #: authority -> (identity key that signs its prekey, the prekey's private half).
     prekeys: dict[str, tuple[VerifyKey, KemPrivateKey]]
     attachment_key: bytes
@@ -97,6 +102,17 @@ def context() -> Context:
         p["authority"]: (VerifyKey(_hex(p["identity_key"])), KemPrivateKey(_hex(p["private_key"])))
         for p in load_vectors("prekey")["prekeys"]
     }
+    key_update = load_vectors("key_update")
+    directory = load_vectors("directory")["keys"]
+    new_keys = [
+        *(
+            SigningKey(_hex(r[seed]))
+            for r in key_update["requests"].values()
+            for seed in ("identity_seed", "transport_seed")
+        ),
+        SigningKey(_hex(directory["fr_pnf_identity_seed"])),
+        SigningKey(_hex(directory["de_bka_transport_seed"])),
+    ]
     attachment = load_vectors("attachment")
     forward = load_vectors("forward")
     request = load_vectors("request_auth")["cases"][0]
@@ -108,6 +124,8 @@ def context() -> Context:
         hub=SigningKey(_hex(genesis_v["hub"]["seed"])),
         admins=tuple(SigningKey(_hex(a["seed"])) for a in genesis_v["admins"]),
         members=members,
+        key_update_entries=tuple(_hex(e["entry"]) for e in key_update["entries"]),
+        new_keys=tuple(new_keys),
         prekeys=prekeys,
         attachment_key=_hex(attachment["key"]),
         attachment_blob_id=attachment["blob_id"],

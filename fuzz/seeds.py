@@ -61,6 +61,8 @@ def _signed_payloads() -> Iterator[bytes]:
     yield _hex(load_vectors("receipt")["payload"])
     for ev in load_vectors("evidence")["evidence"]:
         yield _hex(ev["payload"])
+    for req in load_vectors("key_update")["requests"].values():
+        yield _hex(req["payload"])
 
 
 def _requests() -> Iterator[bytes]:
@@ -194,6 +196,12 @@ def seeds() -> dict[str, list[bytes]]:  # noqa: PLR0915 - one corpus after anoth
         *_cases("application", "application"),
     ]
     out["application_payload"] = [_hex(a["payload"]) for a in apps]
+    key_updates = load_vectors("key_update")["requests"].values()
+    out["key_update"] = [
+        *(_hex(r["request"]) for r in key_updates),
+        *_cases("key_update", "request"),
+    ]
+    out["key_update_payload"] = [_hex(r["payload"]) for r in key_updates]
     profiles = [p for p in (_member(e, "profile") for e in out["log_entry"]) if p is not None]
     out["profile"] = profiles
     out["profile_payload"] = [_b64(json.loads(p)["payload"]) for p in profiles]

@@ -13,7 +13,8 @@ or a :class:`PropertyViolation`:
 * where a module has a fast path and a reference path (``parse_envelope``,
   the envelope header, ``protocol.fastlog``), both must accept exactly the same
   inputs and return equal values;
-* a refused log entry must leave the directory exactly as it was.
+* a refused log entry must leave the directory exactly as it was, and checking a
+  key-update request must leave it as it was whatever the verdict.
 
 Targets named ``*_payload`` take a payload and sign it with the key the real
 signer uses (the vectors publish every private key), so mutated payloads get
@@ -24,6 +25,7 @@ decoders' own size caps; the runner's per-input timeout catches a hang.
 from __future__ import annotations
 
 import contextlib
+import functools
 import json
 import struct
 from collections.abc import Callable
@@ -35,13 +37,14 @@ import orjson
 from fuzz.context import Context, context
 from protocol import canonical, envelope, labels, strictjson
 from protocol.attachments import AttachmentDecryptor, AttachmentEncryptor
-from protocol.directory import TRANSITIONS, DirectoryState, MemberStatus
+from protocol.directory import TRANSITIONS, DirectoryState, MemberStatus, verify_log
 from protocol.envelope import EnvelopeHeader
 from protocol.errors import ProtocolError
 from protocol.fastlog import decode_entry, entry_fast
 from protocol.genesis import MAX_GENESIS_SIZE, Genesis
 from protocol.ids import AuthorityId, KeyId, MessageId, NetworkId
-from protocol.keys import KemPublicKey, VerifyKey
+from protocol.keys import KemPublicKey, SigningKey, VerifyKey
+from protocol.keyupdate import KeyUpdateRequest
 from protocol.membership import (
     MAX_ACTION_SIZE,
     MAX_ENTRY_SIZE,
@@ -609,6 +612,116 @@ def application_payload_target(data: bytes) -> bool:
     return True
 
 
+# --- key-update requests ------------------------------------------------------------------------
+
+
+@functools.cache
+def _key_update_directories() -> tuple[DirectoryState, ...]:
+    """The directories a key-update request is checked against, read-only: ``log.json``'s
+    (every member active; the vectors' requests were made on it), ``key_update.json``'s after
+    entry 8 (IT-ANAC's keys replaced, FR-PNF suspended) and ``directory.json``'s (FR-PNF's
+    keys replaced, DE-BKA revoked), so every step of PROTOCOL.md §6.8 has a member to reach."""
+    ctx = _ctx()
+    branch = verify_log(ctx.genesis, [*ctx.entries[: ctx.base], *ctx.key_update_entries[:2]])
+    return ctx.directory(), branch, ctx.directory(len(ctx.entries))
+
+
+@functools.cache
+def _member_signing_keys() -> dict[bytes, SigningKey]:
+    """Every member signing key the vectors publish, by its public key."""
+    ctx = _ctx()
+    keys = [*(k for pair in ctx.members.values() for k in pair), *ctx.new_keys]
+    return {bytes(k.verify_key): k for k in keys}
+
+
+def _key_update_payload(req: KeyUpdateRequest) -> bytes:
+    """The key-update payload exactly as ``make_key_update`` writes it."""
+    return canonical.encode(
+        {
+            "type": "key-update",
+            "v": 1,
+            "network": _ctx().genesis.network_b64,
+            "authority": str(req.authority),
+            "identity_key": canonical.b64e(bytes(req.identity_key)),
+            "transport_key": canonical.b64e(bytes(req.transport_key)),
+            "ka_key": canonical.b64e(bytes(req.ka_key)),
+            "created": req.created,
+        }
+    )
+
+
+def _check_key_update(
+    state: DirectoryState, check: Callable[[DirectoryState], KeyUpdateRequest]
+) -> KeyUpdateRequest | None:
+    """``check(state)``, or None if it refuses; either way ``state`` must be left as it was
+    (the hub checks requests against its live directory)."""
+    before = _Snapshot.of(state)
+    try:
+        req = check(state)
+    except ProtocolError:
+        req = None
+    _require(_Snapshot.of(state) == before, "checking a key update changed the directory")
+    return req
+
+
+def key_update_target(data: bytes) -> bool:
+    """``KeyUpdateRequest.decode`` (the container a member hands the hub) on each directory:
+    re-encoding of container and payload."""
+    accepted = False
+    for state in _key_update_directories():
+        req = _check_key_update(state, functools.partial(KeyUpdateRequest.decode, data))
+        if req is not None:
+            _require(req.signed.encode() == data, "a key-update container re-encodes otherwise")
+            _require(_key_update_payload(req) == req.signed.payload, "a key update re-encodes")
+            accepted = True
+    return accepted
+
+
+def _raw_key(value: object) -> bytes | None:
+    if not isinstance(value, str):
+        return None
+    try:
+        return canonical.b64d(value, what="fuzz")
+    except ProtocolError:
+        return None
+
+
+def _key_update_fields(data: bytes) -> tuple[AuthorityId | None, list[bytes]]:
+    """A payload's authority and new identity and transport keys, as far as they read."""
+    try:
+        obj = SignedObject(data, ()).payload_json(what="fuzz")
+    except ProtocolError:
+        return None, []
+    name = obj.get("authority")
+    try:
+        authority = AuthorityId.parse(name) if isinstance(name, str) else None
+    except ProtocolError:
+        authority = None
+    keys = (_raw_key(obj.get(field)) for field in ("identity_key", "transport_key"))
+    return authority, [k for k in keys if k is not None]
+
+
+def key_update_payload_target(data: bytes) -> bool:
+    """A key-update payload signed, on each directory, as its member would sign it: by the
+    named member's current identity key and the new identity and transport keys, those of
+    them the vectors publish."""
+    known = _member_signing_keys()
+    authority, new = _key_update_fields(data)
+    accepted = False
+    for state in _key_update_directories():
+        member = state.members.get(authority) if authority is not None else None
+        current = [bytes(member.certificate.identity_key)] if member is not None else []
+        signed = SignedObject(data, ())
+        for raw in dict.fromkeys([*current, *new]):
+            if raw in known:
+                signed = signed.with_signature(labels.KEY_UPDATE, known[raw])
+        req = _check_key_update(state, functools.partial(KeyUpdateRequest.from_signed, signed))
+        if req is not None:
+            _require(_key_update_payload(req) == data, "a key-update payload re-encodes otherwise")
+            accepted = True
+    return accepted
+
+
 # --- the genesis ------------------------------------------------------------------------------
 
 
@@ -877,6 +990,8 @@ TARGETS: Final[dict[str, Target]] = {
     "prekey_payload": prekey_payload_target,
     "application": application_target,
     "application_payload": application_payload_target,
+    "key_update": key_update_target,
+    "key_update_payload": key_update_payload_target,
     "profile": profile_target,
     "profile_payload": profile_payload_target,
     "genesis": genesis_target,

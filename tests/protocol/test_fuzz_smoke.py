@@ -19,14 +19,15 @@ import random
 import pytest
 
 from fuzz import targets as fuzz_targets
-from fuzz.context import load_vectors
+from fuzz.context import context, load_vectors
 from fuzz.mutate import Mutator
 from fuzz.seeds import CORPUS, corpus, seeds
 from fuzz.targets import TARGETS, PropertyViolation
 from protocol import canonical, envelope
+from protocol.directory import DirectoryState, Member
 from protocol.messages import MessageContent
 
-#: Mutated inputs per target (about 50,000 in all; a few seconds).
+#: Mutated inputs per target (about 60,000 in all; a few seconds).
 MUTATIONS = 2000
 NAMES = sorted(TARGETS)
 SEEDS = seeds()
@@ -110,3 +111,25 @@ def test_an_exception_other_than_a_refusal_is_a_finding(monkeypatch: pytest.Monk
     monkeypatch.setattr(canonical, "decode", leaky)
     with pytest.raises(ValueError, match="leaked"):
         fuzz_targets.canonical_target(b"{}")
+
+
+def test_a_key_update_check_that_changes_the_directory_is_a_finding(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The hub checks a request against its live directory: a check that writes to it is caught."""
+    request = bytes.fromhex(load_vectors("key_update")["requests"]["IT-ANAC"]["request"])
+    assert run("key_update", request)
+    check = DirectoryState.check_new_keys
+
+    def writes(
+        self: DirectoryState, new: dict[str, bytes], member: Member | None, what: str
+    ) -> None:
+        check(self, new, member, what)
+        self.time += 1
+
+    # A fresh directory: the target's own are shared by every test of this process.
+    fresh = context().directory()
+    monkeypatch.setattr(fuzz_targets, "_key_update_directories", lambda: (fresh,))
+    monkeypatch.setattr(DirectoryState, "check_new_keys", writes)
+    with pytest.raises(PropertyViolation, match="checking a key update changed the directory"):
+        TARGETS["key_update"](request)
