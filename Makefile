@@ -65,8 +65,9 @@ fmt: venv
 	$(BIN)/ruff format .
 	$(BIN)/ruff check --fix .
 
+# make demo DEMO_ARGS=--keep: the network stays up afterwards, for the web UI.
 demo: venv
-	$(BIN)/python -m demo
+	$(BIN)/python -m demo $(DEMO_ARGS)
 
 bench: venv
 	$(BIN)/python bench/bench_protocol.py --quick

@@ -21,10 +21,16 @@ In a temporary directory, on SQLite, with the real command lines and daemons:
 
 Everything printed comes from the daemons' local APIs and the command lines'
 ``--json`` output.  Exit status 0 when every step did what it should.
+
+With ``--keep`` (``make demo DEMO_ARGS=--keep``) the hub and the nodes stay up after
+step 6: each node gets an investigator user ``web``, and the demo prints each node's
+web UI address and that user's sign-in token, then waits for Ctrl-C (or SIGTERM) and
+stops everything as in the run without it.
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import os
 import shutil
@@ -141,8 +147,12 @@ class Node:
 class Demo:
     """The whole run; :meth:`close` stops every process it started."""
 
-    def __init__(self, root: Path) -> None:
+    def __init__(self, root: Path, *, keep: bool = False) -> None:
         self.root = root
+        # Kept up, the daemons get process groups of their own: a terminal's Ctrl-C then
+        # reaches the demo alone, which stops them in order (SIGTERM, then their exit
+        # status); a SIGINT of their own would race it.
+        self.group: int | None = 0 if keep else None
         self.pw = root / "passphrase"
         self.pw.write_text(PASSPHRASE + "\n")
         os.chmod(self.pw, 0o600)
@@ -183,7 +193,7 @@ class Demo:
         self.hub_proc = subprocess.Popen(  # noqa: S603 - our own module
             [sys.executable, "-m", "hub", "serve", "--dir", str(self.root / "hub"),
              "--passphrase-file", str(self.pw)],
-            stdout=log, stderr=subprocess.STDOUT, env=self.env,
+            stdout=log, stderr=subprocess.STDOUT, env=self.env, process_group=self.group,
         )  # fmt: skip
         wait_for("the hub", lambda: _get(f"{self.hub_url}/healthz") is not None)
         detail("hub", f"globe-hub serve on {self.hub_url} (pid {self.hub_proc.pid}, SQLite)")
@@ -233,7 +243,7 @@ class Demo:
             node.proc = subprocess.Popen(  # noqa: S603 - our own module
                 [sys.executable, "-m", "globe_node", "run", "--dir", str(node.directory),
                  "--passphrase-file", str(self.pw)],
-                stdout=log, stderr=subprocess.STDOUT, env=self.env,
+                stdout=log, stderr=subprocess.STDOUT, env=self.env, process_group=self.group,
             )  # fmt: skip
         for node in self.nodes.values():
             wait_for(f"{node.authority} to sync", _sync_check(node, 3))
@@ -338,6 +348,19 @@ class Demo:
         detail("REFUSED", ke.refused("send", "--to", "FR-PNF", "--kind", "information",
                                      "--subject", "s", "--body", "b"))  # fmt: skip
 
+    def keep(self) -> None:
+        """Leave the network up for a browser until Ctrl-C: each node's web UI address and
+        the token of an investigator made for it (with the node's own command, the daemon
+        running), then return to the shutdown."""
+        say("The network stays up: sign in to each node's web UI with its token")
+        for node in self.nodes.values():
+            user = run("globe_node", "users", "add", "web", "--role", "investigator",
+                       "--dir", node.directory)  # fmt: skip
+            detail(node.authority, f"http://127.0.0.1:{node.api_port}/ui"
+                   f"  investigator web, token {user['token']}")  # fmt: skip
+        detail("logs", self.root)
+        wait_for_interrupt("press Ctrl-C to stop the hub and the nodes")
+
     def shutdown(self) -> None:
         say("Shutting down: each daemon stops on SIGTERM with nothing left half-written")
         for node in self.nodes.values():
@@ -350,6 +373,22 @@ class Demo:
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait()
+
+
+def wait_for_interrupt(prompt: str) -> None:
+    """Print ``prompt``, then block until SIGINT or SIGTERM; ignore both from then on, so
+    that a second Ctrl-C does not cut the orderly shutdown short."""
+    stops = {signal.SIGINT, signal.SIGTERM}
+    # Blocked before the prompt: a signal sent as soon as it is printed waits for
+    # sigwait instead of raising KeyboardInterrupt in between.
+    signal.pthread_sigmask(signal.SIG_BLOCK, stops)
+    try:
+        detail("stop", prompt)
+        signal.sigwait(stops)
+        for sig in stops:
+            signal.signal(sig, signal.SIG_IGN)
+    finally:
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
 
 
 def _get(url: str) -> bytes | None:
@@ -383,16 +422,35 @@ def _terminate(proc: subprocess.Popen[bytes] | None) -> int | None:
         return proc.wait()
 
 
-def main() -> int:
+def parse_args(argv: list[str] | None) -> argparse.Namespace:
+    """The command line: ``--keep`` only."""
+    parser = argparse.ArgumentParser(
+        prog="python -m demo",
+        description="A real GlobE Link network on this machine (a hub and three nodes, each "
+        "its own process, in a temporary directory), driven through an exchange of messages, "
+        "refusals and a revocation, narrated.",
+    )
+    parser.add_argument(
+        "--keep", action="store_true",
+        help="after the scripted exchange, keep the hub and the nodes running and print "
+        "each node's web UI address and an investigator's sign-in token, until Ctrl-C",
+    )  # fmt: skip
+    return parser.parse_args(argv)
+
+
+def main(argv: list[str] | None = None) -> int:
     """Run the demonstration; 0 on success."""
+    args = parse_args(argv)
     root = Path(tempfile.mkdtemp(prefix="globe-demo-"))
-    demo = Demo(root)
+    demo = Demo(root, keep=args.keep)
     try:
         demo.found_network()
         demo.enrol()
         demo.admit()
         info_id, _ = demo.exchange()
         demo.refusals(info_id)
+        if args.keep:
+            demo.keep()
         demo.shutdown()
     except DemoFailure as exc:
         sys.stderr.write(f"demo: FAILED: {exc}\n(logs kept in {root})\n")

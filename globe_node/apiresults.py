@@ -188,6 +188,12 @@ CONTENT: Component = Component(
                         "name": {"type": "string"},
                         "size": {"type": "integer"},
                         "media_type": {"type": "string"},
+                        "sha256": {
+                            "type": "string",
+                            "pattern": "^[0-9a-f]{64}$",
+                            "description": "SHA-256 of the file as its sender attached it, "
+                            "64 lower-case hex digits (as `sha256sum` prints it).",
+                        },
                     },
                 ),
             },
@@ -218,7 +224,9 @@ def content_json(c: MessageContent) -> dict[str, Any]:
         "restrictions": sorted(r.value for r in c.handling.restrictions), "case": c.case,
         "in_reply_to": str(c.in_reply_to) if c.in_reply_to else None, "deadline": c.deadline,
         "attachments": [
-            {"name": a.name, "size": a.size, "media_type": a.media_type} for a in c.attachments
+            {"name": a.name, "size": a.size, "media_type": a.media_type,
+             "sha256": a.sha256.hex()}
+            for a in c.attachments
         ],
         "status": c.status.to_json() if c.status else None,
         "consent": c.consent.to_json() if c.consent else None,

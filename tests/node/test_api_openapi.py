@@ -651,6 +651,10 @@ async def test_every_answer_of_a_live_node_is_documented(
     ] == mid
     status, shown = await bra.call("GET", "/api/messages/{id}", id=mid)
     assert (status, shown["direction"], shown["meta"]["sender"]) == (200, "in", "FR-PNF")
+    assert shown["content"]["attachments"] == [{
+        "name": "l.txt", "size": 6, "media_type": "application/octet-stream",
+        "sha256": "fe14010b4fe83303852f0467c919ef9a7ca089b91e96e3aad7d426dd87079297",
+    }]  # fmt: skip
     template = "/api/messages/{id}/attachments/{n}"
     assert await bra.call("GET", template, id=mid, n="1") == (200, b"ledger")
     ack = {"state": "acknowledged", "expected": int(time.time()) + 3600}

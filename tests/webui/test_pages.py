@@ -17,6 +17,8 @@ from tests.webui.conftest import Pair
 pytestmark = pytest.mark.slow
 
 DATA = b"register of account holders\n"
+#: ``sha256sum`` of :data:`DATA`, as the message page shows it.
+DATA_SHA256 = "2cc7d6310b1f0dc066eddde456bb72586ad54b6ddbdd00afddd61f31d90b5a60"
 
 
 def message_id(location: str) -> str:
@@ -96,6 +98,9 @@ async def test_a_request_through_the_pages_of_both_sides(pair: Pair) -> None:
         assert f'data-id="{mid}"' in case.text
         assert 'data-state="received"' in case.text
 
+        shown = await br.get(f"/ui/messages/{mid}")
+        assert f"<td><code>{DATA_SHA256}</code></td>" in shown.text
+        assert f"<td><code>{DATA_SHA256}</code></td>" in sent.text  # the sender's page too
         download = await br.session.get(br.base + f"/ui/messages/{mid}/attachments/1")
         assert (download.status, await download.read()) == (200, DATA)
         assert (
