@@ -56,25 +56,32 @@ async def test_a_period_with_known_answers(net: Net) -> None:
     t0 = clock.now
     for rn in (fr, br, ke):
         rn.n.clock = clock
+
+    def at(t: int) -> None:
+        """Every node at ``t``; the hub's clock with them, so that a delivery that falls back
+        to the hub (a slow machine) is inside its window for signed requests."""
+        clock.now = t
+        net.hub_offset = t - time.time()
+
     request = {"kind": "request", "subject": "Accounts"}
     # t0: three requests (two to Brazil, one to Kenya); t0+10: a piece of information.
     r1 = await send(fr, {**request, "to": ["BR-PF"]}, br)
     r2 = await send(fr, {**request, "to": ["BR-PF"]}, br)
     r3 = await send(fr, {**request, "to": ["KE-EACC"]}, ke)
-    clock.now = t0 + 10
+    at(t0 + 10)
     await send(fr, {"to": ["BR-PF"], "subject": "FYI"}, br)
     # Kenya declines at +30; Brazil acknowledges r1 at +60, answers r2 at +90, r1 at +120.
-    clock.now = t0 + 30
+    at(t0 + 30)
     await respond(ke, f"/api/messages/{r3}/status", {"state": "declined", "reason": "no"}, fr)
-    clock.now = t0 + 60
+    at(t0 + 60)
     await respond(br, f"/api/messages/{r1}/status",
                   {"state": "acknowledged", "expected": t0 + 3600}, fr)  # fmt: skip
-    clock.now = t0 + 90
+    at(t0 + 90)
     await respond(br, f"/api/messages/{r2}/reply", {"body": "r2"}, fr)
-    clock.now = t0 + 120
+    at(t0 + 120)
     await respond(br, f"/api/messages/{r1}/reply", {"body": "r1"}, fr)
     # t0+150: outside the period [t0, t0+150).
-    clock.now = t0 + 150
+    at(t0 + 150)
     await send(fr, {**request, "to": ["BR-PF"]}, br)
 
     status, got = await fr.api("GET", f"/api/stats?from={t0}&to={t0 + 150}")
