@@ -23,9 +23,12 @@ import sys
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final
 
 import orjson
+
+if TYPE_CHECKING:  # the database layer (SQLAlchemy) only where a check reads a database
+    from globe_io.database import SchemaState
 
 __all__ = [
     "EXIT_CANNOT_CHECK",
@@ -36,6 +39,7 @@ __all__ = [
     "Report",
     "disk_findings",
     "mode_findings",
+    "schema_findings",
 ]
 
 EXIT_OK: Final = 0
@@ -159,3 +163,29 @@ def disk_findings(path: Path, min_free: int) -> list[Finding]:
             "a full disk stops acknowledgements (they wait for durable commits); free space",
         )
     ]
+
+
+def schema_findings(state: SchemaState, *, initialise: str, upgrade: str) -> list[Finding]:
+    """What is wrong with a database's schema revision: never migrated (``initialise`` says
+    how to), written by a newer release, or behind this release (``upgrade`` says what
+    upgrades it)."""
+    if state.current is None:
+        return [Finding("schema-missing", f"the database was never migrated: {initialise}")]
+    if not state.known:
+        return [
+            Finding(
+                "schema-newer",
+                f"the database is at revision {state.current}, which this release does not "
+                "know: a newer release wrote it; upgrade again, or restore the backup taken "
+                "before the upgrade (docs/OPERATIONS.md, 'Upgrade and roll back')",
+            )
+        ]
+    if not state.up_to_date:
+        return [
+            Finding(
+                "schema-outdated",
+                f"the database is at revision {state.current}, this release at {state.head}: "
+                f"{upgrade}",
+            )
+        ]
+    return []

@@ -43,7 +43,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from globe_io import checks
 from globe_io.checks import Finding, Report
-from globe_io.database import SchemaState, schema_state
+from globe_io.database import schema_state
 from globe_io.errors import ConfigError
 from globe_io.files import load_genesis
 from globe_io.hubclient import HubClient
@@ -77,29 +77,6 @@ def _permissions(config: NodeConfig) -> list[Finding]:
     return out
 
 
-def _schema(state: SchemaState) -> list[Finding]:
-    if state.current is None:
-        return [Finding("schema-missing", "the database was never migrated: run globe-node run")]
-    if not state.known:
-        return [
-            Finding(
-                "schema-newer",
-                f"the database is at revision {state.current}, which this release does not "
-                "know: a newer release wrote it; upgrade again, or restore the backup taken "
-                "before the upgrade (docs/OPERATIONS.md, 'Upgrade and roll back')",
-            )
-        ]
-    if not state.up_to_date:
-        return [
-            Finding(
-                "schema-outdated",
-                f"the database is at revision {state.current}, this release at {state.head}: "
-                "the next 'globe-node run' upgrades it; back the node up first",
-            )
-        ]
-    return []
-
-
 def _standing(config: NodeConfig, state: DirectoryState, now: float) -> list[Finding]:
     standing = standing_of(state, AuthorityId.parse(config.authority))
     if standing.status == "not admitted":
@@ -131,7 +108,14 @@ async def _stored(
 ) -> DirectoryState | None:
     """The database's findings; the verified directory (None: none could be read)."""
     state = await schema_state(engine, MIGRATIONS)
-    report.add("schema", _schema(state))
+    report.add(
+        "schema",
+        checks.schema_findings(
+            state,
+            initialise="run globe-node run",
+            upgrade="the next 'globe-node run' upgrades it; back the node up first",
+        ),
+    )
     if state.current is None:
         return None
     async with engine.connect() as conn:

@@ -33,7 +33,7 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from globe_io import checks
 from globe_io.checks import Finding, Report
-from globe_io.database import SchemaState, schema_state
+from globe_io.database import schema_state
 from globe_io.errors import ConfigError
 from globe_io.files import load_genesis
 from globe_io.hubclient import HubClient
@@ -58,29 +58,6 @@ def _permissions(config: HubConfig) -> list[Finding]:
         for name in (path.name, f"{path.name}-wal", f"{path.name}-shm"):
             out += checks.mode_findings(path.with_name(name), "database-permissions", "database")
     return out
-
-
-def _schema(state: SchemaState) -> list[Finding]:
-    if state.current is None:
-        return [Finding("schema-missing", "the database was never migrated: run globe-hub init")]
-    if not state.known:
-        return [
-            Finding(
-                "schema-newer",
-                f"the database is at revision {state.current}, which this release does not "
-                "know: a newer release wrote it; upgrade again, or restore the backup taken "
-                "before the upgrade (docs/OPERATIONS.md, 'Upgrade and roll back')",
-            )
-        ]
-    if not state.up_to_date:
-        return [
-            Finding(
-                "schema-outdated",
-                f"the database is at revision {state.current}, this release at {state.head}: "
-                "'globe-hub migrate' (or the next 'serve') upgrades it; back it up first",
-            )
-        ]
-    return []
 
 
 def _certificates(genesis: Genesis, entries: list[bytes], now: float) -> list[Finding]:
@@ -115,7 +92,14 @@ async def _database(report: Report, config: HubConfig, genesis: Genesis | None, 
     engine = db.make_engine(config.database_url)
     try:
         state = await schema_state(engine, MIGRATIONS)
-        report.add("schema", _schema(state))
+        report.add(
+            "schema",
+            checks.schema_findings(
+                state,
+                initialise="run globe-hub init",
+                upgrade="'globe-hub migrate' (or the next 'serve') upgrades it; back it up first",
+            ),
+        )
         if genesis is not None and state.current is not None:
             async with engine.connect() as conn:
                 rows = await conn.execute(select(db.LogEntryRow.data).order_by(db.LogEntryRow.seq))
