@@ -24,14 +24,15 @@ from typing import Final
 
 from aiohttp import web
 
+from globe_io.webui.sessions import SessionStore
+from globe_io.webui.site import secure_headers
 from globe_node.apiapp import AUDIT_KEY, NODE_KEY
 from globe_node.audit import AuditLog
 from globe_node.errors import NotFound
 from globe_node.node import Node
-from globe_node.webui.app import PREFIX, UI_KEY, WebUi, guard, secure_headers
+from globe_node.webui.app import PREFIX, UI_KEY, WebUi, guard
 from globe_node.webui.dashboard import DASHBOARD
 from globe_node.webui.pages import PAGES
-from globe_node.webui.sessions import SessionStore
 from globe_node.webui.work import WORK
 
 __all__ = ["PREFIX", "create_webui_app", "with_webui"]

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from typing import Final
 
-from globe_node.webui.i18n import N_
+from globe_io.webui.i18n import N_
 
 __all__ = [
     "AUTHORITY_KINDS",

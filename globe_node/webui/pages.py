@@ -15,10 +15,13 @@ from typing import Any, Final
 
 from aiohttp import web
 
+from globe_io.webui.errors import CsrfRejected
+from globe_io.webui.i18n import LANGUAGES
+from globe_io.webui.sessions import new_secret
+from globe_io.webui.site import CSRF_FIELD
 from globe_node.errors import Forbidden, Unauthenticated
 from globe_node.users import authenticate, token_hash
 from globe_node.webui.app import (
-    CSRF_FIELD,
     LANG_COOKIE,
     PREFIX,
     SESSION_COOKIE,
@@ -29,9 +32,6 @@ from globe_node.webui.app import (
     page_of,
     require_reader,
 )
-from globe_node.webui.errors import CsrfRejected
-from globe_node.webui.i18n import LANGUAGES
-from globe_node.webui.sessions import new_secret
 from protocol.errors import GlobeError
 
 __all__ = ["PAGES", "restricted", "safe_next"]

@@ -15,7 +15,7 @@ from typing import Final
 import orjson
 
 from globe_io.files import write_atomic
-from globe_node.webui.i18n import LANGUAGES
+from globe_io.webui.i18n import LANGUAGES
 
 __all__ = ["PREFS_FILE", "Preferences"]
 

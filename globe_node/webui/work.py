@@ -15,8 +15,8 @@ from typing import Any, Final
 from aiohttp import web
 from multidict import MultiDictProxy
 
+from globe_io.webui.i18n import LANGUAGES
 from globe_node.webui.app import PREFIX, UI_KEY, Page, page_of
-from globe_node.webui.i18n import LANGUAGES
 from globe_node.webui.pages import restricted
 from protocol.errors import GlobeError, UsageError
 from protocol.membership import AUTHORITY_KINDS

@@ -12,17 +12,18 @@ import pytest
 from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 
-from globe_node.webui.i18n import (
+from globe_io.webui.i18n import (
     LANGUAGES,
-    LOCALE_DIR,
-    TEMPLATE_DIR,
     Catalogues,
     Formats,
     compile_catalogue,
     negotiate,
 )
+from globe_node.webui.app import UI_ROOT
 
-PACKAGE = TEMPLATE_DIR.parent
+PACKAGE = UI_ROOT
+LOCALE_DIR = UI_ROOT / "locale"
+TEMPLATE_DIR = UI_ROOT / "templates"
 #: Attributes a person reads (or hears): they must be messages too.
 READ_ATTRIBUTES = {"placeholder", "title", "aria-label", "alt", "data-failed", "data-uploading"}
 
@@ -119,8 +120,8 @@ def test_formats_follow_the_language_and_the_nodes_clock() -> None:
 
 
 def test_the_catalogues_compile_and_translate() -> None:
-    assert compile_catalogue("es").gettext("Inbox") == "Bandeja de entrada"
-    catalogues = Catalogues(lambda: 0, {"labels": None, "prefix": "/ui"})
+    assert compile_catalogue(UI_ROOT, "es").gettext("Inbox") == "Bandeja de entrada"
+    catalogues = Catalogues(UI_ROOT, lambda: 0, {"labels": None, "prefix": "/ui"})
     assert catalogues.gettext("ar", "Inbox") == "الوارد"
     assert catalogues.gettext("en", "Inbox") == "Inbox"
     assert catalogues.envs["ar"].globals["dir"] == "rtl"

@@ -9,8 +9,8 @@ from __future__ import annotations
 
 import pytest
 
+from globe_io.webui.site import CSP
 from globe_node.users import remove_user, rotate_token
-from globe_node.webui.app import CSP
 from tests.node.network import Net
 from tests.webui.client import UiClient
 from tests.webui.conftest import Pair, user

@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from globe_io.webui.sessions import SessionStore
 from globe_node.webui.prefs import Preferences
-from globe_node.webui.sessions import SessionStore
 
 
 class Clock:
@@ -184,6 +184,6 @@ async def test_the_bridge_refuses_a_route_the_role_does_not_hold() -> None:
     ],
 )  # fmt: skip
 def test_the_host_names_the_ui_answers_to(host: str, expected: set[str]) -> None:
-    from globe_node.webui.app import _hosts  # noqa: PLC0415
+    from globe_io.webui.site import listener_hosts  # noqa: PLC0415
 
-    assert _hosts(host, 8450) == expected
+    assert listener_hosts(host, 8450) == expected

@@ -1,15 +1,17 @@
-"""The web UI in the GlobE working languages: Arabic, English, French and Spanish.
+"""The web UIs in the GlobE working languages: Arabic, English, French and Spanish.
 
-Every string a page shows is a gettext message: in the templates as ``_("…")``, in
-Python marked with :func:`N_` where it is defined and translated where it is shown.
-The catalogues are the committed ``locale/<lang>/LC_MESSAGES/webui.po`` files; they are
+Shared by the node's investigator UI and the administrators' console: each keeps its
+templates in ``<root>/templates`` and its catalogues in ``<root>/locale``.  Every
+string a page shows is a gettext message: in the templates as ``_("…")``, in Python
+marked with :func:`N_` where it is defined and translated where it is shown.  The
+catalogues are the committed ``locale/<lang>/LC_MESSAGES/webui.po`` files; they are
 compiled in memory when the UI starts (Babel reads the ``.po``, writes the ``.mo`` to a
 buffer), so there is no build step and no compiled file to go stale.  English is the
 source language: its catalogue only lists the messages.
 
 Dates, times, durations and numbers are formatted by Babel with CLDR's data for the
 page's language; country names are CLDR's too, through :mod:`protocol.countries`.
-Times are shown in UTC and say so: the node's users work across time zones, and a
+Times are shown in UTC and say so: the network's users work across time zones, and a
 deadline must read the same to both parties.  Arabic pages are right to left.
 """
 
@@ -35,7 +37,6 @@ from protocol.countries import country_names
 __all__ = [
     "DOMAIN",
     "LANGUAGES",
-    "LOCALE_DIR",
     "N_",
     "RTL",
     "Catalogues",
@@ -50,8 +51,6 @@ RTL: Final = frozenset({"ar"})
 #: Each language's own name, as the switcher shows it.
 NATIVE: Final = {"en": "English", "fr": "Français", "es": "Español", "ar": "العربية"}
 DOMAIN: Final = "webui"
-LOCALE_DIR: Final = Path(__file__).parent / "locale"
-TEMPLATE_DIR: Final = Path(__file__).parent / "templates"
 
 
 def N_(message: str) -> str:  # noqa: N802 - the gettext convention (extraction keyword)
@@ -69,9 +68,9 @@ def negotiate(accept_language: str | None) -> str:
     return negotiate_locale(wanted, list(LANGUAGES)) or LANGUAGES[0]
 
 
-def compile_catalogue(language: str) -> Translations:
-    """``language``'s committed ``.po`` file, compiled in memory."""
-    path = LOCALE_DIR / language / "LC_MESSAGES" / f"{DOMAIN}.po"
+def compile_catalogue(root: Path, language: str) -> Translations:
+    """``language``'s committed ``.po`` file under ``root/locale``, compiled in memory."""
+    path = root / "locale" / language / "LC_MESSAGES" / f"{DOMAIN}.po"
     with path.open("rb") as f:
         catalogue = read_po(f, locale=language, domain=DOMAIN)
     buffer = io.BytesIO()
@@ -81,7 +80,7 @@ def compile_catalogue(language: str) -> Translations:
 
 
 class Formats:
-    """Dates, durations, numbers and countries in one language, at the node's time."""
+    """Dates, durations, numbers and countries in one language, at the clock's time."""
 
     def __init__(self, language: str, clock: Callable[[], int]) -> None:
         self.language = language
@@ -123,15 +122,16 @@ class Formats:
 
 
 class Catalogues:
-    """One Jinja environment per language, with its translations and formats."""
+    """One Jinja environment per language, with its translations and formats: the
+    templates of ``root/templates``, the catalogues of ``root/locale``."""
 
-    def __init__(self, clock: Callable[[], int], globals_: Mapping[str, Any]) -> None:
+    def __init__(self, root: Path, clock: Callable[[], int], globals_: Mapping[str, Any]) -> None:
         self.envs: dict[str, jinja2.Environment] = {}
         self.translations: dict[str, Translations] = {}
         for language in LANGUAGES:
-            translations = self.translations[language] = compile_catalogue(language)
+            translations = self.translations[language] = compile_catalogue(root, language)
             env = jinja2.Environment(
-                loader=jinja2.FileSystemLoader(TEMPLATE_DIR),
+                loader=jinja2.FileSystemLoader(root / "templates"),
                 autoescape=True,
                 extensions=["jinja2.ext.i18n"],
                 undefined=jinja2.StrictUndefined,

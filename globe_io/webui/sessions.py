@@ -1,19 +1,15 @@
-"""Sign-in sessions of the web UI.
+"""Sign-in sessions of the web UIs.
 
-A session is opened by signing in with the user's API token
-(:func:`globe_node.users.authenticate`, the local API's own check).  The browser holds a
-random cookie (32 bytes); the node keeps only the cookie's SHA-256, with the user's
-name, the SHA-256 of the token it signed in with, when it was opened and last seen,
-and the session's form token (CSRF).  Sessions live in the daemon's memory only: a
-restart (which needs the node's passphrase) signs everybody out, and no schema
-change was needed for them.
+The browser holds a random cookie (32 bytes); the server keeps only the cookie's
+SHA-256, with the user's name, the SHA-256 of the secret it signed in with, when it
+was opened and last seen, and the session's form token (CSRF).  Sessions live in the
+server's memory only: a restart signs everybody out.
 
 A session ends after :data:`IDLE_TIMEOUT` seconds without a request, after
-:data:`LIFETIME` seconds whatever happens, on sign-out, and on "sign out
-everywhere" (every session of the user).  On every request the user is read
-again from the users table by name *and* token hash (:func:`principal`): a user
-removed, or whose token was rotated, loses every session at once, and a change
-of teams applies from the next page.
+:data:`LIFETIME` seconds whatever happens, on sign-out, and on "sign out everywhere"
+(every session of the user).  What a session's user may do is the program's own
+business: the node reads the user again from its users table on every request
+(:func:`globe_node.webui.auth.principal`).
 """
 
 from __future__ import annotations
@@ -25,20 +21,13 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Final
 
-from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-
-from globe_node import db
-from globe_node.roles import Role
-from globe_node.users import Principal
-
 __all__ = [
     "IDLE_TIMEOUT",
     "LIFETIME",
     "MAX_SESSIONS",
     "Session",
     "SessionStore",
-    "principal",
+    "new_secret",
 ]
 
 #: Seconds without a request after which a session ends.
@@ -142,34 +131,3 @@ class SessionStore:
         """How many sessions ``user`` has open."""
         now = self.clock()
         return sum(1 for s in self._open.values() if s.user == user and not self._expired(s, now))
-
-
-async def principal(
-    sessions: async_sessionmaker[AsyncSession], session: Session, *, intake: str
-) -> Principal | None:
-    """The user of ``session`` as the local API would authenticate it now, or ``None``
-    when the user is gone, its token was rotated or its role is unknown.
-
-    The principal is built as :func:`globe_node.users.authenticate` builds it: its role,
-    its teams, and whether it works the intake (a member of ``intake``, or in no team).
-    """
-    async with sessions() as s:
-        user = (
-            await s.execute(
-                select(db.User).where(
-                    db.User.name == session.user, db.User.token_hash == session.token_hash
-                )
-            )
-        ).scalar_one_or_none()
-        if user is None:
-            return None
-        teams = frozenset(
-            (await s.execute(select(db.TeamRow.team).where(db.TeamRow.user == user.name)))
-            .scalars()
-            .all()
-        )
-    try:
-        role = Role(user.role)
-    except ValueError:
-        return None
-    return Principal(user.name, role, teams, intake in teams or not teams)
