@@ -13,18 +13,34 @@ from typing import Any
 
 import click
 
-from globe_admin.session import Admin, app_id, outcome, reason, resolve_app, workflow_command
+from globe_admin.session import (
+    Admin,
+    app_id,
+    check_shown,
+    outcome,
+    reason,
+    resolve_app,
+    sign_and_submit,
+    workflow_command,
+)
 from globe_io import cli
 from globe_io.errors import CommandError
-from globe_io.hubapi import APPLICATION_STATES, PENDING, ApplicationDetail
+from globe_io.hubapi import APPLICATION_STATES, PENDING, ActionResult, ApplicationDetail
 from globe_io.hubclient import HubClient
-from protocol import labels
 from protocol.errors import GlobeError
 from protocol.genesis import Genesis
 from protocol.membership import Action, Application, check_admission_draft
-from protocol.signed import SignedObject
 
-__all__ = ["APPLICATION_STATES", "applications", "approve", "reject", "show"]
+__all__ = [
+    "APPLICATION_STATES",
+    "application_record",
+    "applications",
+    "approve",
+    "draft_verdict",
+    "reject",
+    "show",
+    "sign_admission",
+]
 
 
 @workflow_command("applications", short_help="list membership applications")
@@ -42,8 +58,10 @@ async def applications(_admin: Admin, hub: HubClient, *, status: str | None) -> 
     return found.to_json(), lines or ["no applications"]
 
 
-def _draft_verdict(app: Application, info: ApplicationDetail, genesis: Genesis) -> dict[str, Any]:
-    """Whether the hub's draft admission certifies exactly this application."""
+def draft_verdict(app: Application, info: ApplicationDetail, genesis: Genesis) -> dict[str, Any]:
+    """Whether the hub's draft admission certifies exactly this application, now: ``present``,
+    ``matches`` and ``detail``, with the draft certificate's ``serial``, ``not_before`` and
+    ``not_after`` when it matches (``globe-admin show`` and the console both show it)."""
     draft: dict[str, Any] = {"present": info.draft is not None, "matches": False}
     if info.draft is None:
         draft["detail"] = "no draft yet: the applicant has not proven its key-agreement key"
@@ -91,15 +109,13 @@ def _application_lines(data: dict[str, Any], app: Application, reason_: object) 
     return lines
 
 
-@workflow_command("show", short_help="show and check one application")
-@click.argument("app", metavar="APP", callback=app_id)
-async def show(admin: Admin, hub: HubClient, *, app: str) -> cli.Result:
-    """Show an application (its id, or a unique prefix of it), verified locally, and whether
-    its draft admission matches it."""
-    app = await resolve_app(hub, app)
-    info = await hub.admin_application(app)
-    application = Application.decode(info.application, admin.genesis)
-    data: dict[str, Any] = {
+def application_record(
+    app: str, info: ApplicationDetail, application: Application, genesis: Genesis
+) -> dict[str, Any]:
+    """What an admin checks of an application it verified against the pinned ``genesis``:
+    its fields, the authority fingerprint computed here (the one the applicant's node
+    prints), the hub's status and the verdict on the hub's draft admission."""
+    return {
         "id": app,
         "authority": str(application.authority),
         "name": application.name,
@@ -116,9 +132,38 @@ async def show(admin: Admin, hub: HubClient, *, app: str) -> cli.Result:
         "fingerprint": application.fingerprint(),
         "status": cli.safe(info.status),
         "reason": info.reason,
-        "draft": _draft_verdict(application, info, admin.genesis),
+        "draft": draft_verdict(application, info, genesis),
     }
+
+
+@workflow_command("show", short_help="show and check one application")
+@click.argument("app", metavar="APP", callback=app_id)
+async def show(admin: Admin, hub: HubClient, *, app: str) -> cli.Result:
+    """Show an application (its id, or a unique prefix of it), verified locally, and whether
+    its draft admission matches it."""
+    app = await resolve_app(hub, app)
+    info = await hub.admin_application(app)
+    application = Application.decode(info.application, admin.genesis)
+    data = application_record(app, info, application, admin.genesis)
     return data, _application_lines(data, application, info.reason)
+
+
+async def sign_admission(
+    admin: Admin, hub: HubClient, app: str, *, shown: str | None = None
+) -> tuple[Application, ActionResult]:
+    """Verify application ``app`` and the hub's draft admission against the pinned genesis,
+    then sign the draft and hand the signature to the hub.
+
+    ``shown``: the SHA-256 of the draft a page showed the admin; a draft that is not that
+    one is refused (:class:`~globe_admin.session.ChangedSinceShown`) and nothing is signed.
+    """
+    info = await hub.admin_application(app)
+    application = Application.decode(info.application, admin.genesis)
+    if info.status != PENDING or info.draft is None:
+        raise CommandError(f"application {app} is {cli.safe(info.status)}, not pending approval")
+    check_admission_draft(application, info.draft, admin.genesis, now=int(time.time()))
+    check_shown(info.draft, shown)
+    return application, await sign_and_submit(admin, hub, info.draft)
 
 
 @workflow_command(
@@ -132,13 +177,7 @@ async def approve(admin: Admin, hub: HubClient, *, app: str) -> cli.Result:
     """Sign the draft admission of an application (its id, or a unique prefix of it), after
     checking it locally."""
     app = await resolve_app(hub, app)
-    info = await hub.admin_application(app)
-    application = Application.decode(info.application, admin.genesis)
-    if info.status != PENDING or info.draft is None:
-        raise CommandError(f"application {app} is {cli.safe(info.status)}, not pending approval")
-    check_admission_draft(application, info.draft, admin.genesis, now=int(time.time()))
-    container = SignedObject(info.draft, ()).with_signature(labels.MEMBERSHIP_ACTION, admin.key)
-    result = await hub.admin_submit_action(container.encode())
+    application, result = await sign_admission(admin, hub, app)
     data = {"application": app, "fingerprint": application.fingerprint(), **result.to_json()}
     return data, outcome(result, Action.ADMIT, application.authority)
 

@@ -6,7 +6,8 @@ Run on the admins' own workstations, which hold the admin keys (R1; docs/OPERATI
 * the workflow with the hub: ``applications``, ``show``, ``approve``, ``reject``,
   ``suspend``, ``reinstate``, ``revoke``, ``amend`` (a member's certified entry),
   ``key-updates``, ``show-keys``, ``approve-keys``, ``reject-keys`` (a member's new keys),
-  ``proposals``, ``log`` and ``audit``.
+  ``proposals``, ``log`` and ``audit``;
+* the administrators' console, a web application on this workstation: ``ui``.
 
 The workflow commands trust only the genesis the admin pinned (``--genesis``):
 applications are re-verified locally, a draft admission is signed only if it is exactly
@@ -24,6 +25,7 @@ from __future__ import annotations
 from typing import Final
 
 from globe_admin import applications, ceremony, certify, keyupdates, members
+from globe_admin.console import command as console
 from globe_admin.session import ADMIN_PASSPHRASE_ENV
 from globe_io import cli
 
@@ -56,6 +58,7 @@ for _command in (
     members.proposals,
     members.log,
     members.audit,
+    console.ui,
 ):
     group.add_command(_command)
 

@@ -15,50 +15,84 @@ from typing import Any
 import click
 import orjson
 
-from globe_admin.session import Admin, authority_id, outcome, reason, workflow_command
+from globe_admin.session import (
+    Admin,
+    admin_name,
+    authority_id,
+    check_shown,
+    outcome,
+    reason,
+    sign_and_submit,
+    workflow_command,
+)
 from globe_io import cli
-from globe_io.errors import CommandError
-from globe_io.hubapi import OPEN, PROPOSAL_STATES, AuditRecord
+from globe_io.errors import CommandError, NotFound
+from globe_io.hubapi import OPEN, PROPOSAL_STATES, ActionResult, AuditRecord
 from globe_io.hubclient import HubClient
 from protocol import labels
-from protocol.directory import TRANSITIONS, DirectoryState, HeadRelation, MemberStatus
+from protocol.directory import TRANSITIONS, DirectoryState, HeadRelation, Member, MemberStatus
 from protocol.errors import GlobeError, RollbackDetected
-from protocol.ids import AuthorityId
+from protocol.genesis import Genesis
+from protocol.ids import AuthorityId, KeyId
 from protocol.membership import Action, Checkpoint, MembershipAction, make_action
 from protocol.profile import ProfileEntry
 from protocol.signed import SignedObject, verify_quorum
 
-__all__ = ["MEMBER_ACTIONS", "PROPOSAL_STATES", "audit", "log", "proposals", "verified_log"]
+__all__ = [
+    "MEMBER_ACTIONS",
+    "PROPOSAL_STATES",
+    "audit",
+    "check_member_proposal",
+    "cosign_proposal",
+    "log",
+    "proposals",
+    "read_log",
+    "signers",
+    "signing_admins",
+    "verified_log",
+]
 
 _AUDIT_PAGE = 1000
 
 
-async def verified_log(
-    admin: Admin, hub: HubClient
+def signing_admins(genesis: Genesis, signed: SignedObject) -> frozenset[KeyId]:
+    """The admin keys of ``genesis`` whose signatures on the membership action ``signed``
+    verify (an admin counts once; a signature that does not verify, none)."""
+    return verify_quorum(signed, labels.MEMBERSHIP_ACTION, genesis.admin_keys, 0)
+
+
+def signers(genesis: Genesis, signed: SignedObject) -> list[str]:
+    """The names of the admins whose signatures on ``signed`` verify (:func:`signing_admins`)."""
+    return sorted(admin_name(genesis, k) for k in signing_admins(genesis, signed))
+
+
+async def read_log(
+    genesis: Genesis, hub: HubClient
 ) -> tuple[DirectoryState, list[dict[str, Any]], Checkpoint, HeadRelation]:
-    """Fetch the checkpoint and the whole log; verify both from the pinned genesis."""
-    checkpoint = Checkpoint.decode(await hub.checkpoint(), admin.genesis)
-    state = DirectoryState(admin.genesis)  # what verify_log does, keeping each entry
+    """Fetch the checkpoint and the whole log; verify both from the pinned ``genesis``.
+
+    The state, one row per entry (``seq``, ``time``, ``action``, ``authority``, the names
+    of the ``signers``, ``reason``, ``hash``), the hub's checkpoint and how it relates to
+    the log.  The log is public: no admin key is needed."""
+    checkpoint = Checkpoint.decode(await hub.checkpoint(), genesis)
+    state = DirectoryState(genesis)  # what verify_log does, keeping each entry
     rows: list[dict[str, Any]] = []
     for raw in await hub.log_entries():
         entry = state.apply(raw)
         if isinstance(entry, ProfileEntry):  # signed by the member itself (PROTOCOL.md §6.7)
             name, authority = "profile", str(entry.profile.authority)
-            signers, why = [authority], None
+            names, why = [authority], None
         else:
             action = entry.action
             name, authority, why = action.action.value, str(action.authority), action.reason
-            admins = verify_quorum(
-                action.signed, labels.MEMBERSHIP_ACTION, admin.genesis.admin_keys, 0
-            )
-            signers = sorted(admin.admin_name(k) for k in admins)
+            names = signers(genesis, action.signed)
         rows.append(
             {
                 "seq": entry.seq,
                 "time": entry.time,
                 "action": name,
                 "authority": authority,
-                "signers": signers,
+                "signers": names,
                 "reason": why,
                 "hash": entry.hash.hex(),
             }
@@ -69,6 +103,13 @@ async def verified_log(
             f"the hub's checkpoint names {checkpoint.seq} entries but it served {state.seq}"
         )
     return state, rows, checkpoint, relation
+
+
+async def verified_log(
+    admin: Admin, hub: HubClient
+) -> tuple[DirectoryState, list[dict[str, Any]], Checkpoint, HeadRelation]:
+    """:func:`read_log` from ``admin``'s pinned genesis."""
+    return await read_log(admin.genesis, hub)
 
 
 # --- suspend, reinstate, revoke -----------------------------------------------------------------
@@ -89,12 +130,54 @@ async def _open_proposal(
         except GlobeError:
             continue
         if proposed.action is action and proposed.authority == authority and proposed.prev == prev:
-            count = len(
-                verify_quorum(signed, labels.MEMBERSHIP_ACTION, admin.genesis.admin_keys, 0)
-            )
+            count = len(signing_admins(admin.genesis, signed))
             if count > best:
                 chosen, best = (signed, proposed), count
     return chosen
+
+
+def _allowed(state: DirectoryState, action: Action, authority: AuthorityId) -> Member:
+    """The member ``action`` applies to, if the verified log allows that action on it now."""
+    member = state.member(authority)
+    if (member.status, action) not in TRANSITIONS:
+        raise CommandError(f"cannot {action.value} {authority}: it is {member.status.value}")
+    return member
+
+
+def check_member_proposal(state: DirectoryState, proposed: MembershipAction) -> Member:
+    """Refuse to co-sign a suspension, reinstatement or revocation that the verified log
+    ``state`` does not allow now: another action, a transition the member's status does
+    not allow, or a ``prev`` that is not the member's latest action (it could never be
+    appended).  The member it applies to."""
+    if proposed.action not in (Action.SUSPEND, Action.REINSTATE, Action.REVOKE):
+        raise CommandError(
+            f"an action {proposed.action.value} is signed with its own command (approve, "
+            "approve-keys, amend), not co-signed as a proposal"
+        )
+    member = _allowed(state, proposed.action, proposed.authority)
+    if proposed.prev != member.last_action:
+        raise CommandError(
+            f"the proposal does not follow the latest action on {proposed.authority} in the "
+            "verified log: it can never be appended"
+        )
+    return member
+
+
+async def cosign_proposal(
+    admin: Admin, hub: HubClient, proposal: str, *, shown: str | None = None
+) -> tuple[MembershipAction, ActionResult]:
+    """Add ``admin``'s signature to the open suspension, reinstatement or revocation
+    ``proposal`` (its id), after checking it against the whole log verified from the pinned
+    genesis (:func:`check_member_proposal`); ``shown``, the SHA-256 of the action a page
+    showed (:func:`~globe_admin.session.check_shown`)."""
+    state, _rows, _cp, _rel = await verified_log(admin, hub)
+    found = [p for p in (await hub.admin_proposals(OPEN)).proposals if p.proposal == proposal]
+    if not found:
+        raise NotFound(f"no open proposal {proposal}")
+    proposed = MembershipAction.from_signed(found[0].signed, admin.genesis)
+    check_member_proposal(state, proposed)
+    check_shown(proposed.signed.payload, shown)
+    return proposed, await sign_and_submit(admin, hub, proposed.signed.payload)
 
 
 async def _member_action(
@@ -102,16 +185,12 @@ async def _member_action(
 ) -> cli.Result:
     """Sign ``action`` on ``authority``: co-sign the open proposal, or propose it."""
     state, _rows, _cp, _rel = await verified_log(admin, hub)
-    member = state.member(authority)
-    if (member.status, action) not in TRANSITIONS:
-        raise CommandError(f"cannot {action.value} {authority}: it is {member.status.value}")
+    member = _allowed(state, action, authority)
     prev = member.last_action
     chosen = await _open_proposal(admin, hub, action, authority, prev)
     if chosen is not None:
         proposed = chosen[1]
-        container = SignedObject(chosen[0].payload, ()).with_signature(
-            labels.MEMBERSHIP_ACTION, admin.key
-        )
+        result = await sign_and_submit(admin, hub, chosen[0].payload)
     else:
         proposed = make_action(
             genesis=admin.genesis,
@@ -122,8 +201,7 @@ async def _member_action(
             reason=why,
             signers=[admin.key],
         )
-        container = proposed.signed
-    result = await hub.admin_submit_action(container.encode())
+        result = await hub.admin_submit_action(proposed.signed.encode())
     data = {
         **result.to_json(),
         "co_signed": chosen is not None,

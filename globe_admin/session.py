@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import hashlib
 import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -14,29 +15,38 @@ from typing import Any, Final, TypeVar
 import click
 
 from globe_io import cli
-from globe_io.errors import CommandError
+from globe_io.errors import CommandError, ConfigError
 from globe_io.hubapi import ActionResult
 from globe_io.hubclient import DEFAULT_TIMEOUT, HubClient
-from protocol import canonical
-from protocol.errors import AuthError, GlobeError, StaleError
+from protocol import canonical, labels
+from protocol.errors import AuthError, DecryptionFailed, GlobeError, StaleError
 from protocol.genesis import Genesis, check_url
 from protocol.ids import AuthorityId, KeyId
 from protocol.keys import SigningKey
 from protocol.membership import Action
+from protocol.signed import SignedObject
 
 __all__ = [
     "ADMIN_KEY_PURPOSE",
     "ADMIN_PASSPHRASE_ENV",
     "MAX_CANDIDATES",
+    "WORKFLOW_OPTIONS",
     "Admin",
     "AmbiguousApplication",
+    "ChangedSinceShown",
+    "WrongPassphrase",
+    "admin_name",
     "admin_passphrase",
     "app_id",
     "authority_id",
+    "check_reason",
+    "check_shown",
     "load_admin_key",
     "outcome",
+    "payload_digest",
     "reason",
     "resolve_app",
+    "sign_and_submit",
     "workflow_command",
 ]
 
@@ -64,9 +74,67 @@ def admin_passphrase(passphrase_file: Path | None, *, what: str, new: bool = Fal
     return cli.read_passphrase(passphrase_file, env=ADMIN_PASSPHRASE_ENV, what=what, new=new)
 
 
+class WrongPassphrase(CommandError):
+    """The passphrase does not open the admin key file (or the file was altered): type it
+    again; nothing was signed or sent."""
+
+    slug = "wrong-passphrase"
+    status = 403
+    title = "The passphrase does not open the admin key"
+
+
+class ChangedSinceShown(CommandError):
+    """What the hub holds is no longer what the page showed (a new draft, another proposal):
+    nothing was signed; review it again and sign what is shown then."""
+
+    slug = "changed-since-shown"
+    status = 409
+    title = "Changed since it was shown"
+
+
 def load_admin_key(path: Path, passphrase: bytes) -> SigningKey:
-    """Open a sealed admin key file."""
-    return cli.load_signing_key(path, passphrase, purpose=ADMIN_KEY_PURPOSE, what="admin key")
+    """Open a sealed admin key file; :class:`WrongPassphrase` if the passphrase does not
+    open it."""
+    try:
+        return cli.load_signing_key(path, passphrase, purpose=ADMIN_KEY_PURPOSE, what="admin key")
+    except ConfigError as exc:
+        # load_signing_key says "wrong passphrase" for a failed decryption (raised "from
+        # None", which keeps it as the context): a refusal of what the admin typed, not of
+        # the configuration.
+        if isinstance(exc.__context__, DecryptionFailed):
+            raise WrongPassphrase(exc.detail) from None
+        raise
+
+
+def admin_name(genesis: Genesis, key_id: KeyId) -> str:
+    """The name ``genesis`` gives an admin key (else its key id)."""
+    for a in genesis.admins:
+        if a.key.key_id == key_id:
+            return a.name
+    return str(key_id)
+
+
+def payload_digest(payload: bytes) -> str:
+    """The SHA-256 of the exact bytes an admin signs, in hex: what a page shows, and what
+    its form sends back so that only the action shown is signed."""
+    return hashlib.sha256(payload).hexdigest()
+
+
+def check_shown(payload: bytes, shown: str | None) -> None:
+    """:class:`ChangedSinceShown` unless ``payload`` is the one whose digest was shown
+    (``None``: nothing was shown, as on the command line, which checks and signs at once)."""
+    if shown is not None and payload_digest(payload) != shown:
+        raise ChangedSinceShown(
+            "the action the hub holds now is not the one shown (its SHA-256 differs): nothing "
+            "was signed; review it again"
+        )
+
+
+async def sign_and_submit(admin: Admin, hub: HubClient, payload: bytes) -> ActionResult:
+    """Sign the exact ``payload`` of a membership action as ``admin`` and hand the
+    signature to the hub."""
+    container = SignedObject(payload, ()).with_signature(labels.MEMBERSHIP_ACTION, admin.key)
+    return await hub.admin_submit_action(container.encode())
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,29 +164,26 @@ class Admin:
 
     def admin_name(self, key_id: KeyId) -> str:
         """The name the genesis gives an admin key (else its key id)."""
-        for a in self.genesis.admins:
-            if a.key.key_id == key_id:
-                return a.name
-        return str(key_id)
+        return admin_name(self.genesis, key_id)
+
+    async def call(self, work: Callable[[HubClient], Awaitable[_T]]) -> _T:
+        """Await ``work`` with a hub client signing as this admin; explain refusals."""
+        client = HubClient(
+            self.hub_url, network=self.genesis.digest, key=self.key, timeout=self.timeout
+        )
+        async with client:
+            try:
+                return await work(client)
+            except StaleError as exc:
+                raise StaleError(
+                    f"{exc.detail}: check this workstation's clock against the hub's"
+                ) from None
+            except AuthError as exc:
+                raise await self._explain(client, exc) from None
 
     def run(self, work: Callable[[HubClient], Awaitable[_T]]) -> _T:
-        """Run ``work`` with a hub client signing as this admin; explain refusals."""
-
-        async def go() -> _T:
-            client = HubClient(
-                self.hub_url, network=self.genesis.digest, key=self.key, timeout=self.timeout
-            )
-            async with client:
-                try:
-                    return await work(client)
-                except StaleError as exc:
-                    raise StaleError(
-                        f"{exc.detail}: check this workstation's clock against the hub's"
-                    ) from None
-                except AuthError as exc:
-                    raise await self._explain(client, exc) from None
-
-        return asyncio.run(go())
+        """Run ``work`` with a hub client signing as this admin (:meth:`call`)."""
+        return asyncio.run(self.call(work))
 
     async def _explain(self, client: HubClient, exc: AuthError) -> GlobeError:
         """An authentication refusal is uniform on the wire; find the likely cause."""
@@ -136,7 +201,9 @@ class Admin:
 
 Work = Callable[..., Awaitable[cli.Result]]
 
-_WORKFLOW_OPTIONS = (
+#: ``--genesis``, ``--key``, ``--hub``, ``--timeout`` and ``--passphrase-file``: the options of
+#: every command that works with the hub as an admin.
+WORKFLOW_OPTIONS = (
     click.option(
         "--genesis",
         type=cli.PATH,
@@ -185,7 +252,7 @@ def workflow_command(name: str, **attrs: Any) -> Callable[[Work], cli.GlobeComma
             admin = Admin.open(genesis, key, hub, timeout, passphrase_file)
             return admin.run(lambda client: work(admin, client, **options))
 
-        for option in reversed(_WORKFLOW_OPTIONS):
+        for option in reversed(WORKFLOW_OPTIONS):
             option(callback)
         return cli.command(name, **attrs)(callback)
 
@@ -231,13 +298,18 @@ def authority_id(_ctx: click.Context, _param: click.Parameter, text: str) -> Aut
     return AuthorityId.parse(text)
 
 
-def reason(_ctx: click.Context, _param: click.Parameter, text: str) -> str:
+def check_reason(text: str, what: str = "--reason") -> str:
     """A reason for the log or the applicant: not empty, no hidden characters."""
     if not text.strip():
-        raise CommandError("--reason must not be empty")
+        raise CommandError(f"{what} must not be empty")
     if canonical.has_hidden_chars(text) or len(text) > 2000:
-        raise CommandError("--reason: at most 2000 characters, no control or bidi characters")
+        raise CommandError(f"{what}: at most 2000 characters, no control or bidi characters")
     return text
+
+
+def reason(_ctx: click.Context, _param: click.Parameter, text: str) -> str:
+    """``--reason`` (:func:`check_reason`)."""
+    return check_reason(text)
 
 
 def outcome(result: ActionResult, action: Action, authority: AuthorityId) -> list[str]:
