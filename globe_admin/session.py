@@ -15,11 +15,11 @@ from typing import Any, Final, TypeVar
 import click
 
 from globe_io import cli
-from globe_io.errors import CommandError, ConfigError
+from globe_io.errors import CommandError, KeyNotOpened
 from globe_io.hubapi import ActionResult
 from globe_io.hubclient import DEFAULT_TIMEOUT, HubClient
 from protocol import canonical, labels
-from protocol.errors import AuthError, DecryptionFailed, GlobeError, StaleError
+from protocol.errors import AuthError, GlobeError, StaleError
 from protocol.genesis import Genesis, check_url
 from protocol.ids import AuthorityId, KeyId
 from protocol.keys import SigningKey
@@ -97,13 +97,9 @@ def load_admin_key(path: Path, passphrase: bytes) -> SigningKey:
     open it."""
     try:
         return cli.load_signing_key(path, passphrase, purpose=ADMIN_KEY_PURPOSE, what="admin key")
-    except ConfigError as exc:
-        # load_signing_key says "wrong passphrase" for a failed decryption (raised "from
-        # None", which keeps it as the context): a refusal of what the admin typed, not of
-        # the configuration.
-        if isinstance(exc.__context__, DecryptionFailed):
-            raise WrongPassphrase(exc.detail) from None
-        raise
+    except KeyNotOpened as exc:
+        # a refusal of what the admin typed, not of the configuration
+        raise WrongPassphrase(exc.detail) from None
 
 
 def admin_name(genesis: Genesis, key_id: KeyId) -> str:

@@ -14,6 +14,7 @@ __all__ = [
     "CommandError",
     "ConfigError",
     "Conflict",
+    "KeyNotOpened",
     "LengthRequired",
     "MailboxFull",
     "NotFound",
@@ -99,6 +100,11 @@ class ConfigError(GlobeError):
     slug = "config"
     status = 500
     title = "Configuration error"
+
+
+class KeyNotOpened(ConfigError):
+    """A sealed key file that the passphrase given does not open: the wrong passphrase, or
+    a file altered since it was sealed (the two cannot be told apart, by design)."""
 
 
 class RemoteError(GlobeError):

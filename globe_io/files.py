@@ -20,7 +20,7 @@ import tempfile
 from pathlib import Path
 from typing import IO
 
-from globe_io.errors import ConfigError
+from globe_io.errors import ConfigError, KeyNotOpened
 from protocol import keystore
 from protocol.errors import DecryptionFailed, GlobeError
 from protocol.genesis import Genesis
@@ -124,6 +124,6 @@ def load_signing_key(path: Path, passphrase: bytes, *, purpose: str, what: str) 
     try:
         return SigningKey(keystore.open_secret(data, passphrase, purpose=purpose))
     except DecryptionFailed:
-        raise ConfigError(f"{path}: wrong passphrase, or the key file was altered") from None
+        raise KeyNotOpened(f"{path}: wrong passphrase, or the key file was altered") from None
     except GlobeError as exc:
         raise ConfigError(f"{path}: not a valid {what} file ({exc.detail})") from None
