@@ -18,11 +18,20 @@ from alembic import command
 from alembic.config import Config
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import event
-from sqlalchemy.engine import Connection
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.pool import SingletonThreadPool
 
-__all__ = ["SchemaState", "make_engine", "migrate", "schema_state", "session_factory", "sqlite_url"]
+__all__ = [
+    "SchemaState",
+    "make_engine",
+    "make_writer_engine",
+    "migrate",
+    "schema_state",
+    "session_factory",
+    "sqlite_url",
+]
 
 
 def sqlite_url(path: Path) -> str:
@@ -51,6 +60,28 @@ def make_engine(url: str, *, secure_delete: bool = False) -> AsyncEngine:
         event.listen(engine.sync_engine, "connect", _pragmas(secure_delete=secure_delete))
         return engine
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
+
+
+def make_writer_engine(path: Path, *, secure_delete: bool = False) -> Engine:
+    """A synchronous engine on the SQLite file ``path`` for one writer thread: the same
+    pragmas as :func:`make_engine`'s, one connection (made and used by that thread only),
+    and every transaction ``BEGIN IMMEDIATE``: it takes the write lock before its first
+    read, so what it reads cannot change under it before it commits."""
+    engine = create_engine(
+        f"sqlite:///{path.resolve()}", poolclass=SingletonThreadPool, connect_args={"timeout": 30}
+    )
+    pragmas = _pragmas(secure_delete=secure_delete)
+
+    def connect(dbapi_connection: Any, record: Any) -> None:
+        pragmas(dbapi_connection, record)
+        dbapi_connection.isolation_level = None  # SQLAlchemy's BEGIN below, not the driver's
+
+    def begin(conn: Connection) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE")
+
+    event.listen(engine, "connect", connect)
+    event.listen(engine, "begin", begin)
+    return engine
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:

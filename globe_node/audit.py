@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any, Final
 
-from sqlalchemy import false, select, update
+from sqlalchemy import false, insert, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globe_node import db
@@ -30,6 +30,9 @@ def _hash(prev: bytes, seq: int, *, time: int, user: str, action: str, subject: 
         {"seq": seq, "time": time, "user": user, "action": action, "subject": subject}
     )
     return crypto.sha256(crypto.labelled(_LABEL, prev, body))
+
+
+_AUDIT: Final = db.Base.metadata.tables[db.AuditRow.__tablename__]
 
 
 class AuditLog:
@@ -52,15 +55,16 @@ class AuditLog:
         # (``globe-node users``, ``passphrase change``).  SQLite begins a transaction only
         # at its first write, so take the write lock before reading the chain's end: the
         # other writer then waits instead of taking the same sequence number.
-        no_row = update(db.AuditRow).where(false()).values(seq=db.AuditRow.seq)
-        await s.execute(no_row.execution_options(synchronize_session=False))
+        audit = _AUDIT  # Core statements, not the ORM's: this runs with every send
+        no_row = update(audit).where(false()).values(seq=audit.c.seq)
+        await s.execute(no_row)
         last = (
-            await s.execute(select(db.AuditRow).order_by(db.AuditRow.seq.desc()).limit(1))
-        ).scalar_one_or_none()
+            await s.execute(select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1))
+        ).first()
         seq = 1 if last is None else last.seq + 1
         prev = _ZERO if last is None else last.hash
-        s.add(
-            db.AuditRow(
+        await s.execute(
+            insert(audit).values(
                 seq=seq, time=time, user=user, action=action, subject=subject,
                 hash=_hash(prev, seq, time=time, user=user, action=action, subject=subject),
             )

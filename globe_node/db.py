@@ -28,6 +28,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -383,6 +384,14 @@ class AuditRow(Base):
 def make_engine(path: Path) -> AsyncEngine:
     """An async engine on ``path``: WAL, ``synchronous=FULL``, secure delete."""
     return database.make_engine(database.sqlite_url(path), secure_delete=True)
+
+
+def make_writer_engine(engine: AsyncEngine) -> Engine:
+    """A synchronous engine on ``engine``'s database file, for the node's writer thread
+    (:class:`globe_node.store.Store`): the same pragmas, secure delete included."""
+    path = engine.url.database
+    assert path, "the node database is a file"  # noqa: S101 - db.make_engine made it so
+    return database.make_writer_engine(Path(path), secure_delete=True)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:

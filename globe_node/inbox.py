@@ -33,6 +33,7 @@ from globe_node.outbox import Outbox, reply_event
 from globe_node.peerheads import PeerHeads
 from globe_node.prekeys import Prekeys
 from globe_node.states import RECIPIENT_EVENTS, RequestState
+from globe_node.store import ReceiptRecord
 from protocol import canonical, strictjson
 from protocol.attachments import AttachmentDecryptor, encrypted_size
 from protocol.directory import HeadRelation
@@ -319,17 +320,22 @@ class Inbox:
         return total
 
     async def process_items(self, items: Sequence[MailboxItem]) -> None:
-        """Process mailbox items (pulled or pushed) and acknowledge them at the hub."""
+        """Process mailbox items (pulled or pushed) and acknowledge them at the hub.
+
+        The receipts among them, once each is verified, are stored in one transaction;
+        everything processed is acknowledged in one request."""
         receipts: list[bytes] = []
         notices: list[int] = []
+        checked: list[tuple[int, ReceiptRecord]] = []
         for item in items:
             try:
                 if item.kind == "envelope":
                     receipts.append(await self._receive_synced(item.data))
                     continue
                 if item.kind == "receipt":
-                    await self._receipt_notice_synced(item.data)
-                elif item.kind == "non-delivery":
+                    checked.append((item.cursor, await self._receipt_notice_synced(item.data)))
+                    continue
+                if item.kind == "non-delivery":
                     await self.outbox.record_non_delivery(item.data)
                 notices.append(item.cursor)
             except ConflictError:
@@ -342,8 +348,14 @@ class Inbox:
                     await self.alerts.record(
                         "refused", f"envelope at hub cursor {item.cursor}: {exc.detail}", item.data
                     )
+        if checked:
+            problems = await self.outbox.record_receipts([r for _, r in checked])
+            for (cursor, _), problem in zip(checked, problems, strict=True):
+                if problem is not None:
+                    log.warning("mailbox item %d refused: %s", cursor, problem.detail)
+                notices.append(cursor)
         if receipts or notices:
-            await self.hub.ack(receipts, notices)
+            await self.hub.ack(receipts, sorted(notices))
             await self.ctx.store.receipts_acked(receipts)
 
     async def _receive_synced(self, data: bytes) -> bytes:
@@ -357,19 +369,19 @@ class Inbox:
                 await self.directory.sync()
             return await self.receive(data, via="hub")
 
-    async def _receipt_notice_synced(self, data: bytes) -> None:
+    async def _receipt_notice_synced(self, data: bytes) -> ReceiptRecord:
         """A receipt notice, checked again after a sync when its signing key is unknown:
         the recipient's keys may have been updated in a log this node has not synced yet
         (the hub released the envelope for it, so it verified there)."""
         try:
-            await self._receipt_notice(data)
+            return self._receipt_notice(data)
         except BadSignature:
             with contextlib.suppress(TransportError):
                 await self.directory.sync()
-            await self._receipt_notice(data)
+            return self._receipt_notice(data)
 
-    async def _receipt_notice(self, data: bytes) -> None:
-        """A receipt the hub relays, with its delivered evidence."""
+    def _receipt_notice(self, data: bytes) -> ReceiptRecord:
+        """A receipt the hub relays, with its delivered evidence, verified."""
         notice = strictjson.loads(data, max_size=1 << 16)
         if not isinstance(notice, dict):
             raise MalformedError("a receipt notice is a JSON object")
@@ -378,4 +390,4 @@ class Inbox:
         evidence = fields.blob("evidence", max_len=65536)
         fields.done()
         Evidence.decode(evidence, self.ctx.genesis)
-        await self.outbox.record_receipt(receipt, via="hub", evidence=evidence)
+        return self.outbox.check_receipt(receipt, via="hub", evidence=evidence)

@@ -25,7 +25,7 @@ from globe_node.directory import Directory
 from globe_node.errors import NotFound
 from globe_node.prekeys import Prekeys
 from globe_node.states import Delivery, DeliveryEvent, RequestState
-from globe_node.store import Store
+from globe_node.store import ReceiptRecord, Store
 from globe_node.uploads import Uploads
 from protocol.directory import MemberStatus
 from protocol.envelope import (
@@ -206,17 +206,38 @@ class Outbox:
 
     async def record_receipt(self, data: bytes, *, via: str, evidence: bytes | None = None) -> None:
         """A recipient's signed receipt for one of our messages: delivered."""
+        [problem] = await self.record_receipts(
+            [self.check_receipt(data, via=via, evidence=evidence)]
+        )
+        if problem is not None:
+            raise problem
+
+    def check_receipt(self, data: bytes, *, via: str, evidence: bytes | None) -> ReceiptRecord:
+        """A recipient's receipt, verified (its signature, and that it is for a message
+        of this node), ready to be stored."""
         receipt = DeliveryReceipt.decode(data, self.directory.state)
         if receipt.sender != self.ctx.me:
             raise MalformedError("a receipt for a message this node did not send")
-        outcome = await self.store.record_receipt(
-            str(receipt.message_id), str(receipt.recipient), receipt.envelope_hash, via=via,
-            receipt=data, evidence=evidence, now=self.ctx.now(),
+        return ReceiptRecord(
+            str(receipt.message_id), str(receipt.recipient), receipt.envelope_hash, via, data,
+            evidence,
         )  # fmt: skip
-        if outcome == "no-message":
-            raise MalformedError("the receipt names no envelope this node sent")
-        if outcome == "not-a-recipient":
-            raise MalformedError("the receipt's signer was not a recipient")
+
+    async def record_receipts(
+        self, receipts: Sequence[ReceiptRecord]
+    ) -> list[MalformedError | None]:
+        """Store verified receipts in one transaction; for each, why it names nothing this
+        node sent (or ``None``: stored, or already delivered)."""
+        outcomes = await self.store.record_receipts(receipts, now=self.ctx.now())
+        problems: list[MalformedError | None] = []
+        for outcome in outcomes:
+            if outcome == "no-message":
+                problems.append(MalformedError("the receipt names no envelope this node sent"))
+            elif outcome == "not-a-recipient":
+                problems.append(MalformedError("the receipt's signer was not a recipient"))
+            else:
+                problems.append(None)
+        return problems
 
     async def record_non_delivery(self, data: bytes) -> None:
         """The hub's evidence that a copy expired in the recipient's mailbox: failed."""

@@ -2,9 +2,17 @@
 
 The node holds the hub's WebSocket open: it answers the hub's challenge with
 a Globe-Auth signature over it, pulls once (anything that arrived while it was
-disconnected), then processes each pushed item as the pull path would.  It
+disconnected), then processes the pushed items as the pull path would.  It
 reconnects with jittered backoff; while the stream is connected the periodic
 pull is skipped.  Frames are decoded by the one strict decoder.
+
+Frames are read as they come, into a queue of at most :data:`PUSH_BATCH` items,
+while the items before them are processed: whatever has arrived meanwhile is
+processed next as one batch, with one acknowledgement to the hub (the pull path
+acknowledges a page at a time).  A quiet stream still processes each item as
+soon as it arrives; a busy one costs the hub one ``/v1/mailbox/ack`` per batch
+instead of one per item.  The queue bounds the node's memory: when it is full
+the node stops reading, and the hub's own send timeout applies.
 """
 
 from __future__ import annotations
@@ -30,6 +38,8 @@ log = logging.getLogger("globe.node.push")
 
 #: The largest frame read from the hub (an item carries an envelope, base64url).
 MAX_FRAME = 4 * 1024 * 1024
+#: Pushed items processed (and acknowledged) together at most.
+PUSH_BATCH = 64
 
 
 class PushClient:
@@ -39,6 +49,8 @@ class PushClient:
         self.ctx = ctx
         self.inbox = inbox
         self.connected = False
+        #: The items read from the stream and not yet processed (none when disconnected).
+        self.queue: asyncio.Queue[MailboxItem] | None = None
         #: Whether to connect now: not while this node is suspended or revoked, when the
         #: hub can only refuse (the node sets it; globe_node.standing).
         self.may_connect: Callable[[], bool] = lambda: True
@@ -79,23 +91,53 @@ class PushClient:
             await ws.send_json({"type": "auth", "auth": auth, "after": 0})
             self.connected = True
             await self.inbox.pull()  # anything that arrived while disconnected
-            async for msg in ws:
-                if msg.type is not aiohttp.WSMsgType.TEXT:
-                    break
-                obj = _frame(msg.data)
-                if obj.get("type") == "item":
-                    reader = canonical.ObjectReader(obj, "push item")
-                    reader.string("type", max_len=16)
-                    item = MailboxItem(
-                        reader.integer("cursor"), reader.string("kind", max_len=32),
-                        reader.blob("data", max_len=MAX_FRAME),
-                    )  # fmt: skip
-                    reader.done()
-                    await self.inbox.process_items([item])
-                elif obj.get("type") == "error":
-                    problem = obj.get("problem")
-                    detail = problem.get("detail") if isinstance(problem, dict) else None
-                    raise TransportError(str(detail or "the hub closed the stream"))
+            queue: asyncio.Queue[MailboxItem] = asyncio.Queue(maxsize=PUSH_BATCH)
+            self.queue = queue
+            reader = asyncio.create_task(_read(ws, queue))
+            try:
+                await self._consume(queue, reader)
+            finally:
+                self.queue = None
+                reader.cancel()
+                await asyncio.gather(reader, return_exceptions=True)
+
+    async def _consume(self, queue: asyncio.Queue[MailboxItem], reader: asyncio.Task[None]) -> None:
+        """Process what the reader queues, a batch at a time, until the stream ends; then
+        raise what ended it."""
+        while not (reader.done() and queue.empty()):
+            batch: list[MailboxItem] = []
+            if queue.empty():
+                getter = asyncio.ensure_future(queue.get())
+                await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                if not getter.done():
+                    getter.cancel()  # the stream ended with nothing more queued
+                    continue
+                batch.append(getter.result())
+            while len(batch) < PUSH_BATCH and not queue.empty():
+                batch.append(queue.get_nowait())
+            await self.inbox.process_items(batch)
+        reader.result()
+
+
+async def _read(ws: aiohttp.ClientWebSocketResponse, queue: asyncio.Queue[MailboxItem]) -> None:
+    """Queue the stream's items until it closes; a refusal frame raises."""
+    async for msg in ws:
+        if msg.type is not aiohttp.WSMsgType.TEXT:
+            break
+        obj = _frame(msg.data)
+        if obj.get("type") == "item":
+            reader = canonical.ObjectReader(obj, "push item")
+            reader.string("type", max_len=16)
+            item = MailboxItem(
+                reader.integer("cursor"), reader.string("kind", max_len=32),
+                reader.blob("data", max_len=MAX_FRAME),
+            )  # fmt: skip
+            reader.done()
+            await queue.put(item)
+        elif obj.get("type") == "error":
+            problem = obj.get("problem")
+            detail = problem.get("detail") if isinstance(problem, dict) else None
+            raise TransportError(str(detail or "the hub closed the stream"))
 
 
 def _frame(text: str) -> dict[str, Any]:

@@ -12,12 +12,17 @@ later state.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from typing import TypeVar
 
 from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
@@ -34,9 +39,10 @@ from globe_node.states import (
 from protocol.errors import StorageError
 from protocol.messages import Handling, StatusState
 
-__all__ = ["Store", "storage_errors"]
+__all__ = ["ReceiptRecord", "Store", "storage_errors"]
 
 log = logging.getLogger("globe.node.store")
+_T = TypeVar("_T")
 
 
 @contextlib.asynccontextmanager
@@ -55,12 +61,92 @@ async def storage_errors() -> AsyncIterator[None]:
         ) from None
 
 
+@dataclass(frozen=True, slots=True)
+class ReceiptRecord:
+    """A recipient's verified receipt for one of our messages, to be stored."""
+
+    message_id: str
+    recipient: str
+    envelope_hash: bytes
+    via: str
+    receipt: bytes
+    evidence: bytes | None
+
+
+class WriterLock:
+    """The node's one writer: write transactions take turns in the event loop.
+
+    SQLite has one writer at a time; two write transactions on two pooled connections
+    do not queue, they collide, and the loser's busy handler sleeps and polls (1 ms,
+    then 2, 5, 10 ... up to 100 ms at a time) until the winner commits.  Taking turns
+    here first costs nothing when the node is quiet and, when it is busy, turns those
+    sleeps into a plain queue.  A task already holding the lock may open another
+    transaction (it would have to commit before the outer one anyway).
+    """
+
+    def __init__(self) -> None:
+        self._lock = asyncio.Lock()
+        self._owner: asyncio.Task[object] | None = None
+
+    @contextlib.asynccontextmanager
+    async def turn(self) -> AsyncIterator[None]:
+        """Hold the writer's turn (re-entrant within one task)."""
+        task = asyncio.current_task()
+        if task is not None and self._owner is task:
+            yield
+            return
+        async with self._lock:
+            self._owner = task
+            try:
+                yield
+            finally:
+                self._owner = None
+
+
 class Store:
-    """The node database: sessions, and one method per query or change."""
+    """The node database: sessions, and one method per query or change.
+
+    Two ways to write.  :meth:`write` opens an ORM session on the async engine (each
+    statement a round trip to aiosqlite's thread, and several more to begin, commit
+    and close).  :meth:`transact` runs a whole transaction, a plain function of a
+    synchronous connection with SQLAlchemy Core statements, on the node's one writer
+    thread: one round trip from the event loop, whatever the transaction does.  The
+    changes made on the busy paths (deliveries, receipts) use :meth:`transact`; both
+    kinds take turns (:class:`WriterLock`).
+    """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
         self.sessions: async_sessionmaker[AsyncSession] = db.session_factory(engine)
+        self.writer = WriterLock()
+        self._writer_engine: Engine | None = None
+        self._thread = ThreadPoolExecutor(1, thread_name_prefix="globe-node-writer")
+
+    async def transact(self, work: Callable[[Connection], _T]) -> _T:
+        """Run ``work`` in one write transaction on the writer thread: it commits when
+        ``work`` returns, and rolls back if it raises.  Storage failures are
+        :class:`StorageError`.  A cancelled caller does not give up its turn before the
+        transaction is over (the thread does not stop half-way)."""
+        loop = asyncio.get_running_loop()
+        async with self.writer.turn(), storage_errors():
+            done = loop.run_in_executor(self._thread, self._run, work)
+            try:
+                return await asyncio.shield(done)
+            except asyncio.CancelledError:
+                with contextlib.suppress(Exception):
+                    await done
+                raise
+
+    def _run(self, work: Callable[[Connection], _T]) -> _T:
+        if self._writer_engine is None:
+            self._writer_engine = db.make_writer_engine(self.engine)
+        with self._writer_engine.begin() as conn:
+            return work(conn)
+
+    def _close_writer(self) -> None:
+        if self._writer_engine is not None:
+            self._writer_engine.dispose()
+            self._writer_engine = None
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -70,12 +156,17 @@ class Store:
 
     @contextlib.asynccontextmanager
     async def write(self) -> AsyncIterator[AsyncSession]:
-        """A transaction: everything in it commits together or not at all."""
-        async with storage_errors(), self.sessions.begin() as s:
+        """A transaction: everything in it commits together or not at all.  Write
+        transactions take turns (:class:`WriterLock`)."""
+        async with self.writer.turn(), storage_errors(), self.sessions.begin() as s:
             yield s
 
     async def close(self) -> None:
-        """Dispose of the engine's connections."""
+        """Dispose of the engines' connections and stop the writer thread."""
+        loop = asyncio.get_running_loop()
+        async with self.writer.turn():
+            await loop.run_in_executor(self._thread, self._close_writer)
+        self._thread.shutdown(wait=True)
         await self.engine.dispose()
 
     # -- meta, log, alerts ---------------------------------------------------------------
@@ -190,14 +281,22 @@ class Store:
         )
         return (await s.execute(select(db.Pair).where(db.Pair.peer == peer))).scalar_one()
 
-    @classmethod
-    async def next_seqs(cls, s: AsyncSession, peers: Sequence[str]) -> dict[str, int]:
-        """Take the next per-pair sequence number for each peer (caller's transaction)."""
+    @staticmethod
+    async def next_seqs(s: AsyncSession, peers: Sequence[str]) -> dict[str, int]:
+        """Take the next per-pair sequence number for each peer (caller's transaction):
+        one statement per peer, which makes the pair row if it is new."""
+        pairs = db.Base.metadata.tables[db.Pair.__tablename__]
         out: dict[str, int] = {}
         for peer in peers:
-            pair = await cls._pair(s, peer)
-            out[peer] = pair.next_out
-            pair.next_out += 1
+            taken = (
+                sqlite_insert(pairs)
+                .values(peer=peer, next_out=2, last_in=0)
+                .on_conflict_do_update(
+                    index_elements=[pairs.c.peer], set_={"next_out": pairs.c.next_out + 1}
+                )
+                .returning(pairs.c.next_out)
+            )
+            out[peer] = int((await s.execute(taken)).scalar_one()) - 1
         return out
 
     async def out_message(self, message_id: str) -> db.OutMessage | None:
@@ -282,17 +381,16 @@ class Store:
         if event is DeliveryEvent.RETRY:  # a purged message's envelope is gone (retention.py)
             purged = select(db.OutMessage.message_id).where(db.OutMessage.purged.is_not(None))
             moved = moved.where(db.OutRecipient.message_id.not_in(purged))
-        async with self.write() as s:
-            done = await s.execute(moved)
-            return int(getattr(done, "rowcount", 0) or 0)
+        return await self.transact(lambda c: int(c.execute(moved).rowcount or 0))
 
     async def backoff(
         self, message_id: str, attempts: dict[str, tuple[int, int]], error: str
     ) -> None:
         """Record a failed attempt: recipient -> (attempts, next attempt), while still queued."""
-        async with self.write() as s:
+
+        def record(c: Connection) -> None:
             for recipient, (count, when) in attempts.items():
-                await s.execute(
+                c.execute(
                     update(db.OutRecipient)
                     .where(db.OutRecipient.message_id == message_id)
                     .where(db.OutRecipient.recipient == recipient)
@@ -300,42 +398,38 @@ class Store:
                     .values(attempts=count, next_attempt=when, last_error=error)
                 )
 
+        await self.transact(record)
+
     async def blob_uploaded(self, message_id: str, sender: str, blob: str) -> str:
         """A pending attachment reached the hub; the message's remaining pending blobs."""
-        async with self.write() as s:
-            row = await s.get(db.OutMessage, message_id)
+        out = db.OutMessage
+        att = db.AttachmentRow
+
+        def record(c: Connection) -> str:
+            pending = c.execute(
+                select(out.pending_blobs).where(out.message_id == message_id)
+            ).scalar_one_or_none()
             remaining = ""
-            if row is not None:
-                remaining = " ".join(b for b in row.pending_blobs.split() if b != blob)
-                row.pending_blobs = remaining
-            att = await s.get(db.AttachmentRow, (sender, blob))
-            if att is not None:
-                att.state = "uploaded"
+            if pending is not None:
+                remaining = " ".join(b for b in pending.split() if b != blob)
+                c.execute(
+                    update(out).where(out.message_id == message_id).values(pending_blobs=remaining)
+                )
+            c.execute(
+                update(att)
+                .where(att.sender == sender)
+                .where(att.blob == blob)
+                .values(state="uploaded")
+            )
             return remaining
 
-    async def record_receipt(
-        self, message_id: str, recipient: str, envelope_hash: bytes, *, via: str,
-        receipt: bytes, evidence: bytes | None, now: int,
-    ) -> str:  # fmt: skip
-        """Store a recipient's verified receipt; the outcome: ``stored``, ``kept`` (already
-        delivered) or why it names nothing of ours (``no-message``, ``not-a-recipient``)."""
-        async with self.write() as s:
-            msg = await s.get(db.OutMessage, message_id)
-            if msg is None or msg.envelope_hash != envelope_hash:
-                return "no-message"
-            row = await s.get(db.OutRecipient, (message_id, recipient))
-            if row is None:
-                return "not-a-recipient"
-            sources, target = DELIVERY_TRANSITIONS[DeliveryEvent.RECEIPT]
-            if Delivery(row.state) not in sources:
-                return "kept"
-            row.state = target.value
-            row.via = row.via if via == "hub" and row.via else via
-            row.receipt = receipt
-            row.delivered = now
-            if evidence is not None:
-                row.evidence = evidence
-            return "stored"
+        return await self.transact(record)
+
+    async def record_receipts(self, receipts: Sequence[ReceiptRecord], *, now: int) -> list[str]:
+        """Store recipients' verified receipts in one transaction; each one's outcome:
+        ``stored``, ``kept`` (already delivered) or why it names nothing of ours
+        (``no-message``, ``not-a-recipient``)."""
+        return await self.transact(lambda c: [_record_receipt(c, r, now) for r in receipts])
 
     # -- the inbox ---------------------------------------------------------------------------
 
@@ -380,12 +474,12 @@ class Store:
 
     async def receipts_acked(self, receipts: Sequence[bytes]) -> None:
         """The hub released these receipts' envelopes."""
-        async with self.write() as s:
-            await s.execute(
-                update(db.InMessage)
-                .where(db.InMessage.receipt.in_(list(receipts)))
-                .values(receipt_acked=True)
-            )
+        acked = (
+            update(db.InMessage)
+            .where(db.InMessage.receipt.in_(list(receipts)))
+            .values(receipt_acked=True)
+        )
+        await self.transact(lambda c: c.execute(acked))
 
     async def sealed_contents(self) -> AsyncIterator[tuple[str, bytes]]:
         """(message id, sealed content) of every stored message, received then sent."""
@@ -546,3 +640,30 @@ class Store:
                 )
             ).scalar_one()
         return {str(k): int(v) for k, v in states}, int(unread)
+
+
+def _record_receipt(c: Connection, r: ReceiptRecord, now: int) -> str:
+    """Store one verified receipt (the writer's transaction); its outcome."""
+    out, rcpt = db.OutMessage, db.OutRecipient
+    digest = c.execute(
+        select(out.envelope_hash).where(out.message_id == r.message_id)
+    ).scalar_one_or_none()
+    if digest is None or digest != r.envelope_hash:
+        return "no-message"
+    mine = (rcpt.message_id == r.message_id) & (rcpt.recipient == r.recipient)
+    row = c.execute(select(rcpt.state, rcpt.via).where(mine)).first()
+    if row is None:
+        return "not-a-recipient"
+    sources, target = DELIVERY_TRANSITIONS[DeliveryEvent.RECEIPT]
+    if Delivery(row.state) not in sources:
+        return "kept"
+    values: dict[str, object] = {
+        "state": target.value,
+        "via": row.via if r.via == "hub" and row.via else r.via,
+        "receipt": r.receipt,
+        "delivered": now,
+    }
+    if r.evidence is not None:
+        values["evidence"] = r.evidence
+    c.execute(update(rcpt).where(mine).values(**values))
+    return "stored"

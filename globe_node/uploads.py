@@ -208,6 +208,8 @@ class Uploads:
         """The attachment manifests of ``user``'s uploads ``ids`` (in that order)."""
         if len(set(ids)) != len(ids):
             raise UsageError("an upload is attached once")
+        if not ids:
+            return []
         async with self.store.read() as s:
             rows = {
                 r.id: r

@@ -524,29 +524,40 @@ class Router:
 
         A receipt must be the authenticated member's, for an envelope waiting in
         its mailbox, over that envelope's exact bytes; otherwise nothing is
-        released for it and it is reported as refused.
+        released for it and it is reported as refused.  Everything one request
+        acknowledges commits in one transaction (a node acknowledges a whole batch
+        of pushed or pulled items at once): a receipt is checked, and refused,
+        before it writes anything, so a refusal needs no rollback of the others.
         """
         assert who.authority is not None  # noqa: S101 - member route
         me = str(who.authority)
         svc = self.service
         now = svc.now()
         released: list[str] = []
-        refused: list[AckRefusal] = []
-        notify: set[str] = set()
-        finished: list[tuple[str, str]] = []
-        for data in receipts:
+        refused: list[tuple[int, AckRefusal]] = []  # by the receipt's place in the request
+        decoded: list[tuple[int, DeliveryReceipt, bytes]] = []
+        for i, data in enumerate(receipts):
             try:
                 receipt = DeliveryReceipt.decode(data, svc.state)
                 if receipt.recipient != who.authority:
                     raise MalformedError("a receipt is acknowledged by its signer")
-                released.append(await self._release(receipt, data, now))
-                notify.add(str(receipt.sender))
-                finished.append((str(receipt.sender), str(receipt.message_id)))
+                decoded.append((i, receipt, data))
             except GlobeError as exc:
-                refused.append(AckRefusal(type=exc.type_uri(), detail=exc.detail))
-        dropped = 0
-        if notices:
-            async with svc.unit() as s:
+                refused.append((i, AckRefusal(type=exc.type_uri(), detail=exc.detail)))
+        moved: list[tuple[DeliveryReceipt, tuple[str, int, str, int]]] = []
+        dropped: list[tuple[int, int]] = []
+        if not decoded and not notices:
+            return AckResult(released=(), refused=tuple(r for _, r in refused), notices=0)
+        async with svc.unit() as s:
+            if decoded:
+                await self._serialise(s)
+            for i, receipt, data in decoded:
+                try:
+                    moved.append((receipt, await self._release(s, receipt, data, now)))
+                    released.append(str(receipt.message_id))
+                except GlobeError as exc:
+                    refused.append((i, AckRefusal(type=exc.type_uri(), detail=exc.detail)))
+            if notices:
                 rows = (
                     await s.execute(
                         select(db.MailboxItem.seq, db.MailboxItem.size)
@@ -562,62 +573,68 @@ class Router:
                         .where(db.MailboxItem.kind != ENVELOPE)
                         .where(db.MailboxItem.seq.in_([r.seq for r in rows]))
                     )
-                dropped = len(rows)
-            self._used(me, -dropped, -sum(r.size for r in rows))
+                dropped = [(r.seq, r.size) for r in rows]
+        # What the commit changed: the usage counters, the metrics, who to wake.
+        notify: set[str] = set()
+        finished: list[tuple[str, str]] = []
+        for receipt, (recipient, size, sender, notice_size) in moved:
+            self._used(recipient, -1, -size)
+            self._used(sender, 1, notice_size)
+            notify.add(sender)
+            finished.append((sender, str(receipt.message_id)))
+        self.metrics.receipts += len(moved)
+        self._used(me, -len(dropped), -sum(size for _, size in dropped))
         self.on_commit(notify)
         await self._released(finished)
-        return AckResult(released=tuple(released), refused=tuple(refused), notices=dropped)
+        in_order = tuple(r for _, r in sorted(refused, key=lambda x: x[0]))
+        return AckResult(released=tuple(released), refused=in_order, notices=len(dropped))
 
-    async def _release(self, receipt: DeliveryReceipt, data: bytes, now: int) -> str:
+    async def _release(
+        self, s: AsyncSession, receipt: DeliveryReceipt, data: bytes, now: int
+    ) -> tuple[str, int, str, int]:
+        """Release one envelope in ``s``: (its recipient, its size, its sender, the size
+        of the receipt notice queued for the sender).  :class:`NotFound`, having
+        written nothing, when no such envelope waits."""
         me = str(receipt.recipient)
-        async with self.service.unit() as s:
-            await self._serialise(s)
-            row = (
-                await s.execute(
-                    select(
-                        db.MailboxItem.seq, db.MailboxItem.size, db.Message.id, db.Message.sender
-                    )
-                    .join(db.Message, db.Message.id == db.MailboxItem.message)
-                    .where(db.MailboxItem.recipient == me)
-                    .where(db.MailboxItem.kind == ENVELOPE)
-                    .where(db.Message.sender == str(receipt.sender))
-                    .where(db.Message.message_id == str(receipt.message_id))
-                    .where(db.Message.envelope_hash == receipt.envelope_hash)
-                )
-            ).first()
-            gone = f"no envelope {receipt.message_id} waits for {me} with those bytes"
-            if row is None:
-                raise NotFound(gone)
-            # A concurrent ack of the same receipt, or the expiry sweep, may have removed
-            # the row since it was read: then this release did not happen (rolled back).
-            taken = await s.execute(
-                delete(db.MailboxItem)
-                .where(db.MailboxItem.seq == row.seq)
+        row = (
+            await s.execute(
+                select(db.MailboxItem.seq, db.MailboxItem.size, db.Message.id, db.Message.sender)
+                .join(db.Message, db.Message.id == db.MailboxItem.message)
                 .where(db.MailboxItem.recipient == me)
-                .where(db.MailboxItem.message == row.id)
-                .returning(db.MailboxItem.seq)
+                .where(db.MailboxItem.kind == ENVELOPE)
+                .where(db.Message.sender == str(receipt.sender))
+                .where(db.Message.message_id == str(receipt.message_id))
+                .where(db.Message.envelope_hash == receipt.envelope_hash)
             )
-            if taken.first() is None:
-                raise NotFound(gone)
-            s.add(
-                db.Delivery(
-                    message=row.id, recipient=me, outcome="delivered", receipt=data, time=now
-                )
-            )
-            evidence = make_evidence(
-                genesis=self.service.genesis, hub=self.service.hub_key, kind=EvidenceKind.DELIVERED,
-                message_id=receipt.message_id, envelope_hash=receipt.envelope_hash,
-                sender=receipt.sender, recipients=[receipt.recipient], time=now,
-            ).signed.encode()  # fmt: skip
-            notice = canonical.encode(
-                {"receipt": canonical.b64e(data), "evidence": canonical.b64e(evidence)}
-            )
-            s.add(db.MailboxItem(recipient=row.sender, kind=RECEIPT, message=None, payload=notice,
-                                 size=len(notice), created=now))  # fmt: skip
-        self._used(me, -1, -row.size)
-        self._used(row.sender, 1, len(notice))
-        self.metrics.receipts += 1
-        return str(receipt.message_id)
+        ).first()
+        gone = f"no envelope {receipt.message_id} waits for {me} with those bytes"
+        if row is None:
+            raise NotFound(gone)
+        # A concurrent ack of the same receipt, or the expiry sweep, may have removed the
+        # row since it was read: then this release does not happen (nothing was written).
+        taken = await s.execute(
+            delete(db.MailboxItem)
+            .where(db.MailboxItem.seq == row.seq)
+            .where(db.MailboxItem.recipient == me)
+            .where(db.MailboxItem.message == row.id)
+            .returning(db.MailboxItem.seq)
+        )
+        if taken.first() is None:
+            raise NotFound(gone)
+        s.add(
+            db.Delivery(message=row.id, recipient=me, outcome="delivered", receipt=data, time=now)
+        )
+        evidence = make_evidence(
+            genesis=self.service.genesis, hub=self.service.hub_key, kind=EvidenceKind.DELIVERED,
+            message_id=receipt.message_id, envelope_hash=receipt.envelope_hash,
+            sender=receipt.sender, recipients=[receipt.recipient], time=now,
+        ).signed.encode()  # fmt: skip
+        notice = canonical.encode(
+            {"receipt": canonical.b64e(data), "evidence": canonical.b64e(evidence)}
+        )
+        s.add(db.MailboxItem(recipient=row.sender, kind=RECEIPT, message=None, payload=notice,
+                             size=len(notice), created=now))  # fmt: skip
+        return me, row.size, row.sender, len(notice)
 
     def _used(self, recipient: str, count: int, size: int) -> None:
         usage = self._usage.setdefault(recipient, [0, 0])

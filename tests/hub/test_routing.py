@@ -782,6 +782,71 @@ async def test_ack_without_a_valid_receipt_releases_nothing(hub: Hub) -> None:
     assert len(await hub.rows(db.Delivery)) == 1
 
 
+async def test_one_ack_releases_many_receipts_together_and_refuses_in_request_order(
+    hub: Hub,
+) -> None:
+    """A node acknowledges a whole batch of pushed items at once: every valid receipt is
+    released, each refusal is reported where its receipt stood in the request, and the
+    notices of the same request are dropped with them."""
+    fr, de = await members(hub, "FR-PNF", "DE-BKA")
+    envs = [hub.seal(fr, de) for _ in range(3)]
+    for env in envs:
+        (await hub.send(fr, env)).ok(201)
+    first = (await hub.ack(de, [hub.receipt(de, envs[0])])).ok()
+    assert first["released"] == [str(header_of(envs[0]).message_id)]
+    notices = [i.seq for i in await by_seq(hub) if i.recipient == "FR-PNF"]
+    assert len(notices) == 1
+    batch = [
+        hub.receipt(de, envs[1]),
+        b"junk",
+        hub.receipt(de, envs[0]),  # released already
+        hub.receipt(de, envs[2]),
+        hub.receipt(de, envs[1]),  # twice in one request: released once
+    ]
+    result = (await hub.ack(de, batch)).ok()
+    assert result["released"] == [str(header_of(e).message_id) for e in (envs[1], envs[2])]
+    assert refused(result) == ["malformed", "not-found", "not-found"]
+    assert result["notices"] == 0  # DE's own notices: none; FR's are FR's to drop
+    dropped = (await hub.ack(fr, [], notices)).ok()
+    assert dropped == {"released": [], "refused": [], "notices": 1}
+    deliveries = await hub.rows(db.Delivery)
+    assert sorted(d.outcome for d in deliveries) == ["delivered"] * 3
+    assert [i.kind for i in await by_seq(hub)] == ["receipt"] * 2  # FR's for envs 1 and 2
+    await usage_matches_rows(hub)
+
+
+async def test_an_ack_that_fails_to_commit_releases_none_of_its_receipts(
+    hub: Hub, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The receipts of one request commit together: a storage failure part-way through
+    leaves every envelope waiting, and the node's retry of the same request succeeds."""
+    fr, de = await members(hub, "FR-PNF", "DE-BKA")
+    envs = [hub.seal(fr, de) for _ in range(3)]
+    for env in envs:
+        (await hub.send(fr, env)).ok(201)
+    receipts = [hub.receipt(de, env) for env in envs]
+    before = [(i.seq, i.recipient, i.kind) for i in await by_seq(hub)]
+    calls = 0
+    real = make_evidence
+
+    def failing(**kwargs: Any) -> Any:
+        nonlocal calls
+        calls += 1
+        if calls == 3:
+            raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+        return real(**kwargs)
+
+    monkeypatch.setattr("hub.routing.make_evidence", failing)
+    (await hub.ack(de, receipts)).problem(503, "storage")
+    assert [(i.seq, i.recipient, i.kind) for i in await by_seq(hub)] == before
+    assert await hub.rows(db.Delivery) == []
+    await usage_matches_rows(hub)
+    monkeypatch.setattr("hub.routing.make_evidence", real)
+    again = (await hub.ack(de, receipts)).ok()
+    assert again["released"] == [str(header_of(e).message_id) for e in envs]
+    await usage_matches_rows(hub)
+
+
 async def test_ack_body_is_validated(hub: Hub) -> None:
     (de,) = await members(hub, "DE-BKA")
     receipt = canonical.b64e(b"x")

@@ -92,16 +92,18 @@ async def test_mailbox_items_that_do_not_fit_are_refused_and_only_notices_acknow
     await fr.n.process_items(items)
     # every notice is dropped at the hub, refused or not; envelopes stay for another try
     assert acked == [([], [101, 102, 103, 104, 105, 106, 107, 108, 109])]
+    # The receipts that verify are stored together after the others, so their refusals
+    # (102-104: nothing of ours) come last.
     assert refusals(caplog) == [
         "mailbox item 101 refused: a receipt for a message this node did not send",
-        "mailbox item 102 refused: the receipt names no envelope this node sent",
-        "mailbox item 103 refused: the receipt names no envelope this node sent",
-        "mailbox item 104 refused: the receipt's signer was not a recipient",
         "mailbox item 105 refused: not JSON (Expecting value at byte offset 0)",
         "mailbox item 106 refused: receipt notice: missing field 'receipt'",
         "mailbox item 107 refused: a non-delivery notice carries non-delivery evidence",
         "mailbox item 110 refused: envelope: not a GlobE envelope (bad magic)",
         "alert refused: envelope at hub cursor 110: envelope: not a GlobE envelope (bad magic)",
+        "mailbox item 102 refused: the receipt names no envelope this node sent",
+        "mailbox item 103 refused: the receipt names no envelope this node sent",
+        "mailbox item 104 refused: the receipt's signer was not a recipient",
     ]
     after = await out_row(fr, mid, "BR-PF")
     assert (after.state, after.receipt, after.evidence, after.last_error) == (
