@@ -62,11 +62,12 @@ def make_engine(url: str, *, secure_delete: bool = False) -> AsyncEngine:
     return create_async_engine(url, pool_size=10, max_overflow=10, pool_pre_ping=True)
 
 
-def make_writer_engine(path: Path, *, secure_delete: bool = False) -> Engine:
-    """A synchronous engine on the SQLite file ``path`` for one writer thread: the same
-    pragmas as :func:`make_engine`'s, one connection (made and used by that thread only),
-    and every transaction ``BEGIN IMMEDIATE``: it takes the write lock before its first
-    read, so what it reads cannot change under it before it commits."""
+def make_writer_engine(path: Path, *, secure_delete: bool = False, writes: bool = True) -> Engine:
+    """A synchronous engine on the SQLite file ``path`` for one thread: the same pragmas as
+    :func:`make_engine`'s and one connection (made and used by that thread only).  For a
+    writer (``writes``) every transaction is ``BEGIN IMMEDIATE``: it takes the write lock
+    before its first read, so what it reads cannot change under it before it commits.
+    A reader's statements each see the newest commit (WAL readers never wait)."""
     engine = create_engine(
         f"sqlite:///{path.resolve()}", poolclass=SingletonThreadPool, connect_args={"timeout": 30}
     )
@@ -80,7 +81,8 @@ def make_writer_engine(path: Path, *, secure_delete: bool = False) -> Engine:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
     event.listen(engine, "connect", connect)
-    event.listen(engine, "begin", begin)
+    if writes:
+        event.listen(engine, "begin", begin)
     return engine
 
 

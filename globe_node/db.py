@@ -386,12 +386,13 @@ def make_engine(path: Path) -> AsyncEngine:
     return database.make_engine(database.sqlite_url(path), secure_delete=True)
 
 
-def make_writer_engine(engine: AsyncEngine) -> Engine:
+def make_writer_engine(engine: AsyncEngine, *, writes: bool = True) -> Engine:
     """A synchronous engine on ``engine``'s database file, for the node's writer thread
-    (:class:`globe_node.store.Store`): the same pragmas, secure delete included."""
+    or its reader thread (:class:`globe_node.store.Store`): the same pragmas, secure
+    delete included."""
     path = engine.url.database
     assert path, "the node database is a file"  # noqa: S101 - db.make_engine made it so
-    return database.make_writer_engine(Path(path), secure_delete=True)
+    return database.make_writer_engine(Path(path), secure_delete=True, writes=writes)
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:

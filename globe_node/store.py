@@ -20,7 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, Table, delete, func, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -121,6 +121,26 @@ class Store:
         self.writer = WriterLock()
         self._writer_engine: Engine | None = None
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="globe-node-writer")
+        self._reader_engine: Engine | None = None
+        self._reader = ThreadPoolExecutor(1, thread_name_prefix="globe-node-reader")
+
+    async def query(self, work: Callable[[Connection], _T]) -> _T:
+        """Run ``work``, reads only, on the reader thread (one hand-off from the event
+        loop, whatever it reads); storage failures are :class:`StorageError`."""
+        loop = asyncio.get_running_loop()
+        async with storage_errors():
+            return await loop.run_in_executor(self._reader, self._read, work)
+
+    def _read(self, work: Callable[[Connection], _T]) -> _T:
+        if self._reader_engine is None:
+            self._reader_engine = db.make_writer_engine(self.engine, writes=False)
+        with self._reader_engine.connect() as conn:
+            return work(conn)
+
+    def _close_reader(self) -> None:
+        if self._reader_engine is not None:
+            self._reader_engine.dispose()
+            self._reader_engine = None
 
     async def transact(self, work: Callable[[Connection], _T]) -> _T:
         """Run ``work`` in one write transaction on the writer thread: it commits when
@@ -166,7 +186,9 @@ class Store:
         loop = asyncio.get_running_loop()
         async with self.writer.turn():
             await loop.run_in_executor(self._thread, self._close_writer)
+        await loop.run_in_executor(self._reader, self._close_reader)
         self._thread.shutdown(wait=True)
+        self._reader.shutdown(wait=True)
         await self.engine.dispose()
 
     # -- meta, log, alerts ---------------------------------------------------------------
@@ -285,7 +307,7 @@ class Store:
     async def next_seqs(s: AsyncSession, peers: Sequence[str]) -> dict[str, int]:
         """Take the next per-pair sequence number for each peer (caller's transaction):
         one statement per peer, which makes the pair row if it is new."""
-        pairs = db.Base.metadata.tables[db.Pair.__tablename__]
+        pairs = _table(db.Pair)
         out: dict[str, int] = {}
         for peer in peers:
             taken = (
@@ -300,41 +322,40 @@ class Store:
         return out
 
     async def out_message(self, message_id: str) -> db.OutMessage | None:
-        """A sent message."""
-        async with self.read() as s:
-            return await s.get(db.OutMessage, message_id)
+        """A sent message (a detached row)."""
+        out = _table(db.OutMessage)
+        one = select(out).where(out.c.message_id == message_id)
+        row = await self.query(lambda c: c.execute(one).first())
+        return None if row is None else db.OutMessage(**row._mapping)
 
     async def due(self, now: int, limit: int = 100) -> tuple[list[str], int | None]:
         """Messages with a queued recipient due now, and the earliest next attempt of any."""
         queued = db.OutRecipient.state == Delivery.QUEUED.value
-        async with self.read() as s:
-            due = (
-                await s.execute(
-                    select(db.OutRecipient.message_id)
-                    .where(queued)
-                    .where(db.OutRecipient.next_attempt <= now)
-                    .distinct()
-                    .limit(limit)
-                )
-            ).scalars()
-            ids = list(due)
-            nxt = (
-                await s.execute(select(func.min(db.OutRecipient.next_attempt)).where(queued))
-            ).scalar()
-        return ids, None if nxt is None else int(nxt)
+        due = (
+            select(db.OutRecipient.message_id)
+            .where(queued)
+            .where(db.OutRecipient.next_attempt <= now)
+            .distinct()
+            .limit(limit)
+        )
+        earliest = select(func.min(db.OutRecipient.next_attempt)).where(queued)
+
+        def read(c: Connection) -> tuple[list[str], int | None]:
+            nxt = c.execute(earliest).scalar()
+            return list(c.execute(due).scalars()), None if nxt is None else int(nxt)
+
+        return await self.query(read)
 
     async def queued_targets(self, message_id: str) -> list[db.OutRecipient]:
-        """The recipients of a message still queued."""
-        async with self.read() as s:
-            return list(
-                (
-                    await s.execute(
-                        select(db.OutRecipient)
-                        .where(db.OutRecipient.message_id == message_id)
-                        .where(db.OutRecipient.state == Delivery.QUEUED.value)
-                    )
-                ).scalars()
-            )
+        """The recipients of a message still queued (detached rows)."""
+        rcpt = _table(db.OutRecipient)
+        queued = (
+            select(rcpt)
+            .where(rcpt.c.message_id == message_id)
+            .where(rcpt.c.state == Delivery.QUEUED.value)
+        )
+        rows = await self.query(lambda c: c.execute(queued).all())
+        return [db.OutRecipient(**row._mapping) for row in rows]
 
     async def recipients(self, message_ids: Sequence[str]) -> list[db.OutRecipient]:
         """The recipient rows of these sent messages."""
@@ -435,14 +456,12 @@ class Store:
 
     async def seen(self, sender: str, message_id: str) -> tuple[bytes, bytes] | None:
         """The stored (envelope hash, receipt) of a received (sender, id), if any."""
-        async with self.read() as s:
-            row = (
-                await s.execute(
-                    select(db.InMessage.envelope_hash, db.InMessage.receipt)
-                    .where(db.InMessage.sender == sender)
-                    .where(db.InMessage.message_id == message_id)
-                )
-            ).first()
+        held = (
+            select(db.InMessage.envelope_hash, db.InMessage.receipt)
+            .where(db.InMessage.sender == sender)
+            .where(db.InMessage.message_id == message_id)
+        )
+        row = await self.query(lambda c: c.execute(held).first())
         return None if row is None else (bytes(row.envelope_hash), bytes(row.receipt))
 
     async def add_conflict(self, row: db.Conflict) -> bool:
@@ -667,3 +686,8 @@ def _record_receipt(c: Connection, r: ReceiptRecord, now: int) -> str:
         values["evidence"] = r.evidence
     c.execute(update(rcpt).where(mine).values(**values))
     return "stored"
+
+
+def _table(model: type[db.Base]) -> Table:
+    """The table of a model, for Core statements."""
+    return db.Base.metadata.tables[model.__tablename__]
