@@ -18,6 +18,7 @@ the node stops reading, and the hub's own send timeout applies.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -108,9 +109,14 @@ class PushClient:
             batch: list[MailboxItem] = []
             if queue.empty():
                 getter = asyncio.ensure_future(queue.get())
-                await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
-                if not getter.done():
-                    getter.cancel()  # the stream ended with nothing more queued
+                try:
+                    await asyncio.wait({getter, reader}, return_when=asyncio.FIRST_COMPLETED)
+                finally:
+                    if not getter.done():  # the stream ended, or this task was cancelled
+                        getter.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await getter
+                if getter.cancelled():
                     continue
                 batch.append(getter.result())
             while len(batch) < PUSH_BATCH and not queue.empty():
