@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import json
 import re
 import tomllib
@@ -25,6 +26,7 @@ __all__ = [
     "RetentionPolicy",
     "RetentionRule",
     "Since",
+    "WebUiSettings",
     "load_config",
     "render_config",
 ]
@@ -102,6 +104,15 @@ class RetentionPolicy:
 
 
 @dataclass(frozen=True, slots=True)
+class WebUiSettings:
+    """``[webui]``: the web UI served under ``/ui`` on the local API listener."""
+
+    # "host:port" names the UI also answers to (a TLS proxy that is not a trusted proxy
+    # passing the browser's Host on), lowercased; docs/OPERATIONS.md §11.5a
+    allowed_hosts: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
 class NodeConfig:
     """Everything ``globe-node run`` needs besides the passphrase."""
 
@@ -137,6 +148,7 @@ class NodeConfig:
     deadlines: Deadlines = field(default_factory=Deadlines)
     http: HttpLimits = field(default_factory=HttpLimits)  # receiving requests, both listeners
     retention: RetentionPolicy = field(default_factory=RetentionPolicy)  # purges, holds apart
+    webui: WebUiSettings = field(default_factory=WebUiSettings)
 
     @property
     def db_path(self) -> Path:
@@ -249,16 +261,59 @@ def load_config(directory: Path) -> NodeConfig:
     deadlines, problems = _deadlines(raw.pop("deadlines", {}))
     http, http_problems = _http(raw.pop("http", {}))
     retention, retention_problems = _retention(raw.pop("retention", {}))
+    webui, webui_problems = _webui(raw.pop("webui", {}))
     problems += [f"{name}: unknown setting" for name in sorted(raw.keys() - KEYS)]
     problems += [f"{name}: missing" for name in ("authority", "hub_url") if name not in raw]
     typed = _types(raw)
     problems += typed + (_ranges(raw) if not typed else []) + http_problems
-    problems += _workflow(raw) + retention_problems
+    problems += _workflow(raw) + retention_problems + webui_problems
     if problems:
         raise ConfigError(f"{path}: {'; '.join(problems)}")
     return NodeConfig(
-        directory=directory, deadlines=deadlines, http=http, retention=retention, **raw
-    )
+        directory=directory, deadlines=deadlines, http=http, retention=retention, webui=webui,
+        **raw,
+    )  # fmt: skip
+
+
+#: Names ``[webui] allowed_hosts`` may hold at most.
+MAX_ALLOWED_HOSTS: Final = 32
+_LABEL: Final = r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?"
+#: A DNS name, an IPv4 address or a bracketed IPv6 address, then a port.
+_HOST_PORT: Final = re.compile(rf"({_LABEL}(?:\.{_LABEL})*|\[[0-9a-f:.]+\]):([0-9]{{1,5}})\Z")
+
+
+def _allowed_host(value: object) -> str | None:
+    """``value`` lowercased if it is ``host:port`` (a name of at most 253 characters, or
+    an IP address; a port 1-65535), else None."""
+    if not isinstance(value, str):
+        return None
+    found = _HOST_PORT.match(value.lower())
+    if found is None or not 1 <= int(found.group(2)) <= 65535 or len(found.group(1)) > 253:
+        return None
+    host = found.group(1)
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return None
+    return value.lower()
+
+
+def _webui(table: object) -> tuple[WebUiSettings, list[str]]:
+    if not isinstance(table, dict):
+        return WebUiSettings(), ["[webui] is a table"]
+    known = {f.name for f in fields(WebUiSettings)}
+    out = [f"[webui] {name}: unknown setting" for name in sorted(table.keys() - known)]
+    names = table.get("allowed_hosts", [])
+    hosts = [_allowed_host(n) for n in names] if isinstance(names, list) else [None]
+    if len(hosts) > MAX_ALLOWED_HOSTS or None in hosts:
+        out.append(
+            f'[webui] allowed_hosts must be a list of at most {MAX_ALLOWED_HOSTS} "host:port"'
+            " (a DNS name, an IPv4 address or a bracketed IPv6 address; a port 1-65535)"
+        )
+    if out:
+        return WebUiSettings(), out
+    return WebUiSettings(allowed_hosts=tuple(h for h in hosts if h is not None)), []
 
 
 #: The longest retention a rule may name, in days (a century).
@@ -388,7 +443,7 @@ def render_config(config: NodeConfig) -> str:
     """The TOML text for ``config``."""
     lines = ["# GlobE Link node configuration (docs/OPERATIONS.md)"]
     for f in fields(NodeConfig):
-        if f.name in ("directory", "deadlines", "http", "retention"):
+        if f.name in ("directory", "deadlines", "http", "retention", "webui"):
             continue
         value = getattr(config, f.name)
         if isinstance(value, tuple):  # reminder_command: TOML basic strings (JSON's escapes)
@@ -411,6 +466,8 @@ def render_config(config: NodeConfig) -> str:
     ]
     proxies = ", ".join(f'"{network}"' for network in h.trusted_proxies)
     lines.append(f"trusted_proxies = [{proxies}]")
+    hosts = ", ".join(f'"{name}"' for name in config.webui.allowed_hosts)
+    lines += ["", "[webui]  # docs/OPERATIONS.md §11.5a", f"allowed_hosts = [{hosts}]"]
     return "\n".join(lines + _render_retention(config.retention)) + "\n"
 
 

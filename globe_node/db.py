@@ -304,7 +304,8 @@ class PeerHead(Base):
 
 
 class User(Base):
-    """A local API user; only the SHA-256 of the token is stored."""
+    """A local API user; only the SHA-256 of the token is stored, and of the web UI password
+    (if one is set) only its Argon2id hash."""
 
     __tablename__ = "users"
 
@@ -314,6 +315,8 @@ class User(Base):
     created: Mapped[int] = mapped_column(BigInteger)
     # The last authenticated request, to the minute (globe_node/users.py); None: never.
     last_used: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+    # The web UI password's PHC string (globe_node/users.py); None: token sign-in only.
+    password_hash: Mapped[str | None] = mapped_column(String(160), nullable=True)
 
 
 class TeamRow(Base):

@@ -1,10 +1,20 @@
-"""Users of a node's local API: bearer tokens stored only as their SHA-256, roles and teams.
+"""Users of a node's local API: bearer tokens stored only as their SHA-256, roles and teams,
+and the web UI passwords stored only as their Argon2id hash.
 
 Tokens are 32 random bytes, shown once when a user is made or its token rotated.  The
 daemon and ``globe-node users add`` both use :func:`add_user`; ``globe-node users
-remove|rotate|teams`` use :func:`remove_user`, :func:`rotate_token` and :func:`set_teams`.
-Given an :class:`~globe_node.audit.AuditLog`, each change writes its audit row in the
-transaction that makes it, naming who made it (a user, or ``cli:<OS user>``).
+remove|rotate|teams|password`` use :func:`remove_user`, :func:`rotate_token`,
+:func:`set_teams` and :func:`set_password`.  Given an :class:`~globe_node.audit.AuditLog`,
+each change writes its audit row in the transaction that makes it, naming who made it (a
+user, or ``cli:<OS user>``).
+
+A password is optional and serves the web UI's sign-in only (the local API takes tokens
+alone).  It is normalised (Unicode NFKC, so that the same characters typed on another
+keyboard or system are the same password), at least :data:`MIN_PASSWORD` characters,
+and kept as an Argon2id PHC string (:func:`protocol.crypto.password_hash`, libsodium's
+"interactive" costs: a sign-in waits for it).  An :class:`Account`'s
+:attr:`~Account.binding` digests both credentials: a web UI session keeps it, so that
+a new token or a new (or cleared) password ends every session the user had.
 
 The daemon authenticates each request with :func:`authenticate`, which reads the users
 table every time (nothing caches a principal): a token removed or rotated is refused on
@@ -21,6 +31,7 @@ import hashlib
 import logging
 import secrets
 import time
+import unicodedata
 from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
@@ -33,7 +44,7 @@ from globe_io.errors import Conflict, NotFound
 from globe_node import db
 from globe_node.errors import Unauthenticated
 from globe_node.roles import NAME_RE, Role
-from protocol import canonical
+from protocol import canonical, crypto, keystore
 from protocol.errors import UsageError
 
 if TYPE_CHECKING:  # audit -> store -> compartments -> users: only the type is needed here
@@ -41,18 +52,28 @@ if TYPE_CHECKING:  # audit -> store -> compartments -> users: only the type is n
 
 __all__ = [
     "LAST_USED_STEP",
+    "MAX_PASSWORD",
+    "MIN_PASSWORD",
+    "PASSWORD_COST",
     "USER_NAME",
+    "Account",
     "LastOperator",
     "Principal",
     "Removed",
     "UserInfo",
     "UserRecord",
+    "account",
     "add_user",
     "authenticate",
     "check_team",
+    "hash_password",
     "list_users",
+    "new_password",
+    "note_use",
+    "password_bytes",
     "remove_user",
     "rotate_token",
+    "set_password",
     "set_teams",
     "token_hash",
     "user_records",
@@ -69,6 +90,14 @@ _MAX_AUTHORIZATION: Final = 200
 MAX_TEAMS: Final = 16
 #: ``last_used`` is written again only when it is at least this many seconds old.
 LAST_USED_STEP: Final = 60
+#: The shortest password, in characters: what NIST SP 800-63B-4 §3.1.1.2 asks of a
+#: password that is the only factor.
+MIN_PASSWORD: Final = 15
+#: The longest password, in characters (a passphrase fits; the form's size stays bounded).
+MAX_PASSWORD: Final = 256
+#: Argon2id costs of a new password hash: libsodium's "interactive" (about 0.1 s and
+#: 64 MiB), since every password sign-in waits for one.
+PASSWORD_COST: Final = keystore.INTERACTIVE
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,6 +110,24 @@ class Principal:
     role: Role
     teams: frozenset[str] = frozenset()
     intake: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class Account:
+    """A user as it signs in: who it is to the local API, its credentials (the token's
+    SHA-256, the password's PHC string or ``None``) and its last use."""
+
+    who: Principal
+    token_hash: bytes
+    password_hash: str | None
+    last_used: int | None
+
+    @property
+    def binding(self) -> bytes:
+        """The digest of both credentials that a web UI session keeps: it no longer
+        matches once the token is rotated or the password set, changed or cleared."""
+        password = (self.password_hash or "").encode()
+        return hashlib.sha256(b"globe/v1/webui-session\x00" + self.token_hash + password).digest()
 
 
 @dataclass(frozen=True, slots=True)
@@ -139,6 +186,28 @@ def check_name(name: str) -> str:
             "a user name is 1-64 of A-Z a-z 0-9 . _ @ - (starting with a letter or digit)"
         )
     return name
+
+
+def password_bytes(password: str) -> bytes:
+    """What is hashed of ``password``: its NFKC form in UTF-8."""
+    return unicodedata.normalize("NFKC", password).encode()
+
+
+def new_password(password: str) -> bytes:
+    """``password`` as :func:`password_bytes` if it may be set, else :class:`UsageError`."""
+    normal = password_bytes(password).decode()
+    if not MIN_PASSWORD <= len(normal) <= MAX_PASSWORD:
+        raise UsageError(f"a password is {MIN_PASSWORD} to {MAX_PASSWORD} characters")
+    if any(unicodedata.category(c) == "Cc" for c in normal):
+        raise UsageError("a password holds no control characters (line breaks, tabs)")
+    return normal.encode()
+
+
+def hash_password(password: bytes, *, rng: crypto.Rng = crypto.system_rng) -> str:
+    """The PHC string stored for ``password`` (:data:`PASSWORD_COST`)."""
+    return crypto.password_hash(
+        password, opslimit=PASSWORD_COST.ops, memlimit=PASSWORD_COST.mem, rng=rng
+    )
 
 
 def check_team(team: str) -> str:
@@ -242,6 +311,33 @@ async def rotate_token(
             audit, s, now=now, by=by, action="rotate-token", subject=f"{name} ({user.role})"
         )
         return token, user.role
+
+
+async def set_password(
+    sessions: async_sessionmaker[AsyncSession],
+    name: str,
+    password: str | None,
+    *,
+    now: int,
+    audit: AuditLog | None = None,
+    by: str = "",
+) -> str:
+    """Set user ``name``'s web UI password (``None``: clear it); the user's role.
+
+    The password is checked (:func:`new_password`) and hashed before the transaction
+    begins, so the write lock is not held for the hash.  The user's web UI sessions end
+    at their next request (their :attr:`Account.binding` no longer matches).  With
+    ``audit``, the row ``set-password`` or ``clear-password`` by ``by`` commits with it.
+    """
+    stored = None if password is None else hash_password(new_password(password))
+    async with _change(sessions, audit) as s:
+        user = await s.get(db.User, name)
+        if user is None:
+            raise NotFound(f"no user {name}")
+        user.password_hash = stored
+        action = "clear-password" if stored is None else "set-password"
+        await _audit(audit, s, now=now, by=by, action=action, subject=f"{name} ({user.role})")
+        return user.role
 
 
 async def remove_user(
@@ -351,6 +447,37 @@ async def list_users(sessions: async_sessionmaker[AsyncSession]) -> list[UserInf
     return [r.user for r in await user_records(sessions)]
 
 
+async def _teams_of(s: AsyncSession, name: str) -> frozenset[str]:
+    found = await s.execute(select(db.TeamRow.team).where(db.TeamRow.user == name))
+    return frozenset(found.scalars().all())
+
+
+def _account(user: db.User, teams: frozenset[str], intake: str) -> Account | None:
+    """``user`` as it signs in, or ``None`` for a row whose role is not a role (edited by
+    hand: no role, no access)."""
+    try:
+        role = Role(user.role)
+    except ValueError:
+        return None
+    # A user in no team works the intake: a node without teams is one open compartment.
+    who = Principal(user.name, role, teams, intake in teams or not teams)
+    return Account(who, user.token_hash, user.password_hash, user.last_used)
+
+
+async def account(
+    sessions: async_sessionmaker[AsyncSession], name: str, *, intake: str = ""
+) -> Account | None:
+    """User ``name`` as the local API would authenticate it now, with its credentials;
+    ``None`` when there is no such user or its role is not a role.  Read from the users
+    table on every call, like :func:`authenticate`."""
+    async with sessions() as s:
+        user = await s.get(db.User, name)
+        if user is None:
+            return None
+        teams = await _teams_of(s, name)
+    return _account(user, teams, intake)
+
+
 async def authenticate(
     sessions: async_sessionmaker[AsyncSession],
     authorization: str | None,
@@ -362,14 +489,7 @@ async def authenticate(
 
     ``intake`` names the node's intake team (``intake_team`` in node.toml).  The users
     table is read on every call, never cached: a removed or rotated token is refused
-    from the next request on.
-
-    The user's ``last_used`` is written only when it is :data:`LAST_USED_STEP` seconds
-    old or more (at ``now``, default the system clock): a write on every request would
-    turn each read of the API into a durable write (``synchronous=FULL``: an fsync)
-    queued behind the node's one writer, and "last used" to the minute is what an
-    operator reviewing tokens needs.  The write is best effort: a database that cannot
-    take it does not refuse the request.
+    from the next request on.  The user's last use is recorded (:func:`note_use`).
     """
     header = authorization or ""
     if not header.startswith("Bearer ") or len(header) > _MAX_AUTHORIZATION:
@@ -381,20 +501,25 @@ async def authenticate(
         ).scalar_one_or_none()
         if user is None:
             raise Unauthenticated("unknown token")
-        teams = frozenset(
-            (await s.execute(select(db.TeamRow.team).where(db.TeamRow.user == user.name)))
-            .scalars()
-            .all()
-        )
-    try:
-        role = Role(user.role)
-    except ValueError:  # a row edited by hand: no role, no access
-        raise Unauthenticated("this token's user has no valid role") from None
-    when = int(time.time()) if now is None else now
-    if user.last_used is None or when - user.last_used >= LAST_USED_STEP:
-        await _record_use(sessions, user.name, digest, when)
-    # A user in no team works the intake: a node without teams is one open compartment.
-    return Principal(user.name, role, teams, intake in teams or not teams)
+        teams = await _teams_of(s, user.name)
+    found = _account(user, teams, intake)
+    if found is None:
+        raise Unauthenticated("this token's user has no valid role")
+    await note_use(sessions, found, int(time.time()) if now is None else now)
+    return found.who
+
+
+async def note_use(sessions: async_sessionmaker[AsyncSession], user: Account, now: int) -> None:
+    """Record that ``user`` made a request at ``now`` (an API request, a web UI page).
+
+    ``last_used`` is written only when it is :data:`LAST_USED_STEP` seconds old or more:
+    a write on every request would turn each read of the API into a durable write
+    (``synchronous=FULL``: an fsync) queued behind the node's one writer, and "last
+    used" to the minute is what an operator reviewing tokens needs.  The write is best
+    effort: a database that cannot take it does not refuse the request.
+    """
+    if user.last_used is None or now - user.last_used >= LAST_USED_STEP:
+        await _record_use(sessions, user.who.name, user.token_hash, now)
 
 
 async def _record_use(

@@ -14,9 +14,11 @@ vectors therefore fix wrapped keys as data (docs/PROTOCOL.md §7.4).
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
 import os
+import re
 from collections.abc import Callable
 from typing import Final
 
@@ -34,7 +36,7 @@ from cryptography.hazmat.primitives.hpke import (
     Suite,
 )
 
-from protocol.errors import BadSignature, DecryptionFailed, InvalidKey, UsageError
+from protocol.errors import BadSignature, DecryptionFailed, InvalidKey, MalformedError, UsageError
 
 __all__ = [
     "AEAD_KEY_LEN",
@@ -68,6 +70,8 @@ __all__ = [
     "kem_private_from_bytes",
     "kem_public_from_bytes",
     "labelled",
+    "password_hash",
+    "password_verify",
     "sha256",
     "system_rng",
     "validate_ed25519_public",
@@ -383,3 +387,54 @@ def argon2id(passphrase: bytes, salt: bytes, *, opslimit: int, memlimit: int) ->
             32, passphrase, salt, opslimit, memlimit, sodium.crypto_pwhash_ALG_ARGON2ID13
         )
     )
+
+
+# The PHC string libsodium's crypto_pwhash_str writes for Argon2id: version 19, memory in
+# KiB, passes, one lane, then the 16-byte salt and the 32-byte hash in unpadded base64.
+_PHC: Final = re.compile(
+    r"\$argon2id\$v=19\$m=([1-9][0-9]{0,7}),t=([1-9][0-9]{0,1}),p=1"
+    r"\$([A-Za-z0-9+/]{22})\$([A-Za-z0-9+/]{43})",
+    re.ASCII,
+)
+
+
+def _phc_b64(data: bytes) -> str:
+    return base64.b64encode(data).rstrip(b"=").decode("ascii")
+
+
+def password_hash(password: bytes, *, opslimit: int, memlimit: int, rng: Rng = system_rng) -> str:
+    """An Argon2id hash of ``password`` as a PHC string, the form libsodium's
+    ``crypto_pwhash_str`` writes (``$argon2id$v=19$m=<KiB>,t=<passes>,p=1$<salt>$<hash>``):
+    the costs and a fresh 16-byte salt travel with the hash, so costs raised later leave
+    the hashes made before them verifiable."""
+    if memlimit % 1024:
+        raise UsageError("an Argon2id password hash counts its memory in whole KiB")
+    salt = rng(sodium.crypto_pwhash_SALTBYTES)
+    digest = argon2id(password, salt, opslimit=opslimit, memlimit=memlimit)
+    costs = f"m={memlimit >> 10},t={opslimit},p=1"
+    return f"$argon2id$v=19${costs}${_phc_b64(salt)}${_phc_b64(digest)}"
+
+
+def password_verify(password: bytes, encoded: str) -> bool:
+    """Whether ``password`` is the one ``encoded`` (a :func:`password_hash`) was made from,
+    compared in constant time.
+
+    :class:`MalformedError` for anything but such a string in its canonical form, or one
+    whose costs are beyond the bounds a key file may ask for (an edited database must not
+    make a sign-in burn unbounded memory)."""
+    found = _PHC.fullmatch(encoded)
+    if found is None:
+        raise MalformedError("not an Argon2id password hash ($argon2id$v=19$m=…,t=…,p=1$…$…)")
+    kib, ops, salt_text, hash_text = found.groups()
+    # the pattern admits only the alphabet and these lengths: the padding completes them
+    salt = base64.b64decode(salt_text + "==")
+    expected = base64.b64decode(hash_text + "=")
+    if _phc_b64(salt) != salt_text or _phc_b64(expected) != hash_text:
+        raise MalformedError("a password hash's salt or hash is not in canonical base64")
+    memlimit, opslimit = int(kib) << 10, int(ops)
+    if opslimit > ARGON2_MAX_OPSLIMIT or memlimit > ARGON2_MAX_MEMLIMIT:
+        raise MalformedError("a password hash asks for more than the Argon2id bounds")
+    if memlimit < sodium.crypto_pwhash_argon2id_MEMLIMIT_MIN:
+        raise MalformedError("a password hash asks for less than Argon2id's least memory")
+    computed = argon2id(password, salt, opslimit=opslimit, memlimit=memlimit)
+    return hmac.compare_digest(computed, expected)

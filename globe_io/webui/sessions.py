@@ -9,7 +9,7 @@ A session ends after :data:`IDLE_TIMEOUT` seconds without a request, after
 :data:`LIFETIME` seconds whatever happens, on sign-out, and on "sign out everywhere"
 (every session of the user).  What a session's user may do is the program's own
 business: the node reads the user again from its users table on every request
-(:func:`globe_node.webui.auth.principal`).
+(:meth:`globe_node.webui.app.WebUi.signed_in`).
 """
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""Local API users (``globe-node users add|list|remove|rotate|teams``) and the node
+"""Local API users (``globe-node users add|list|remove|rotate|teams|password``) and the node
 database they live in, worked on directly (SQLite in WAL mode lets the daemon run
 meanwhile: it reads the users table on every request, so a change counts from the
 daemon's next request on).
@@ -14,8 +14,10 @@ imported only when a command needs the database.
 from __future__ import annotations
 
 import asyncio
+import getpass
 import os
 import pwd
+import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine
 from pathlib import Path
@@ -29,7 +31,7 @@ from globe_node.cli.common import dir_option, text
 from globe_node.config import NodeConfig, load_config
 from globe_node.keys import write_private
 from globe_node.roles import Role
-from globe_node.users import USER_NAME, token_hash
+from globe_node.users import MIN_PASSWORD, USER_NAME, token_hash
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
@@ -322,6 +324,81 @@ def teams_(*, name: str, teams: tuple[str, ...], directory: Path) -> cli.Result:
     except NotFound:
         raise CommandError(f"no user {name!r}") from None
     return {"name": name, "teams": members}, [f"user {name}: teams {_teams_text(members)}"]
+
+
+def _read_password(name: str, password_file: Path | None) -> str:
+    """The new password: the first line of ``password_file``, else asked twice on a
+    terminal; never from the command line or the environment."""
+    if password_file is not None:
+        try:
+            raw = password_file.read_bytes().rstrip(b"\r\n")
+        except OSError as exc:
+            raise CommandError(
+                f"cannot read password file {password_file}: {exc.strerror}"
+            ) from None
+        try:
+            return raw.decode("utf-8")
+        except UnicodeDecodeError:
+            raise CommandError(f"password file {password_file} is not UTF-8 text") from None
+    if not sys.stdin.isatty():
+        raise CommandError(
+            "no password: pass --password-file FILE (or run on a terminal to be asked)"
+        )
+    value = getpass.getpass(f"New web UI password for {name} ({MIN_PASSWORD}+ characters): ")
+    if getpass.getpass("Repeat the password: ") != value:
+        raise CommandError("the two passwords differ")
+    return value
+
+
+@users.command(
+    "password",
+    help="Set a user's web UI password (it then signs in with its name and this password, "
+    "or with its token as before): from --password-file FILE, else asked twice on a "
+    f"terminal, never on the command line; at least {MIN_PASSWORD} characters. --clear "
+    "removes it (token sign-in only). Either way the user's open web UI sessions end. "
+    "Audited as cli:<OS user>.",
+    short_help="set or clear a user's web UI password",
+)
+@click.argument("name", metavar="NAME")
+@click.option(
+    "--password-file",
+    type=cli.PATH,
+    metavar="FILE",
+    help="read the password from FILE's first line (default: asked twice on a terminal)",
+)
+@click.option("--clear", is_flag=True, help="remove the password instead of setting one")
+@dir_option
+def password(*, name: str, password_file: Path | None, clear: bool, directory: Path) -> cli.Result:
+    """Set or clear a local API user's web UI password."""
+    from globe_node.users import account, set_password  # noqa: PLC0415 - SQLAlchemy
+
+    _check_name(name)
+    if clear and password_file is not None:
+        raise click.UsageError("--clear takes no --password-file")
+    config = load_config(directory)
+    # the user is looked for before the password is asked for, not after it was typed twice
+    found = _on_database(
+        config.db_path, lambda: _records(config.db_path, lambda s: account(s, name))
+    )
+    if found is None:
+        raise CommandError(f"no user {name!r}")
+    secret = None if clear else _read_password(name, password_file)
+    by, now = cli_actor(), int(time.time())
+    try:
+        role = audited(
+            config.db_path,
+            lambda sessions, audit: set_password(
+                sessions, name, secret, now=now, audit=audit, by=by
+            ),
+        )
+    except NotFound:
+        raise CommandError(f"no user {name!r}") from None
+    done = "cleared" if clear else "set"
+    lines = [
+        f"web UI password of user {name} ({role}) {done}; its web UI sessions end at their "
+        "next page"
+    ]
+    return {"name": name, "role": role, "password": done}, lines
 
 
 @users.command("list", short_help="list the users, with their last use")

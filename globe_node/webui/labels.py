@@ -16,6 +16,7 @@ __all__ = [
     "AUTHORITY_KINDS",
     "DELIVERY",
     "KINDS",
+    "MEMBERSHIP",
     "OFFENCES",
     "PROBLEMS",
     "REQUEST_STATES",
@@ -80,6 +81,13 @@ OFFENCES: Final = {
     "concealment": N_("Concealment"),
     "obstruction-of-justice": N_("Obstruction of justice"),
 }
+#: This node's standing in the directory (``GET /api/status``'s ``membership``).
+MEMBERSHIP: Final = {
+    "active": N_("Active"),
+    "suspended": N_("Suspended: the hub and the other members refuse this node's messages"),
+    "revoked": N_("Revoked"),
+    "not admitted": N_("Not admitted yet"),
+}
 #: What each TLP 2.0 level asks of the reader (the handling banner says it).
 TLP_MEANING: Final = {
     "CLEAR": N_("Disclosure is not limited."),
@@ -98,4 +106,5 @@ PROBLEMS: Final = {
     "misdirected-host": N_("This address is not served here"),
     "state-conflict": N_("This conflicts with the current state"),
     "directory-stale": N_("The directory is too old to send: sync first"),
+    "rate-limited": N_("Too many attempts: wait, then try again"),
 }

@@ -12,7 +12,7 @@ import pytest
 
 from globe_io.httpguard import HttpLimits
 from globe_node.config import KEYS as NODE_KEYS
-from globe_node.config import Deadlines, RetentionPolicy
+from globe_node.config import Deadlines, RetentionPolicy, WebUiSettings
 from globe_node.config import load_config as load_node_config
 from hub.config import KEYS as HUB_KEYS
 from hub.config import Limits
@@ -21,6 +21,7 @@ from hub.config import load_config as load_hub_config
 EXAMPLES = Path(__file__).resolve().parents[2] / "deploy" / "examples"
 TABLES = {
     "limits": Limits, "http": HttpLimits, "deadlines": Deadlines, "retention": RetentionPolicy,
+    "webui": WebUiSettings,
 }  # fmt: skip
 
 

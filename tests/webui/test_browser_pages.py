@@ -1,6 +1,6 @@
 """The UI in Chromium beyond the main scenario: the Arabic pages right to left with the
-layout mirrored, and the refusals a person can meet in a browser (an operator signing
-in, a tampered form, a form posted by another site, another team's case, a session
+layout mirrored, and the refusals a person can meet in a browser (an operator on an
+investigator's page, a tampered form, a form posted by another site, another team's case, a session
 whose token was rotated).  The accessibility check itself is shown to catch a fault.
 """
 
@@ -67,6 +67,8 @@ async def test_refusals_in_the_browser(pair: Pair, browser, shots) -> None:
     await page.goto(base_url(fr) + "/ui/sign-in")
     await page.fill("#token", operator)
     await page.click("form[action='/ui/sign-in'] button[type=submit]")
+    await page.wait_for_url(re.compile(r".*/ui/operator$"))
+    await page.goto(base_url(fr) + "/ui/inbox")
     await page.wait_for_selector("[data-problem='forbidden']")
     await shots.take(page, "operator")
 
