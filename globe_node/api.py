@@ -26,6 +26,7 @@ the hash-chained audit log.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
@@ -39,6 +40,7 @@ from globe_io.web import json_response, problem_middleware
 from globe_node import apimodels as m
 from globe_node import apiprofile as p
 from globe_node import apiresults as r
+from globe_node import apiwork as w
 from globe_node.apiapp import AUDIT_KEY, NODE_KEY
 from globe_node.apidoc import openapi_document
 from globe_node.apiparams import ApiRoute, Call, Handler, Param, RawBody, Reply, parse_request
@@ -53,11 +55,13 @@ from globe_node.errors import (
     NotFound,
 )
 from globe_node.node import Node
+from globe_node.queries import MessageFilter
 from globe_node.roles import GRANTS, Permission, may_create
 from globe_node.uploads import MAX_ATTACHMENT, UploadQuotaExceeded
 from globe_node.users import Principal, add_user, authenticate
 from protocol.dirsearch import Query
 from protocol.errors import (
+    BadSignature,
     ExpiredError,
     GlobeError,
     LogError,
@@ -108,16 +112,35 @@ async def api_status(request: web.Request, who: Principal, _call: Call) -> web.R
     return json_response((await _node(request).status(who)).to_json())
 
 
+def _wanted(node: Node, call: Call) -> MessageFilter:
+    """The filters the inbox and the outbox share, as the request gives them."""
+    text = call[w.TEXT_FILTER]
+    return MessageFilter(
+        counterpart=call[w.COUNTERPART], kind=call[w.MESSAGE_KIND],
+        urgency=call[w.URGENCY_FILTER], tlp=call[w.TLP_FILTER], state=call[w.REQUEST_STATE],
+        case=call[w.CASE_FILTER], since=call[w.SINCE], until=call[w.UNTIL],
+        within=None if text is None else node.searcher.messages(text),
+    )  # fmt: skip
+
+
 async def api_inbox(request: web.Request, who: Principal, call: Call) -> web.Response:
-    """Received messages this user sees, newest first (reading the list marks nothing read)."""
-    items = await _node(request).inbox(who=who, limit=call[m.LIMIT], unread=call[m.UNREAD])
-    return json_response({"messages": [i.to_json() for i in items]})
+    """Received messages this user sees, newest first, one page of them: by counterpart,
+    kind, urgency, handling code, request state, case, time and text (reading the list
+    marks nothing read)."""
+    node = _node(request)
+    want = dataclasses.replace(_wanted(node, call), unread=call[m.UNREAD])
+    page = await node.queries.inbox_page(who, want, limit=call[m.LIMIT], after=call[w.CURSOR])
+    return json_response(page.to_json())
 
 
 async def api_outbox(request: web.Request, who: Principal, call: Call) -> web.Response:
-    """Sent messages this user sees, newest first, with each recipient's delivery state."""
-    items = await _node(request).outbox(who=who, limit=call[m.LIMIT])
-    return json_response({"messages": [i.to_json() for i in items]})
+    """Sent messages this user sees, newest first, one page of them, with their subject,
+    urgency and handling code and each recipient's delivery state: by counterpart, kind,
+    urgency, handling code, request state, delivery state, case, time and text."""
+    node = _node(request)
+    want = dataclasses.replace(_wanted(node, call), delivery=call[w.DELIVERY_FILTER])
+    page = await node.queries.outbox_page(who, want, limit=call[m.LIMIT], after=call[w.CURSOR])
+    return json_response(page.to_json())
 
 
 async def api_delivery(request: web.Request, _who: Principal, call: Call) -> web.Response:
@@ -236,6 +259,14 @@ async def api_consent(request: web.Request, who: Principal, call: Call) -> web.R
         asked_id, kind=Kind.CONSENT_DECISION, body=text, consent=consent, user=who.name
     )
     return _created({"id": str(mid)})
+
+
+async def api_consents(request: web.Request, who: Principal, call: Call) -> web.Response:
+    """The consent about a held message's onward use: its originator, whether forwarding it
+    to anyone the originator did not name or grant needs the originator's consent, the
+    consent requests this node sent about it with their answers, and, for a consent
+    request this node received, the answers it gave."""
+    return json_response((await _node(request).workflow.consents(call[m.MESSAGE], who)).to_json())
 
 
 async def api_retry(request: web.Request, who: Principal, call: Call) -> web.Response:
@@ -434,9 +465,9 @@ ROUTES: Final[tuple[ApiRoute, ...]] = (
     ApiRoute("GET", "/api/status", Permission.STATUS, api_status,
              Reply(200, "The status.", r.NODE_STATUS)),
     ApiRoute("GET", "/api/inbox", Permission.READ, api_inbox,
-             Reply(200, "The newest received messages.", r.INBOX), query=(m.LIMIT, m.UNREAD)),
+             Reply(200, "One page of received messages.", r.INBOX), query=w.INBOX_QUERY),
     ApiRoute("GET", "/api/outbox", Permission.READ, api_outbox,
-             Reply(200, "The newest sent messages.", r.OUTBOX), query=(m.LIMIT,)),
+             Reply(200, "One page of sent messages.", r.OUTBOX), query=w.OUTBOX_QUERY),
     ApiRoute("GET", "/api/outbox/{id}", Permission.READ, api_delivery,
              Reply(200, "The delivery.", r.DELIVERY), path_params=_MSG),
     ApiRoute("POST", "/api/messages", Permission.SEND, api_send, _ID, body=m.NEW_MESSAGE,
@@ -456,6 +487,9 @@ ROUTES: Final[tuple[ApiRoute, ...]] = (
              refusals=_SENDING),
     ApiRoute("POST", "/api/messages/{id}/consent", Permission.SEND, api_consent, _ID,
              path_params=_MSG, body=m.DECIDE, refusals=_SENDING),
+    ApiRoute("GET", "/api/messages/{id}/consents", Permission.READ, api_consents,
+             Reply(200, "What stands of the consent.", r.CONSENTS), path_params=_MSG,
+             refusals=(Conflict, MalformedError, BadSignature, UnknownMember)),
     ApiRoute("POST", "/api/messages/{id}/retry", Permission.SEND, api_retry,
              Reply(200, "Queued again.", r.QUEUED), path_params=_MSG, body=m.NOTHING),
     ApiRoute("POST", "/api/uploads", Permission.SEND, api_upload,

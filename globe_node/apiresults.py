@@ -19,12 +19,13 @@ from globe_node.apiprofile import MATCH_REASON, PROFILE, profile_json, reason_js
 from globe_node.apischema import (
     Component,
     JsonObject,
+    anchored,
     closed_object,
     enum_of,
     nullable,
     view_schema,
 )
-from globe_node.apiwork import REQUEST
+from globe_node.apiwork import REQUEST, CursorQuery
 from globe_node.peerheads import Behind
 from globe_node.roles import Role
 from globe_node.states import Delivery
@@ -36,6 +37,13 @@ from globe_node.views import (
     OutboxItem,
     OutMeta,
     RecipientState,
+)
+from globe_node.workviews import (
+    ConsentAnswer,
+    ConsentAsked,
+    ConsentView,
+    InboxPage,
+    OutboxPage,
 )
 from protocol.directory import HeadRelation, Member, MemberStatus
 from protocol.dirsearch import Reason
@@ -53,7 +61,7 @@ from protocol.messages import (
 )
 
 __all__ = [
-    "ALERT", "ALERTS", "AUDIT", "CONSENT", "CONTENT", "DELIVERY", "FORWARDED", "INBOX",
+    "ALERT", "ALERTS", "AUDIT", "CONSENT", "CONSENTS", "CONTENT", "DELIVERY", "FORWARDED", "INBOX",
     "INBOX_ITEM", "IN_META", "MEMBER", "MESSAGE", "MESSAGE_CREATED", "NODE_STATUS", "OPENAPI",
     "OUTBOX", "OUTBOX_ITEM", "OUT_META", "PING", "PREKEY", "QUEUED", "RECIPIENT_STATE",
     "SEARCH", "STATUS_UPDATE", "SYNCED", "UPLOAD", "UPLOADS", "USER_CREATED",
@@ -84,22 +92,27 @@ INBOX_ITEM = Component(
     ),
 )  # fmt: skip
 OUTBOX_ITEM = Component(
-    "OutboxItem", lambda: view_schema(OutboxItem, props={"kind": _ENUMS["kind"]}, refs=_RECIPIENTS)
-)
-INBOX = Component(
-    "Inbox",
-    lambda: closed_object(
-        "Received messages, newest first.",
-        {"messages": {"type": "array", "items": INBOX_ITEM, "maxItems": MAX_LIMIT}},
+    "OutboxItem",
+    lambda: view_schema(
+        OutboxItem, props={k: _ENUMS[k] for k in ("kind", "urgency", "tlp")}, refs=_RECIPIENTS
     ),
 )
-OUTBOX = Component(
-    "Outbox",
-    lambda: closed_object(
-        "Sent messages, newest first.",
-        {"messages": {"type": "array", "items": OUTBOX_ITEM, "maxItems": MAX_LIMIT}},
-    ),
-)
+
+
+def _page(cls: type, item: Component) -> JsonObject:
+    """A page of the inbox or the outbox: its messages, and the cursor of the next page."""
+    return view_schema(
+        cls,
+        props={
+            "messages": {"type": "array", "items": item, "maxItems": MAX_LIMIT},
+            "next": nullable({"type": "string", "pattern": anchored(CursorQuery.pattern),
+                              "description": "The `cursor` of the next page; null: no more."}),
+        },
+    )  # fmt: skip
+
+
+INBOX = Component("Inbox", lambda: _page(InboxPage, INBOX_ITEM))
+OUTBOX = Component("Outbox", lambda: _page(OutboxPage, OUTBOX_ITEM))
 DELIVERY = Component(
     "Delivery",
     lambda: view_schema(
@@ -212,6 +225,32 @@ MESSAGE = Component(
         {"direction": _ENUMS["direction"], "content": CONTENT,
          "meta": {"oneOf": [IN_META, OUT_META]}, "case": nullable({"type": "string"}),
          "requests": {"type": "array", "items": REQUEST}},
+    ),
+)  # fmt: skip
+
+
+_AUTHORITIES: Final = {"type": "array", "items": AUTHORITY_ID}
+CONSENT_ANSWER = Component(
+    "ConsentDecision",
+    lambda: view_schema(
+        ConsentAnswer,
+        props={"id": MESSAGE_ID, "decision": enum_of(ConsentDecision), "to": _AUTHORITIES},
+    ),
+)
+CONSENT_ASKED = Component(
+    "ConsentAsked",
+    lambda: view_schema(
+        ConsentAsked, props={"id": MESSAGE_ID, "to": _AUTHORITIES},
+        refs={ConsentAnswer: CONSENT_ANSWER},
+    ),
+)  # fmt: skip
+CONSENTS = Component(
+    "Consents",
+    lambda: view_schema(
+        ConsentView,
+        props={"message": MESSAGE_ID, "originator": AUTHORITY_ID, "origin": MESSAGE_ID,
+               "allowed": _AUTHORITIES},
+        refs={ConsentAsked: CONSENT_ASKED, ConsentAnswer: CONSENT_ANSWER},
     ),
 )  # fmt: skip
 

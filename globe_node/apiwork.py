@@ -1,12 +1,13 @@
 """What the local API's routes of the investigator's work take and answer, declared once
-(:mod:`globe_node.apiparams`): request lists, cases and notes, filing, text search,
-statistics and users.  The handlers and route rows are :mod:`globe_node.apiworkroutes`.
+(:mod:`globe_node.apiparams`): the filters of the inbox and the outbox, request lists,
+cases and notes, filing, text search, statistics and users.  The handlers and route rows
+are :mod:`globe_node.apiworkroutes` (the inbox's and the outbox's, :mod:`globe_node.api`).
 """
 
 from __future__ import annotations
 
 import dataclasses
-from typing import Final
+from typing import ClassVar, Final
 
 from globe_node.apimodels import (
     AUTHORITY_ID,
@@ -14,6 +15,7 @@ from globe_node.apimodels import (
     LIMIT,
     MAX_LIMIT,
     MESSAGE_ID,
+    UNREAD,
 )
 from globe_node.apiparams import (
     JsonBody,
@@ -23,6 +25,7 @@ from globe_node.apiparams import (
     QRequired,
     QText,
     Query,
+    QueryShape,
     Text,
     optional,
     required,
@@ -31,6 +34,7 @@ from globe_node.apischema import (
     Component,
     JsonObject,
     closed_object,
+    compiled,
     ecma,
     enum_of,
     multiline_text,
@@ -40,8 +44,9 @@ from globe_node.apischema import (
 )
 from globe_node.cases import CaseState
 from globe_node.holds import HoldView
+from globe_node.queries import Cursor
 from globe_node.roles import NAME_RE, Role
-from globe_node.states import RequestState
+from globe_node.states import Delivery, RequestState
 from globe_node.users import UserInfo
 from globe_node.workviews import (
     CaseInfo,
@@ -56,6 +61,7 @@ from globe_node.workviews import (
     ThreadItem,
 )
 from protocol.canonical import MAX_INT
+from protocol.errors import UsageError
 from protocol.ids import AUTHORITY_RE
 from protocol.messages import CASE_RE, Kind, Restriction, Tlp, Urgency
 
@@ -72,6 +78,8 @@ __all__ = [
     "CASE_STATE",
     "CASE_VIEW",
     "COUNTERPART",
+    "CURSOR",
+    "DELIVERY_FILTER",
     "DIRECTION",
     "DUE_WITHIN",
     "FILE",
@@ -81,10 +89,12 @@ __all__ = [
     "HOLD",
     "HOLDS",
     "HOLD_REASON",
+    "INBOX_QUERY",
     "MAX_HOLD_REASON",
     "MAX_NOTE",
     "MAX_OFFSET",
     "MAX_TITLE",
+    "MESSAGE_KIND",
     "NEW_CASE",
     "NEW_HOLD",
     "NEW_NOTE",
@@ -92,27 +102,33 @@ __all__ = [
     "NOTE",
     "NOTE_BODY",
     "OFFSET",
+    "OUTBOX_QUERY",
     "OVERDUE",
     "RENAME",
     "REQUEST",
     "REQUESTS",
     "REQUESTS_QUERY",
+    "REQUEST_STATE",
     "REQUEST_STATUS",
     "RESTRICTION",
     "SEARCH_QUERY",
+    "SINCE",
     "STATS",
     "STATS_QUERY",
     "STATS_ROW",
     "TEAM",
     "TEAM_FILTER",
+    "TEXT_FILTER",
     "TEXT_HIT",
     "TEXT_SEARCH",
     "TITLE",
     "TLP_FILTER",
     "TO",
     "UNCASED",
+    "UNTIL",
     "URGENCY_FILTER",
     "USERS",
+    "CursorQuery",
     "Q",
     "case_schema",
 ]  # fmt: skip
@@ -192,17 +208,79 @@ ASSIGNEE_FILTER = Query(
 )
 CASES_QUERY: Final = (CASE_STATE, TEAM_FILTER, ASSIGNEE_FILTER, LIMIT, OFFSET)
 
-Q = Query(
-    "q",
-    QRequired(
-        QText("at most 200 characters without control, bidi or zero-width characters", 200,
-              multiline_text()),
-        "say what to search for: ?q=WORDS",
-    ),
-    "Words that must all occur (a word ending in `*` matches as a prefix); case and accents "
-    "are ignored.",
+#: What a text search takes: its words (globe_node/search.py counts them).
+_WORDS: Final = QText(
+    "at most 200 characters without control, bidi or zero-width characters", 200,
+    multiline_text(),
 )  # fmt: skip
+_WORDS_RULE: Final = (
+    "Words that must all occur (a word ending in `*` matches as a prefix); case and accents "
+    "are ignored."
+)
+Q = Query("q", QRequired(_WORDS, "say what to search for: ?q=WORDS"), _WORDS_RULE)
 SEARCH_QUERY: Final = (Q, LIMIT, OFFSET)
+
+
+@dataclasses.dataclass(frozen=True, slots=True)
+class CursorQuery(QueryShape[Cursor | None]):
+    """Where a page of a list starts: the ``next`` of the page before it; absent or empty
+    is the first page."""
+
+    pattern: ClassVar[str] = "[0-9]{1,16}\\.[0-9a-f]{1,32}"
+
+    def schema(self) -> JsonObject:
+        """``type: string`` and the cursor's form (empty allowed: the first page)."""
+        return {"type": "string", "pattern": f"^(?:{self.pattern})?$"}
+
+    def parse(self, raw: str | None, name: str) -> Cursor | None:
+        """The cursor, or ``None``."""
+        if not raw:
+            return None
+        if not compiled(self.pattern).fullmatch(raw):
+            raise UsageError(f"'{name}' is the 'next' of a previous page (TIME.KEY)")
+        return Cursor.decode(raw)
+
+
+_KINDS: Final = frozenset(k.value for k in Kind)
+_STATES: Final = frozenset(r.value for r in RequestState)
+MESSAGE_KIND = Query(
+    "kind", QText("a message kind", max(map(len, _KINDS)), choices=_KINDS),
+    "Only messages of this kind.",
+)  # fmt: skip
+REQUEST_STATE = Query(
+    "state", QText("a request's state", max(map(len, _STATES)), choices=_STATES),
+    "Only requests in this workflow state (a sent one: with any of its counterparts).",
+)  # fmt: skip
+DELIVERY_FILTER = Query(
+    "delivery",
+    QText("queued, sent, delivered or failed", 9, choices=frozenset(d.value for d in Delivery)),
+    "Only messages with a recipient in this delivery state.",
+)
+SINCE = Query("since", QOptInt(0, MAX_INT), "Received or sent at or after this time (Unix).")
+UNTIL = Query(
+    "until",
+    QOptInt(0, MAX_INT),
+    "Received or sent before this time (Unix; excluded): none at all when it is not after `since`.",
+)
+TEXT_FILTER = Query(
+    "q",
+    _WORDS,
+    f"Only messages whose text (subject, body, attachment names) holds these words. {_WORDS_RULE}",
+)
+CURSOR = Query(
+    "cursor",
+    CursorQuery(),
+    "The `next` of the previous page, to read on from there; absent: the newest.",
+)
+#: The inbox's and the outbox's filters (docs/ARCHITECTURE.md §11): each narrows the list.
+INBOX_QUERY: Final = (
+    COUNTERPART, MESSAGE_KIND, URGENCY_FILTER, TLP_FILTER, REQUEST_STATE, CASE_FILTER, SINCE,
+    UNTIL, TEXT_FILTER, UNREAD, LIMIT, CURSOR,
+)  # fmt: skip
+OUTBOX_QUERY: Final = (
+    COUNTERPART, MESSAGE_KIND, URGENCY_FILTER, TLP_FILTER, REQUEST_STATE, DELIVERY_FILTER,
+    CASE_FILTER, SINCE, UNTIL, TEXT_FILTER, LIMIT, CURSOR,
+)  # fmt: skip
 
 FROM = Query("from", QOptInt(0, MAX_INT), "Start of the period, Unix time (default: 0).")
 TO = Query("to", QOptInt(0, MAX_INT), "End of the period, Unix time, excluded (default: now).")

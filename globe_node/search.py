@@ -136,6 +136,11 @@ class Searcher:
         self.index = index
         self.store = store
 
+    def messages(self, text: str) -> frozenset[str]:
+        """The ids of every message whose text holds ``text``'s words, whoever may see them:
+        a list that keeps only these applies the compartments itself."""
+        return frozenset(h.id for h in self.index.search(fts_query(text)) if h.kind == "message")
+
     async def search(self, who: Principal, text: str, *, limit: int, offset: int) -> SearchPage:
         """The matches of ``text`` that ``who`` sees, best first, one page of them."""
         hits = list(self.index.search(fts_query(text)))

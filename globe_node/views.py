@@ -129,18 +129,25 @@ class InboxItem:
 
 @dataclass(frozen=True, slots=True)
 class OutboxItem:
-    """A sent message in the outbox list."""
+    """A sent message in the outbox list, with its subject and handling (decrypted) and
+    each recipient's delivery state."""
 
     id: str
     kind: str
+    subject: str
+    urgency: str
+    tlp: str
     case: str | None
     created: int
     recipients: dict[str, RecipientState]
 
     def to_json(self) -> dict[str, Any]:
         """The local API's form."""
-        return {"id": self.id, "kind": self.kind, "case": self.case, "created": self.created,
-                "recipients": {k: v.to_json() for k, v in self.recipients.items()}}  # fmt: skip
+        return {
+            "id": self.id, "kind": self.kind, "subject": self.subject, "urgency": self.urgency,
+            "tlp": self.tlp, "case": self.case, "created": self.created,
+            "recipients": {k: v.to_json() for k, v in self.recipients.items()},
+        }  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -9,8 +9,10 @@ rows move by the transition table of :mod:`globe_node.states`, in the transactio
 that commits the update.  A forward carries the originator's proof of origin, the
 originator's grants and the attachments re-encrypted for the new recipients;
 restricted material needs the originator's consent on every hop, asked of the
-originator with :meth:`Workflow.request_consent`.  Whatever a message answers or
-forwards, the new message is filed where that one is (its case and team).
+originator with :meth:`Workflow.request_consent`, and what stands of it (who may
+receive the message already, what was asked, what was answered) is
+:meth:`Workflow.consents`.  Whatever a message answers or forwards, the new message is
+filed where that one is (its case and team).
 """
 
 from __future__ import annotations
@@ -19,10 +21,13 @@ import contextlib
 from collections.abc import Sequence
 from datetime import UTC, datetime
 
+from sqlalchemy import ColumnElement, exists, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from globe_node import db
 from globe_node.audit import AuditLog
 from globe_node.cases import Cases
+from globe_node.compartments import visible
 from globe_node.context import NodeContext
 from globe_node.directory import Directory
 from globe_node.errors import Conflict, ConsentRequired, NotFound
@@ -30,6 +35,8 @@ from globe_node.outbox import Outbox
 from globe_node.queries import Queries
 from globe_node.states import RequestState, request_transition
 from globe_node.uploads import Uploads
+from globe_node.users import Principal
+from globe_node.workviews import ConsentAnswer, ConsentAsked, ConsentView
 from protocol.envelope import parse_envelope
 from protocol.errors import GlobeError, UsageError
 from protocol.ids import AuthorityId, MessageId
@@ -75,6 +82,14 @@ def granted_to(consents: Sequence[SignedContent]) -> set[AuthorityId]:
         if consent is not None:
             out.update(consent.to)
     return out
+
+
+def _answer(mid: str, time: int, consent: Consent) -> ConsentAnswer | None:
+    """A consent decision as the consent view lists it (``None``: not a decision)."""
+    if consent.decision is None:
+        return None
+    to = tuple(sorted(map(str, consent.to)))
+    return ConsentAnswer(mid, consent.decision.value, to, consent.reason, time)
 
 
 def unique(proofs: Sequence[SignedContent]) -> list[SignedContent]:
@@ -290,6 +305,71 @@ class Workflow:
             ):
                 header = parse_envelope(row.envelope).header.raw
                 out.append(signed_content(header, data, row.inner_signature))
+        return out
+
+    async def consents(self, message_id: str, who: Principal) -> ConsentView:
+        """What stands of the consent about a held message's onward use (§8.5): its
+        originator, whether a forward to anyone but ``allowed`` (the originator, the
+        recipients it named, those its grants name) would be refused, the consent requests
+        this node sent about it (that ``who`` sees) with the originator's answers, and, for
+        a consent request this node received, the answers this node gave."""
+        proof, carried = await self.proof_of_origin(message_id)
+        origin = verify_signed_content(proof, self.directory.state)
+        grants = unique([*carried, *await self._grants(origin)])
+        allowed = set(origin.recipients) | {origin.sender} | granted_to(grants)
+        out, inbox = db.OutMessage, db.InMessage
+        sender = str(origin.sender)
+        async with self.ctx.store.read() as s:
+            asked = [
+                (mid, time, c) for mid, time, c, _ in await self._consent_rows(
+                    s, out, out.kind == Kind.CONSENT_REQUEST.value, visible(who, out.team),
+                    exists().where(db.OutRecipient.message_id == out.message_id,
+                                   db.OutRecipient.recipient == sender),
+                )
+                if c.message == origin.message_id
+            ]  # fmt: skip
+            answered = await self._consent_rows(
+                s, inbox, inbox.kind == Kind.CONSENT_DECISION.value, inbox.sender == sender,
+                inbox.in_reply_to.in_([mid for mid, _, _ in asked]), visible(who, inbox.team),
+            )  # fmt: skip
+            given = await self._consent_rows(
+                s, out, out.kind == Kind.CONSENT_DECISION.value, out.in_reply_to == message_id,
+                visible(who, out.team),
+            )  # fmt: skip
+        answers = {
+            reply: a for mid, time, c, reply in answered if (a := _answer(mid, time, c)) is not None
+        }
+        return ConsentView(
+            message_id, sender, str(origin.message_id),
+            origin.sender != self.ctx.me and forward_requires_consent(origin.content.handling),
+            tuple(sorted(str(a) for a in allowed)),
+            tuple(
+                ConsentAsked(mid, tuple(sorted(map(str, c.to))), c.purpose, time,
+                             answers.get(mid))
+                for mid, time, c in asked
+            ),
+            tuple(a for mid, time, c, _ in given if (a := _answer(mid, time, c)) is not None),
+        )  # fmt: skip
+
+    async def _consent_rows(
+        self,
+        s: AsyncSession,
+        model: type[db.OutMessage] | type[db.InMessage],
+        *where: ColumnElement[bool],
+    ) -> list[tuple[str, int, Consent, str | None]]:
+        """(id, time, consent, the message it replies to) of the consent requests or
+        decisions among ``model``'s rows that ``where`` selects, oldest first."""
+        time = db.OutMessage.created if model is db.OutMessage else db.InMessage.received
+        rows = await s.execute(
+            select(model.message_id, time, model.content, model.in_reply_to)
+            .where(*where, model.purged.is_(None))
+            .order_by(time, model.message_id)
+        )
+        out = []
+        for mid, when, sealed, reply in rows.all():
+            consent = MessageContent.decode(self.ctx.cipher.open(sealed, f"content:{mid}")).consent
+            if consent is not None:
+                out.append((mid, when, consent, reply))
         return out
 
     async def request_consent(

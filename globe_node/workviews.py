@@ -1,8 +1,10 @@
-"""Typed results of the investigator's work: requests, cases, notes, search hits and
-statistics, serialised only at the local API (``to_json``), as in :mod:`globe_node.views`.
+"""Typed results of the investigator's work: message lists, requests, cases, notes, search
+hits, statistics and the consent about a message's onward use, serialised only at the
+local API (``to_json``), as in :mod:`globe_node.views`.
 
 The shapes are what the CLI renders and what a web UI builds its screens on; lists
-come in pages (``total``, ``offset``, ``limit``) so a screen can page through them.
+come in pages (``total``, ``offset``, ``limit``; the inbox and the outbox, which grow at
+their top, with a cursor to the next page instead) so a screen can page through them.
 """
 
 from __future__ import annotations
@@ -10,11 +12,18 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from globe_node.views import InboxItem, OutboxItem
+
 __all__ = [
     "CaseInfo",
     "CasePage",
     "CaseView",
+    "ConsentAnswer",
+    "ConsentAsked",
+    "ConsentView",
+    "InboxPage",
     "NoteView",
+    "OutboxPage",
     "RequestPage",
     "RequestView",
     "SearchHit",
@@ -252,3 +261,87 @@ class StatsReport:
     def to_json(self) -> dict[str, Any]:
         """The local API's form (the period is ``from`` and ``to``)."""
         return {"from": self.start, "to": self.end, "rows": [r.to_json() for r in self.rows]}
+
+
+@dataclass(frozen=True, slots=True)
+class InboxPage:
+    """One page of the inbox, newest first, and the cursor of the next page (or ``None``)."""
+
+    messages: tuple[InboxItem, ...]
+    next: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The local API's form."""
+        return {"messages": [m.to_json() for m in self.messages], "next": self.next}
+
+
+@dataclass(frozen=True, slots=True)
+class OutboxPage:
+    """One page of the outbox, newest first, and the cursor of the next page (or ``None``)."""
+
+    messages: tuple[OutboxItem, ...]
+    next: str | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The local API's form."""
+        return {"messages": [m.to_json() for m in self.messages], "next": self.next}
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentAnswer:
+    """An originator's decision on a consent request: granted or refused, to whom, why."""
+
+    id: str  # the decision's message id
+    decision: str
+    to: tuple[str, ...]
+    reason: str | None
+    time: int  # when it was received (an answer to this node) or sent (by this node)
+
+    def to_json(self) -> dict[str, Any]:
+        """The local API's form."""
+        return {"id": self.id, "decision": self.decision, "to": list(self.to),
+                "reason": self.reason, "time": self.time}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentAsked:
+    """A consent request this node sent to a message's originator, and its answer so far
+    (``None``: pending)."""
+
+    id: str  # the request's message id
+    to: tuple[str, ...]
+    purpose: str | None
+    time: int
+    answer: ConsentAnswer | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The local API's form."""
+        return {
+            "id": self.id, "to": list(self.to), "purpose": self.purpose, "time": self.time,
+            "answer": self.answer.to_json() if self.answer else None,
+        }  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class ConsentView:
+    """The consent about a held message's onward use: its originator (and the originator's
+    own id of it), whether forwarding it to anyone outside ``allowed`` needs the
+    originator's consent, the consent requests this node sent about it with their answers,
+    and, for a consent request this node received, the answers this node gave."""
+
+    message: str
+    originator: str
+    origin: str
+    required: bool
+    allowed: tuple[str, ...]
+    asked: tuple[ConsentAsked, ...]
+    answers: tuple[ConsentAnswer, ...]
+
+    def to_json(self) -> dict[str, Any]:
+        """The local API's form."""
+        return {
+            "message": self.message, "originator": self.originator, "origin": self.origin,
+            "required": self.required, "allowed": list(self.allowed),
+            "asked": [a.to_json() for a in self.asked],
+            "answers": [a.to_json() for a in self.answers],
+        }  # fmt: skip

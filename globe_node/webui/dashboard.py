@@ -1,9 +1,8 @@
-"""The requests dashboard and the case pages.
+"""The requests dashboard, and the case pages beside it (:mod:`~globe_node.webui.casework`).
 
 The dashboard is the request worklists of the local API (``GET /api/requests``, the
 code of :mod:`globe_node.worklists`) in the groups an investigator works from: overdue,
-due soon, awaiting my answer, awaiting theirs.  A case is ``GET /api/cases/{case}``:
-its record, its requests, its thread and its notes.
+due soon, awaiting my answer, awaiting theirs.
 """
 
 from __future__ import annotations
@@ -12,7 +11,9 @@ from typing import Any, Final
 
 from aiohttp import web
 
-from globe_node.webui.app import UI_KEY, page_of
+from globe_node.webui.app import page_of
+from globe_node.webui.casework import CASEWORK
+from globe_node.webui.screens import render
 
 __all__ = ["DASHBOARD", "groups"]
 
@@ -44,35 +45,10 @@ async def requests(request: web.Request) -> web.StreamResponse:
     found = await page.api.json(
         "GET", "/api/requests", query={"status": "open", "limit": str(DASHBOARD_LIMIT)}
     )
-    return request.app[UI_KEY].render(
-        page.language, "requests.html", page=page, csrf=page.session.csrf,
-        groups=groups(found["requests"]), total=found["total"],
-    )  # fmt: skip
-
-
-async def cases(request: web.Request) -> web.StreamResponse:
-    """The cases this user sees, most recently active first."""
-    page = page_of(request)
-    found = await page.api.json("GET", "/api/cases", query={"limit": "200"})
-    return request.app[UI_KEY].render(
-        page.language, "cases.html", page=page, csrf=page.session.csrf, cases=found["cases"]
-    )
-
-
-async def case(request: web.Request) -> web.StreamResponse:
-    """A case: its record, requests, thread and notes (another team's is not found)."""
-    page = page_of(request)
-    found = await page.api.json(
-        "GET", "/api/cases/{case}", params={"case": request.match_info["case"]}
-    )
-    return request.app[UI_KEY].render(
-        page.language, "case.html", page=page, csrf=page.session.csrf, c=found
+    return render(
+        request, page, "requests.html", groups=groups(found["requests"]), total=found["total"]
     )
 
 
 #: (method, path, handler, name) of the dashboard and case pages, under the UI's prefix.
-DASHBOARD: Final = (
-    ("GET", "/requests", requests, "requests"),
-    ("GET", "/cases", cases, "cases"),
-    ("GET", "/cases/{case}", case, "case"),
-)
+DASHBOARD: Final = (("GET", "/requests", requests, "requests"), *CASEWORK)

@@ -1,53 +1,36 @@
 """The investigator's writing pages: compose (with directory search), attachment uploads,
-and the request workflow on a message: acknowledge with an expected date, report
-progress, decline or answer a received request; close, withdraw or extend one's own.
+the request workflow on a message (acknowledge with an expected date, report progress,
+decline or answer a received request; close, withdraw or extend one's own), filing a
+message under a case, and forwarding it with its originator's consent: asking for that
+consent, and, on the originator's node, granting or refusing it.
 
 Each form is turned into the body of a local API route and sent through it
 (:class:`~globe_node.webui.bridge.LocalApi`): the route's own parser decides what is
-valid, and its refusal comes back on the form, with what the user typed.
+valid, and its refusal comes back on the form, with what the user typed.  A forward the
+originator has not consented to is refused by the API (``consent-required``); the
+message's page then offers to ask for that consent, for the same recipients.
 """
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
 from typing import Any, Final
 
 from aiohttp import web
-from multidict import MultiDictProxy
 
 from globe_io.webui.i18n import LANGUAGES
 from globe_node.webui.app import PREFIX, UI_KEY, Page, page_of
-from globe_node.webui.pages import restricted
-from protocol.errors import GlobeError, UsageError
+from globe_node.webui.messagepage import render_message
+from globe_node.webui.screens import field, fields, parse_moment, render, status_of
+from protocol.errors import GlobeError
 from protocol.membership import AUTHORITY_KINDS
 from protocol.messages import Restriction, Tlp, Urgency
 from protocol.profile import OFFENCE_AREAS
 
-__all__ = ["WORK", "parse_moment"]
+__all__ = ["WORK"]
 
 #: The directory search's fields, as the compose page names them.
 SEARCH_FIELDS: Final = ("country", "kind", "offence", "q")
 _FORM_TEXT: Final = ("subject", "body", "kind", "language", "urgency", "tlp", "case", "deadline")
-
-
-def parse_moment(value: str | None, name: str) -> int | None:
-    """A ``datetime-local`` value (``YYYY-MM-DDTHH:MM``, read as UTC) as Unix time."""
-    if not value:
-        return None
-    try:
-        moment = datetime.strptime(value[:16], "%Y-%m-%dT%H:%M").replace(tzinfo=UTC)
-    except ValueError:
-        raise UsageError(f"'{name}' is a date and time (YYYY-MM-DDTHH:MM, UTC)") from None
-    return int(moment.timestamp())
-
-
-def _text(form: MultiDictProxy[Any], name: str) -> str:
-    value = form.get(name)
-    return value.strip() if isinstance(value, str) else ""
-
-
-def _all(form: MultiDictProxy[Any], name: str) -> list[str]:
-    return [v for v in form.getall(name, []) if isinstance(v, str) and v]
 
 
 # --- compose ---------------------------------------------------------------------------------
@@ -71,9 +54,9 @@ async def _compose_page(
         me = str(request.app[UI_KEY].node.me)
         results = [r for r in found["results"] if r["authority"] != me]
     chosen = form.get("to") or request.query.getall("to", [])
-    return request.app[UI_KEY].render(
-        page.language, "compose.html", status=error.status if error else 200,
-        page=page, csrf=page.session.csrf, search=search, results=results, chosen=chosen,
+    return render(
+        request, page, "compose.html", status=status_of(error),
+        search=search, results=results, chosen=chosen,
         form=form, error=error, kinds=sorted(AUTHORITY_KINDS), offences=list(OFFENCE_AREAS),
         urgencies=[u.value for u in Urgency], tlps=[t.value for t in Tlp],
         restriction_values=[r.value for r in Restriction], ui_languages=LANGUAGES,
@@ -92,10 +75,10 @@ async def send(request: web.Request) -> web.StreamResponse:
     """Send what the compose form says (``POST /api/messages``); then show the message."""
     page = page_of(request)
     form = await request.post()
-    values: dict[str, Any] = {k: _text(form, k) for k in _FORM_TEXT}
+    values: dict[str, Any] = {k: field(form, k) for k in _FORM_TEXT}
     values.update(
-        to=_all(form, "to"), restrictions=_all(form, "restrictions"),
-        attachments=_all(form, "attachment"),
+        to=fields(form, "to"), restrictions=fields(form, "restrictions"),
+        attachments=fields(form, "attachment"),
     )  # fmt: skip
     try:
         body = {
@@ -126,24 +109,13 @@ async def upload(request: web.Request) -> web.StreamResponse:
 # --- the request workflow --------------------------------------------------------------------
 
 
-async def _message_page(
-    request: web.Request, page: Page, mid: str, *, error: GlobeError, form: dict[str, Any]
-) -> web.Response:
-    held = await page.api.json("GET", "/api/messages/{id}", params={"id": mid})
-    return request.app[UI_KEY].render(
-        page.language, "message.html", status=error.status,
-        page=page, csrf=page.session.csrf, m=held, mid=mid,
-        restricted=restricted(held["content"]), may_send=True, error=error, form=form,
-    )  # fmt: skip
-
-
 async def status(request: web.Request) -> web.StreamResponse:
     """A status update on a request (``POST /api/messages/{id}/status``): acknowledge,
     progress, decline; or close, withdraw, extend."""
     page = page_of(request)
     mid = request.match_info["id"]
     form = await request.post()
-    values = {k: _text(form, k) for k in ("state", "expected", "reason", "deadline", "body")}
+    values = {k: field(form, k) for k in ("state", "expected", "reason", "deadline", "body")}
     try:
         body = {
             "state": values["state"] or None,
@@ -154,7 +126,7 @@ async def status(request: web.Request) -> web.StreamResponse:
         }
         await page.api.json("POST", "/api/messages/{id}/status", params={"id": mid}, body=body)
     except GlobeError as exc:
-        return await _message_page(request, page, mid, error=exc, form=values)
+        return await render_message(request, page, mid, error=exc, form=values)
     raise web.HTTPSeeOther(f"{PREFIX}/messages/{mid}")
 
 
@@ -164,15 +136,89 @@ async def reply(request: web.Request) -> web.StreamResponse:
     page = page_of(request)
     mid = request.match_info["id"]
     form = await request.post()
-    values: dict[str, Any] = {k: _text(form, k) for k in ("kind", "body")}
-    values["attachments"] = _all(form, "attachment")
+    values: dict[str, Any] = {k: field(form, k) for k in ("kind", "body")}
+    values["attachments"] = fields(form, "attachment")
     try:
         body = {"kind": values["kind"] or None, "body": values["body"],
                 "attachments": values["attachments"]}  # fmt: skip
         await page.api.json("POST", "/api/messages/{id}/reply", params={"id": mid}, body=body)
     except GlobeError as exc:
-        return await _message_page(request, page, mid, error=exc, form=values)
+        return await render_message(request, page, mid, error=exc, form=values)
     raise web.HTTPSeeOther(f"{PREFIX}/messages/{mid}")
+
+
+async def file(request: web.Request) -> web.StreamResponse:
+    """File a message that names no case under a case (``POST /api/messages/{id}/file``)."""
+    page = page_of(request)
+    mid = request.match_info["id"]
+    values = {"case": field(await request.post(), "case")}
+    try:
+        await page.api.json(
+            "POST", "/api/messages/{id}/file", params={"id": mid}, body={"case": values["case"]}
+        )
+    except GlobeError as exc:
+        return await render_message(request, page, mid, error=exc, form=values)
+    raise web.HTTPSeeOther(f"{PREFIX}/messages/{mid}")
+
+
+# --- forwarding and the originator's consent -------------------------------------------------
+
+
+async def forward(request: web.Request) -> web.StreamResponse:
+    """Forward a held message with its proof of origin (``POST /api/messages/{id}/forward``);
+    then show the forward.  Refused without the originator's consent: the page then offers
+    to ask for it, for the same recipients."""
+    page = page_of(request)
+    mid = request.match_info["id"]
+    form = await request.post()
+    values: dict[str, Any] = {"to": fields(form, "to"), "note": field(form, "note")}
+    try:
+        body = {"to": values["to"], "note": values["note"] or None}
+        sent = await page.api.json(
+            "POST", "/api/messages/{id}/forward", params={"id": mid}, body=body
+        )
+    except GlobeError as exc:
+        return await render_message(request, page, mid, error=exc, form=values)
+    raise web.HTTPSeeOther(f"{PREFIX}/messages/{sent['id']}")
+
+
+async def request_consent(request: web.Request) -> web.StreamResponse:
+    """Ask a message's originator to consent to its going to other members
+    (``POST /api/messages/{id}/request-consent``); the message's page shows it pending."""
+    page = page_of(request)
+    mid = request.match_info["id"]
+    form = await request.post()
+    values: dict[str, Any] = {"to": fields(form, "to"), "purpose": field(form, "purpose")}
+    try:
+        await page.api.json(
+            "POST", "/api/messages/{id}/request-consent", params={"id": mid},
+            body={"to": values["to"], "purpose": values["purpose"]},
+        )  # fmt: skip
+    except GlobeError as exc:
+        return await render_message(request, page, mid, error=exc, form=values)
+    raise web.HTTPSeeOther(f"{PREFIX}/messages/{mid}#consent")
+
+
+async def decide_consent(request: web.Request) -> web.StreamResponse:
+    """The originator's answer to a consent request it received
+    (``POST /api/messages/{id}/consent``): granted (to the members ticked) or refused (with
+    a reason)."""
+    page = page_of(request)
+    mid = request.match_info["id"]
+    form = await request.post()
+    values: dict[str, Any] = {
+        "decision": field(form, "decision"), "granted": fields(form, "to"),
+        "reason": field(form, "reason"),
+    }  # fmt: skip
+    granting = values["decision"] == "granted"
+    try:
+        body = {"decision": values["decision"] or None,
+                "to": values["granted"] if granting else None,
+                "reason": values["reason"] or None}  # fmt: skip
+        await page.api.json("POST", "/api/messages/{id}/consent", params={"id": mid}, body=body)
+    except GlobeError as exc:
+        return await render_message(request, page, mid, error=exc, form=values)
+    raise web.HTTPSeeOther(f"{PREFIX}/messages/{mid}#consent")
 
 
 #: (method, path, handler, name) of the writing pages, under the UI's prefix.
@@ -182,4 +228,8 @@ WORK: Final = (
     ("POST", "/uploads", upload, "upload"),
     ("POST", "/messages/{id}/status", status, "status"),
     ("POST", "/messages/{id}/reply", reply, "reply"),
+    ("POST", "/messages/{id}/file", file, "file"),
+    ("POST", "/messages/{id}/forward", forward, "forward"),
+    ("POST", "/messages/{id}/request-consent", request_consent, "request_consent"),
+    ("POST", "/messages/{id}/consent", decide_consent, "decide_consent"),
 )

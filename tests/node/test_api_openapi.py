@@ -159,7 +159,7 @@ def test_the_document_names_exactly_the_routes_of_the_table_and_of_the_app() -> 
         if route.resource is not None
     }
     assert documented == declared == served
-    assert len(documented) == len(ROUTES) == 44
+    assert len(documented) == len(ROUTES) == 45
     assert ("GET", "/api/messages/{id}/attachments/{n}") in documented
     ids = [op["operationId"] for _, _, op in operations(DOC)]
     assert len(set(ids)) == len(ids)
@@ -665,6 +665,9 @@ async def test_every_answer_of_a_live_node_is_documented(
     assert status == 201
     ask = {"to": ["FR-PNF"], "purpose": "A joint team."}
     assert (await bra.call("POST", "/api/messages/{id}/request-consent", ask, id=mid))[0] == 201
+    status, consents = await bra.call("GET", "/api/messages/{id}/consents", id=mid)
+    assert (status, consents["originator"], consents["required"]) == (200, "FR-PNF", False)
+    assert [(a["to"], a["answer"]) for a in consents["asked"]] == [(["FR-PNF"], None)]
     # the originator sees the status, the answer, the forward and the consent request
     cr = await in_inbox(fr, lambda m: m.kind == "consent-request")
     await eventually(lambda: received(fr, fwd["id"]))
@@ -893,6 +896,16 @@ QUERY_BOUNDS = {
     ("/api/search", "limit", "0"), ("/api/search", "limit", "1001"),
     ("/api/search", "offset", "0"), ("/api/search", "offset", "1000000"),
     ("/api/search", "offset", "-1"), ("/api/search", "offset", "1000001"),
+    *(
+        (route, name, raw)
+        for route in ("/api/inbox", "/api/outbox")
+        for name, raw in (
+            ("counterpart", AUTHORITY_AT), ("counterpart", AUTHORITY_AT + "a"),
+            ("case", "a" * 64), ("case", "a" * 65), ("q", "a" * 200), ("q", "a" * 201),
+            *((bound, raw) for bound in ("since", "until")
+              for raw in ("0", str(MAX_INT), "-1", str(MAX_INT + 1))),
+        )
+    ),
     *(
         (stats, bound, raw)
         for stats in ("/api/stats", "/api/stats/csv")

@@ -125,8 +125,11 @@ CONFIG = schemathesis.Config.from_dict(
                 "positive_data_acceptance",
                 "`q` must hold 1 to 16 words, a word being a run of Python's Unicode `\\w`: "
                 "JSON Schema's ECMA-262 patterns have no such class, so a schema-valid `q` of "
-                "punctuation alone (`*`) is rightly refused with 400 `usage`.",
+                "punctuation alone (`*`) is rightly refused with 400 `usage`; the inbox's and "
+                "the outbox's `q` filter is the same search.",
                 "textSearch",
+                "inbox",
+                "outbox",
             ),
             *_without(
                 "positive_data_acceptance",
@@ -302,7 +305,9 @@ def test_every_check_runs_but_the_named_exclusion() -> None:
         checks = schema.config.checks_config_for(operation=operation, phase=None)
         off = {name for name in names if not checks.get_by_name(name=name).enabled}
         assert off == EXCLUDED.get(operation.definition.raw["operationId"], set()), operation
-    schema_blind = ("send", "openCase", "assignCase", "textSearch", "stats", "statsCsv")
+    schema_blind = (
+        "send", "openCase", "assignCase", "textSearch", "inbox", "outbox", "stats", "statsCsv",
+    )  # fmt: skip
     assert {name: {"positive_data_acceptance"} for name in schema_blind} == EXCLUDED
 
 

@@ -143,8 +143,10 @@ async def test_status_and_lists_render_for_people(
         "BR-PF": recipient("delivered", via="direct"),
     }
     daemon.answers["outbox"] = {"messages": [
-        OutboxItem("b" * 32, "information", "C-1", 1_800_000_000, recipients).to_json(),
-        {**OutboxItem("d" * 32, "request", None, 1_800_000_000, {}).to_json(),
+        OutboxItem("b" * 32, "information", "S", "routine", "AMBER", "C-1", 1_800_000_000,
+                   recipients).to_json(),
+        {**OutboxItem("d" * 32, "request", "S", "urgent", "RED", None, 1_800_000_000,
+                     {}).to_json(),
          "recipients": {"DE-BKA": "junk"}},
     ]}  # fmt: skip
     ran = await daemon_cli("outbox")
