@@ -13,13 +13,14 @@ import asyncio
 from typing import Any, Final
 
 from sqlalchemy import false, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globe_node import db
 from globe_node.store import Store
 from protocol import canonical, crypto
 
-__all__ = ["AuditLog"]
+__all__ = ["AuditLog", "add_row"]
 
 _LABEL: Final = b"globe-node/v1/audit"
 _ZERO: Final = bytes(32)
@@ -33,6 +34,30 @@ def _hash(prev: bytes, seq: int, *, time: int, user: str, action: str, subject: 
 
 
 _AUDIT: Final = db.Base.metadata.tables[db.AuditRow.__tablename__]
+
+
+def add_row(c: Connection, time: int, user: str, action: str, subject: str) -> int:
+    """Add one audit row in the transaction of ``c`` (its caller holds
+    :attr:`AuditLog.lock`); its sequence number.  Core statements: this runs with every
+    send, on the node's writer thread (:meth:`globe_node.store.Store.transact`) or
+    inside an ORM session (:meth:`AuditLog.add`)."""
+    # The lock orders this process's writers; another process appends too (``globe-node
+    # users``, ``passphrase change``).  SQLite begins a transaction only at its first
+    # write, so take the write lock before reading the chain's end: the other writer
+    # then waits instead of taking the same sequence number.
+    c.execute(update(_AUDIT).where(false()).values(seq=_AUDIT.c.seq))
+    last = c.execute(
+        select(_AUDIT.c.seq, _AUDIT.c.hash).order_by(_AUDIT.c.seq.desc()).limit(1)
+    ).first()
+    seq = 1 if last is None else last.seq + 1
+    prev = _ZERO if last is None else last.hash
+    c.execute(
+        insert(_AUDIT).values(
+            seq=seq, time=time, user=user, action=action, subject=subject,
+            hash=_hash(prev, seq, time=time, user=user, action=action, subject=subject),
+        )
+    )  # fmt: skip
+    return seq
 
 
 class AuditLog:
@@ -51,25 +76,7 @@ class AuditLog:
     async def add(self, s: AsyncSession, time: int, user: str, action: str, subject: str) -> int:
         """Add one row inside the caller's transaction (the caller holds :attr:`lock`),
         so that the action and its audit row commit together or not at all."""
-        # :attr:`lock` orders this process's writers; another process appends too
-        # (``globe-node users``, ``passphrase change``).  SQLite begins a transaction only
-        # at its first write, so take the write lock before reading the chain's end: the
-        # other writer then waits instead of taking the same sequence number.
-        audit = _AUDIT  # Core statements, not the ORM's: this runs with every send
-        no_row = update(audit).where(false()).values(seq=audit.c.seq)
-        await s.execute(no_row)
-        last = (
-            await s.execute(select(audit.c.seq, audit.c.hash).order_by(audit.c.seq.desc()).limit(1))
-        ).first()
-        seq = 1 if last is None else last.seq + 1
-        prev = _ZERO if last is None else last.hash
-        await s.execute(
-            insert(audit).values(
-                seq=seq, time=time, user=user, action=action, subject=subject,
-                hash=_hash(prev, seq, time=time, user=user, action=action, subject=subject),
-            )
-        )  # fmt: skip
-        return seq
+        return await s.run_sync(lambda ss: add_row(ss.connection(), time, user, action, subject))
 
     async def entries(self, limit: int = 1000) -> tuple[list[dict[str, Any]], bool]:
         """The newest ``limit`` rows (oldest first) and whether the whole chain verifies."""

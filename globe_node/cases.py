@@ -6,8 +6,8 @@ one record per reference (``cases``), made when a user opens a case, sends into 
 reference, or a message arrives with a reference the node does not know yet (then
 unassigned: the intake team's, :mod:`globe_node.compartments`).  Every stored message
 and request carries the case it is filed under here and that case's team, placed in
-the transaction that stores it (:meth:`Cases.place_outgoing`,
-:meth:`Cases.place_incoming`) and moved with the case when it is assigned to another
+the transaction that stores it (:func:`place_outgoing`,
+:func:`place_incoming`) and moved with the case when it is assigned to another
 team.  A message without a case reference can be filed under a case
 (:meth:`Cases.file`); replies to it follow it there.  Titles and notes are sealed under
 the storage key and never sent.  Every change is written to the audit log in the
@@ -22,7 +22,8 @@ from collections.abc import AsyncIterator, Sequence
 from enum import Enum
 from typing import Final
 
-from sqlalchemy import ColumnElement, CompoundSelect, func, select, update
+from sqlalchemy import ColumnElement, CompoundSelect, func, insert, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globe_node import db
@@ -39,7 +40,7 @@ from globe_node.workviews import CaseInfo, CasePage, CaseView, NoteView, ThreadI
 from protocol.errors import UsageError
 from protocol.messages import MessageContent
 
-__all__ = ["CaseState", "Cases"]
+__all__ = ["CaseState", "Cases", "place_incoming", "place_outgoing"]
 
 _OPEN_REQUESTS: Final = [s.value for s in OPEN_REQUEST_STATES]
 #: The rows that carry a message's case and team.
@@ -68,56 +69,14 @@ class Cases:
 
     # -- placement, inside the transaction that stores a message ----------------------------
 
-    async def place_outgoing(
-        self, s: AsyncSession, ref: str | None, team: str | None, *, by: str, now: int
-    ) -> Placement:
-        """A message this node sends: the team of its case (the record made now, with
-        ``team``, if the reference is new), or ``team`` when it names no case."""
-        if ref is None:
-            return Placement(None, team)
-        row = await s.get(db.CaseRow, ref)
-        if row is None:
-            s.add(self._record(ref, team, by=by, now=now))
-            return Placement(ref, team)
-        row.updated = now
-        return Placement(ref, row.team)
-
-    async def place_incoming(
-        self, s: AsyncSession, content: MessageContent, sender: str, now: int
-    ) -> Placement:
-        """A message received: the team of its case (a new reference makes an unassigned
-        record), else where the message it replies to is, else unassigned."""
-        if content.case is not None:
-            return await self.place_outgoing(s, content.case, None, by=sender, now=now)
-        if content.in_reply_to is not None:
-            parent = await self._placement(s, str(content.in_reply_to))
-            if parent is not None:
-                return parent
-        return Placement(None, None)
-
     async def placement_of(self, message_id: str) -> Placement:
         """Where a held message is filed (its replies, forwards and consent go there too)."""
-        async with self.ctx.store.read() as s:
-            found = await self._placement(s, message_id)
+        found = await self.ctx.store.query(lambda c: _placement(c, message_id))
         return found or Placement(None, None)
 
     @staticmethod
-    async def _placement(s: AsyncSession, message_id: str) -> Placement | None:
-        for model in (db.OutMessage, db.InMessage):
-            row = (
-                await s.execute(
-                    select(model.case, model.team).where(model.message_id == message_id)
-                )
-            ).first()
-            if row is not None:
-                return Placement(row.case, row.team)
-        return None
-
-    def _record(self, ref: str, team: str | None, *, by: str, now: int) -> db.CaseRow:
-        return db.CaseRow(
-            ref=ref, title=None, team=team, assignee=None, state=CaseState.OPEN.value,
-            created=now, created_by=by, updated=now,
-        )  # fmt: skip
+    def _record(ref: str, team: str | None, *, by: str, now: int) -> db.CaseRow:
+        return db.CaseRow(**_new_case(ref, team, by=by, now=now))
 
     # -- what the guard of the local API asks --------------------------------------------------
 
@@ -458,3 +417,55 @@ def _ids_of_case(ref: str) -> CompoundSelect[str]:
         select(db.InMessage.message_id).where(db.InMessage.case == ref)
         .union(select(db.OutMessage.message_id).where(db.OutMessage.case == ref))
     )  # fmt: skip
+
+
+def _new_case(ref: str, team: str | None, *, by: str, now: int) -> dict[str, object]:
+    """The columns of a new case record (open, untitled, unassigned)."""
+    return {
+        "ref": ref, "title": None, "team": team, "assignee": None,
+        "state": CaseState.OPEN.value, "created": now, "created_by": by, "updated": now,
+    }  # fmt: skip
+
+
+def place_outgoing(
+    c: Connection, ref: str | None, team: str | None, *, by: str, now: int
+) -> Placement:
+    """Where a message this node sends is filed (the transaction of ``c``): the team of its
+    case (the record made now, with ``team``, if the reference is new), or ``team`` when
+    it names no case."""
+    if ref is None:
+        return Placement(None, team)
+    cases = _CASES
+    found = c.execute(select(cases.c.team).where(cases.c.ref == ref)).first()
+    if found is None:
+        c.execute(insert(cases).values(**_new_case(ref, team, by=by, now=now)))
+        return Placement(ref, team)
+    c.execute(update(cases).where(cases.c.ref == ref).values(updated=now))
+    return Placement(ref, found.team)
+
+
+_CASES: Final = db.Base.metadata.tables[db.CaseRow.__tablename__]
+
+
+def place_incoming(c: Connection, content: MessageContent, sender: str, now: int) -> Placement:
+    """Where a message received is filed (the transaction of ``c``): the team of its case
+    (a new reference makes an unassigned record), else where the message it replies to
+    is, else unassigned."""
+    if content.case is not None:
+        return place_outgoing(c, content.case, None, by=sender, now=now)
+    if content.in_reply_to is not None:
+        parent = _placement(c, str(content.in_reply_to))
+        if parent is not None:
+            return parent
+    return Placement(None, None)
+
+
+def _placement(c: Connection, message_id: str) -> Placement | None:
+    for model in (db.OutMessage, db.InMessage):
+        table = db.Base.metadata.tables[model.__tablename__]
+        row = c.execute(
+            select(table.c.case, table.c.team).where(table.c.message_id == message_id)
+        ).first()
+        if row is not None:
+            return Placement(row.case, row.team)
+    return None

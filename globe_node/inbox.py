@@ -18,22 +18,23 @@ import contextlib
 import logging
 from collections.abc import Callable, Sequence
 from pathlib import Path
-from typing import NoReturn, Protocol
+from typing import Final, NoReturn, Protocol
 
-from sqlalchemy import update
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import insert, update
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.engine import Connection
 
 from globe_io.hubclient import MailboxItem
 from globe_node import db
 from globe_node.alerts import Alerts
-from globe_node.cases import Cases
+from globe_node.cases import Cases, place_incoming
 from globe_node.context import NodeContext
 from globe_node.directory import Directory
 from globe_node.outbox import Outbox, reply_event
 from globe_node.peerheads import PeerHeads
 from globe_node.prekeys import Prekeys
 from globe_node.states import RECIPIENT_EVENTS, RequestState
-from globe_node.store import ReceiptRecord
+from globe_node.store import ReceiptRecord, Store, move_request
 from protocol import canonical, strictjson
 from protocol.attachments import AttachmentDecryptor, encrypted_size
 from protocol.directory import HeadRelation
@@ -54,6 +55,9 @@ from protocol.receipts import DeliveryReceipt, Evidence, make_receipt
 from protocol.replay import SeqVerdict, classify_seq
 
 __all__ = ["Inbox", "MailboxSource"]
+
+_INBOX: Final = db.Base.metadata.tables[db.InMessage.__tablename__]
+_ATTACHMENTS: Final = db.Base.metadata.tables[db.AttachmentRow.__tablename__]
 
 log = logging.getLogger("globe.node.inbox")
 
@@ -148,8 +152,9 @@ class Inbox:
                 if seen[0] == env.hash:
                     return await self._receipt_again(env, seen[1])
                 await self._conflict(env, now)
-            async with store.write() as s:
-                verdict = await self._store(s, env, content, opened, receipt, via=via, now=now)
+            verdict = await store.transact(
+                lambda c: self._store(c, env, content, opened, receipt, via=via, now=now)
+            )
         if opened.head_relation is HeadRelation.FORK:
             await self.alerts.record(
                 "directory-fork",
@@ -207,22 +212,23 @@ class Inbox:
             await self.alerts.record("refused", f"status from {sender}: {exc.detail}", data)
             raise
 
-    async def _store(
-        self, s: AsyncSession, env: Envelope, content: MessageContent, opened: OpenedEnvelope,
+    def _store(
+        self, c: Connection, env: Envelope, content: MessageContent, opened: OpenedEnvelope,
         receipt: bytes, *, via: str, now: int,
     ) -> SeqVerdict:  # fmt: skip
-        """Insert a verified message, its seen-set row, sequence and workflow state."""
-        ctx, store = self.ctx, self.ctx.store
+        """Insert a verified message, its seen-set row, sequence and workflow state (one
+        transaction on the writer thread, Core statements only)."""
+        ctx = self.ctx
         h = env.header
-        mid = str(h.message_id)
+        mid, sender = str(h.message_id), str(h.sender)
         _, mine = h.recipient(ctx.me)
-        last = await store.take_in_seq(s, str(h.sender), mine.seq)
+        last = Store.take_in_seq(c, sender, mine.seq)
         verdict = classify_seq(last, mine.seq)
         order = "old" if verdict.old else "in-order" if verdict.in_order else "gap"
-        place = await self.cases.place_incoming(s, content, str(h.sender), now)
-        s.add(
-            db.InMessage(
-                sender=str(h.sender), message_id=mid, envelope_hash=env.hash, envelope=env.raw,
+        place = place_incoming(c, content, sender, now)
+        c.execute(
+            insert(_INBOX).values(
+                sender=sender, message_id=mid, envelope_hash=env.hash, envelope=env.raw,
                 content=ctx.cipher.seal(opened.content, f"content:{mid}"),
                 kind=content.kind.value, case=place.case, team=place.team,
                 in_reply_to=str(content.in_reply_to) if content.in_reply_to else None,
@@ -233,17 +239,17 @@ class Inbox:
             )
         )  # fmt: skip
         for att in content.attachments:
-            if await s.get(db.AttachmentRow, (str(h.sender), att.blob)) is None:
-                s.add(
-                    db.AttachmentRow(
-                        sender=str(h.sender), blob=att.blob, message_id=mid, direction="in",
-                        size=att.size, state="fetched",
-                    )
-                )  # fmt: skip
+            # an attachment row exists already when the same blob came with an earlier message
+            c.execute(
+                sqlite_insert(_ATTACHMENTS)
+                .values(sender=sender, blob=att.blob, message_id=mid, direction="in",
+                        size=att.size, state="fetched")
+                .on_conflict_do_nothing()
+            )  # fmt: skip
         if content.kind is Kind.REQUEST:
             deadline = content.deadline or now + ctx.config.deadlines.for_urgency(content.urgency)
-            store.open_requests(
-                s, mid, "in", [str(h.sender)], place=place, urgency=content.urgency.value,
+            Store.open_requests(
+                c, mid, "in", [sender], place=place, urgency=content.urgency.value,
                 handling=content.handling, state=RequestState.RECEIVED, created=h.created,
                 deadline=deadline,
             )  # fmt: skip
@@ -252,14 +258,14 @@ class Inbox:
             st = content.status
             # a recipient's news moves the request we sent it; the requester's, ours from it
             direction = "out" if event in RECIPIENT_EVENTS else "in"
-            await store.move_request(
-                s, str(content.in_reply_to), direction, str(h.sender), event=event,
+            move_request(
+                c, str(content.in_reply_to), direction, sender, event=event,
                 expected=st.expected if st else None, deadline=st.deadline if st else None,
                 now=now,
             )  # fmt: skip
         if opened.head_relation is HeadRelation.PEER_AHEAD:
-            await self.peer_heads.note(
-                s, peer=h.sender, seq=h.dir_seq, head=h.dir_head, envelope=env.raw, now=now
+            PeerHeads.note(
+                c, peer=h.sender, seq=h.dir_seq, head=h.dir_head, envelope=env.raw, now=now
             )
         return verdict
 

@@ -12,13 +12,15 @@ transition table of :mod:`globe_node.states`.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Callable, Sequence
+from typing import Final
 
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import insert
+from sqlalchemy.engine import Connection
 
 from globe_node import db
-from globe_node.audit import AuditLog
-from globe_node.cases import Cases
+from globe_node.audit import AuditLog, add_row
+from globe_node.cases import Cases, place_outgoing
 from globe_node.compartments import Placement
 from globe_node.context import NodeContext
 from globe_node.directory import Directory
@@ -42,9 +44,13 @@ from protocol.receipts import DeliveryReceipt, Evidence, EvidenceKind
 
 __all__ = ["Also", "Outbox", "reply_event"]
 
+_OUT: Final = db.Base.metadata.tables[db.OutMessage.__tablename__]
+_RECIPIENTS: Final = db.Base.metadata.tables[db.OutRecipient.__tablename__]
+_ATTACHMENTS: Final = db.Base.metadata.tables[db.AttachmentRow.__tablename__]
+
 #: More work that commits with a message (moving the request it answers, say):
-#: called in the send transaction with the session and the time.
-Also = Callable[[AsyncSession, int], Awaitable[None]]
+#: called in the send transaction (on the writer thread) with its connection and the time.
+Also = Callable[[Connection, int], None]
 
 
 def reply_event(content: MessageContent) -> StatusState | None:
@@ -140,56 +146,63 @@ class Outbox:
         data = content.encode()
         keys = {r: await self.prekeys.for_recipient(r, now) for r in recipients}
         state = self.directory.state
-        async with self.audit.lock, self.store.write() as s:
-            if place is None:
-                place = await self.cases.place_outgoing(s, content.case, team, by=user, now=now)
-            seqs = await self.store.next_seqs(s, [str(r) for r in recipients])
+        blobs = [m.blob for m in manifests]
+
+        def commit(c: Connection) -> None:
+            # One transaction on the writer thread, Core statements only (docs/ARCHITECTURE.md
+            # §2.2): the message, everything that goes with it, and its audit row.
+            placed = place or place_outgoing(c, content.case, team, by=user, now=now)
+            seqs = Store.next_seqs(c, [str(r) for r in recipients])
             envelope = seal_envelope(
                 genesis=ctx.genesis, sender=ctx.me, identity=ctx.keys.identity,
                 recipients=[SealTo(r, seqs[str(r)], keys[r]) for r in recipients],
                 content=data, created=now, expires=now + ctx.config.message_lifetime,
-                dir_seq=state.seq, dir_head=state.head, message_id=mid,
-                blobs=[m.blob for m in manifests],
+                dir_seq=state.seq, dir_head=state.head, message_id=mid, blobs=blobs,
             )  # fmt: skip
-            await self.staging.take(s, user, uploads)
-            s.add(
-                db.OutMessage(
+            Uploads.take(c, user, uploads)
+            c.execute(
+                insert(_OUT).values(
                     message_id=str(mid), envelope=envelope, envelope_hash=envelope_hash(envelope),
                     content=ctx.cipher.seal(data, f"content:{mid}"), kind=content.kind.value,
-                    case=place.case, team=place.team,
+                    case=placed.case, team=placed.team,
                     in_reply_to=str(content.in_reply_to) if content.in_reply_to else None,
                     created=now, expires=now + ctx.config.message_lifetime, user=user,
-                    pending_blobs=" ".join(m.blob for m in manifests),
+                    pending_blobs=" ".join(blobs),
                     inner_signature=content_signature(
                         ctx.keys.identity, parse_envelope(envelope).header.raw, data
                     ),
                 )
             )  # fmt: skip
-            await s.flush()
-            for r in recipients:
-                s.add(
-                    db.OutRecipient(
-                        message_id=str(mid), recipient=str(r), state=Delivery.QUEUED.value,
-                        attempts=0, next_attempt=0,
-                    )
-                )  # fmt: skip
-            for m in manifests:
-                s.add(
-                    db.AttachmentRow(
-                        sender=str(ctx.me), blob=m.blob, message_id=str(mid), direction="out",
-                        size=m.size, state="pending",
-                    )
+            c.execute(
+                insert(_RECIPIENTS),
+                [
+                    {"message_id": str(mid), "recipient": str(r), "state": Delivery.QUEUED.value,
+                     "attempts": 0, "next_attempt": 0}
+                    for r in recipients
+                ],
+            )  # fmt: skip
+            if manifests:
+                c.execute(
+                    insert(_ATTACHMENTS),
+                    [
+                        {"sender": str(ctx.me), "blob": m.blob, "message_id": str(mid),
+                         "direction": "out", "size": m.size, "state": "pending"}
+                        for m in manifests
+                    ],
                 )  # fmt: skip
             if content.kind is Kind.REQUEST and content.deadline is not None:
-                self.store.open_requests(
-                    s, str(mid), "out", [str(r) for r in recipients], place=place,
+                Store.open_requests(
+                    c, str(mid), "out", [str(r) for r in recipients], place=placed,
                     urgency=content.urgency.value, handling=content.handling,
                     state=RequestState.SENT, created=now, deadline=content.deadline, user=user,
                 )  # fmt: skip
             if also is not None:
-                await also(s, now)
+                also(c, now)
             # The audit row commits with the message, or neither does.
-            await self.audit.add(s, now, user, "send", f"{mid} to {','.join(map(str, recipients))}")
+            add_row(c, now, user, "send", f"{mid} to {','.join(map(str, recipients))}")
+
+        async with self.audit.lock:
+            await self.store.transact(commit)
         self.stored(str(mid), content)
         self.wake()
         return mid

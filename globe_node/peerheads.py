@@ -26,8 +26,8 @@ import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy import func, insert, select
+from sqlalchemy.engine import Connection
 
 from globe_node import db
 from globe_node.store import Store
@@ -84,21 +84,21 @@ class PeerHeads:
             ).scalar_one_or_none()
         self.behind = None if row is None else Behind(row.peer, row.seq, row.time)
 
-    async def note(
-        self, s: AsyncSession, *, peer: AuthorityId, seq: int, head: bytes, envelope: bytes,
-        now: int,
-    ) -> None:  # fmt: skip
-        """Keep a peer's signed claim, in the caller's transaction (once per claim)."""
-        known = (
-            await s.execute(
-                select(db.PeerHead.id)
-                .where(db.PeerHead.peer == str(peer))
-                .where(db.PeerHead.seq == seq)
-                .where(db.PeerHead.head == head)
-            )
+    @staticmethod
+    def note(
+        c: Connection, *, peer: AuthorityId, seq: int, head: bytes, envelope: bytes, now: int
+    ) -> None:
+        """Keep a peer's signed claim, in the transaction of ``c`` (once per claim)."""
+        heads = db.Base.metadata.tables[db.PeerHead.__tablename__]
+        known = c.execute(
+            select(heads.c.id)
+            .where(heads.c.peer == str(peer))
+            .where(heads.c.seq == seq)
+            .where(heads.c.head == head)
         ).first()
         if known is None:
-            s.add(db.PeerHead(peer=str(peer), seq=seq, head=head, envelope=envelope, time=now))
+            claim = {"peer": str(peer), "seq": seq, "head": head, "envelope": envelope}
+            c.execute(insert(heads).values(**claim, time=now))
 
     async def marker(self) -> int:
         """The newest claim now: a sync starting now may judge claims up to it."""

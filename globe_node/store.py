@@ -14,13 +14,14 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import TypeVar
 
-from sqlalchemy import ColumnElement, Table, delete, func, select, update
+from sqlalchemy import ColumnElement, Table, delete, func, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
@@ -39,10 +40,12 @@ from globe_node.states import (
 from protocol.errors import StorageError
 from protocol.messages import Handling, StatusState
 
-__all__ = ["ReceiptRecord", "Store", "storage_errors"]
+__all__ = ["ReceiptRecord", "Store", "move_request", "storage_errors"]
 
 log = logging.getLogger("globe.node.store")
 _T = TypeVar("_T")
+#: Whether this task is inside :meth:`Store.write` (see :meth:`Store.transact`).
+_IN_SESSION: contextvars.ContextVar[bool] = contextvars.ContextVar("in_session", default=False)
 
 
 @contextlib.asynccontextmanager
@@ -119,9 +122,11 @@ class Store:
         self.engine = engine
         self.sessions: async_sessionmaker[AsyncSession] = db.session_factory(engine)
         self.writer = WriterLock()
-        self._writer_engine: Engine | None = None
+        #: The writer thread's and the reader thread's engines (each one connection, made
+        #: by its thread on first use).
+        self.writer_engine: Engine = db.make_writer_engine(engine)
+        self.reader_engine: Engine = db.make_writer_engine(engine, writes=False)
         self._thread = ThreadPoolExecutor(1, thread_name_prefix="globe-node-writer")
-        self._reader_engine: Engine | None = None
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="globe-node-reader")
 
     async def query(self, work: Callable[[Connection], _T]) -> _T:
@@ -132,21 +137,18 @@ class Store:
             return await loop.run_in_executor(self._reader, self._read, work)
 
     def _read(self, work: Callable[[Connection], _T]) -> _T:
-        if self._reader_engine is None:
-            self._reader_engine = db.make_writer_engine(self.engine, writes=False)
-        with self._reader_engine.connect() as conn:
+        with self.reader_engine.connect() as conn:
             return work(conn)
-
-    def _close_reader(self) -> None:
-        if self._reader_engine is not None:
-            self._reader_engine.dispose()
-            self._reader_engine = None
 
     async def transact(self, work: Callable[[Connection], _T]) -> _T:
         """Run ``work`` in one write transaction on the writer thread: it commits when
         ``work`` returns, and rolls back if it raises.  Storage failures are
         :class:`StorageError`.  A cancelled caller does not give up its turn before the
         transaction is over (the thread does not stop half-way)."""
+        if _IN_SESSION.get():
+            # The session's transaction may hold SQLite's write lock: the writer thread
+            # would wait for it, and it for the thread, until the busy timeout.
+            raise RuntimeError("a writer-thread transaction inside an open session transaction")
         loop = asyncio.get_running_loop()
         async with self.writer.turn(), storage_errors():
             done = loop.run_in_executor(self._thread, self._run, work)
@@ -158,15 +160,8 @@ class Store:
                 raise
 
     def _run(self, work: Callable[[Connection], _T]) -> _T:
-        if self._writer_engine is None:
-            self._writer_engine = db.make_writer_engine(self.engine)
-        with self._writer_engine.begin() as conn:
+        with self.writer_engine.begin() as conn:
             return work(conn)
-
-    def _close_writer(self) -> None:
-        if self._writer_engine is not None:
-            self._writer_engine.dispose()
-            self._writer_engine = None
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -179,14 +174,18 @@ class Store:
         """A transaction: everything in it commits together or not at all.  Write
         transactions take turns (:class:`WriterLock`)."""
         async with self.writer.turn(), storage_errors(), self.sessions.begin() as s:
-            yield s
+            token = _IN_SESSION.set(True)
+            try:
+                yield s
+            finally:
+                _IN_SESSION.reset(token)
 
     async def close(self) -> None:
         """Dispose of the engines' connections and stop the writer thread."""
         loop = asyncio.get_running_loop()
-        async with self.writer.turn():
-            await loop.run_in_executor(self._thread, self._close_writer)
-        await loop.run_in_executor(self._reader, self._close_reader)
+        async with self.writer.turn():  # each thread closes the connection it made
+            await loop.run_in_executor(self._thread, self.writer_engine.dispose)
+        await loop.run_in_executor(self._reader, self.reader_engine.dispose)
         self._thread.shutdown(wait=True)
         self._reader.shutdown(wait=True)
         await self.engine.dispose()
@@ -295,18 +294,9 @@ class Store:
     # -- the outbox ------------------------------------------------------------------------
 
     @staticmethod
-    async def _pair(s: AsyncSession, peer: str) -> db.Pair:
-        """The pair row of ``peer``, made if it is new: a send and a receive may both make
-        it at once, and the second must find the first's row, not fail (caller's tx)."""
-        await s.execute(
-            sqlite_insert(db.Pair).values(peer=peer, next_out=1, last_in=0).on_conflict_do_nothing()
-        )
-        return (await s.execute(select(db.Pair).where(db.Pair.peer == peer))).scalar_one()
-
-    @staticmethod
-    async def next_seqs(s: AsyncSession, peers: Sequence[str]) -> dict[str, int]:
-        """Take the next per-pair sequence number for each peer (caller's transaction):
-        one statement per peer, which makes the pair row if it is new."""
+    def next_seqs(c: Connection, peers: Sequence[str]) -> dict[str, int]:
+        """Take the next per-pair sequence number for each peer (the transaction of
+        ``c``): one statement per peer, which makes the pair row if it is new."""
         pairs = _table(db.Pair)
         out: dict[str, int] = {}
         for peer in peers:
@@ -318,7 +308,7 @@ class Store:
                 )
                 .returning(pairs.c.next_out)
             )
-            out[peer] = int((await s.execute(taken)).scalar_one()) - 1
+            out[peer] = int(c.execute(taken).scalar_one()) - 1
         return out
 
     async def out_message(self, message_id: str) -> db.OutMessage | None:
@@ -478,13 +468,22 @@ class Store:
                 s.add(row)
             return known is None
 
-    @classmethod
-    async def take_in_seq(cls, s: AsyncSession, peer: str, seq: int) -> int:
-        """Record ``seq`` received from ``peer``; the highest seen before (caller's tx)."""
-        pair = await cls._pair(s, peer)
-        last = pair.last_in
-        pair.last_in = max(pair.last_in, seq)
-        return last
+    @staticmethod
+    def take_in_seq(c: Connection, peer: str, seq: int) -> int:
+        """Record ``seq`` received from ``peer``; the highest seen before (the transaction
+        of ``c``).  The pair row is made if it is new: a send and a receive may both make
+        it, and the second finds the first's row."""
+        pairs = _table(db.Pair)
+        last = c.execute(select(pairs.c.last_in).where(pairs.c.peer == peer)).scalar_one_or_none()
+        c.execute(
+            sqlite_insert(pairs)
+            .values(peer=peer, next_out=1, last_in=seq)
+            .on_conflict_do_update(
+                index_elements=[pairs.c.peer],
+                set_={"last_in": func.max(pairs.c.last_in, seq)},
+            )
+        )
+        return 0 if last is None else int(last)
 
     async def attachment_known(self, sender: str, blob: str) -> bool:
         """Whether an attachment row exists for a sender's blob (its file is kept)."""
@@ -530,49 +529,25 @@ class Store:
 
     @staticmethod
     def open_requests(
-        s: AsyncSession, message_id: str, direction: str, counterparts: Sequence[str], *,
+        c: Connection, message_id: str, direction: str, counterparts: Sequence[str], *,
         place: Placement, urgency: str, handling: Handling, state: RequestState,
         created: int, deadline: int, user: str | None = None,
     ) -> None:  # fmt: skip
-        """A new request, one row per counterpart (caller's transaction)."""
+        """A new request, one row per counterpart (the transaction of ``c``)."""
         restrictions = " ".join(sorted(r.value for r in handling.restrictions))
-        for c in counterparts:
-            s.add(
-                db.RequestRow(
-                    message_id=message_id, direction=direction, counterpart=c,
-                    case=place.case, team=place.team, urgency=urgency,
-                    tlp=handling.tlp.value, restrictions=restrictions, state=state.value,
-                    created=created, deadline=deadline, asked=deadline, user=user,
-                )
-            )  # fmt: skip
-
-    @staticmethod
-    async def move_request(
-        s: AsyncSession, message_id: str, direction: str, counterpart: str, *,
-        event: StatusState, expected: int | None = None, deadline: int | None = None, now: int,
-    ) -> bool:  # fmt: skip
-        """Apply a status update or an answer (``answered``) to the request it replies to,
-        by the transition table (caller's transaction); False when it does not apply."""
-        row = await s.get(db.RequestRow, (message_id, direction, counterpart))
-        if row is None:
-            return False
-        target = request_transition(RequestState(row.state), event)
-        if target is None:
-            return False
-        row.state = target.value
-        if expected is not None:
-            row.expected = expected
-        if deadline is not None:
-            row.deadline = max(row.deadline, deadline)  # the latest extension holds
-        if event in RECIPIENT_EVENTS:
-            row.first_response = row.first_response or now
-        if target is RequestState.ANSWERED:
-            row.answered = row.answered or now
-        if target is RequestState.DECLINED:
-            row.declined = row.declined or now
-        if target in (RequestState.CLOSED, RequestState.WITHDRAWN):
-            row.ended = row.ended or now
-        return True
+        c.execute(
+            insert(_table(db.RequestRow)),
+            [
+                {
+                    "message_id": message_id, "direction": direction, "counterpart": cp,
+                    "case": place.case, "team": place.team, "urgency": urgency,
+                    "tlp": handling.tlp.value, "restrictions": restrictions,
+                    "state": state.value, "created": created, "deadline": deadline,
+                    "asked": deadline, "user": user,
+                }
+                for cp in counterparts
+            ],
+        )  # fmt: skip
 
     async def request_rows(self, message_id: str) -> list[db.RequestRow]:
         """The workflow rows of one request (one per counterpart), by counterpart."""
@@ -691,3 +666,38 @@ def _record_receipt(c: Connection, r: ReceiptRecord, now: int) -> str:
 def _table(model: type[db.Base]) -> Table:
     """The table of a model, for Core statements."""
     return db.Base.metadata.tables[model.__tablename__]
+
+
+def move_request(
+    c: Connection, message_id: str, direction: str, counterpart: str, *,
+    event: StatusState, expected: int | None = None, deadline: int | None = None, now: int,
+) -> bool:  # fmt: skip
+    """Apply a status update or an answer (``answered``) to the request it replies to, by
+    the transition table (the transaction of ``c``); False when it does not apply."""
+    requests = _table(db.RequestRow)
+    key = (
+        (requests.c.message_id == message_id)
+        & (requests.c.direction == direction)
+        & (requests.c.counterpart == counterpart)
+    )
+    row = c.execute(select(requests).where(key)).first()
+    if row is None:
+        return False
+    target = request_transition(RequestState(row.state), event)
+    if target is None:
+        return False
+    values: dict[str, object] = {"state": target.value}
+    if expected is not None:
+        values["expected"] = expected
+    if deadline is not None:
+        values["deadline"] = max(row.deadline, deadline)  # the latest extension holds
+    if event in RECIPIENT_EVENTS:
+        values["first_response"] = row.first_response or now
+    if target is RequestState.ANSWERED:
+        values["answered"] = row.answered or now
+    if target is RequestState.DECLINED:
+        values["declined"] = row.declined or now
+    if target in (RequestState.CLOSED, RequestState.WITHDRAWN):
+        values["ended"] = row.ended or now
+    c.execute(update(requests).where(key).values(**values))
+    return True

@@ -24,7 +24,7 @@ from pathlib import Path
 from typing import IO, Final
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.engine import Connection
 
 from globe_io.errors import Conflict, NotFound, PayloadTooLarge
 from globe_io.files import create_part, finish_part, rename_durably
@@ -230,17 +230,17 @@ class Uploads:
             out.append(Attachment(row.name, row.size, row.media_type, row.sha256, key, row.blob))
         return out
 
-    async def take(self, s: AsyncSession, user: str, ids: Sequence[str]) -> None:
-        """Remove uploads ``ids`` from the staging area inside the caller's transaction
-        (the message that uses them commits in it); refuse if one was taken meanwhile."""
+    @staticmethod
+    def take(c: Connection, user: str, ids: Sequence[str]) -> None:
+        """Remove uploads ``ids`` from the staging area in the transaction of ``c`` (the
+        message that uses them commits in it); refuse if one was taken meanwhile."""
         if not ids:
             return
-        done = await s.execute(
-            delete(db.UploadRow)
-            .where(db.UploadRow.id.in_(list(ids)))
-            .where(db.UploadRow.user == user)
+        uploads = db.Base.metadata.tables[db.UploadRow.__tablename__]
+        done = c.execute(
+            delete(uploads).where(uploads.c.id.in_(list(ids))).where(uploads.c.user == user)
         )
-        if int(getattr(done, "rowcount", 0) or 0) != len(ids):
+        if int(done.rowcount or 0) != len(ids):
             raise Conflict("an upload was used by another message meanwhile; upload it again")
 
     async def discard(self, user: str, upload_id: str) -> None:

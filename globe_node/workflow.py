@@ -22,6 +22,7 @@ from collections.abc import Sequence
 from datetime import UTC, datetime
 
 from sqlalchemy import ColumnElement, exists, select
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globe_node import db
@@ -34,6 +35,7 @@ from globe_node.errors import Conflict, ConsentRequired, NotFound
 from globe_node.outbox import Outbox
 from globe_node.queries import Queries
 from globe_node.states import RequestState, request_transition
+from globe_node.store import move_request
 from globe_node.uploads import Uploads
 from globe_node.users import Principal
 from globe_node.workviews import ConsentAnswer, ConsentAsked, ConsentView
@@ -145,11 +147,9 @@ class Workflow:
             case=original.case, in_reply_to=MessageId.parse(message_id), consent=consent,
         )  # fmt: skip
 
-        async def answered(s: AsyncSession, now: int) -> None:
+        def answered(c: Connection, now: int) -> None:
             if original.kind is Kind.REQUEST and kind is Kind.ANSWER:
-                await self.ctx.store.move_request(
-                    s, message_id, "in", str(sender), event=StatusState.ANSWERED, now=now
-                )
+                move_request(c, message_id, "in", str(sender), event=StatusState.ANSWERED, now=now)
 
         return await self.outbox.send(
             [sender], content, user=user, uploads=uploads, place=held.place, also=answered
@@ -201,10 +201,10 @@ class Workflow:
             case=original.case, in_reply_to=MessageId.parse(message_id), status=status,
         )  # fmt: skip
 
-        async def moved(s: AsyncSession, now: int) -> None:
+        def moved(c: Connection, now: int) -> None:
             for r in moving:
-                await self.ctx.store.move_request(
-                    s, message_id, r.direction, r.counterpart, event=status.state,
+                move_request(
+                    c, message_id, r.direction, r.counterpart, event=status.state,
                     expected=status.expected, deadline=status.deadline, now=now,
                 )  # fmt: skip
 

@@ -27,7 +27,7 @@ GOOD: dict[str, Any] = {"to": ["BR-PF"], "subject": "s", "body": "b" * 5000}
 
 async def cap_database(rn: RunningNode, cap: list[int | None], pages: int | None) -> None:
     """Cap (or uncap) the size of the node's database for every use from now on."""
-    engine = rn.n.store.engine
+    store = rn.n.store
     if not cap:
 
         def apply(dbapi_connection: Any, _record: Any, _proxy: Any) -> None:
@@ -35,7 +35,9 @@ async def cap_database(rn: RunningNode, cap: list[int | None], pages: int | None
             cursor.execute(f"PRAGMA max_page_count = {cap[0] or 1073741823}")
             cursor.close()
 
-        event.listen(engine.sync_engine, "checkout", apply)  # each use of a connection
+        # each use of a connection: the sessions', the writer thread's and the reader's
+        for engine in (store.engine.sync_engine, store.writer_engine, store.reader_engine):
+            event.listen(engine, "checkout", apply)
         cap.append(None)
     cap[0] = pages
 
