@@ -106,3 +106,19 @@ async def test_a_task_holding_the_turn_may_open_another_transaction(store: Store
             s.add(db.Pair(peer="KE-EACC", next_out=2, last_in=0))
     assert await next_out(store, "BR-PF") == 1
     assert await next_out(store, "KE-EACC") == 2
+
+
+async def test_a_writer_transaction_inside_an_open_session_transaction_is_refused(
+    store: Store,
+) -> None:
+    """Its own session may hold SQLite's write lock: the thread would wait for it until
+    the busy timeout, so the nesting is refused at once, and the session still commits."""
+    async with store.write() as s:
+        s.add(db.Pair(peer="BR-PF", next_out=1, last_in=0))
+        await s.flush()
+        with pytest.raises(RuntimeError, match="inside an open session transaction"):
+            await store.transact(add_pair("KE-EACC"))
+    assert await next_out(store, "BR-PF") == 1
+    assert await next_out(store, "KE-EACC") is None
+    await store.transact(add_pair("KE-EACC"))  # outside it, as usual
+    assert await next_out(store, "KE-EACC") == 1
