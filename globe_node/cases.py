@@ -93,8 +93,9 @@ class Cases:
         """``who`` may send into case ``ref``: it sees the case, and the case is open."""
         if ref is None:
             return
-        async with self.ctx.store.read() as s:
-            row = await s.get(db.CaseRow, ref)
+        cases = _CASES  # on the reader thread: this runs before every send into a case
+        one = select(cases.c.team, cases.c.state).where(cases.c.ref == ref)
+        row = await self.ctx.store.query(lambda c: c.execute(one).first())
         if row is None:
             return  # a new reference: the send makes its record
         require(who, row.team, f"no case {ref}")
