@@ -46,6 +46,7 @@ from globe_node.apidoc import openapi_document
 from globe_node.apiparams import ApiRoute, Call, Handler, Param, RawBody, Reply, parse_request
 from globe_node.apiworkroutes import WORK_ROUTES, status_update
 from globe_node.audit import AuditLog
+from globe_node.backup import recorded
 from globe_node.bundles import Bundles
 from globe_node.errors import (
     AmbiguousId,
@@ -58,7 +59,7 @@ from globe_node.node import Node
 from globe_node.queries import MessageFilter
 from globe_node.roles import GRANTS, Permission, may_create
 from globe_node.uploads import MAX_ATTACHMENT, UploadQuotaExceeded
-from globe_node.users import Principal, add_user, authenticate
+from globe_node.users import Principal, add_user, authenticate, user_records
 from protocol.dirsearch import Query
 from protocol.errors import (
     BadSignature,
@@ -401,6 +402,38 @@ async def api_alerts(request: web.Request, who: Principal, _call: Call) -> web.R
     return json_response({"alerts": [a.to_json() for a in alerts]})
 
 
+async def api_keys(request: web.Request, _who: Principal, _call: Call) -> web.Response:
+    """This node's public key information (nothing secret).
+
+    Its authority fingerprint, the key ids of its identity, transport and key-agreement
+    keys and whether its verified log certifies them, the current signed prekey (its id,
+    whether the hub holds it, until when it is valid), and a pending key update (the next
+    keys' fingerprint and ids, and whether the log certifies them yet).
+    """
+    return json_response((await _node(request).rotation.view()).to_json())
+
+
+async def api_backups(request: web.Request, _who: Principal, _call: Call) -> web.Response:
+    """The backups `globe-node backup` recorded, and whether the newest is too old.
+
+    The last ones, newest first (time, archive file name, size, SHA-256, authority), the
+    newest one's age, and whether it is older than `stale_after_s` (none recorded is too
+    old too).
+    """
+    node = _node(request)
+    return json_response((await recorded(node.ctx.store, node.now())).to_json())
+
+
+async def api_accounts(request: web.Request, _who: Principal, _call: Call) -> web.Response:
+    """The node's users as operators review them, by name.
+
+    Role, teams, created, last use (to the minute) and whether a web UI password is set;
+    never a token or a password's hash.
+    """
+    accounts = await user_records(_node(request).sessions)
+    return json_response({"users": [a.to_json() for a in accounts]})
+
+
 async def api_audit(request: web.Request, _who: Principal, _call: Call) -> web.Response:
     """The audit log's newest entries, and whether its hash chain verifies."""
     entries, ok = await request.app[AUDIT_KEY].entries()
@@ -516,6 +549,10 @@ ROUTES: Final[tuple[ApiRoute, ...]] = (
     ApiRoute("POST", "/api/ping/{authority}", Permission.STATUS, api_ping,
              Reply(200, "Both paths, tried.", r.PING), path_params=(m.AUTHORITY,),
              body=m.NOTHING, refusals=(UnknownMember,)),
+    # Operators' (not the status every role holds): running the node, nothing an
+    # investigator acts on; the certified fingerprint is in the directory for everyone.
+    ApiRoute("GET", "/api/keys", Permission.OPERATE, api_keys,
+             Reply(200, "The node's public keys.", r.KEYS)),
     ApiRoute("POST", "/api/keys/rotate", Permission.OPERATE, api_rotate,
              Reply(200, "Published.", r.PREKEY), body=m.NOTHING,
              refusals=(*_HUB, Conflict, MemberNotActive)),
@@ -528,6 +565,12 @@ ROUTES: Final[tuple[ApiRoute, ...]] = (
     ApiRoute("POST", "/api/users", Permission.OPERATE, api_add_user,
              Reply(201, "Created.", r.USER_CREATED), body=m.NEW_USER,
              refusals=(Forbidden, Conflict)),
+    # Apart from GET /api/users (colleagues' names and teams, to assign cases): the last
+    # use and the password flag are for those who run the node, not for every colleague.
+    ApiRoute("GET", "/api/accounts", Permission.OPERATE, api_accounts,
+             Reply(200, "The users.", r.ACCOUNTS)),
+    ApiRoute("GET", "/api/backups", Permission.OPERATE, api_backups,
+             Reply(200, "The backups recorded.", r.BACKUPS)),
     # Any user may read the document (STATUS is every role's): it names no case material.
     ApiRoute("GET", "/api/openapi.json", Permission.STATUS, api_openapi,
              Reply(200, "The document.", r.OPENAPI)),

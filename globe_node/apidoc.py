@@ -69,7 +69,7 @@ _TAG_TEXT: Final = {
     "uploads": "Attachment bytes, staged before a message names them.",
     "cases": "Cases, requests and statistics.",
     "directory": "The verified member directory.",
-    "node": "The node itself: status, sync, keys, alerts, audit, users, this document.",
+    "node": "The node itself: status, sync, keys, backups, alerts, audit, users, this document.",
 }
 
 

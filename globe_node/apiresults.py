@@ -26,16 +26,22 @@ from globe_node.apischema import (
     view_schema,
 )
 from globe_node.apiwork import REQUEST, CursorQuery
+from globe_node.backup import KEEP, BackupRecord, BackupsView
 from globe_node.peerheads import Behind
 from globe_node.roles import Role
 from globe_node.states import Delivery
 from globe_node.uploads import UploadInfo
+from globe_node.users import UserInfo
 from globe_node.views import (
     DeliveryView,
     InboxItem,
     InMeta,
+    KeysView,
+    KeyUpdateState,
+    KeyUpdateView,
     OutboxItem,
     OutMeta,
+    PrekeyView,
     RecipientState,
 )
 from globe_node.workviews import (
@@ -48,7 +54,7 @@ from globe_node.workviews import (
 from protocol.directory import HeadRelation, Member, MemberStatus
 from protocol.dirsearch import Reason
 from protocol.envelope import decode_header
-from protocol.ids import ISO_COUNTRIES
+from protocol.ids import ISO_COUNTRIES, KEY_ALG_ED25519, KEY_ALG_KEM
 from protocol.messages import (
     ConsentDecision,
     Forwarded,
@@ -61,11 +67,12 @@ from protocol.messages import (
 )
 
 __all__ = [
-    "ALERT", "ALERTS", "AUDIT", "CONSENT", "CONSENTS", "CONTENT", "DELIVERY", "FORWARDED", "INBOX",
-    "INBOX_ITEM", "IN_META", "MEMBER", "MESSAGE", "MESSAGE_CREATED", "NODE_STATUS", "OPENAPI",
-    "OUTBOX", "OUTBOX_ITEM", "OUT_META", "PING", "PREKEY", "QUEUED", "RECIPIENT_STATE",
-    "SEARCH", "STATUS_UPDATE", "SYNCED", "UPLOAD", "UPLOADS", "USER_CREATED",
-    "content_json", "member_json",
+    "ACCOUNT", "ACCOUNTS", "ALERT", "ALERTS", "AUDIT", "BACKUP", "BACKUPS", "CONSENT", "CONSENTS",
+    "CONTENT", "DELIVERY", "FORWARDED", "INBOX", "INBOX_ITEM", "IN_META", "KEYS", "KEY_UPDATE",
+    "MEMBER", "MESSAGE", "MESSAGE_CREATED", "NODE_STATUS", "OPENAPI", "OUTBOX", "OUTBOX_ITEM",
+    "OUT_META", "PING", "PREKEY", "QUEUED", "RECIPIENT_STATE", "SEARCH", "SIGNED_PREKEY",
+    "STATUS_UPDATE", "SYNCED", "UPLOAD", "UPLOADS", "USER_CREATED", "content_json",
+    "member_json",
 ]  # fmt: skip
 
 _ENUMS: Final[dict[str, JsonObject]] = {
@@ -315,6 +322,8 @@ UPLOADS = Component(
         {"uploads": {"type": "array", "items": UPLOAD}},
     ),
 )
+#: An authority fingerprint (PROTOCOL.md §3.4): twelve groups of five digits.
+_FINGERPRINT: Final = {"type": "string", "pattern": "^[0-9]{5}( [0-9]{5}){11}$"}
 MEMBER = Component(
     "Member",
     lambda: closed_object(
@@ -327,7 +336,7 @@ MEMBER = Component(
             "languages": {"type": "array", "items": {"type": "string"}},
             "status": enum_of(MemberStatus),
             "endpoint": nullable({"type": "string"}),
-            "fingerprint": {"type": "string", "pattern": "^[0-9]{5}( [0-9]{5}){11}$"},
+            "fingerprint": _FINGERPRINT,
             "profile": nullable(PROFILE),
             "reasons": {"type": "array", "items": MATCH_REASON},
         },
@@ -420,6 +429,73 @@ USER_CREATED = Component(
     lambda: closed_object(
         "The new user; its token is shown this once.",
         {"name": {"type": "string"}, "role": enum_of(Role), "token": {"type": "string"}},
+    ),
+)
+ACCOUNT = Component(
+    "Account",
+    lambda: closed_object(
+        "A user of the node as an operator reviews it: never its token or password hash.",
+        {
+            **view_schema(UserInfo, props={"role": enum_of(Role)})["properties"],
+            "last_used": nullable({"type": "integer", "description": "Its last authenticated "
+                                   "request (Unix time, to the minute); null: never."}),
+            "password": {"type": "boolean", "description": "Whether it has a web UI password "
+                         "(else it signs in with its token only)."},
+        },
+    ),
+)  # fmt: skip
+ACCOUNTS = Component(
+    "Accounts",
+    lambda: closed_object(
+        "The node's users, by name: never a token or a password's hash.",
+        {"users": {"type": "array", "items": ACCOUNT}},
+    ),
+)
+
+
+def _key_id(alg: str) -> JsonObject:
+    return {"type": "string", "pattern": f"^{alg}:[0-9a-f]{{32}}$", "description": "A key id."}
+
+
+_KEY_IDS: Final = {
+    "identity_key": _key_id(KEY_ALG_ED25519), "transport_key": _key_id(KEY_ALG_ED25519),
+    "ka_key": _key_id(KEY_ALG_KEM),
+}  # fmt: skip
+SIGNED_PREKEY = Component(
+    "SignedPrekey", lambda: view_schema(PrekeyView, props={"id": _key_id(KEY_ALG_KEM)})
+)
+KEY_UPDATE = Component(
+    "KeyUpdate",
+    lambda: view_schema(
+        KeyUpdateView,
+        props={"state": enum_of(KeyUpdateState), "fingerprint": _FINGERPRINT, **_KEY_IDS},
+    ),
+)
+KEYS = Component(
+    "Keys",
+    lambda: view_schema(
+        KeysView,
+        props={"authority": AUTHORITY_ID, "fingerprint": _FINGERPRINT, **_KEY_IDS},
+        refs={PrekeyView: SIGNED_PREKEY, KeyUpdateView: KEY_UPDATE},
+    ),
+)
+BACKUP = Component(
+    "Backup",
+    lambda: view_schema(
+        BackupRecord,
+        props={
+            "size": {"type": "integer", "minimum": 0},
+            "sha256": {"type": "string", "pattern": "^[0-9a-f]{64}$",
+                       "description": "SHA-256 of the archive file, as `sha256sum` prints it."},
+            "authority": AUTHORITY_ID,
+        },
+    ),
+)  # fmt: skip
+BACKUPS = Component(
+    "Backups",
+    lambda: view_schema(
+        BackupsView,
+        props={"backups": {"type": "array", "items": BACKUP, "maxItems": KEEP}},
     ),
 )
 _BEHIND = Component("Behind", lambda: view_schema(Behind))

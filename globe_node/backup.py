@@ -17,6 +17,14 @@ as it is in the database itself.
 A restore refuses a non-empty target, any member with an absolute path, ``..``,
 a link or a device, any member the manifest does not list (or the reverse) and
 any SHA-256 mismatch; it removes everything it created when anything fails.
+
+The node database remembers the last :data:`KEEP` backups ``globe-node backup`` wrote
+(:class:`BackupRecord`: when, the archive's file name, size and SHA-256, the
+authority), in its ``meta`` table, written with an audit row ``backup`` in one short
+transaction after the archive is complete (:func:`remember`): so the daemon, which
+never sees the command, can show them to operators (``GET /api/backups``,
+:func:`recorded`) and warn when the newest is older than :data:`STALE_AFTER`.  The
+snapshot is taken first, so an archive never holds its own record.
 """
 
 from __future__ import annotations
@@ -25,6 +33,7 @@ import contextlib
 import gzip
 import hashlib
 import io
+import logging
 import os
 import shutil
 import sqlite3
@@ -33,24 +42,38 @@ import tempfile
 import time
 import zlib
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
-from typing import IO, Any, Final
+from typing import IO, TYPE_CHECKING, Any, Final, cast
 
 import orjson
 
 from globe_node.config import CONFIG_NAME, load_config
 from protocol.errors import GlobeError
 
+if TYPE_CHECKING:  # the daemon and the command pass them in; restore needs no database
+    from globe_node.audit import AuditLog
+    from globe_node.store import Store
+
 __all__ = [
     "BLOBS",
     "DB_NAME",
     "FILES",
+    "KEEP",
     "MANIFEST",
+    "META_KEY",
+    "STALE_AFTER",
     "BackupError",
+    "BackupRecord",
+    "BackupsView",
     "create_backup",
+    "recorded",
+    "remember",
     "restore_backup",
     "snapshot_database",
 ]
+
+log = logging.getLogger("globe.node.backup")
 
 MANIFEST: Final = "MANIFEST.json"
 DB_NAME: Final = "node.db"
@@ -61,6 +84,14 @@ REQUIRED: Final = frozenset({CONFIG_NAME, "genesis.json", "keys.sealed", DB_NAME
 MANIFEST_TYPE: Final = "globe-node-backup"
 MAX_MANIFEST: Final = 16 << 20
 CHUNK: Final = 1 << 20
+#: How many backups the node database remembers, newest first.
+KEEP: Final = 10
+#: Seconds after which the newest backup is too old: the operator's status page warns
+#: from then on (and when there is none).  A week: a daily or weekly schedule that
+#: stopped shows within days, and a node backed up by hand once a week does not warn.
+STALE_AFTER: Final = 7 * 86400
+#: The ``meta`` row holding the records (a JSON array, newest first).
+META_KEY: Final = "backups"
 
 
 class BackupError(GlobeError):
@@ -82,6 +113,22 @@ class _HashingReader:
         data = self._f.read(size)
         self.sha256.update(data)
         return data
+
+
+class _HashingWriter:
+    """A file wrapper that hashes what is written through it (the archive's SHA-256, as
+    ``sha256sum`` prints it, without reading the archive again)."""
+
+    def __init__(self, f: IO[bytes]) -> None:
+        self._f = f
+        self.sha256 = hashlib.sha256()
+
+    def write(self, data: bytes) -> int:
+        self.sha256.update(data)
+        return self._f.write(data)
+
+    def flush(self) -> None:
+        self._f.flush()
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -172,7 +219,10 @@ def create_backup(
         total = 0
         os.fchmod(fd, 0o600)
         with os.fdopen(fd, "wb") as raw:
-            with tarfile.open(fileobj=raw, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
+            hashed = _HashingWriter(raw)
+            # gzip writes its output through write() and flush() only
+            sink = cast(IO[bytes], hashed)
+            with tarfile.open(fileobj=sink, mode="w:gz", format=tarfile.PAX_FORMAT) as tar:
                 for name, path in _members(directory, snapshot):
                     with path.open("rb") as f:
                         st = os.fstat(f.fileno())
@@ -198,11 +248,113 @@ def create_backup(
     return {
         "out": str(out),
         "authority": config.authority,
+        "created": manifest["created"],
         "files": len(manifest["files"]),
         "bytes": total,
         "archive_bytes": out.stat().st_size,
+        "sha256": hashed.sha256.hexdigest(),
         "manifest": manifest["files"],
     }
+
+
+# --- the record the node database keeps ---------------------------------------------------------
+
+_FIELDS: Final[dict[str, type]] = {
+    "created": int, "file": str, "size": int, "sha256": str, "authority": str,
+}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class BackupRecord:
+    """A backup ``globe-node backup`` wrote, as the node database remembers it.
+
+    When (Unix time), the archive's file name, its size in bytes and SHA-256 (hex, as
+    ``sha256sum`` prints it), and the authority.
+
+    The file name, not the path: archives are moved off the node, where the directory
+    they were written to says nothing true any more, while the name (and the digest)
+    still finds and checks one; and a path would show the node host's layout to anyone
+    who may read the operator's pages."""
+
+    created: int
+    file: str
+    size: int
+    sha256: str
+    authority: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The stored and the local API's form."""
+        return {"created": self.created, "file": self.file, "size": self.size,
+                "sha256": self.sha256, "authority": self.authority}  # fmt: skip
+
+    @classmethod
+    def from_json(cls, value: object) -> BackupRecord:
+        """Strictly read what :meth:`to_json` wrote; :class:`ValueError` otherwise."""
+        if not isinstance(value, dict) or set(value) != set(_FIELDS):
+            raise ValueError("not a backup record")
+        if any(type(value[k]) is not t for k, t in _FIELDS.items()):
+            raise ValueError("a backup record's field has the wrong type")
+        return cls(**value)
+
+
+@dataclass(frozen=True, slots=True)
+class BackupsView:
+    """The backups the node remembers, newest first, and whether the newest is too old.
+
+    ``newest_age_s`` is its age in seconds (``None``: none is recorded), ``stale`` whether
+    that is more than ``stale_after_s`` (:data:`STALE_AFTER`) or none is recorded."""
+
+    backups: tuple[BackupRecord, ...]
+    newest_age_s: int | None
+    stale_after_s: int
+    stale: bool
+
+    def to_json(self) -> dict[str, Any]:
+        """The local API's form (``GET /api/backups``)."""
+        return {"backups": [b.to_json() for b in self.backups],
+                "newest_age_s": self.newest_age_s, "stale_after_s": self.stale_after_s,
+                "stale": self.stale}  # fmt: skip
+
+
+def _decode(raw: str | None) -> list[BackupRecord]:
+    """The stored records; none (and a warning) if the row is not what :func:`remember`
+    writes: then the pages say no backup is known, which asks for a new one."""
+    if raw is None:
+        return []
+    try:
+        items = orjson.loads(raw)
+        if not isinstance(items, list):
+            raise ValueError("not a list")
+        return [BackupRecord.from_json(item) for item in items]
+    except ValueError as exc:  # orjson.JSONDecodeError is a ValueError
+        log.warning("the node database's record of backups is unreadable (%s): ignored", exc)
+        return []
+
+
+async def recorded(store: Store, now: int) -> BackupsView:
+    """The backups the node database remembers, as of ``now``."""
+    records = _decode(await store.meta(META_KEY))
+    age = None if not records else max(0, now - records[0].created)
+    return BackupsView(tuple(records), age, STALE_AFTER, age is None or age > STALE_AFTER)
+
+
+async def remember(audit: AuditLog, record: BackupRecord, *, by: str) -> None:
+    """Add ``record`` to the backups the node database remembers (the newest
+    :data:`KEEP`), with the audit row ``backup`` by ``by``, in one short transaction.
+
+    Safe while the daemon runs: the audit row is written first, which takes the
+    database's write lock, so no other writer (the daemon, another backup) commits
+    between the read of the stored records below and their replacement.
+    """
+    store = audit.store
+    subject = f"{record.file} ({record.size} bytes, sha256 {record.sha256})"
+    async with audit.lock, store.write() as s:
+        await audit.add(s, record.created, by, "backup", subject)
+        # Read on another connection: it sees the last commit, and none can follow
+        # while this transaction holds the write lock.
+        kept = [record, *_decode(await store.meta(META_KEY))][:KEEP]
+        body = orjson.dumps([r.to_json() for r in kept]).decode()
+        await store.put_meta(s, META_KEY, body)
 
 
 # --- restore ------------------------------------------------------------------------------------

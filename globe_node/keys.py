@@ -36,9 +36,10 @@ from globe_io.files import write_atomic
 from protocol import canonical, crypto
 from protocol.canonical import ObjectReader
 from protocol.errors import DecryptionFailed, StorageError
+from protocol.ids import AuthorityId
 from protocol.keys import KemPrivateKey, SigningKey
 from protocol.keystore import MODERATE, KdfCost, open_secret, seal_secret
-from protocol.membership import Certificate
+from protocol.membership import Certificate, authority_fingerprint
 
 __all__ = [
     "PURPOSE",
@@ -88,6 +89,11 @@ class NextKeys:
         """Whether ``cert`` certifies exactly these three keys."""
         return _certifies(cert, self.identity, self.transport, self.ka)
 
+    def fingerprint(self, authority: AuthorityId) -> str:
+        """The authority fingerprint these keys will have (docs/PROTOCOL.md §3.4): what the
+        admins compare out of band before they sign the key update."""
+        return _fingerprint(authority, self.identity, self.transport, self.ka)
+
     def to_json(self) -> dict[str, object]:
         """The next keys as :meth:`NodeKeys.encode` writes them."""
         return {
@@ -119,6 +125,14 @@ def _certifies(cert: Certificate, identity: SigningKey, transport: SigningKey,
     )
 
 
+def _fingerprint(authority: AuthorityId, identity: SigningKey, transport: SigningKey,
+                 ka: KemPrivateKey) -> str:  # fmt: skip
+    return authority_fingerprint(
+        authority=authority, identity=identity.verify_key, transport=transport.verify_key,
+        ka=ka.public_key,
+    )  # fmt: skip
+
+
 @dataclass(frozen=True, slots=True)
 class NodeKeys:
     """Everything secret a node holds besides its prekeys (and, during a key update, the
@@ -133,6 +147,11 @@ class NodeKeys:
     def certified_by(self, cert: Certificate) -> bool:
         """Whether ``cert`` certifies exactly the current three keys."""
         return _certifies(cert, self.identity, self.transport, self.ka)
+
+    def fingerprint(self, authority: AuthorityId) -> str:
+        """The authority fingerprint of the current keys (docs/PROTOCOL.md §3.4): the value
+        ``globe-node init`` printed and ``globe-admin show`` prints for the application."""
+        return _fingerprint(authority, self.identity, self.transport, self.ka)
 
     def with_next(self, next_keys: NextKeys | None) -> NodeKeys:
         """These keys with ``next_keys`` beside them (``None``: none)."""

@@ -126,6 +126,20 @@ class Prekeys:
                     await self._publish(r.key_id, r.signed)
             await self.erase_expired()
 
+    async def current(self) -> db.PrekeyRow | None:
+        """The current signed prekey: of the valid ones the current identity key signed, the
+        one that ends last (of two ending in the same second, the one stored last: a
+        rotation's), which senders are given once the hub holds it (``None``: none, before
+        the node is admitted)."""
+        now = self.ctx.now()
+        me = self.ctx.keys.identity.key_id
+        valid = [
+            r for r in await self.ctx.store.prekeys()
+            if r.signed and r.not_before <= now < r.not_after and _signer(r.signed) == me
+        ]  # fmt: skip
+        # max() keeps the first of equals: look from the last stored
+        return max(reversed(valid), key=lambda r: r.not_after, default=None)
+
     async def rotate(self) -> str:
         """Make, store and publish a new signed prekey now; return its key id."""
         async with self._lock:

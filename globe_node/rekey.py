@@ -40,6 +40,7 @@ from globe_node.context import NodeContext
 from globe_node.directory import Directory
 from globe_node.keys import KeyFile, NodeKeys
 from globe_node.prekeys import Prekeys
+from globe_node.views import KeysView, KeyUpdateState, KeyUpdateView, PrekeyView
 from protocol.envelope import MAX_LIFETIME
 from protocol.errors import AuthError, GlobeError, TransportError
 from protocol.keys import KemPrivateKey
@@ -120,6 +121,33 @@ class KeyRotation:
         self._hold_next(held)
         if held.next is not None and current.next is None:
             log.info("key update pending: the node switches when the log certifies the keys")
+
+    async def view(self) -> KeysView:
+        """This node's public key information now (``GET /api/keys``): its fingerprint and
+        key ids, whether the verified log certifies them, the current signed prekey, and a
+        pending key update with its state."""
+        me, keys = self.ctx.me, self.ctx.keys
+        member = self.directory.state.members.get(me)
+        cert = None if member is None else member.certificate
+        row = await self.prekeys.current()
+        prekey = (
+            None if row is None
+            else PrekeyView(row.key_id, row.published, row.not_before, row.not_after)
+        )  # fmt: skip
+        nxt = keys.next
+        update = None
+        if nxt is not None:
+            certified = cert is not None and nxt.certified_by(cert)
+            state = KeyUpdateState.CERTIFIED if certified else KeyUpdateState.REQUESTED
+            update = KeyUpdateView(
+                nxt.created, state.value, nxt.fingerprint(me),
+                str(nxt.identity.key_id), str(nxt.transport.key_id), str(nxt.ka.key_id),
+            )  # fmt: skip
+        return KeysView(
+            str(me), keys.fingerprint(me), str(keys.identity.key_id),
+            str(keys.transport.key_id), str(keys.ka.key_id),
+            cert is not None and keys.certified_by(cert), prekey, update,
+        )  # fmt: skip
 
     async def check(self) -> bool:
         """Switch to the next keys if the verified log certifies them; whether it did.

@@ -147,16 +147,19 @@ class UserInfo:
 
 @dataclass(frozen=True, slots=True)
 class UserRecord:
-    """A user as ``globe-node users list`` shows it: as the API lists it, and when it last
-    made an authenticated request (``None``: never; to :data:`LAST_USED_STEP` seconds).
-    Only the command on the node shows the last use (docs/OPERATIONS.md §11.5)."""
+    """A user as those who run the node review it (``globe-node users list``, an operator's
+    ``GET /api/accounts``): as ``GET /api/users`` lists it, when it last made an
+    authenticated request (``None``: never; to :data:`LAST_USED_STEP` seconds), and
+    whether it has a web UI password.  Never its token or its password's hash; colleagues
+    who assign cases see neither the last use nor the password (docs/OPERATIONS.md §11.5)."""
 
     user: UserInfo
     last_used: int | None
+    password: bool
 
     def to_json(self) -> dict[str, object]:
-        """The form of ``globe-node users list --json``."""
-        return {**self.user.to_json(), "last_used": self.last_used}
+        """The form of ``globe-node users list --json`` and of ``GET /api/accounts``."""
+        return {**self.user.to_json(), "last_used": self.last_used, "password": self.password}
 
 
 @dataclass(frozen=True, slots=True)
@@ -426,7 +429,7 @@ async def set_teams(
 
 
 async def user_records(sessions: async_sessionmaker[AsyncSession]) -> list[UserRecord]:
-    """Every user with its teams and last use, by name."""
+    """Every user with its teams, last use and whether it has a password, by name."""
     async with sessions() as s:
         users = (await s.execute(select(db.User).order_by(db.User.name))).scalars().all()
         rows = (await s.execute(select(db.TeamRow.user, db.TeamRow.team))).all()
@@ -437,6 +440,7 @@ async def user_records(sessions: async_sessionmaker[AsyncSession]) -> list[UserR
         UserRecord(
             UserInfo(u.name, u.role, tuple(sorted(teams.get(u.name, []))), u.created),
             u.last_used,
+            u.password_hash is not None,
         )
         for u in users
     ]

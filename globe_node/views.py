@@ -8,6 +8,7 @@ here.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from enum import Enum
 from typing import Any
 
 from globe_node.alerts import AlertView
@@ -21,9 +22,13 @@ __all__ = [
     "HeldMessage",
     "InMeta",
     "InboxItem",
+    "KeyUpdateState",
+    "KeyUpdateView",
+    "KeysView",
     "NodeStatus",
     "OutMeta",
     "OutboxItem",
+    "PrekeyView",
     "RecipientState",
 ]
 
@@ -221,4 +226,82 @@ class NodeStatus:
                 "database_bytes": self.database_bytes, "blob_bytes": self.blob_bytes,
                 "upload_bytes": self.upload_bytes, "free_bytes": self.free_bytes,
             },
+        }  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class PrekeyView:
+    """This node's current signed prekey: its key id, whether the hub holds it.
+
+    The hub gives senders the published ones; it is valid from ``valid_from`` until
+    ``expires`` (Unix times, ``expires`` excluded)."""
+
+    id: str
+    published: bool
+    valid_from: int
+    expires: int
+
+    def to_json(self) -> dict[str, Any]:
+        """The local API's form."""
+        return {"id": self.id, "published": self.published, "valid_from": self.valid_from,
+                "expires": self.expires}  # fmt: skip
+
+
+class KeyUpdateState(Enum):
+    """Where a key update this node asked for stands, as the node itself can tell (what the
+    hub says of the request is ``globe-node keys update --status``)."""
+
+    REQUESTED = "requested"  # the verified log does not certify the next keys yet
+    CERTIFIED = "certified"  # it does: the node switches to them at its next sync
+
+
+@dataclass(frozen=True, slots=True)
+class KeyUpdateView:
+    """A key update this node asked for (PROTOCOL.md §6.8), and where it stands.
+
+    When it was asked for, its state, and the next keys' fingerprint and key ids (a key
+    kept has the current one's id).  The state is a
+    :class:`KeyUpdateState`: ``requested`` while the verified log does not certify the
+    next keys (the administrators have not signed, or the node has not synced since),
+    ``certified`` once it does (the node switches to them at its next sync)."""
+
+    requested: int
+    state: str
+    fingerprint: str
+    identity_key: str
+    transport_key: str
+    ka_key: str
+
+    def to_json(self) -> dict[str, Any]:
+        """The local API's form."""
+        return {"requested": self.requested, "state": self.state,
+                "fingerprint": self.fingerprint, "identity_key": self.identity_key,
+                "transport_key": self.transport_key, "ka_key": self.ka_key}  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class KeysView:
+    """This node's public key information: nothing secret.
+
+    Its authority fingerprint (PROTOCOL.md §3.4), the key ids of its identity, transport
+    and key-agreement keys, whether its verified log certifies exactly these keys, its
+    current signed prekey and a pending key update."""
+
+    authority: str
+    fingerprint: str
+    identity_key: str
+    transport_key: str
+    ka_key: str
+    certified: bool
+    prekey: PrekeyView | None
+    update: KeyUpdateView | None
+
+    def to_json(self) -> dict[str, Any]:
+        """The local API's form."""
+        return {
+            "authority": self.authority, "fingerprint": self.fingerprint,
+            "identity_key": self.identity_key, "transport_key": self.transport_key,
+            "ka_key": self.ka_key, "certified": self.certified,
+            "prekey": None if self.prekey is None else self.prekey.to_json(),
+            "update": None if self.update is None else self.update.to_json(),
         }  # fmt: skip

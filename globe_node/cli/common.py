@@ -21,7 +21,6 @@ from globe_node.config import NodeConfig, load_config
 from globe_node.keys import NodeKeys, load_keys
 from protocol.errors import DecryptionFailed, GlobeError
 from protocol.ids import AuthorityId
-from protocol.membership import authority_fingerprint
 
 __all__ = [
     "CASE_RE",
@@ -82,12 +81,7 @@ def node_fingerprint(authority: AuthorityId, keys: NodeKeys) -> str:
 
     The same value ``globe-admin show`` prints for the node's application.
     """
-    return authority_fingerprint(
-        authority=authority,
-        identity=keys.identity.verify_key,
-        transport=keys.transport.verify_key,
-        ka=keys.ka.public_key,
-    )
+    return keys.fingerprint(authority)
 
 
 def parse_time(value: str, what: str) -> int:

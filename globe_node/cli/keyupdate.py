@@ -32,7 +32,7 @@ from protocol.errors import GlobeError
 from protocol.genesis import Genesis
 from protocol.ids import AuthorityId
 from protocol.keyupdate import make_key_update
-from protocol.membership import authority_fingerprint, kem_pop_answer
+from protocol.membership import kem_pop_answer
 from protocol.signed import SignedObject
 
 __all__ = ["update"]
@@ -52,10 +52,7 @@ def _request(genesis: Genesis, authority: AuthorityId, keys: NodeKeys) -> Signed
 
 
 def _fingerprint(authority: AuthorityId, nxt: NextKeys) -> str:
-    return authority_fingerprint(
-        authority=authority, identity=nxt.identity.verify_key,
-        transport=nxt.transport.verify_key, ka=nxt.ka.public_key,
-    )  # fmt: skip
+    return nxt.fingerprint(authority)
 
 
 async def _status(config: NodeConfig, genesis: Genesis, ku_id: str) -> KeyUpdateStatus | None:

@@ -16,9 +16,10 @@ from globe_node.cli.common import (
     passphrase,
     passphrase_file_option,
 )
-from globe_node.cli.users import private_db_files, replace_operator
+from globe_node.cli.users import audited, cli_actor, private_db_files, replace_operator
 from globe_node.config import load_config
 from globe_node.keys import write_private
+from protocol.errors import GlobeError
 from protocol.ids import AuthorityId
 
 __all__ = ["backup", "restore"]
@@ -31,23 +32,38 @@ __all__ = ["backup", "restore"]
     "with a MANIFEST.json of SHA-256 digests. Message content stays encrypted under the "
     "storage key inside the database and keys.sealed stays sealed with the passphrase: the "
     "archive holds no usable key without the passphrase. api.token is not included (restore "
-    "issues a new one).",
+    "issues a new one). The node database then records the backup (time, file name, size, "
+    "SHA-256; the last 10 are kept) for the operator's pages, audited as cli:<OS user>.",
     short_help="write a backup archive of the node",
 )
 @dir_option
 @click.option("--out", type=cli.PATH, required=True, metavar="FILE", help="the new archive")
 def backup(*, directory: Path, out: Path) -> cli.Result:
-    """Write a backup archive of the node directory."""
-    from globe_node.backup import create_backup  # noqa: PLC0415
+    """Write a backup archive of the node directory, and record it in the node database."""
+    from globe_node.backup import BackupRecord, create_backup, remember  # noqa: PLC0415
 
     data = create_backup(directory, out)
+    record = BackupRecord(
+        created=data["created"], file=Path(data["out"]).name, size=data["archive_bytes"],
+        sha256=data["sha256"], authority=data["authority"],
+    )  # fmt: skip
     lines = [
         f"backup of {data['authority']} written to {data['out']} "
         f"({data['files']} files, {data['archive_bytes']} bytes, mode 0600)",
+        f"sha256 {data['sha256']}",
         "keys.sealed stays sealed with the passphrase and message content stays encrypted "
         "under the storage key; keep the passphrase apart from the archive.",
     ]
-    return data, lines
+    by = cli_actor()
+    try:
+        audited(load_config(directory).db_path, lambda _s, audit: remember(audit, record, by=by))
+    except GlobeError as exc:  # the archive is whole: say so, then why it is not recorded
+        raise cli.RefusedWithOutput(
+            f"the archive is complete, but the node database did not record it, so the "
+            f"operator's pages do not show it: {exc.detail}",
+            ({**data, "recorded": False}, lines),
+        ) from None
+    return {**data, "recorded": True}, lines
 
 
 @cli.command(

@@ -401,10 +401,11 @@ def password(*, name: str, password_file: Path | None, clear: bool, directory: P
     return {"name": name, "role": role, "password": done}, lines
 
 
-@users.command("list", short_help="list the users, with their last use")
+@users.command("list", short_help="list the users, with their last use and password")
 @dir_option
 def list_(*, directory: Path) -> cli.Result:
-    """List the local API users: role, created, last authenticated request, teams."""
+    """List the local API users: role, created, last authenticated request, whether a web UI
+    password is set (else: the token only), teams."""
     from globe_node.users import user_records  # noqa: PLC0415 - SQLAlchemy only where needed
 
     config = load_config(directory)
@@ -413,6 +414,7 @@ def list_(*, directory: Path) -> cli.Result:
     lines = [
         f"{text(r.user.name):<24} {text(r.user.role):<13} {cli.iso(r.user.created)}  "
         f"{'never used' if r.last_used is None else 'used ' + cli.iso(r.last_used):<26}"
+        f"{'password' if r.password else 'token only':<12}"
         f"{'teams ' + ' '.join(text(t) for t in r.user.teams) if r.user.teams else ''}".rstrip()
         for r in found
     ]

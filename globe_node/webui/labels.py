@@ -15,12 +15,14 @@ from globe_io.webui.i18n import N_
 __all__ = [
     "AUTHORITY_KINDS",
     "DELIVERY",
+    "KEY_UPDATE_STATES",
     "KINDS",
     "MEMBERSHIP",
     "OFFENCES",
     "PROBLEMS",
     "REQUEST_STATES",
     "RESTRICTIONS",
+    "ROLES",
     "TLP_MEANING",
     "URGENCIES",
 ]
@@ -88,6 +90,17 @@ MEMBERSHIP: Final = {
     "revoked": N_("Revoked"),
     "not admitted": N_("Not admitted yet"),
 }
+#: A user's role (``GET /api/accounts``).
+ROLES: Final = {
+    "investigator": N_("Investigator"),
+    "supervisor": N_("Supervisor"),
+    "operator": N_("Operator"),
+}
+#: Where a key update this node asked for stands (``GET /api/keys``'s ``update.state``).
+KEY_UPDATE_STATES: Final = {
+    "requested": N_("Asked for: the directory does not certify the new keys yet"),
+    "certified": N_("Certified: the node switches to the new keys at its next sync"),
+}
 #: What each TLP 2.0 level asks of the reader (the handling banner says it).
 TLP_MEANING: Final = {
     "CLEAR": N_("Disclosure is not limited."),
@@ -106,5 +119,6 @@ PROBLEMS: Final = {
     "misdirected-host": N_("This address is not served here"),
     "state-conflict": N_("This conflicts with the current state"),
     "directory-stale": N_("The directory is too old to send: sync first"),
+    "consent-required": N_("The originator's consent is required"),
     "rate-limited": N_("Too many attempts: wait, then try again"),
 }

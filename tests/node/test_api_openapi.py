@@ -53,6 +53,7 @@ from globe_node.apiparams import (
     Text,
 )
 from globe_node.apischema import nullable, view_schema
+from globe_node.backup import BackupRecord, BackupsView
 from globe_node.errors import Forbidden, Unauthenticated
 from globe_node.peerheads import Behind
 from globe_node.roles import GRANTS, Permission, Role
@@ -63,9 +64,12 @@ from globe_node.views import (
     DeliveryView,
     InboxItem,
     InMeta,
+    KeysView,
+    KeyUpdateView,
     NodeStatus,
     OutboxItem,
     OutMeta,
+    PrekeyView,
     RecipientState,
 )
 from globe_node.workviews import (
@@ -159,7 +163,7 @@ def test_the_document_names_exactly_the_routes_of_the_table_and_of_the_app() -> 
         if route.resource is not None
     }
     assert documented == declared == served
-    assert len(documented) == len(ROUTES) == 45
+    assert len(documented) == len(ROUTES) == 48
     assert ("GET", "/api/messages/{id}/attachments/{n}") in documented
     ids = [op["operationId"] for _, _, op in operations(DOC)]
     assert len(set(ids)) == len(ids)
@@ -255,6 +259,7 @@ def test_every_schema_is_used_and_every_reference_resolves() -> None:
 
 AUTHORITY = st.sampled_from(["FR-PNF", "BR-PF", "KE-EACC"])
 HEX = st.binary(min_size=16, max_size=16).map(bytes.hex)
+HEX64 = st.binary(min_size=32, max_size=32).map(bytes.hex)
 FLOATS = st.floats(allow_nan=False, allow_infinity=False)
 #: view class -> (its component, strategies for fields a schema pattern constrains)
 VIEWS: dict[type, tuple[str, dict[str, st.SearchStrategy[Any]]]] = {
@@ -278,7 +283,26 @@ VIEWS: dict[type, tuple[str, dict[str, st.SearchStrategy[Any]]]] = {
     AlertView: ("Alert", {}),
     Behind: ("Behind", {}),
     NodeStatus: ("NodeStatus", {"authority": AUTHORITY}),
-}
+    PrekeyView: ("SignedPrekey", {"id": st.just("mlkem768x25519:" + "0" * 32)}),
+    KeyUpdateView: ("KeyUpdate", {
+        "fingerprint": st.just(" ".join(["01234"] * 12)),
+        "identity_key": st.just("ed25519:" + "1" * 32),
+        "transport_key": st.just("ed25519:" + "2" * 32),
+        "ka_key": st.just("mlkem768x25519:" + "3" * 32),
+    }),
+    KeysView: ("Keys", {
+        "authority": AUTHORITY, "fingerprint": st.just(" ".join(["56789"] * 12)),
+        "identity_key": st.just("ed25519:" + "a" * 32),
+        "transport_key": st.just("ed25519:" + "b" * 32),
+        "ka_key": st.just("mlkem768x25519:" + "c" * 32),
+    }),
+    BackupRecord: ("Backup", {
+        "authority": AUTHORITY, "size": st.integers(0, MAX_INT), "sha256": HEX64,
+    }),
+    BackupsView: ("Backups", {
+        "backups": st.lists(st.deferred(lambda: strategy(BackupRecord)), max_size=3).map(tuple),
+    }),
+}  # fmt: skip
 
 
 def strategy(cls: type) -> st.SearchStrategy[Any]:
@@ -623,9 +647,23 @@ async def test_every_answer_of_a_live_node_is_documented(
     assert (await api.call("POST", "/api/sync"))[0] == 200
     status, ping = await api.call("POST", "/api/ping/{authority}", authority="BR-PF")
     assert (status, ping["direct"]["ok"], ping["hub"]["ok"]) == (200, True, True)
-    assert (await api.call("POST", "/api/keys/rotate", {}, token=ops))[0] == 200
+    status, rotated = await api.call("POST", "/api/keys/rotate", {}, token=ops)
+    assert status == 200
+    status, keys = await api.call("GET", "/api/keys", token=ops)
+    assert (status, keys["authority"], keys["certified"], keys["update"]) == (
+        200, "FR-PNF", True, None,
+    )  # fmt: skip
+    assert (keys["prekey"]["id"], keys["prekey"]["published"]) == (rotated["prekey"], True)
     made = await api.call("POST", "/api/users", {"name": "ops2", "role": "operator"}, token=ops)
     assert made[0] == 201
+    status, accounts = await api.call("GET", "/api/accounts", token=ops)
+    assert [(u["name"], u["role"], u["password"]) for u in accounts["users"]] == [
+        ("alice", "investigator", False), ("ops", "operator", False),
+        ("ops2", "operator", False), ("sup", "supervisor", False),
+    ]  # fmt: skip
+    assert await api.call("GET", "/api/backups", token=ops) == (
+        200, {"backups": [], "newest_age_s": None, "stale_after_s": 7 * 86400, "stale": True},
+    )  # fmt: skip
     # uploads and a request with an attachment
     status, up = await api.call("POST", "/api/uploads", data=b"ledger", params={"name": "l.txt"})
     assert status == 201

@@ -80,8 +80,18 @@ def test_backup_restore_round_trip(tmp_path: Path, node: Path, run: Callable[...
     application = (node / "application.json").read_bytes()
     genesis = Genesis.decode((node / "genesis.json").read_bytes())
     assert out["fingerprint"] == Application.decode(application, genesis).fingerprint()
-    # the database is the same apart from the operator's new API token
+    # the database is the same apart from the operator's new API token, and the record of
+    # this backup (with its audit row), written to the node after the snapshot was taken
     old, new = table_dump(node / "node.db"), table_dump(restored / "node.db")
+    assert old.pop("meta") == [
+        ("backups", orjson.dumps([{
+            "created": data["created"], "file": archive.name, "size": archive.stat().st_size,
+            "sha256": data["sha256"], "authority": "FR-PNF",
+        }]).decode()),
+    ]  # fmt: skip
+    assert new.pop("meta") == []
+    assert [r[3] for r in old["audit"]] == ["add-user", "backup"]
+    old["audit"].pop()
     assert {k: v for k, v in old.items() if k != "users"} == {
         k: v for k, v in new.items() if k != "users"
     }

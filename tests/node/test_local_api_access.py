@@ -241,6 +241,23 @@ async def test_every_cell_of_the_permission_matrix(pair: tuple[RunningNode, Runn
     assert await fr.n.outbox() == []
 
 
+#: The routes for running the node: operators' alone (no role that reads case material).
+OPERATE_ONLY = {
+    ("PUT", "/api/profile"), ("GET", "/api/keys"), ("POST", "/api/keys/rotate"),
+    ("POST", "/api/users"), ("GET", "/api/accounts"), ("GET", "/api/backups"),
+}  # fmt: skip
+
+
+def test_the_operators_routes_are_theirs_alone_and_the_colleagues_list_is_not() -> None:
+    by_route = {(r.method, r.path): r.permission for r in ROUTES}
+    assert {k for k, p in by_route.items() if p is Permission.OPERATE} == OPERATE_ONLY
+    for role in Role:
+        assert (Permission.OPERATE in GRANTS[role]) is (role is Role.OPERATOR), role
+    # GET /api/users names colleagues to assign cases to: the case readers', not operators'
+    assert by_route[("GET", "/api/users")] is Permission.READ
+    assert Permission.READ not in GRANTS[Role.OPERATOR]
+
+
 def test_no_route_outside_the_matrix() -> None:
     app = create_api_app(None, None)  # type: ignore[arg-type]
     declared = {(r.method, r.path) for r in ROUTES}

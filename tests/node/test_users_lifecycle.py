@@ -117,8 +117,8 @@ async def test_last_used_is_recorded_at_most_once_a_minute(
     added = await cli_json(run, "users", "add", "bob", "--role", "investigator", "--dir", d)
     token = added["token"]
     bob = (await listed(run, d))["bob"]
-    assert set(bob) == {"name", "role", "teams", "created", "last_used"}
-    assert bob["last_used"] is None
+    assert set(bob) == {"name", "role", "teams", "created", "last_used", "password"}
+    assert (bob["last_used"], bob["password"]) == (None, False)
     before = int(time.time())
     assert (await raw(fr, "GET", "/api/status", token=token))[0] == 200
     first = (await listed(run, d))["bob"]["last_used"]

@@ -2,17 +2,26 @@
 on the node's status; the investigator's pages refuse it, and the operator's pages refuse
 investigators and supervisors, with the API's own refusal as a page; each form (sync,
 add an operator, publish a prekey) goes through the local API's route, with its token
-checked; the audit page; the names ``[webui] allowed_hosts`` adds to the Host check.
+checked; the users (last use, password set, never a secret), the node's keys, the
+backups recorded and the warning when the newest is too old or there is none; the audit
+page; the names ``[webui] allowed_hosts`` adds to the Host check.
 One browser test: an operator signs in with a password and reads its pages (axe-checked).
 """
 
 from __future__ import annotations
 
+import asyncio
+import hashlib
 import re
+import time
+from pathlib import Path
 
 import pytest
 
+from globe_io.webui.i18n import Formats
+from globe_node.backup import STALE_AFTER, BackupRecord, create_backup, remember
 from globe_node.config import WebUiSettings
+from globe_node.users import set_password
 from tests.node.network import Net, RunningNode
 from tests.webui.browser import accessibility_violations, base_url
 from tests.webui.client import Answer, UiClient
@@ -29,6 +38,7 @@ OPERATOR_PAGES = [
     ("POST", "/ui/operator/users"),
     ("GET", "/ui/operator/keys"),
     ("POST", "/ui/operator/keys/rotate"),
+    ("GET", "/ui/operator/backups"),
     ("GET", "/ui/operator/audit"),
 ]
 #: Pages of the investigator's, read and written.
@@ -80,7 +90,8 @@ async def test_an_operator_starts_on_the_nodes_status(pair: Pair) -> None:
         # its sections are the operator's, none of the investigator's
         links = re.findall(r'<nav class="sections".*?</nav>', page.text, re.S)[0]
         assert re.findall(r'href="([^"]+)"', links) == [
-            "/ui/operator", "/ui/operator/users", "/ui/operator/keys", "/ui/operator/audit"
+            "/ui/operator", "/ui/operator/users", "/ui/operator/keys", "/ui/operator/backups",
+            "/ui/operator/audit",
         ]  # fmt: skip
         assert 'href="/ui/operator" aria-current="page"' in links
 
@@ -188,6 +199,121 @@ async def test_an_operator_publishes_a_prekey_and_syncs(pair: Pair) -> None:
     )  # fmt: skip
 
 
+# --- users, keys, backups ---------------------------------------------------------------------
+
+
+async def test_the_users_page_lists_every_user_and_no_secret(pair: Pair) -> None:
+    fr = pair.fr
+    c, olga = await operator_client(fr)
+    await user(fr, "bob", "investigator", "aml", "fraud")
+    await set_password(fr.n.sessions, "bob", "a long enough web UI password", now=fr.n.now())
+    async with c:
+        page = await c.get("/ui/operator/users")
+        assert page.status == 200
+        assert "<h1>Users</h1>" in page.text
+        rows = dict(re.findall(r'<tr data-user="([^"]+)">(.*?)</tr>', page.text, re.S))
+        assert sorted(rows) == ["alice", "bob", "olga"]
+        bob = rows["bob"]
+        assert 'data-role="investigator">Investigator</td>' in bob
+        assert "<bdi>aml</bdi>, <bdi>fraud</bdi>" in bob
+        assert 'data-last-used="">never</td>' in bob
+        assert 'data-password="true">Set</td>' in bob
+        olga_row = rows["olga"]
+        assert 'data-role="operator">Operator</td>' in olga_row
+        assert "none (the intake)" in olga_row
+        assert 'data-password="false">None: signs in with its token</td>' in olga_row
+        used = int(re.findall(r'data-last-used="(\d+)"', olga_row)[0])
+        assert abs(used - int(time.time())) < 120  # signing in is a use
+        for secret in (olga, fr.token, "$argon2id$"):
+            assert secret not in page.text
+        assert "globe-node users" in page.plain
+        # an operator added on this page is listed at once, with its token shown once
+        added = await c.post("/ui/operator/users", {"csrf": page.csrf, "name": "oscar"})
+        assert added.status == 201
+        assert '<tr data-user="oscar">' in added.text
+        # in French, the words are the catalogue's
+        french = await c.post("/ui/language", {"csrf": page.csrf, "language": "fr",
+                                               "next": "/ui/operator/users"})  # fmt: skip
+        assert french.status == 303
+        page = await c.get("/ui/operator/users")
+        assert "<h1>Utilisateurs</h1>" in page.text
+        assert 'data-role="investigator">Enquêteur</td>' in page.text
+
+
+async def test_the_keys_page_shows_the_nodes_keys_and_its_prekey(pair: Pair) -> None:
+    fr = pair.fr
+    c, _ = await operator_client(fr)
+    certificate = fr.n.directory.state.members[fr.me].certificate
+    async with c:
+        page = await c.get("/ui/operator/keys")
+        assert page.status == 200
+        assert f'data-fingerprint="current">{certificate.fingerprint()}</code>' in page.text
+        assert 'data-fingerprint="next"' not in page.text
+        assert f'data-key="identity_key">{fr.n.keys.identity.key_id}</code>' in page.text
+        assert f'data-key="ka_key">{fr.n.keys.ka.key_id}</code>' in page.text
+        assert 'data-certified="true">These keys are the ones the directory certifies.' in (
+            page.plain
+        )
+        assert 'data-update="none">No key update is pending.' in page.plain
+        assert 'data-published="true">Published' in page.text
+        current = re.findall(r'data-current-prekey="([^"]+)"', page.text)
+        rotated = await c.post("/ui/operator/keys/rotate", {"csrf": page.csrf})
+        assert rotated.status == 200
+        kid = re.findall(r'data-prekey="([^"]+)"', rotated.text)[0]
+        # the page read after the rotation shows the new prekey as the current one
+        assert re.findall(r'data-current-prekey="([^"]+)"', rotated.text) == [kid]
+        assert [kid] != current
+
+
+def backed_up(directory: Path, out: Path) -> BackupRecord:
+    """A real backup of the running node (what ``globe-node backup`` writes)."""
+    data = create_backup(directory, out)
+    return BackupRecord(data["created"], out.name, data["archive_bytes"], data["sha256"],
+                        data["authority"])  # fmt: skip
+
+
+async def test_the_status_page_warns_until_a_recent_backup_is_recorded(
+    pair: Pair, tmp_path: Path
+) -> None:
+    fr = pair.fr
+    c, _ = await operator_client(fr)
+    async with c:
+        status = await c.get("/ui/operator")
+        assert 'data-backup="none"' in status.text
+        assert "No backup of this node is recorded." in status.plain
+        assert "Make one on the node itself: globe-node backup" in status.plain
+        listed = await c.get("/ui/operator/backups")
+        assert (listed.status, 'data-backup="none"' in listed.text) == (200, True)
+        assert 'id="backups"' not in listed.text  # no table without a backup
+
+        # a backup eight days old: too old
+        old = BackupRecord(fr.n.now() - STALE_AFTER - 86400, "fr-pnf-old.tar.gz", 4096,
+                           "ab" * 32, "FR-PNF")  # fmt: skip
+        await remember(fr.n.audit, old, by="cli:test")
+        status = await c.get("/ui/operator")
+        assert 'data-backup="stale"' in status.text
+        assert (
+            "The newest backup is more than 7 days old: it was made on "
+            f"{Formats('en', fr.n.now).when(old.created)}."
+        ) in status.plain
+
+        # a backup made now, while the daemon runs: no warning, listed first
+        archive = tmp_path / "fr-pnf-now.tar.gz"
+        new = await asyncio.to_thread(backed_up, fr.config.directory, archive)
+        assert new.sha256 == hashlib.sha256(archive.read_bytes()).hexdigest()
+        await remember(fr.n.audit, new, by="cli:test")
+        status = await c.get("/ui/operator")
+        assert 'data-backup="recent"' in status.text
+        assert "Newest backup: " in status.plain
+        assert 'class="warning"' not in status.text
+        listed = await c.get("/ui/operator/backups")
+        rows = re.findall(r'<tr data-file="([^"]+)">', listed.text)
+        assert rows == ["fr-pnf-now.tar.gz", "fr-pnf-old.tar.gz"]
+        assert f'data-sha256="{new.sha256}">{new.sha256}</code>' in listed.text
+        assert f'data-size="{archive.stat().st_size}"' in listed.text
+        assert "records the last 10 here" in listed.plain
+
+
 # --- allowed hosts ---------------------------------------------------------------------------
 
 
@@ -244,7 +370,13 @@ async def test_an_operator_signs_in_with_a_password_and_reads_the_status(
     assert await accessibility_violations(page) == []
     await page.click("form[action='/ui/operator/sync'] button")
     await page.wait_for_selector("[data-synced]")
-    for path, heading in (("/users", "Operators"), ("/keys", "Keys"), ("/audit", "Audit log")):
+    pages = (
+        ("/users", "Users"),
+        ("/keys", "Keys"),
+        ("/backups", "Backups"),
+        ("/audit", "Audit log"),
+    )
+    for path, heading in pages:
         await page.click(f"nav.sections a[href='/ui/operator{path}']")
         await page.wait_for_url(re.compile(f".*/ui/operator{path}$"))
         assert await page.text_content("h1") == heading
