@@ -24,8 +24,11 @@ Everything printed comes from the daemons' local APIs and the command lines'
 
 With ``--keep`` (``make demo DEMO_ARGS=--keep``) the hub and the nodes stay up after
 step 6: each node gets an investigator user ``web``, and the demo prints each node's
-web UI address and that user's sign-in token, then waits for Ctrl-C (or SIGTERM) and
-stops everything as in the run without it.
+web UI address and that user's sign-in token; a fourth authority (IT-ANAC) applies, and
+the consoles of two admins start (``globe-admin ui``) with their one-time sign-in links,
+so that a person can approve the application in one and complete the quorum in the
+other.  It then waits for Ctrl-C (or SIGTERM) and stops everything as in the run
+without it.
 """
 
 from __future__ import annotations
@@ -39,13 +42,14 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.error
 import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 PASSPHRASE = "demo passphrase - never use in production"  # noqa: S105 - a throw-away network
 AUTHORITIES = [
@@ -166,6 +170,7 @@ class Demo:
         self.admin_keys = [root / f"admin{i}.key" for i in (1, 2, 3)]
         self.genesis = root / "genesis.json"
         self.nodes: dict[str, Node] = {}
+        self.consoles: list[subprocess.Popen[str]] = []
 
     # -- set-up ----------------------------------------------------------------------------
 
@@ -358,18 +363,60 @@ class Demo:
                        "--dir", node.directory)  # fmt: skip
             detail(node.authority, f"http://127.0.0.1:{node.api_port}/ui"
                    f"  investigator web, token {user['token']}")  # fmt: skip
+        self.pending_application()
+        say(
+            "Two admins' consoles: approve the application in one, complete the quorum in the other"
+        )
+        for i in (1, 2):
+            detail(f"Admin-{i}", self.console(i))
         detail("logs", self.root)
         wait_for_interrupt("press Ctrl-C to stop the hub and the nodes")
 
+    def pending_application(self) -> None:
+        """A fourth authority applies and waits for the admins (its node is not started)."""
+        d = self.root / "IT-ANAC"
+        run("globe_node", "init", "--dir", d, "--genesis", self.genesis,
+            "--authority-id", "IT-ANAC", "--name", "Autorita Nazionale Anticorruzione",
+            "--country", "IT", "--kind", "anti-corruption", "--language", "it",
+            "--language", "en", "--contact", "duty officer, ANAC",
+            "--legal-basis", "UNCAC art. 6", "--hub-url", self.hub_url,
+            "--api-port", str(free_port()), "--kdf", "interactive",
+            "--passphrase-file", self.pw)  # fmt: skip
+        applied = run("globe_node", "apply", "--dir", d, "--passphrase-file", self.pw)
+        detail("IT-ANAC", f"application {applied.get('id', '?')} {applied.get('status', '')}")
+
+    def console(self, i: int) -> str:
+        """Start admin ``i``'s console; its one-time sign-in link.  The demo pre-supplies
+        the passphrase (a throw-away network): a real admin types it in the page."""
+        proc = subprocess.Popen(  # noqa: S603 - our own module
+            [sys.executable, "-m", "globe_admin", "ui", "--genesis", str(self.genesis),
+             "--key", str(self.admin_keys[i - 1]), "--hub", self.hub_url,
+             "--passphrase-file", str(self.pw)],
+            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=self.env,
+            process_group=self.group,
+        )  # fmt: skip
+        self.consoles.append(proc)
+        assert proc.stdout is not None  # noqa: S101 - a pipe was asked for
+        prefix = "globe-admin: sign in once with "
+        for line in proc.stdout:
+            if line.startswith(prefix):
+                # what it says from now on goes to its log (a pipe nobody read would fill)
+                log = self.root / f"admin{i}-console.log"
+                threading.Thread(target=_drain, args=(proc.stdout, log), daemon=True).start()
+                return line[len(prefix) :].strip()
+        raise DemoFailure(f"the console of Admin-{i} did not start")
+
     def shutdown(self) -> None:
         say("Shutting down: each daemon stops on SIGTERM with nothing left half-written")
+        for i, proc in enumerate(self.consoles, start=1):
+            detail(f"Admin-{i} console", f"exit status {_terminate(proc)}")
         for node in self.nodes.values():
             code = _terminate(node.proc)
             detail(node.authority, f"exit status {code}")
         detail("hub", f"exit status {_terminate(self.hub_proc)}")
 
     def close(self) -> None:
-        for proc in [n.proc for n in self.nodes.values()] + [self.hub_proc]:
+        for proc in [*self.consoles, *(n.proc for n in self.nodes.values()), self.hub_proc]:
             if proc is not None and proc.poll() is None:
                 proc.kill()
                 proc.wait()
@@ -389,6 +436,13 @@ def wait_for_interrupt(prompt: str) -> None:
             signal.signal(sig, signal.SIG_IGN)
     finally:
         signal.pthread_sigmask(signal.SIG_UNBLOCK, stops)
+
+
+def _drain(stream: IO[str], path: Path) -> None:
+    with path.open("w", encoding="utf-8") as out:
+        for line in stream:
+            out.write(line)
+            out.flush()
 
 
 def _get(url: str) -> bytes | None:
@@ -411,7 +465,7 @@ def _sync_check(node: Node, seq: int) -> Callable[[], bool]:
     return lambda: _synced(node, seq)
 
 
-def _terminate(proc: subprocess.Popen[bytes] | None) -> int | None:
+def _terminate(proc: subprocess.Popen[bytes] | subprocess.Popen[str] | None) -> int | None:
     if proc is None:
         return None
     proc.send_signal(signal.SIGTERM)

@@ -17,6 +17,7 @@ import sys
 import threading
 import time
 import urllib.parse
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -69,8 +70,12 @@ def test_demo_keep_leaves_each_web_ui_up_until_ctrl_c() -> None:
             status, inbox = _signed_in_inbox(int(port), token)
             assert status == 200
             assert "Transfers from ACME Holdings to a Sao Paulo shell company" in inbox
+            links = {m["admin"]: m["link"] for m in map(_CONSOLE_LINE.fullmatch, shown) if m}
+            assert sorted(links) == ["Admin-1", "Admin-2"], "".join(shown)[-3000:]
+            queue_page = _console_applications(links["Admin-1"])
+            assert "IT-ANAC" in queue_page  # the fourth authority's application waits
             children = _children(demo.pid)
-            assert len(children) == 4  # the hub and three nodes
+            assert len(children) == 6  # the hub, three nodes and two consoles
             os.killpg(demo.pid, signal.SIGINT)
             assert demo.wait(timeout=60) == 0
             rest = lines.rest()
@@ -80,7 +85,7 @@ def test_demo_keep_leaves_each_web_ui_up_until_ctrl_c() -> None:
                 demo.wait()
         assert demo.stderr is not None
         assert demo.stderr.read() == ""
-    assert rest.count("exit status 0") == 4, rest
+    assert rest.count("exit status 0") == 6, rest
     assert "every step did what it should" in rest
     for pid in children:
         with pytest.raises(ProcessLookupError):
@@ -94,6 +99,19 @@ _UI_LINE = re.compile(
     r"  investigator web, token (?P<token>[A-Za-z0-9_-]{43})\n"
 )
 _CSRF = re.compile(r'name="csrf" value="([^"]+)"')
+_CONSOLE_LINE = re.compile(
+    r"   (?P<admin>Admin-[12]): (?P<link>http://127\.0\.0\.1:\d+/console/sign-in\?\S+)\n"
+)
+
+
+def _console_applications(link: str) -> str:
+    """Sign in to a console with its one-time link; its applications page."""
+    opener = urllib.request.build_opener(urllib.request.HTTPCookieProcessor())
+    base = link.split("/console/", maxsplit=1)[0]
+    with opener.open(link, timeout=30) as r:  # the link, then its redirect to the console
+        assert r.status == 200
+    with opener.open(f"{base}/console/applications", timeout=30) as r:
+        return str(r.read().decode())
 
 
 class _Lines:
