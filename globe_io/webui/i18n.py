@@ -107,6 +107,11 @@ class Formats:
             timedelta(seconds=ts - self.clock()), add_direction=True, locale=self.locale
         )
 
+    def duration(self, seconds: int) -> str:
+        """A length of time in its largest whole unit: "50 minutes", "2 days" (a response
+        time; ``countdown`` says how far a moment is from now instead)."""
+        return format_timedelta(timedelta(seconds=seconds), threshold=1, locale=self.locale)
+
     def number(self, n: int) -> str:
         """A whole number with the language's grouping."""
         return format_decimal(n, locale=self.locale)

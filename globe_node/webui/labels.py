@@ -13,6 +13,7 @@ from typing import Final
 from globe_io.webui.i18n import N_
 
 __all__ = [
+    "ALERTS",
     "AUTHORITY_KINDS",
     "DELIVERY",
     "KEY_UPDATE_STATES",
@@ -121,4 +122,18 @@ PROBLEMS: Final = {
     "directory-stale": N_("The directory is too old to send: sync first"),
     "consent-required": N_("The originator's consent is required"),
     "rate-limited": N_("Too many attempts: wait, then try again"),
+}
+#: What an alert of ``GET /api/alerts`` is about, by its kind (others show the kind itself).
+ALERTS: Final = {
+    "directory-fork": N_("Directory fork: a membership log other than this node's was signed"),
+    "directory-rollback": N_("Directory rollback: the hub served an older membership log"),
+    "directory-invalid": N_("Invalid directory: the hub served a log that does not verify"),
+    "directory-behind-peer": N_("Behind a peer: the hub may be hiding membership changes"),
+    "conflict": N_("Conflict: a message arrived twice with different contents"),
+    "refused": N_("Refused: something received did not verify"),
+    "keys-not-certified": N_("This node's keys are no longer the certified ones"),
+    "membership-suspended": N_("This node was suspended"),
+    "membership-revoked": N_("This node was revoked"),
+    "request-due-soon": N_("Reminder: a request is due soon"),
+    "request-overdue": N_("Reminder: a request is overdue"),
 }

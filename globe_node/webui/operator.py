@@ -19,21 +19,14 @@ from typing import Any, Final
 from aiohttp import web
 
 from globe_node.backup import KEEP
-from globe_node.webui.app import OPERATOR_PREFIX, UI_KEY, Page, page_of
+from globe_node.webui.app import OPERATOR_PREFIX, Page, page_of
+from globe_node.webui.screens import directory_confirmed, directory_stale, render
 from protocol.errors import GlobeError
 
 __all__ = ["OPERATOR", "OPERATOR_PAGES"]
 
 #: Audit rows the audit page shows at most, newest first.
 AUDIT_SHOWN: Final = 200
-
-
-def _render(
-    request: web.Request, page: Page, template: str, *, status: int = 200, **context: Any
-) -> web.Response:
-    return request.app[UI_KEY].render(
-        page.language, template, status=status, page=page, csrf=page.session.csrf, **context
-    )
 
 
 # --- status ----------------------------------------------------------------------------------
@@ -49,12 +42,10 @@ async def _status_page(
     status = await page.api.json("GET", "/api/status")
     alerts = await page.api.json("GET", "/api/alerts")
     backups = await page.api.json("GET", "/api/backups")
-    age = status["directory"]["age_s"]
-    confirmed = None if age is None else request.app[UI_KEY].node.now() - age
-    stale = age is None or age > status["directory"]["max_age_s"]
-    return _render(
+    return render(
         request, page, "operator_status.html", status=error.status if error else 200,
-        s=status, alerts=alerts["alerts"], confirmed=confirmed, stale=stale, synced=synced,
+        s=status, alerts=alerts["alerts"], confirmed=directory_confirmed(request, status),
+        stale=directory_stale(status), synced=synced,
         error=error, backups=backups, last_backup=_newest(backups),
     )  # fmt: skip
 
@@ -96,7 +87,7 @@ async def _users_page(
     """The node's users (``GET /api/accounts``, read after any change), and the form that
     adds an operator."""
     accounts = await page.api.json("GET", "/api/accounts")
-    return _render(request, page, "operator_users.html", status=status, users=accounts["users"],
+    return render(request, page, "operator_users.html", status=status, users=accounts["users"],
                    added=added, error=error, name=name)  # fmt: skip
 
 
@@ -133,7 +124,7 @@ async def _keys_page(
     """The node's public keys (``GET /api/keys``, read after any change), and the form that
     publishes a new signed prekey."""
     found = await page.api.json("GET", "/api/keys")
-    return _render(request, page, "operator_keys.html", status=status, k=found, rotated=rotated,
+    return render(request, page, "operator_keys.html", status=status, k=found, rotated=rotated,
                    error=error)  # fmt: skip
 
 
@@ -161,7 +152,7 @@ async def backups(request: web.Request) -> web.StreamResponse:
     too old (``GET /api/backups``)."""
     page = page_of(request)
     found = await page.api.json("GET", "/api/backups")
-    return _render(request, page, "operator_backups.html", backups=found,
+    return render(request, page, "operator_backups.html", backups=found,
                    last_backup=_newest(found), keep=KEEP)  # fmt: skip
 
 
@@ -174,7 +165,7 @@ async def audit(request: web.Request) -> web.StreamResponse:
     page = page_of(request)
     found = await page.api.json("GET", "/api/audit")
     entries = list(reversed(found["entries"]))[:AUDIT_SHOWN]
-    return _render(request, page, "operator_audit.html", entries=entries,
+    return render(request, page, "operator_audit.html", entries=entries,
                    verified=found["verified"])  # fmt: skip
 
 

@@ -55,6 +55,20 @@ def render(
     )
 
 
+def directory_stale(status: dict[str, Any]) -> bool:
+    """Whether ``GET /api/status`` says no hub checkpoint confirmed the directory recently
+    enough to send (never, or longer ago than the node's limit)."""
+    age = status["directory"]["age_s"]
+    return age is None or age > status["directory"]["max_age_s"]
+
+
+def directory_confirmed(request: web.Request, status: dict[str, Any]) -> int | None:
+    """When a hub checkpoint last confirmed the directory (``None``: never), from
+    ``GET /api/status``."""
+    age = status["directory"]["age_s"]
+    return None if age is None else request.app[UI_KEY].node.now() - age
+
+
 async def members(request: web.Request, page: Page, *, inactive: bool) -> list[dict[str, Any]]:
     """The directory's members but this node, by authority id: the active ones, or every
     one (``inactive``: suspended and revoked too, whose messages stay)."""

@@ -131,6 +131,9 @@ async def test_a_request_goes_out_is_acknowledged_and_answered_while_the_sender_
     # --- the dashboard: nothing left open on either side ---------------------------------
     await sender.goto(base_url(pair.fr) + "/ui/requests")
     assert await sender.text_content("[data-count='theirs']") == "0"
+    answered = "#t-stats [data-counterpart='BR-PF'][data-direction='sent'] [data-stat='answered']"
+    assert await sender.text_content(answered) == "1"  # the response times, with Brazil's
+    assert await accessibility_violations(sender) == []
     assert sender_errors == []
     assert receiver_errors == []
     await fr_ctx.close()
