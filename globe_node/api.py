@@ -583,7 +583,7 @@ def _guarded(route: ApiRoute) -> Callable[[web.Request], Awaitable[web.StreamRes
     async def handler(request: web.Request) -> web.StreamResponse:
         node = _node(request)
         who = await authenticate(
-            node.sessions,
+            node.store,
             request.headers.get("Authorization"),
             intake=node.config.intake_team,
             now=node.now(),

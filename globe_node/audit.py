@@ -36,26 +36,29 @@ def _hash(prev: bytes, seq: int, *, time: int, user: str, action: str, subject: 
 _AUDIT: Final = db.Base.metadata.tables[db.AuditRow.__tablename__]
 
 
+#: Built once: this runs with every send (building a statement costs more than running it).
+_TAKE_LOCK: Final = update(_AUDIT).where(false()).values(seq=_AUDIT.c.seq)
+_LAST: Final = select(_AUDIT.c.seq, _AUDIT.c.hash).order_by(_AUDIT.c.seq.desc()).limit(1)
+_ADD: Final = insert(_AUDIT)
+
+
 def add_row(c: Connection, time: int, user: str, action: str, subject: str) -> int:
     """Add one audit row in the transaction of ``c`` (its caller holds
-    :attr:`AuditLog.lock`); its sequence number.  Core statements: this runs with every
-    send, on the node's writer thread (:meth:`globe_node.store.Store.transact`) or
-    inside an ORM session (:meth:`AuditLog.add`)."""
-    # The lock orders this process's writers; another process appends too (``globe-node
-    # users``, ``passphrase change``).  SQLite begins a transaction only at its first
-    # write, so take the write lock before reading the chain's end: the other writer
-    # then waits instead of taking the same sequence number.
-    c.execute(update(_AUDIT).where(false()).values(seq=_AUDIT.c.seq))
-    last = c.execute(
-        select(_AUDIT.c.seq, _AUDIT.c.hash).order_by(_AUDIT.c.seq.desc()).limit(1)
-    ).first()
+    :attr:`AuditLog.lock` or runs on the writer thread, whose turn every other writer
+    waits for); its sequence number.  Core statements: this runs with every send, on the
+    node's writer thread (:meth:`globe_node.store.Store.transact`) or inside an ORM
+    session (:meth:`AuditLog.add`)."""
+    # Another process appends too (``globe-node users``, ``passphrase change``).  SQLite
+    # begins a transaction only at its first write, so take the write lock before reading
+    # the chain's end: the other writer then waits instead of taking the same number.
+    c.execute(_TAKE_LOCK)
+    last = c.execute(_LAST).first()
     seq = 1 if last is None else last.seq + 1
     prev = _ZERO if last is None else last.hash
     c.execute(
-        insert(_AUDIT).values(
-            seq=seq, time=time, user=user, action=action, subject=subject,
-            hash=_hash(prev, seq, time=time, user=user, action=action, subject=subject),
-        )
+        _ADD,
+        {"seq": seq, "time": time, "user": user, "action": action, "subject": subject,
+         "hash": _hash(prev, seq, time=time, user=user, action=action, subject=subject)},
     )  # fmt: skip
     return seq
 

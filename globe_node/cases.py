@@ -22,7 +22,7 @@ from collections.abc import AsyncIterator, Sequence
 from enum import Enum
 from typing import Final
 
-from sqlalchemy import ColumnElement, CompoundSelect, func, insert, select, update
+from sqlalchemy import ColumnElement, CompoundSelect, bindparam, func, insert, select, update
 from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -93,9 +93,8 @@ class Cases:
         """``who`` may send into case ``ref``: it sees the case, and the case is open."""
         if ref is None:
             return
-        cases = _CASES  # on the reader thread: this runs before every send into a case
-        one = select(cases.c.team, cases.c.state).where(cases.c.ref == ref)
-        row = await self.ctx.store.query(lambda c: c.execute(one).first())
+        # On the reader thread: this runs before every send into a case.
+        row = await self.ctx.store.query(lambda c: c.execute(_CASE_STATE, {"ref": ref}).first())
         if row is None:
             return  # a new reference: the send makes its record
         require(who, row.team, f"no case {ref}")
@@ -436,16 +435,26 @@ def place_outgoing(
     it names no case."""
     if ref is None:
         return Placement(None, team)
-    cases = _CASES
-    found = c.execute(select(cases.c.team).where(cases.c.ref == ref)).first()
+    found = c.execute(_CASE_TEAM, {"ref": ref}).first()
     if found is None:
-        c.execute(insert(cases).values(**_new_case(ref, team, by=by, now=now)))
+        c.execute(_ADD_CASE, _new_case(ref, team, by=by, now=now))
         return Placement(ref, team)
-    c.execute(update(cases).where(cases.c.ref == ref).values(updated=now))
+    c.execute(_CASE_TOUCHED, {"b_ref": ref, "b_updated": now})
     return Placement(ref, found.team)
 
 
 _CASES: Final = db.Base.metadata.tables[db.CaseRow.__tablename__]
+# Statements of every send and receive, built once (building costs more than running).
+_CASE_TEAM: Final = select(_CASES.c.team).where(_CASES.c.ref == bindparam("ref"))
+_CASE_STATE: Final = select(_CASES.c.team, _CASES.c.state).where(_CASES.c.ref == bindparam("ref"))
+_ADD_CASE: Final = insert(_CASES)
+_CASE_TOUCHED: Final = (
+    update(_CASES).where(_CASES.c.ref == bindparam("b_ref")).values(updated=bindparam("b_updated"))
+)
+_PLACEMENTS: Final = tuple(
+    select(t.c.case, t.c.team).where(t.c.message_id == bindparam("mid"))
+    for t in (db.Base.metadata.tables[m.__tablename__] for m in (db.OutMessage, db.InMessage))
+)
 
 
 def place_incoming(c: Connection, content: MessageContent, sender: str, now: int) -> Placement:
@@ -462,11 +471,8 @@ def place_incoming(c: Connection, content: MessageContent, sender: str, now: int
 
 
 def _placement(c: Connection, message_id: str) -> Placement | None:
-    for model in (db.OutMessage, db.InMessage):
-        table = db.Base.metadata.tables[model.__tablename__]
-        row = c.execute(
-            select(table.c.case, table.c.team).where(table.c.message_id == message_id)
-        ).first()
+    for placed in _PLACEMENTS:
+        row = c.execute(placed, {"mid": message_id}).first()
         if row is not None:
             return Placement(row.case, row.team)
     return None

@@ -94,16 +94,17 @@ class Deliverer:
         """Try every due delivery once; return seconds until the next one is due."""
         due, nxt = await self.ctx.store.due(self.ctx.now())
         limit = asyncio.Semaphore(DELIVERY_CONCURRENCY)
+        outgoing = await self.ctx.store.outgoing(due) if due else []
 
-        async def one(mid: str) -> None:
+        async def one(msg: db.OutMessage, targets: list[db.OutRecipient]) -> None:
             async with limit:
-                await self.deliver(mid)
+                await self._attempt(msg, targets)
 
-        outcomes = await asyncio.gather(*(one(mid) for mid in due), return_exceptions=True)
-        for mid, outcome in zip(due, outcomes, strict=True):
+        outcomes = await asyncio.gather(*(one(*o) for o in outgoing), return_exceptions=True)
+        for (msg, _), outcome in zip(outgoing, outcomes, strict=True):
             if isinstance(outcome, Exception):
                 detail = outcome.detail if isinstance(outcome, GlobeError) else repr(outcome)
-                log.error("delivery of %s failed: %s", mid, detail)
+                log.error("delivery of %s failed: %s", msg.message_id, detail)
         if due:
             return 0.0
         return 30.0 if nxt is None else max(0.05, float(nxt - self.ctx.now()))
@@ -113,15 +114,18 @@ class Deliverer:
         store = self.ctx.store
         msg = await store.out_message(mid)
         targets = await store.queued_targets(mid)
-        if msg is None or not targets:
-            return
+        if msg is not None and targets:
+            await self._attempt(msg, targets)
+
+    async def _attempt(self, msg: db.OutMessage, targets: list[db.OutRecipient]) -> None:
+        mid = msg.message_id
         if msg.expires <= self.ctx.now():
-            await store.apply(mid, [t.recipient for t in targets], DeliveryEvent.EXPIRED,
-                              error="expired")  # fmt: skip
+            await self.ctx.store.apply(mid, [t.recipient for t in targets],
+                                       DeliveryEvent.EXPIRED, error="expired")  # fmt: skip
             return
         relay: list[db.OutRecipient] = []
         # Attachments always go through the hub (§8.4.1).
-        has_blobs = bool(parse_envelope(msg.envelope).header.blobs)
+        has_blobs = bool(msg.pending_blobs) or bool(parse_envelope(msg.envelope).header.blobs)
         for t in targets:
             endpoint = self.directory.endpoint(t.recipient)
             down = self._peer_down.get(t.recipient, 0.0) > self.ctx.monotonic()

@@ -58,6 +58,9 @@ __all__ = ["Inbox", "MailboxSource"]
 
 _INBOX: Final = db.Base.metadata.tables[db.InMessage.__tablename__]
 _ATTACHMENTS: Final = db.Base.metadata.tables[db.AttachmentRow.__tablename__]
+#: Built once: these run with every message received (building costs more than running).
+_ADD_INBOX: Final = insert(_INBOX)
+_ADD_ATTACHMENT: Final = sqlite_insert(_ATTACHMENTS).on_conflict_do_nothing()
 
 log = logging.getLogger("globe.node.inbox")
 
@@ -227,24 +230,25 @@ class Inbox:
         order = "old" if verdict.old else "in-order" if verdict.in_order else "gap"
         place = place_incoming(c, content, sender, now)
         c.execute(
-            insert(_INBOX).values(
-                sender=sender, message_id=mid, envelope_hash=env.hash, envelope=env.raw,
-                content=ctx.cipher.seal(opened.content, f"content:{mid}"),
-                kind=content.kind.value, case=place.case, team=place.team,
-                in_reply_to=str(content.in_reply_to) if content.in_reply_to else None,
-                created=h.created, received=now, via=via, seq=mine.seq, order=order,
-                head_relation=opened.head_relation.value, receipt=receipt,
-                receipt_acked=via == "direct", inner_signature=opened.inner_signature,
-                suspect=self.peer_heads.suspect(self.directory.state.seq),
-            )
+            _ADD_INBOX,
+            {
+                "sender": sender, "message_id": mid, "envelope_hash": env.hash,
+                "envelope": env.raw, "content": ctx.cipher.seal(opened.content, f"content:{mid}"),
+                "kind": content.kind.value, "case": place.case, "team": place.team,
+                "in_reply_to": str(content.in_reply_to) if content.in_reply_to else None,
+                "created": h.created, "received": now, "via": via, "seq": mine.seq,
+                "order": order, "head_relation": opened.head_relation.value,
+                "receipt": receipt, "receipt_acked": via == "direct",
+                "inner_signature": opened.inner_signature,
+                "suspect": self.peer_heads.suspect(self.directory.state.seq),
+            },
         )  # fmt: skip
         for att in content.attachments:
             # an attachment row exists already when the same blob came with an earlier message
             c.execute(
-                sqlite_insert(_ATTACHMENTS)
-                .values(sender=sender, blob=att.blob, message_id=mid, direction="in",
-                        size=att.size, state="fetched")
-                .on_conflict_do_nothing()
+                _ADD_ATTACHMENT,
+                {"sender": sender, "blob": att.blob, "message_id": mid, "direction": "in",
+                 "size": att.size, "state": "fetched"},
             )  # fmt: skip
         if content.kind is Kind.REQUEST:
             deadline = content.deadline or now + ctx.config.deadlines.for_urgency(content.urgency)
@@ -331,12 +335,15 @@ class Inbox:
         The receipts among them, once each is verified, are stored in one transaction;
         everything processed is acknowledged in one request."""
         receipts: list[bytes] = []
+        received: list[tuple[str, str]] = []  # (sender, message id) of each receipt
         notices: list[int] = []
         checked: list[tuple[int, ReceiptRecord]] = []
         for item in items:
             try:
                 if item.kind == "envelope":
                     receipts.append(await self._receive_synced(item.data))
+                    h = parse_envelope(item.data).header
+                    received.append((str(h.sender), str(h.message_id)))
                     continue
                 if item.kind == "receipt":
                     checked.append((item.cursor, await self._receipt_notice_synced(item.data)))
@@ -362,7 +369,7 @@ class Inbox:
                 notices.append(cursor)
         if receipts or notices:
             await self.hub.ack(receipts, sorted(notices))
-            await self.ctx.store.receipts_acked(receipts)
+            await self.ctx.store.receipts_acked(received)
 
     async def _receive_synced(self, data: bytes) -> bytes:
         """An envelope from the mailbox, opened again after a sync when its sender's key is

@@ -15,17 +15,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import contextvars
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import TypeVar
+from typing import Final, TypeVar
 
-from sqlalchemy import ColumnElement, Table, delete, func, insert, select, update
+from sqlalchemy import ColumnElement, Table, bindparam, delete, func, insert, select, update
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from sqlalchemy.sql.dml import Update
 
 from globe_node import db
 from globe_node.compartments import Placement
@@ -37,10 +39,10 @@ from globe_node.states import (
     RequestState,
     request_transition,
 )
-from protocol.errors import StorageError
+from globe_node.writer import GroupWriter, WriterLock, storage_failure
 from protocol.messages import Handling, StatusState
 
-__all__ = ["ReceiptRecord", "Store", "move_request", "storage_errors"]
+__all__ = ["ReceiptRecord", "Store", "WriterLock", "move_request", "storage_errors"]
 
 log = logging.getLogger("globe.node.store")
 _T = TypeVar("_T")
@@ -56,12 +58,7 @@ async def storage_errors() -> AsyncIterator[None]:
     except IntegrityError:
         raise  # a broken invariant is a bug, not an operational failure
     except (OperationalError, DBAPIError) as exc:
-        reason = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
-        log.error("node database failure: %s", reason)
-        raise StorageError(
-            f"the node database refused the operation ({reason}); nothing was stored:"
-            " check the disk and the database file, then retry"
-        ) from None
+        raise storage_failure(exc) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -74,36 +71,6 @@ class ReceiptRecord:
     via: str
     receipt: bytes
     evidence: bytes | None
-
-
-class WriterLock:
-    """The node's one writer: write transactions take turns in the event loop.
-
-    SQLite has one writer at a time; two write transactions on two pooled connections
-    do not queue, they collide, and the loser's busy handler sleeps and polls (1 ms,
-    then 2, 5, 10 ... up to 100 ms at a time) until the winner commits.  Taking turns
-    here first costs nothing when the node is quiet and, when it is busy, turns those
-    sleeps into a plain queue.  A task already holding the lock may open another
-    transaction (it would have to commit before the outer one anyway).
-    """
-
-    def __init__(self) -> None:
-        self._lock = asyncio.Lock()
-        self._owner: asyncio.Task[object] | None = None
-
-    @contextlib.asynccontextmanager
-    async def turn(self) -> AsyncIterator[None]:
-        """Hold the writer's turn (re-entrant within one task)."""
-        task = asyncio.current_task()
-        if task is not None and self._owner is task:
-            yield
-            return
-        async with self._lock:
-            self._owner = task
-            try:
-                yield
-            finally:
-                self._owner = None
 
 
 class Store:
@@ -126,7 +93,8 @@ class Store:
         #: by its thread on first use).
         self.writer_engine: Engine = db.make_writer_engine(engine)
         self.reader_engine: Engine = db.make_writer_engine(engine, writes=False)
-        self._thread = ThreadPoolExecutor(1, thread_name_prefix="globe-node-writer")
+        #: Runs :meth:`transact`'s transactions, several at once when they queue up.
+        self.group = GroupWriter(self.writer_engine, self.writer)
         self._reader = ThreadPoolExecutor(1, thread_name_prefix="globe-node-reader")
 
     async def query(self, work: Callable[[Connection], _T]) -> _T:
@@ -141,27 +109,17 @@ class Store:
             return work(conn)
 
     async def transact(self, work: Callable[[Connection], _T]) -> _T:
-        """Run ``work`` in one write transaction on the writer thread: it commits when
-        ``work`` returns, and rolls back if it raises.  Storage failures are
-        :class:`StorageError`.  A cancelled caller does not give up its turn before the
-        transaction is over (the thread does not stop half-way)."""
+        """Run ``work`` in a write transaction on the writer thread: what it wrote commits
+        when it returns, and is rolled back if it raises; storage failures are
+        :class:`StorageError`.  Transactions that queue up meanwhile commit together
+        (:class:`~globe_node.writer.GroupWriter`), and nobody is answered before the
+        commit.  A cancelled caller does not give up its turn before its transaction is
+        over (the thread does not stop half-way)."""
         if _IN_SESSION.get():
             # The session's transaction may hold SQLite's write lock: the writer thread
             # would wait for it, and it for the thread, until the busy timeout.
             raise RuntimeError("a writer-thread transaction inside an open session transaction")
-        loop = asyncio.get_running_loop()
-        async with self.writer.turn(), storage_errors():
-            done = loop.run_in_executor(self._thread, self._run, work)
-            try:
-                return await asyncio.shield(done)
-            except asyncio.CancelledError:
-                with contextlib.suppress(Exception):
-                    await done
-                raise
-
-    def _run(self, work: Callable[[Connection], _T]) -> _T:
-        with self.writer_engine.begin() as conn:
-            return work(conn)
+        return await self.group.transact(work)
 
     @contextlib.asynccontextmanager
     async def read(self) -> AsyncIterator[AsyncSession]:
@@ -183,10 +141,8 @@ class Store:
     async def close(self) -> None:
         """Dispose of the engines' connections and stop the writer thread."""
         loop = asyncio.get_running_loop()
-        async with self.writer.turn():  # each thread closes the connection it made
-            await loop.run_in_executor(self._thread, self.writer_engine.dispose)
+        await self.group.close()  # each thread closes the connection it made
         await loop.run_in_executor(self._reader, self.reader_engine.dispose)
-        self._thread.shutdown(wait=True)
         self._reader.shutdown(wait=True)
         await self.engine.dispose()
 
@@ -297,55 +253,45 @@ class Store:
     def next_seqs(c: Connection, peers: Sequence[str]) -> dict[str, int]:
         """Take the next per-pair sequence number for each peer (the transaction of
         ``c``): one statement per peer, which makes the pair row if it is new."""
-        pairs = _table(db.Pair)
-        out: dict[str, int] = {}
-        for peer in peers:
-            taken = (
-                sqlite_insert(pairs)
-                .values(peer=peer, next_out=2, last_in=0)
-                .on_conflict_do_update(
-                    index_elements=[pairs.c.peer], set_={"next_out": pairs.c.next_out + 1}
-                )
-                .returning(pairs.c.next_out)
-            )
-            out[peer] = int(c.execute(taken).scalar_one()) - 1
-        return out
+        return {p: int(c.execute(_TAKE_SEQ, {"b_peer": p}).scalar_one()) - 1 for p in peers}
 
     async def out_message(self, message_id: str) -> db.OutMessage | None:
         """A sent message (a detached row)."""
-        out = _table(db.OutMessage)
-        one = select(out).where(out.c.message_id == message_id)
-        row = await self.query(lambda c: c.execute(one).first())
+        row = await self.query(lambda c: c.execute(_OUT_MESSAGE, {"mid": message_id}).first())
         return None if row is None else db.OutMessage(**row._mapping)
 
     async def due(self, now: int, limit: int = 100) -> tuple[list[str], int | None]:
         """Messages with a queued recipient due now, and the earliest next attempt of any."""
-        queued = db.OutRecipient.state == Delivery.QUEUED.value
-        due = (
-            select(db.OutRecipient.message_id)
-            .where(queued)
-            .where(db.OutRecipient.next_attempt <= now)
-            .distinct()
-            .limit(limit)
-        )
-        earliest = select(func.min(db.OutRecipient.next_attempt)).where(queued)
 
         def read(c: Connection) -> tuple[list[str], int | None]:
-            nxt = c.execute(earliest).scalar()
-            return list(c.execute(due).scalars()), None if nxt is None else int(nxt)
+            nxt = c.execute(_EARLIEST).scalar()
+            due = list(c.execute(_DUE, {"now": now, "limit": limit}).scalars())
+            return due, None if nxt is None else int(nxt)
 
         return await self.query(read)
 
     async def queued_targets(self, message_id: str) -> list[db.OutRecipient]:
         """The recipients of a message still queued (detached rows)."""
-        rcpt = _table(db.OutRecipient)
-        queued = (
-            select(rcpt)
-            .where(rcpt.c.message_id == message_id)
-            .where(rcpt.c.state == Delivery.QUEUED.value)
-        )
-        rows = await self.query(lambda c: c.execute(queued).all())
+        rows = await self.query(lambda c: c.execute(_QUEUED, {"mid": message_id}).all())
         return [db.OutRecipient(**row._mapping) for row in rows]
+
+    async def outgoing(
+        self, message_ids: Sequence[str]
+    ) -> list[tuple[db.OutMessage, list[db.OutRecipient]]]:
+        """Sent messages with their recipients still queued (detached rows), in one read;
+        those with none queued (or gone) are left out."""
+
+        def read(c: Connection) -> list[tuple[db.OutMessage, list[db.OutRecipient]]]:
+            out = []
+            for mid in message_ids:
+                queued = c.execute(_QUEUED, {"mid": mid}).all()
+                msg = c.execute(_OUT_MESSAGE, {"mid": mid}).first() if queued else None
+                if msg is not None:
+                    targets = [db.OutRecipient(**r._mapping) for r in queued]
+                    out.append((db.OutMessage(**msg._mapping), targets))
+            return out
+
+        return await self.query(read)
 
     async def recipients(self, message_ids: Sequence[str]) -> list[db.OutRecipient]:
         """The recipient rows of these sent messages."""
@@ -372,8 +318,7 @@ class Store:
         reset_attempt: bool = False,
     ) -> int:
         """Apply a delivery event (one conditional statement); how many rows moved."""
-        sources, target = DELIVERY_TRANSITIONS[event]
-        values: dict[str, object] = {"state": target.value}
+        values: dict[str, object] = {}
         if via is not None:
             values["via"] = via
         if error is not None or reset_attempt:
@@ -382,17 +327,10 @@ class Store:
             values["evidence"] = evidence
         if reset_attempt:
             values["next_attempt"] = 0
-        moved = (
-            update(db.OutRecipient)
-            .where(db.OutRecipient.message_id == message_id)
-            .where(db.OutRecipient.recipient.in_(list(recipients)))
-            .where(db.OutRecipient.state.in_([x.value for x in sources]))
-            .values(**values)
-        )
-        if event is DeliveryEvent.RETRY:  # a purged message's envelope is gone (retention.py)
-            purged = select(db.OutMessage.message_id).where(db.OutMessage.purged.is_not(None))
-            moved = moved.where(db.OutRecipient.message_id.not_in(purged))
-        return await self.transact(lambda c: int(c.execute(moved).rowcount or 0))
+        moved = _transition(event, tuple(sorted(values)))
+        params: dict[str, object] = {f"b_{k}": v for k, v in values.items()}
+        params.update(mid=message_id, rcpts=list(recipients))
+        return await self.transact(lambda c: int(c.execute(moved, params).rowcount or 0))
 
     async def backoff(
         self, message_id: str, attempts: dict[str, tuple[int, int]], error: str
@@ -446,12 +384,9 @@ class Store:
 
     async def seen(self, sender: str, message_id: str) -> tuple[bytes, bytes] | None:
         """The stored (envelope hash, receipt) of a received (sender, id), if any."""
-        held = (
-            select(db.InMessage.envelope_hash, db.InMessage.receipt)
-            .where(db.InMessage.sender == sender)
-            .where(db.InMessage.message_id == message_id)
+        row = await self.query(
+            lambda c: c.execute(_SEEN, {"b_sender": sender, "b_mid": message_id}).first()
         )
-        row = await self.query(lambda c: c.execute(held).first())
         return None if row is None else (bytes(row.envelope_hash), bytes(row.receipt))
 
     async def add_conflict(self, row: db.Conflict) -> bool:
@@ -473,16 +408,8 @@ class Store:
         """Record ``seq`` received from ``peer``; the highest seen before (the transaction
         of ``c``).  The pair row is made if it is new: a send and a receive may both make
         it, and the second finds the first's row."""
-        pairs = _table(db.Pair)
-        last = c.execute(select(pairs.c.last_in).where(pairs.c.peer == peer)).scalar_one_or_none()
-        c.execute(
-            sqlite_insert(pairs)
-            .values(peer=peer, next_out=1, last_in=seq)
-            .on_conflict_do_update(
-                index_elements=[pairs.c.peer],
-                set_={"last_in": func.max(pairs.c.last_in, seq)},
-            )
-        )
+        last = c.execute(_LAST_IN, {"b_peer": peer}).scalar_one_or_none()
+        c.execute(_TAKE_IN_SEQ, {"b_peer": peer, "b_seq": seq})
         return 0 if last is None else int(last)
 
     async def attachment_known(self, sender: str, blob: str) -> bool:
@@ -490,14 +417,11 @@ class Store:
         async with self.read() as s:
             return await s.get(db.AttachmentRow, (sender, blob)) is not None
 
-    async def receipts_acked(self, receipts: Sequence[bytes]) -> None:
-        """The hub released these receipts' envelopes."""
-        acked = (
-            update(db.InMessage)
-            .where(db.InMessage.receipt.in_(list(receipts)))
-            .values(receipt_acked=True)
-        )
-        await self.transact(lambda c: c.execute(acked))
+    async def receipts_acked(self, messages: Sequence[tuple[str, str]]) -> None:
+        """The hub released these received messages' envelopes: (sender, message id)."""
+        keys = [{"b_sender": sender, "b_mid": mid} for sender, mid in messages]
+        if keys:
+            await self.transact(lambda c: c.execute(_RECEIPT_ACKED, keys))
 
     async def sealed_contents(self) -> AsyncIterator[tuple[str, bytes]]:
         """(message id, sealed content) of every stored message, received then sent."""
@@ -536,7 +460,7 @@ class Store:
         """A new request, one row per counterpart (the transaction of ``c``)."""
         restrictions = " ".join(sorted(r.value for r in handling.restrictions))
         c.execute(
-            insert(_table(db.RequestRow)),
+            _ADD_REQUESTS,
             [
                 {
                     "message_id": message_id, "direction": direction, "counterpart": cp,
@@ -638,34 +562,106 @@ class Store:
 
 def _record_receipt(c: Connection, r: ReceiptRecord, now: int) -> str:
     """Store one verified receipt (the writer's transaction); its outcome."""
-    out, rcpt = db.OutMessage, db.OutRecipient
-    digest = c.execute(
-        select(out.envelope_hash).where(out.message_id == r.message_id)
-    ).scalar_one_or_none()
+    digest = c.execute(_ENVELOPE_HASH, {"mid": r.message_id}).scalar_one_or_none()
     if digest is None or digest != r.envelope_hash:
         return "no-message"
-    mine = (rcpt.message_id == r.message_id) & (rcpt.recipient == r.recipient)
-    row = c.execute(select(rcpt.state, rcpt.via).where(mine)).first()
+    row = c.execute(_RECIPIENT_STATE, {"mid": r.message_id, "rcpt": r.recipient}).first()
     if row is None:
         return "not-a-recipient"
     sources, target = DELIVERY_TRANSITIONS[DeliveryEvent.RECEIPT]
     if Delivery(row.state) not in sources:
         return "kept"
-    values: dict[str, object] = {
-        "state": target.value,
-        "via": row.via if r.via == "hub" and row.via else r.via,
-        "receipt": r.receipt,
-        "delivered": now,
-    }
-    if r.evidence is not None:
-        values["evidence"] = r.evidence
-    c.execute(update(rcpt).where(mine).values(**values))
+    c.execute(
+        _DELIVERED,
+        {"mid": r.message_id, "rcpt": r.recipient, "b_state": target.value,
+         "b_via": row.via if r.via == "hub" and row.via else r.via, "b_receipt": r.receipt,
+         "b_delivered": now, "b_evidence": r.evidence},
+    )  # fmt: skip
     return "stored"
 
 
 def _table(model: type[db.Base]) -> Table:
     """The table of a model, for Core statements."""
     return db.Base.metadata.tables[model.__tablename__]
+
+
+# Statements of the busy paths, built once: building one costs more than running it.
+_PAIRS: Final = _table(db.Pair)
+_OUT: Final = _table(db.OutMessage)
+_RCPT: Final = _table(db.OutRecipient)
+_TAKE_SEQ: Final = (
+    sqlite_insert(_PAIRS)
+    .values(peer=bindparam("b_peer"), next_out=2, last_in=0)
+    .on_conflict_do_update(index_elements=[_PAIRS.c.peer], set_={"next_out": _PAIRS.c.next_out + 1})
+    .returning(_PAIRS.c.next_out)
+)
+_LAST_IN: Final = select(_PAIRS.c.last_in).where(_PAIRS.c.peer == bindparam("b_peer"))
+_TAKE_IN_SEQ: Final = (
+    sqlite_insert(_PAIRS)
+    .values(peer=bindparam("b_peer"), next_out=1, last_in=bindparam("b_seq"))
+    .on_conflict_do_update(
+        index_elements=[_PAIRS.c.peer],
+        set_={"last_in": func.max(_PAIRS.c.last_in, bindparam("b_seq"))},
+    )
+)
+_IN: Final = _table(db.InMessage)
+_RECEIPT_ACKED: Final = (
+    update(_IN)
+    .where(_IN.c.sender == bindparam("b_sender"))
+    .where(_IN.c.message_id == bindparam("b_mid"))
+    .values(receipt_acked=True)
+)
+_SEEN: Final = select(_IN.c.envelope_hash, _IN.c.receipt).where(
+    (_IN.c.sender == bindparam("b_sender")) & (_IN.c.message_id == bindparam("b_mid"))
+)
+_ADD_REQUESTS: Final = insert(_table(db.RequestRow))
+_OUT_MESSAGE: Final = select(_OUT).where(_OUT.c.message_id == bindparam("mid"))
+_QUEUED: Final = (
+    select(_RCPT)
+    .where(_RCPT.c.message_id == bindparam("mid"))
+    .where(_RCPT.c.state == Delivery.QUEUED.value)
+)
+_DUE: Final = (
+    select(_RCPT.c.message_id)
+    .where(_RCPT.c.state == Delivery.QUEUED.value)
+    .where(_RCPT.c.next_attempt <= bindparam("now"))
+    .distinct()
+    .limit(bindparam("limit"))
+)
+_EARLIEST: Final = select(func.min(_RCPT.c.next_attempt)).where(
+    _RCPT.c.state == Delivery.QUEUED.value
+)
+_ENVELOPE_HASH: Final = select(_OUT.c.envelope_hash).where(_OUT.c.message_id == bindparam("mid"))
+_RECIPIENT_STATE: Final = select(_RCPT.c.state, _RCPT.c.via).where(
+    (_RCPT.c.message_id == bindparam("mid")) & (_RCPT.c.recipient == bindparam("rcpt"))
+)
+_DELIVERED: Final = (
+    update(_RCPT)
+    .where((_RCPT.c.message_id == bindparam("mid")) & (_RCPT.c.recipient == bindparam("rcpt")))
+    .values(
+        state=bindparam("b_state"), via=bindparam("b_via"), receipt=bindparam("b_receipt"),
+        delivered=bindparam("b_delivered"),
+        evidence=func.coalesce(bindparam("b_evidence"), _RCPT.c.evidence),
+    )
+)  # fmt: skip
+
+
+@functools.cache
+def _transition(event: DeliveryEvent, columns: tuple[str, ...]) -> Update:
+    """The conditional update that applies ``event`` to a message's recipients, setting
+    the state and ``columns`` (bound as ``b_<column>``), built once per shape."""
+    sources, target = DELIVERY_TRANSITIONS[event]
+    moved = (
+        update(_RCPT)
+        .where(_RCPT.c.message_id == bindparam("mid"))
+        .where(_RCPT.c.recipient.in_(bindparam("rcpts", expanding=True)))
+        .where(_RCPT.c.state.in_([x.value for x in sources]))
+        .values(state=target.value, **{k: bindparam(f"b_{k}") for k in columns})
+    )
+    if event is DeliveryEvent.RETRY:  # a purged message's envelope is gone (retention.py)
+        purged = select(_OUT.c.message_id).where(_OUT.c.purged.is_not(None))
+        moved = moved.where(_RCPT.c.message_id.not_in(purged))
+    return moved
 
 
 def move_request(

@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Final
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import bindparam, delete, func, select
 from sqlalchemy.engine import Connection
 
 from globe_io.errors import Conflict, NotFound, PayloadTooLarge
@@ -236,10 +236,7 @@ class Uploads:
         message that uses them commits in it); refuse if one was taken meanwhile."""
         if not ids:
             return
-        uploads = db.Base.metadata.tables[db.UploadRow.__tablename__]
-        done = c.execute(
-            delete(uploads).where(uploads.c.id.in_(list(ids))).where(uploads.c.user == user)
-        )
+        done = c.execute(_TAKE, {"ids": list(ids), "user": user})
         if int(done.rowcount or 0) != len(ids):
             raise Conflict("an upload was used by another message meanwhile; upload it again")
 
@@ -303,3 +300,11 @@ class Uploads:
 
 def _encrypt_write(out: IO[bytes], enc: AttachmentEncryptor, chunk: bytes) -> None:
     out.write(enc.update(chunk))
+
+
+_UPLOADS: Final = db.Base.metadata.tables[db.UploadRow.__tablename__]
+_TAKE: Final = (
+    delete(_UPLOADS)
+    .where(_UPLOADS.c.id.in_(bindparam("ids", expanding=True)))
+    .where(_UPLOADS.c.user == bindparam("user"))
+)

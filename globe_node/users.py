@@ -36,8 +36,8 @@ from collections.abc import AsyncIterator, Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Final
 
-from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy import bindparam, delete, func, or_, select, update
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from globe_io.errors import Conflict, NotFound
@@ -45,10 +45,11 @@ from globe_node import db
 from globe_node.errors import Unauthenticated
 from globe_node.roles import NAME_RE, Role
 from protocol import canonical, crypto, keystore
-from protocol.errors import UsageError
+from protocol.errors import StorageError, UsageError
 
 if TYPE_CHECKING:  # audit -> store -> compartments -> users: only the type is needed here
     from globe_node.audit import AuditLog
+    from globe_node.store import Store
 
 __all__ = [
     "LAST_USED_STEP",
@@ -90,6 +91,19 @@ _MAX_AUTHORIZATION: Final = 200
 MAX_TEAMS: Final = 16
 #: ``last_used`` is written again only when it is at least this many seconds old.
 LAST_USED_STEP: Final = 60
+
+# Statements of every request, built once.
+_USERS: Final = db.Base.metadata.tables[db.User.__tablename__]
+_TEAMS: Final = db.Base.metadata.tables[db.TeamRow.__tablename__]
+_USER_BY_TOKEN: Final = select(_USERS).where(_USERS.c.token_hash == bindparam("digest"))
+_TEAMS_OF: Final = select(_TEAMS.c.team).where(_TEAMS.c.user == bindparam("name"))
+_NOTE_USE: Final = (
+    update(_USERS)
+    .where(_USERS.c.name == bindparam("b_name"))
+    .where(_USERS.c.token_hash == bindparam("b_digest"))
+    .where(or_(_USERS.c.last_used.is_(None), _USERS.c.last_used <= bindparam("b_due")))
+    .values(last_used=bindparam("b_when"))
+)
 #: The shortest password, in characters: what NIST SP 800-63B-4 §3.1.1.2 asks of a
 #: password that is the only factor.
 MIN_PASSWORD: Final = 15
@@ -483,7 +497,7 @@ async def account(
 
 
 async def authenticate(
-    sessions: async_sessionmaker[AsyncSession],
+    store: Store,
     authorization: str | None,
     *,
     intake: str = "",
@@ -493,27 +507,32 @@ async def authenticate(
 
     ``intake`` names the node's intake team (``intake_team`` in node.toml).  The users
     table is read on every call, never cached: a removed or rotated token is refused
-    from the next request on.  The user's last use is recorded (:func:`note_use`).
+    from the next request on.  One read on the node's reader thread (this runs with
+    every request).  The user's last use is recorded (:func:`note_use`).
     """
     header = authorization or ""
     if not header.startswith("Bearer ") or len(header) > _MAX_AUTHORIZATION:
         raise Unauthenticated("send 'Authorization: Bearer <token>'")
     digest = token_hash(header[7:].strip())
-    async with sessions() as s:
-        user = (
-            await s.execute(select(db.User).where(db.User.token_hash == digest))
-        ).scalar_one_or_none()
-        if user is None:
-            raise Unauthenticated("unknown token")
-        teams = await _teams_of(s, user.name)
-    found = _account(user, teams, intake)
+
+    def read(c: Connection) -> tuple[db.User, frozenset[str]] | None:
+        row = c.execute(_USER_BY_TOKEN, {"digest": digest}).first()
+        if row is None:
+            return None
+        teams = frozenset(c.execute(_TEAMS_OF, {"name": row.name}).scalars())
+        return db.User(**row._mapping), teams
+
+    held = await store.query(read)
+    if held is None:
+        raise Unauthenticated("unknown token")
+    found = _account(*held, intake)
     if found is None:
         raise Unauthenticated("this token's user has no valid role")
-    await note_use(sessions, found, int(time.time()) if now is None else now)
+    await note_use(store, found, int(time.time()) if now is None else now)
     return found.who
 
 
-async def note_use(sessions: async_sessionmaker[AsyncSession], user: Account, now: int) -> None:
+async def note_use(store: Store, user: Account, now: int) -> None:
     """Record that ``user`` made a request at ``now`` (an API request, a web UI page).
 
     ``last_used`` is written only when it is :data:`LAST_USED_STEP` seconds old or more:
@@ -523,23 +542,13 @@ async def note_use(sessions: async_sessionmaker[AsyncSession], user: Account, no
     effort: a database that cannot take it does not refuse the request.
     """
     if user.last_used is None or now - user.last_used >= LAST_USED_STEP:
-        await _record_use(sessions, user.who.name, user.token_hash, now)
+        await _record_use(store, user.who.name, user.token_hash, now)
 
 
-async def _record_use(
-    sessions: async_sessionmaker[AsyncSession], name: str, digest: bytes, when: int
-) -> None:
+async def _record_use(store: Store, name: str, digest: bytes, when: int) -> None:
     """Set ``last_used``, unless another request already did (or the token changed)."""
-    due = or_(db.User.last_used.is_(None), db.User.last_used <= when - LAST_USED_STEP)
-    change = (
-        update(db.User)
-        .where(db.User.name == name, db.User.token_hash == digest, due)
-        .values(last_used=when)
-        .execution_options(synchronize_session=False)
-    )
+    params = {"b_name": name, "b_digest": digest, "b_when": when, "b_due": when - LAST_USED_STEP}
     try:
-        async with sessions.begin() as s:
-            await s.execute(change)
-    except DBAPIError as exc:  # locked or full: the request itself needs no write
-        reason = str(getattr(exc, "orig", exc)).splitlines()[0][:200]
-        log.warning("could not record the last use of user %s: %s", name, reason)
+        await store.transact(lambda c: c.execute(_NOTE_USE, params))
+    except StorageError:  # locked or full: the request itself needs no write (logged)
+        log.warning("could not record the last use of user %s", name)

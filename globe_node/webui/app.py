@@ -172,7 +172,7 @@ class WebUi(Site):
             # this session only: another one, opened since with the new credentials, holds
             self.sessions.close(cookie)
             return None
-        await note_use(node.sessions, found, node.now())
+        await note_use(node.store, found, node.now())
         return session, found.who
 
     def check_page(self, who: Principal, name: str | None) -> None:

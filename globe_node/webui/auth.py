@@ -184,7 +184,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         form = await _form(request)
         token = _text(form, "token").strip()
         who = await authenticate(
-            node.sessions, f"Bearer {token}", intake=node.config.intake_team, now=node.now()
+            node.store, f"Bearer {token}", intake=node.config.intake_team, now=node.now()
         )
         found = await account(node.sessions, who.name, intake=node.config.intake_team)
         # the token may have been rotated between the two reads: bind only the one shown
@@ -216,7 +216,7 @@ async def sign_in_password(request: web.Request) -> web.StreamResponse:
             raise Unauthenticated(REFUSED)
     except (CsrfRejected, RateLimited, Unauthenticated) as exc:
         return _sign_in_page(request, language, status=exc.status, error=exc, user=name[:64])
-    await note_use(node.sessions, found, node.now())
+    await note_use(node.store, found, node.now())
     return await _open(request, form, found, "password")
 
 

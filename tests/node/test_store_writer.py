@@ -122,3 +122,114 @@ async def test_a_writer_transaction_inside_an_open_session_transaction_is_refuse
     assert await next_out(store, "KE-EACC") is None
     await store.transact(add_pair("KE-EACC"))  # outside it, as usual
     assert await next_out(store, "KE-EACC") == 1
+
+
+async def _queued_behind_a_turn(
+    store: Store, works: list[Callable[[Connection], object]]
+) -> list[asyncio.Task[object]]:
+    """Start ``works`` while another task holds the writer's turn, so that they queue up
+    and run as one group when it lets go."""
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with store.writer.turn():
+            holding.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    await holding.wait()
+    tasks = [asyncio.create_task(store.transact(w)) for w in works]
+    await asyncio.sleep(0.01)
+    assert not any(t.done() for t in tasks)  # they wait for the turn
+    release.set()
+    await holder
+    await asyncio.wait(tasks)
+    return tasks
+
+
+async def test_transactions_that_queue_up_commit_as_one_group_each_with_its_value(
+    store: Store,
+) -> None:
+    def add(peer: str, n: int) -> Callable[[Connection], int]:
+        def work(c: Connection) -> int:
+            c.execute(insert(db.Pair).values(peer=peer, next_out=n, last_in=0))
+            return n * 10
+
+        return work
+
+    before = len(store.group.group_sizes)
+    tasks = await _queued_behind_a_turn(store, [add("BR-PF", 1), add("KE-EACC", 2), add("DE", 3)])
+    assert [t.result() for t in tasks] == [10, 20, 30]
+    assert store.group.group_sizes[before:] == [3]
+    assert [await next_out(store, p) for p in ("BR-PF", "KE-EACC", "DE")] == [1, 2, 3]
+
+
+async def test_a_failing_transaction_of_a_group_is_rolled_back_alone(store: Store) -> None:
+    def fails(c: Connection) -> None:
+        c.execute(insert(db.Pair).values(peer="KE-EACC", next_out=9, last_in=0))
+        raise ValueError("refused by its own check")
+
+    def disk(c: Connection) -> None:
+        c.execute(insert(db.Pair).values(peer="FR", next_out=9, last_in=0))
+        raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+
+    tasks = await _queued_behind_a_turn(store, [add_pair("BR-PF", 4), fails, disk, add_pair("DE")])
+    assert tasks[0].result() is None
+    assert tasks[3].result() is None
+    with pytest.raises(ValueError, match="refused by its own check"):
+        tasks[1].result()
+    with pytest.raises(StorageError, match="disk I/O error"):
+        tasks[2].result()
+    assert await next_out(store, "BR-PF") == 4
+    assert await next_out(store, "DE") == 1
+    assert await next_out(store, "KE-EACC") is None  # its insert was rolled back
+    assert await next_out(store, "FR") is None
+
+
+async def test_a_group_that_fails_as_a_whole_runs_each_transaction_alone(store: Store) -> None:
+    """One transaction ends the group's transaction under it (as SQLite does after some
+    failures): what the group wrote so far is gone, so each transaction runs again on its
+    own, and each caller gets its own outcome."""
+    runs: list[str] = []
+
+    def ends_the_transaction(c: Connection) -> str:
+        runs.append("ends")
+        c.exec_driver_sql("ROLLBACK")
+        return "alone"
+
+    def first(c: Connection) -> None:
+        runs.append("first")
+        add_pair("BR-PF", 5)(c)
+
+    tasks = await _queued_behind_a_turn(
+        store, [first, ends_the_transaction, add_pair("KE-EACC", 6)]
+    )
+    assert runs == ["first", "ends", "first", "ends"]  # the group, then each alone
+    assert [t.result() for t in tasks] == [None, "alone", None]
+    assert await next_out(store, "BR-PF") == 5  # committed once, by its own transaction
+    assert await next_out(store, "KE-EACC") == 6
+
+
+async def test_a_caller_cancelled_before_its_transaction_started_withdraws_it(
+    store: Store,
+) -> None:
+    holding, release = asyncio.Event(), asyncio.Event()
+
+    async def hold() -> None:
+        async with store.writer.turn():
+            holding.set()
+            await release.wait()
+
+    holder = asyncio.create_task(hold())
+    await holding.wait()
+    withdrawn = asyncio.create_task(store.transact(add_pair("BR-PF", 7)))
+    kept = asyncio.create_task(store.transact(add_pair("KE-EACC", 8)))
+    await asyncio.sleep(0.01)
+    withdrawn.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await withdrawn
+    release.set()
+    await holder
+    await kept
+    assert await next_out(store, "BR-PF") is None
+    assert await next_out(store, "KE-EACC") == 8

@@ -125,9 +125,9 @@ async def test_last_used_is_recorded_at_most_once_a_minute(
     assert before <= first <= int(time.time())
     # within the step nothing is written; from the step on, the time moves
     header = f"Bearer {token}"
-    await authenticate(fr.n.sessions, header, now=first + LAST_USED_STEP - 1)
+    await authenticate(fr.n.store, header, now=first + LAST_USED_STEP - 1)
     assert (await listed(run, d))["bob"]["last_used"] == first
-    await authenticate(fr.n.sessions, header, now=first + LAST_USED_STEP)
+    await authenticate(fr.n.store, header, now=first + LAST_USED_STEP)
     assert (await listed(run, d))["bob"]["last_used"] == first + LAST_USED_STEP
     # a refused token records nothing
     await refused_everywhere(fr, "A" * 43)
