@@ -109,7 +109,6 @@ class Inbox:
         self.alerts = alerts
         self.peer_heads = peer_heads
         self.sync_soon = sync_soon
-        self._lock = asyncio.Lock()
 
     async def receive(self, data: bytes, *, via: str) -> bytes:
         """Verify, decrypt and store an envelope; return this node's signed receipt.
@@ -149,15 +148,13 @@ class Inbox:
             genesis=ctx.genesis, identity=ctx.keys.identity, message_id=h.message_id,
             envelope_hash=env.hash, sender=h.sender, recipient=ctx.me, time=now,
         ).encode()  # fmt: skip
-        async with self._lock:
-            seen = await store.seen(str(h.sender), str(h.message_id))  # a concurrent copy
-            if seen is not None:
-                if seen[0] == env.hash:
-                    return await self._receipt_again(env, seen[1])
-                await self._conflict(env, now)
-            verdict = await store.transact(
-                lambda c: self._store(c, env, content, opened, receipt, via=via, now=now)
-            )
+        verdict = await store.transact(
+            lambda c: self._store(c, env, content, opened, receipt, via=via, now=now)
+        )
+        if isinstance(verdict, tuple):  # a concurrent copy was stored first
+            if verdict[0] == env.hash:
+                return await self._receipt_again(env, verdict[1])
+            await self._conflict(env, now)
         if opened.head_relation is HeadRelation.FORK:
             await self.alerts.record(
                 "directory-fork",
@@ -218,12 +215,18 @@ class Inbox:
     def _store(
         self, c: Connection, env: Envelope, content: MessageContent, opened: OpenedEnvelope,
         receipt: bytes, *, via: str, now: int,
-    ) -> SeqVerdict:  # fmt: skip
+    ) -> SeqVerdict | tuple[bytes, bytes]:  # fmt: skip
         """Insert a verified message, its seen-set row, sequence and workflow state (one
-        transaction on the writer thread, Core statements only)."""
+        transaction on the writer thread, Core statements only); or, writing nothing, the
+        (envelope hash, receipt) of the copy of the same (sender, id) stored already (the
+        writer's transaction makes this check and the insert one step: two copies
+        received at once cannot both be stored)."""
         ctx = self.ctx
         h = env.header
         mid, sender = str(h.message_id), str(h.sender)
+        stored = Store.seen_in(c, sender, mid)
+        if stored is not None:
+            return stored
         _, mine = h.recipient(ctx.me)
         last = Store.take_in_seq(c, sender, mine.seq)
         verdict = classify_seq(last, mine.seq)

@@ -384,9 +384,12 @@ class Store:
 
     async def seen(self, sender: str, message_id: str) -> tuple[bytes, bytes] | None:
         """The stored (envelope hash, receipt) of a received (sender, id), if any."""
-        row = await self.query(
-            lambda c: c.execute(_SEEN, {"b_sender": sender, "b_mid": message_id}).first()
-        )
+        return await self.query(lambda c: self.seen_in(c, sender, message_id))
+
+    @staticmethod
+    def seen_in(c: Connection, sender: str, message_id: str) -> tuple[bytes, bytes] | None:
+        """:meth:`seen`, in the transaction of ``c``."""
+        row = c.execute(_SEEN, {"b_sender": sender, "b_mid": message_id}).first()
         return None if row is None else (bytes(row.envelope_hash), bytes(row.receipt))
 
     async def add_conflict(self, row: db.Conflict) -> bool:
