@@ -44,6 +44,7 @@ __all__ = [
     "Prekey",
     "Proposal",
     "make_engine",
+    "make_reader_engine",
     "make_writer_engine",
     "migrate",
     "session_factory",
@@ -270,25 +271,52 @@ def make_writer_engine(engine: AsyncEngine) -> Engine | None:
     With it a whole batch is one hand-off to that thread, instead of one per
     driver call through aiosqlite's thread.  Dispose it when done.
     """
+    return _shadow_engine(engine)
+
+
+def make_reader_engine(engine: AsyncEngine) -> Engine | None:
+    """For a SQLite file database: a synchronous engine on the same file, with the
+    same pragmas and ``query_only``, for the mailbox reader's own connection (a
+    push connection pulls on every wake-up), used from one thread; ``None`` for
+    anything else.
+
+    WAL lets it read beside the writer: a statement run outside a transaction
+    sees the newest commit and never waits for the writer's lock.  Dispose it
+    when done.
+    """
+    reader = _shadow_engine(engine)
+    if reader is not None:
+        event.listen(reader, "connect", _query_only)
+    return reader
+
+
+def _query_only(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA query_only=ON")  # a reader that never writes, whatever it runs
+    cursor.close()
+
+
+def _shadow_engine(engine: AsyncEngine) -> Engine | None:
+    """A synchronous engine of one pooled connection on ``engine``'s SQLite file."""
     url = engine.url
     if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
         return None
-    writer = create_engine(
+    shadow = create_engine(
         url.set(drivername="sqlite"), connect_args={"timeout": 30}, pool_size=1, max_overflow=0
     )
 
     # A shadow of ``engine``: its connections get the same "connect" listeners (the
-    # pragmas, and any other configuration added to ``engine``), and the writer's
+    # pragmas, and any other configuration added to ``engine``), and the shadow's
     # pooled connection goes whenever ``engine`` is disposed.
     def _connect(dbapi_connection: Any, record: Any) -> None:
         engine.sync_engine.pool.dispatch.connect(dbapi_connection, record)
 
     def _disposed(_engine: Any) -> None:
-        writer.dispose()
+        shadow.dispose()
 
-    event.listen(writer, "connect", _connect)
+    event.listen(shadow, "connect", _connect)
     event.listen(engine.sync_engine, "engine_disposed", _disposed)
-    return writer
+    return shadow
 
 
 def session_factory(engine: AsyncEngine) -> async_sessionmaker[Any]:

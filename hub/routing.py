@@ -13,6 +13,12 @@ into a single transaction (group commit) of a few multi-row statements, so a
 synchronous commit per batch, not per message, bounds throughput and no
 submission costs a database round trip of its own; each submitter is answered
 only after the commit that holds its envelope, or that found it stored (R10).
+
+The node path's other two calls are as cheap: an acknowledgement is one
+transaction of a few statements whatever its size, on SQLite on the same
+writer thread and connection as the group commit (the two never contend for
+the database lock), and a pull, which every push connection makes on every
+wake-up, is one prebuilt statement, on SQLite on a reader thread of its own.
 """
 
 from __future__ import annotations
@@ -21,12 +27,12 @@ import asyncio
 import contextlib
 import logging
 import sqlite3
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlalchemy import delete, func, insert, select, text, tuple_
+from sqlalchemy import bindparam, delete, func, insert, select, text, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -91,6 +97,36 @@ class _Pending:
 
 
 @dataclass(slots=True)
+class _Claim:
+    """A verified receipt of one acknowledgement, and the notice its release queues."""
+
+    index: int  # the receipt's place in the request
+    receipt: DeliveryReceipt
+    data: bytes  # the receipt container, as acknowledged
+    notice: bytes  # for the sender's mailbox: the receipt and the DELIVERED evidence
+    key: tuple[str, str]  # (sender, message id) of the envelope it releases
+
+
+@dataclass(frozen=True, slots=True)
+class _AckBatch:
+    """What one acknowledgement asks of the database."""
+
+    me: str  # the acknowledging member
+    claims: list[_Claim]  # in request order
+    notices: list[int]  # cursors of notices to drop
+    now: int
+
+
+@dataclass(slots=True)
+class _Acked:
+    """What one acknowledgement's transaction did."""
+
+    #: (claim, envelope size, sender) of each release, in request order.
+    released: list[tuple[_Claim, int, str]] = field(default_factory=list)
+    dropped: list[tuple[int, int]] = field(default_factory=list)  # (seq, size) of notices
+
+
+@dataclass(slots=True)
 class _Outcome:
     """What a group commit did with each submission of its batch."""
 
@@ -118,9 +154,12 @@ class Router:
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
         self._conn: AsyncConnection | None = None  # the writer's connection (PostgreSQL)
-        # SQLite: the writer's engine and thread (db.make_writer_engine).
+        # SQLite: the writer's engine and thread (db.make_writer_engine), which
+        # acknowledgements share, and the reader's for pulls (db.make_reader_engine).
         self._sqlite_engine: Engine | None = None
         self._sqlite_writer: ThreadPoolExecutor | None = None
+        self._sqlite_reader_engine: Engine | None = None
+        self._sqlite_reader: ThreadPoolExecutor | None = None
         self._usage: dict[str, list[int]] = {}  # recipient -> [count, bytes] waiting
         self.batch_sizes: list[int] = []  # recent group-commit sizes
         self._postgres = service.engine.dialect.name == "postgresql"
@@ -153,6 +192,9 @@ class Router:
         self._sqlite_engine = db.make_writer_engine(self.service.engine)
         if self._sqlite_engine is not None:
             self._sqlite_writer = ThreadPoolExecutor(1, thread_name_prefix="globe-sqlite-writer")
+        self._sqlite_reader_engine = db.make_reader_engine(self.service.engine)
+        if self._sqlite_reader_engine is not None:
+            self._sqlite_reader = ThreadPoolExecutor(1, thread_name_prefix="globe-sqlite-reader")
         self._writer = asyncio.create_task(self._write_loop(), name="globe-group-commit")
 
     async def stop(self) -> None:
@@ -164,12 +206,16 @@ class Router:
                 await self._writer
             self._writer = None
         await self._close_connection()
-        writer, self._sqlite_writer = self._sqlite_writer, None
-        if writer is not None:
-            writer.shutdown(wait=True)
-        engine, self._sqlite_engine = self._sqlite_engine, None
-        if engine is not None:
-            engine.dispose()
+        executors = (self._sqlite_writer, self._sqlite_reader)
+        engines = (self._sqlite_engine, self._sqlite_reader_engine)
+        self._sqlite_writer = self._sqlite_reader = None
+        self._sqlite_engine = self._sqlite_reader_engine = None
+        for executor in executors:
+            if executor is not None:
+                executor.shutdown(wait=True)
+        for engine in engines:
+            if engine is not None:
+                engine.dispose()
 
     # -- acceptance ------------------------------------------------------------------
 
@@ -493,30 +539,32 @@ class Router:
     # -- mailboxes ----------------------------------------------------------------------
 
     async def pull(self, who: Principal, after: int, limit: int) -> MailboxPage:
-        """Items waiting for ``who`` after the cursor, oldest first."""
+        """Items waiting for ``who`` after the cursor, oldest first.
+
+        Every push connection pulls on every wake-up, so a pull is one prebuilt
+        statement: on SQLite one hand-off to the reader thread, whose own connection
+        reads beside the writer (WAL: it neither waits for the writer nor holds it
+        up); elsewhere a Core select on a pooled connection.
+        """
         assert who.authority is not None  # noqa: S101 - member route
-        async with self.service.unit() as s:
-            rows = (
-                await s.execute(
-                    select(
-                        db.MailboxItem.seq,
-                        db.MailboxItem.kind,
-                        db.MailboxItem.payload,
-                        db.Message.data,
-                    )
-                    .outerjoin(db.Message, db.Message.id == db.MailboxItem.message)
-                    .where(db.MailboxItem.recipient == str(who.authority))
-                    .where(db.MailboxItem.seq > after)
-                    .order_by(db.MailboxItem.seq)
-                    .limit(limit)
-                )
-            ).all()
+        me = str(who.authority)
+        reader, engine = self._sqlite_reader, self._sqlite_reader_engine
+        rows: Sequence[Any]
+        with _storage_errors():
+            if reader is not None and engine is not None:
+                loop = asyncio.get_running_loop()
+                rows = await loop.run_in_executor(reader, _sqlite_pull, engine, me, after, limit)
+            else:  # one statement: no transaction to begin and end around it
+                async with self.service.engine.connect() as conn:
+                    await conn.execution_options(isolation_level="AUTOCOMMIT")
+                    result = await conn.execute(_PULL, {"me": me, "after": after, "limit": limit})
+                    rows = result.all()
         return MailboxPage(
             items=tuple(
-                MailboxItem(r.seq, r.kind, r.data if r.kind == ENVELOPE else r.payload or b"")
-                for r in rows
+                MailboxItem(seq, kind, data if kind == ENVELOPE else payload or b"")
+                for seq, kind, payload, data in rows
             ),
-            cursor=rows[-1].seq if rows else after,
+            cursor=rows[-1][0] if rows else after,
         )
 
     async def ack(self, who: Principal, receipts: list[bytes], notices: list[int]) -> AckResult:
@@ -528,12 +576,16 @@ class Router:
         acknowledges commits in one transaction (a node acknowledges a whole batch
         of pushed or pulled items at once): a receipt is checked, and refused,
         before it writes anything, so a refusal needs no rollback of the others.
+
+        The transaction is a few statements whatever the batch's size
+        (:meth:`_ack_transaction`); on SQLite it runs on the group commit's writer
+        thread and connection, so acknowledgements and submissions never wait for
+        each other's database lock.
         """
         assert who.authority is not None  # noqa: S101 - member route
         me = str(who.authority)
         svc = self.service
         now = svc.now()
-        released: list[str] = []
         refused: list[tuple[int, AckRefusal]] = []  # by the receipt's place in the request
         decoded: list[tuple[int, DeliveryReceipt, bytes]] = []
         for i, data in enumerate(receipts):
@@ -544,86 +596,41 @@ class Router:
                 decoded.append((i, receipt, data))
             except GlobeError as exc:
                 refused.append((i, AckRefusal(type=exc.type_uri(), detail=exc.detail)))
-        moved: list[tuple[DeliveryReceipt, tuple[str, int, str, int]]] = []
-        dropped: list[tuple[int, int]] = []
         if not decoded and not notices:
             return AckResult(released=(), refused=tuple(r for _, r in refused), notices=0)
-        async with svc.unit() as s:
-            if decoded:
-                await self._serialise(s)
-            for i, receipt, data in decoded:
-                try:
-                    moved.append((receipt, await self._release(s, receipt, data, now)))
-                    released.append(str(receipt.message_id))
-                except GlobeError as exc:
-                    refused.append((i, AckRefusal(type=exc.type_uri(), detail=exc.detail)))
-            if notices:
-                rows = (
-                    await s.execute(
-                        select(db.MailboxItem.seq, db.MailboxItem.size)
-                        .where(db.MailboxItem.recipient == me)
-                        .where(db.MailboxItem.kind != ENVELOPE)
-                        .where(db.MailboxItem.seq.in_(notices))
-                    )
-                ).all()
-                if rows:
-                    await s.execute(
-                        delete(db.MailboxItem)
-                        .where(db.MailboxItem.recipient == me)
-                        .where(db.MailboxItem.kind != ENVELOPE)
-                        .where(db.MailboxItem.seq.in_([r.seq for r in rows]))
-                    )
-                dropped = [(r.seq, r.size) for r in rows]
+        with _storage_errors():
+            # Signed before the transaction, which then holds the locks only for its
+            # statements; a receipt refused by the transaction wastes its signature.
+            claims = [self._claim(i, receipt, data, now) for i, receipt, data in decoded]
+            acked = await self._run_ack(_AckBatch(me, claims, notices, now))
+        released = {claim.index for claim, _size, _sender in acked.released}
+        for claim in claims:
+            if claim.index not in released:
+                gone = NotFound(f"no envelope {claim.key[1]} waits for {me} with those bytes")
+                refused.append((claim.index, AckRefusal(type=gone.type_uri(), detail=gone.detail)))
         # What the commit changed: the usage counters, the metrics, who to wake.
         notify: set[str] = set()
         finished: list[tuple[str, str]] = []
-        for receipt, (recipient, size, sender, notice_size) in moved:
-            self._used(recipient, -1, -size)
-            self._used(sender, 1, notice_size)
+        for claim, size, sender in acked.released:
+            self._used(me, -1, -size)
+            self._used(sender, 1, len(claim.notice))
             notify.add(sender)
-            finished.append((sender, str(receipt.message_id)))
-        self.metrics.receipts += len(moved)
+            finished.append((sender, claim.key[1]))
+        self.metrics.receipts += len(acked.released)
+        dropped = acked.dropped
         self._used(me, -len(dropped), -sum(size for _, size in dropped))
         self.on_commit(notify)
         await self._released(finished)
         in_order = tuple(r for _, r in sorted(refused, key=lambda x: x[0]))
-        return AckResult(released=tuple(released), refused=in_order, notices=len(dropped))
+        return AckResult(
+            released=tuple(claim.key[1] for claim, _size, _sender in acked.released),
+            refused=in_order,
+            notices=len(dropped),
+        )
 
-    async def _release(
-        self, s: AsyncSession, receipt: DeliveryReceipt, data: bytes, now: int
-    ) -> tuple[str, int, str, int]:
-        """Release one envelope in ``s``: (its recipient, its size, its sender, the size
-        of the receipt notice queued for the sender).  :class:`NotFound`, having
-        written nothing, when no such envelope waits."""
-        me = str(receipt.recipient)
-        row = (
-            await s.execute(
-                select(db.MailboxItem.seq, db.MailboxItem.size, db.Message.id, db.Message.sender)
-                .join(db.Message, db.Message.id == db.MailboxItem.message)
-                .where(db.MailboxItem.recipient == me)
-                .where(db.MailboxItem.kind == ENVELOPE)
-                .where(db.Message.sender == str(receipt.sender))
-                .where(db.Message.message_id == str(receipt.message_id))
-                .where(db.Message.envelope_hash == receipt.envelope_hash)
-            )
-        ).first()
-        gone = f"no envelope {receipt.message_id} waits for {me} with those bytes"
-        if row is None:
-            raise NotFound(gone)
-        # A concurrent ack of the same receipt, or the expiry sweep, may have removed the
-        # row since it was read: then this release does not happen (nothing was written).
-        taken = await s.execute(
-            delete(db.MailboxItem)
-            .where(db.MailboxItem.seq == row.seq)
-            .where(db.MailboxItem.recipient == me)
-            .where(db.MailboxItem.message == row.id)
-            .returning(db.MailboxItem.seq)
-        )
-        if taken.first() is None:
-            raise NotFound(gone)
-        s.add(
-            db.Delivery(message=row.id, recipient=me, outcome="delivered", receipt=data, time=now)
-        )
+    def _claim(self, index: int, receipt: DeliveryReceipt, data: bytes, now: int) -> _Claim:
+        """A verified receipt with the notice its release queues for the sender: the
+        receipt and the hub's DELIVERED evidence."""
         evidence = make_evidence(
             genesis=self.service.genesis, hub=self.service.hub_key, kind=EvidenceKind.DELIVERED,
             message_id=receipt.message_id, envelope_hash=receipt.envelope_hash,
@@ -632,9 +639,92 @@ class Router:
         notice = canonical.encode(
             {"receipt": canonical.b64e(data), "evidence": canonical.b64e(evidence)}
         )
-        s.add(db.MailboxItem(recipient=row.sender, kind=RECEIPT, message=None, payload=notice,
-                             size=len(notice), created=now))  # fmt: skip
-        return me, row.size, row.sender, len(notice)
+        key = (str(receipt.sender), str(receipt.message_id))
+        return _Claim(index, receipt, data, notice, key)
+
+    async def _run_ack(self, batch: _AckBatch) -> _Acked:
+        """Run :meth:`_ack_transaction` in one transaction: on SQLite as one hand-off to
+        the writer's thread; otherwise on a pooled connection (PostgreSQL)."""
+        writer, engine = self._sqlite_writer, self._sqlite_engine
+        if writer is not None and engine is not None:
+            loop = asyncio.get_running_loop()
+            return await loop.run_in_executor(writer, self._sqlite_ack, engine, batch)
+        async with self.service.engine.begin() as conn:
+            return await conn.run_sync(self._ack_transaction, None, batch)
+
+    def _sqlite_ack(self, engine: Engine, batch: _AckBatch) -> _Acked:
+        """One acknowledgement in the SQLite writer's thread, on its connection."""
+        with engine.begin() as conn:
+            driver: Any = conn.connection.driver_connection
+            raw = driver.cursor()
+            try:
+                return self._ack_transaction(conn, raw, batch)
+            finally:
+                raw.close()
+
+    def _ack_transaction(self, conn: Connection, raw: Any, batch: _AckBatch) -> _Acked:
+        """One acknowledgement's statements, inside its transaction (see :meth:`ack`).
+
+        On PostgreSQL the mailbox lock first (:meth:`_serialise`: the receipt notices
+        take ``seq`` values).  Then one select of every envelope the receipts could
+        release (the member's mailbox rows of the batch's ids), matched in request
+        order and checked against each receipt's envelope hash; one delete of the
+        matched rows; one insert each (executemany) of the deliveries and of the
+        receipt notices; one delete of the acknowledged notices.
+
+        Why an envelope is released at most once, on both backends: the select
+        only proposes, and a row is released only if this transaction's ``DELETE
+        ... RETURNING`` returns it; a receipt whose row it does not return is
+        refused with :class:`NotFound`, and nothing is written for it.  On
+        PostgreSQL every acknowledgement and expiry sweep takes the mailbox lock
+        first, so the statements after it see what the others committed; a writer
+        that skipped the lock would not break this either: under read committed the
+        delete waits for that writer's row lock and, once it commits, skips the row.
+        On SQLite acknowledgements run one at a time on the writer's thread, and the
+        expiry sweep writes on another connection: the delete, this transaction's
+        first write (where the driver begins it), takes the database write lock up
+        to the commit and sees every commit before it, so an envelope the sweep
+        took after the select is not returned.
+
+        ``raw``: the driver's cursor on the SQLite writer's connection (plain DB-API
+        statements, see :meth:`_transaction`); ``None`` for Core.
+        """
+        me, now = batch.me, batch.now
+        acked = _Acked()
+        if batch.claims:
+            if self._postgres:  # see _serialise
+                conn.execute(_LOCK, {"key": _MAILBOX_LOCK})
+            keys = list(dict.fromkeys(claim.key for claim in batch.claims))
+            waiting: dict[tuple[str, str], list[tuple[int, int, int, bytes]]] = {}
+            for seq, size, message, sender, message_id, digest in sorted(
+                _ack_candidates(conn, raw, me, keys)
+            ):
+                waiting.setdefault((sender, message_id), []).append((seq, size, message, digest))
+            matched: list[tuple[_Claim, int, int, int]] = []  # (claim, seq, size, messages.id)
+            for claim in batch.claims:
+                rows = waiting.get(claim.key)
+                # Every row of one (sender, message id) has its envelope's hash.  A receipt
+                # given twice matches once: the second finds nothing left.
+                if rows and rows[0][3] == claim.receipt.envelope_hash:
+                    seq, size, message, _digest = rows.pop(0)
+                    matched.append((claim, seq, size, message))
+            taken = {seq for seq, _size in _take(conn, raw, me, [m[1] for m in matched], True)}
+            released = [m for m in matched if m[1] in taken]
+            if released:
+                deliveries = [
+                    (message, me, "delivered", claim.data, now)
+                    for claim, _seq, _size, message in released
+                ]
+                _insert_deliveries(conn, raw, deliveries)
+                notices = [
+                    (claim.key[0], RECEIPT, None, claim.notice, len(claim.notice), now)
+                    for claim, _seq, _size, _message in released
+                ]
+                self._insert_items(conn, raw, notices, [])
+            acked.released = [(claim, size, claim.key[0]) for claim, _seq, size, _m in released]
+        if batch.notices:
+            acked.dropped = _take(conn, raw, me, batch.notices, False)
+        return acked
 
     def _used(self, recipient: str, count: int, size: int) -> None:
         usage = self._usage.setdefault(recipient, [0, 0])
@@ -729,10 +819,107 @@ def _stored(
     return found
 
 
+def _ack_candidates(
+    conn: Connection, raw: Any, me: str, keys: list[tuple[str, str]]
+) -> list[tuple[Any, ...]]:
+    """(seq, size, messages.id, sender, message id, envelope hash) of every envelope
+    waiting for ``me`` under one of ``keys`` (sender, message id)."""
+    if raw is not None:
+        sql = _SQLITE_CANDIDATES_HEAD + ", ".join([_ROW2] * len(keys)) + _SQLITE_CANDIDATES_TAIL
+        raw.execute(sql, [*_flat(keys), me, ENVELOPE])
+        rows: list[tuple[Any, ...]] = raw.fetchall()
+        return rows
+    return [tuple(r) for r in conn.execute(_CANDIDATES, {"me": me, "keys": keys})]
+
+
+def _take(
+    conn: Connection, raw: Any, me: str, seqs: Sequence[int], envelopes: bool
+) -> list[tuple[int, int]]:
+    """Delete ``me``'s mailbox rows ``seqs`` that are envelopes (or notices, the other
+    kinds); (seq, size) of each row this very statement deleted."""
+    if not seqs:
+        return []
+    if raw is not None:
+        head = _SQLITE_TAKE_ENVELOPES if envelopes else _SQLITE_DROP_NOTICES
+        raw.execute(head + ", ".join(["?"] * len(seqs)) + _SQLITE_TAKE_TAIL, [me, ENVELOPE, *seqs])
+        return [(int(seq), int(size)) for seq, size in raw.fetchall()]
+    statement = _TAKE_ENVELOPES if envelopes else _DROP_NOTICES
+    return [(int(r.seq), int(r.size)) for r in conn.execute(statement, {"me": me, "seqs": seqs})]
+
+
+def _insert_deliveries(conn: Connection, raw: Any, rows: Sequence[tuple[object, ...]]) -> None:
+    """The released envelopes' outcomes (``_DELIVERY_COLUMNS``)."""
+    if raw is not None:
+        raw.executemany(_SQLITE_DELIVERIES, rows)
+        return
+    conn.execute(_INSERT_DELIVERIES, [dict(zip(_DELIVERY_COLUMNS, r, strict=True)) for r in rows])
+
+
+def _sqlite_pull(engine: Engine, me: str, after: int, limit: int) -> list[tuple[Any, ...]]:
+    """One pull in the SQLite reader's thread, on its own connection: a plain DB-API
+    statement (see :meth:`Router._transaction`), outside any transaction, so it sees
+    the newest commit."""
+    with engine.connect() as conn:
+        driver: Any = conn.connection.driver_connection
+        cursor = driver.cursor()
+        try:
+            cursor.execute(_SQLITE_PULL, (me, after, limit))
+            rows: list[tuple[Any, ...]] = cursor.fetchall()
+            return rows
+        finally:
+            cursor.close()
+
+
+@contextlib.contextmanager
+def _storage_errors() -> Iterator[None]:
+    """Storage failures as :class:`StorageError` (503: retry), as ``HubService.unit``
+    reports them: the driver's message is logged, never a statement or its parameters."""
+    try:
+        yield
+    except (GlobeError, IntegrityError, sqlite3.IntegrityError):
+        raise
+    except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
+        _storage_failure(exc)
+        raise StorageError("the hub's database is unavailable; retry later") from exc
+
+
 _MESSAGE_COLUMNS: Final = (
     "sender", "message_id", "envelope_hash", "data", "size", "expires", "accepted", "evidence",
 )  # fmt: skip
 _MAILBOX_COLUMNS: Final = ("recipient", "kind", "message", "payload", "size", "created")
+_DELIVERY_COLUMNS: Final = ("message", "recipient", "outcome", "receipt", "time")
+# Acknowledgements and pulls on PostgreSQL: Core statements, built once.
+_CANDIDATES: Final = (
+    select(db.MailboxItem.seq, db.MailboxItem.size, db.Message.id, db.Message.sender,
+           db.Message.message_id, db.Message.envelope_hash)
+    .join(db.Message, db.Message.id == db.MailboxItem.message)
+    .where(db.MailboxItem.recipient == bindparam("me"))
+    .where(db.MailboxItem.kind == ENVELOPE)
+    .where(tuple_(db.Message.sender, db.Message.message_id).in_(bindparam("keys", expanding=True)))
+)  # fmt: skip
+_TAKE_ENVELOPES: Final = (
+    delete(db.MailboxItem)
+    .where(db.MailboxItem.recipient == bindparam("me"))
+    .where(db.MailboxItem.kind == ENVELOPE)
+    .where(db.MailboxItem.seq.in_(bindparam("seqs", expanding=True)))
+    .returning(db.MailboxItem.seq, db.MailboxItem.size)
+)
+_DROP_NOTICES: Final = (
+    delete(db.MailboxItem)
+    .where(db.MailboxItem.recipient == bindparam("me"))
+    .where(db.MailboxItem.kind != ENVELOPE)
+    .where(db.MailboxItem.seq.in_(bindparam("seqs", expanding=True)))
+    .returning(db.MailboxItem.seq, db.MailboxItem.size)
+)
+_INSERT_DELIVERIES: Final = insert(db.Delivery)
+_PULL: Final = (
+    select(db.MailboxItem.seq, db.MailboxItem.kind, db.MailboxItem.payload, db.Message.data)
+    .outerjoin(db.Message, db.Message.id == db.MailboxItem.message)
+    .where(db.MailboxItem.recipient == bindparam("me"))
+    .where(db.MailboxItem.seq > bindparam("after"))
+    .order_by(db.MailboxItem.seq)
+    .limit(bindparam("limit"))
+)
 # The SQLite writer's statements (tables and columns of hub.db; a test checks they match).
 _ROW8: Final = "(?, ?, ?, ?, ?, ?, ?, ?)"
 _SQLITE_MESSAGES_HEAD: Final = (
@@ -747,6 +934,31 @@ _SQLITE_MAILBOX: Final = (
     " VALUES (?, ?, ?, ?, ?, ?)"
 )
 _SQLITE_LINKS: Final = "INSERT INTO message_blobs (message, blob) VALUES (?, ?)"
+_SQLITE_DELIVERIES: Final = (
+    "INSERT INTO deliveries (message, recipient, outcome, receipt, time) VALUES (?, ?, ?, ?, ?)"
+)
+# An acknowledgement's candidates: the batch's ids as a table, then CROSS JOIN, which
+# fixes SQLite's join order: each id through the unique index on (sender, message_id),
+# then the mailbox by message.  Left to itself, the planner scans the member's whole
+# mailbox (its index on recipient) and tests every row against the ids.
+_ROW2: Final = "(?, ?)"
+_SQLITE_CANDIDATES_HEAD: Final = "WITH batch (sender, message_id) AS (VALUES "
+_SQLITE_CANDIDATES_TAIL: Final = (
+    ") SELECT mailbox.seq, mailbox.size, messages.id, messages.sender, messages.message_id,"
+    " messages.envelope_hash FROM batch"
+    " CROSS JOIN messages ON messages.sender = batch.sender"
+    " AND messages.message_id = batch.message_id"
+    " CROSS JOIN mailbox ON mailbox.message = messages.id"
+    " WHERE mailbox.recipient = ? AND mailbox.kind = ?"
+)
+_SQLITE_TAKE_ENVELOPES: Final = "DELETE FROM mailbox WHERE recipient = ? AND kind = ? AND seq IN ("
+_SQLITE_DROP_NOTICES: Final = "DELETE FROM mailbox WHERE recipient = ? AND kind != ? AND seq IN ("
+_SQLITE_TAKE_TAIL: Final = ") RETURNING seq, size"
+_SQLITE_PULL: Final = (
+    "SELECT mailbox.seq, mailbox.kind, mailbox.payload, messages.data FROM mailbox"
+    " LEFT OUTER JOIN messages ON messages.id = mailbox.message"
+    " WHERE mailbox.recipient = ? AND mailbox.seq > ? ORDER BY mailbox.seq LIMIT ?"
+)
 
 
 def _flat(rows: Sequence[tuple[object, ...]]) -> list[object]:
