@@ -17,6 +17,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from globe_node import db
+from globe_node.sql import Sql
 from globe_node.store import Store
 from protocol import canonical, crypto
 
@@ -37,9 +38,9 @@ _AUDIT: Final = db.Base.metadata.tables[db.AuditRow.__tablename__]
 
 
 #: Built once: this runs with every send (building a statement costs more than running it).
-_TAKE_LOCK: Final = update(_AUDIT).where(false()).values(seq=_AUDIT.c.seq)
-_LAST: Final = select(_AUDIT.c.seq, _AUDIT.c.hash).order_by(_AUDIT.c.seq.desc()).limit(1)
-_ADD: Final = insert(_AUDIT)
+_TAKE_LOCK: Final = Sql(update(_AUDIT).where(false()).values(seq=_AUDIT.c.seq))
+_LAST: Final = Sql(select(_AUDIT.c.seq, _AUDIT.c.hash).order_by(_AUDIT.c.seq.desc()).limit(1))
+_ADD: Final = Sql(insert(_AUDIT))
 
 
 def add_row(c: Connection, time: int, user: str, action: str, subject: str) -> int:
@@ -51,12 +52,12 @@ def add_row(c: Connection, time: int, user: str, action: str, subject: str) -> i
     # Another process appends too (``globe-node users``, ``passphrase change``).  SQLite
     # begins a transaction only at its first write, so take the write lock before reading
     # the chain's end: the other writer then waits instead of taking the same number.
-    c.execute(_TAKE_LOCK)
-    last = c.execute(_LAST).first()
+    _TAKE_LOCK.run(c)
+    last = _LAST.first(c)
     seq = 1 if last is None else last.seq + 1
     prev = _ZERO if last is None else last.hash
-    c.execute(
-        _ADD,
+    _ADD.run(
+        c,
         {"seq": seq, "time": time, "user": user, "action": action, "subject": subject,
          "hash": _hash(prev, seq, time=time, user=user, action=action, subject=subject)},
     )  # fmt: skip

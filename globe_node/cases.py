@@ -33,6 +33,7 @@ from globe_node.context import NodeContext
 from globe_node.errors import Conflict, NotFound
 from globe_node.roles import Role
 from globe_node.search import SearchIndex
+from globe_node.sql import Sql
 from globe_node.states import OPEN_REQUEST_STATES
 from globe_node.users import Principal
 from globe_node.worklists import Worklists
@@ -94,7 +95,7 @@ class Cases:
         if ref is None:
             return
         # On the reader thread: this runs before every send into a case.
-        row = await self.ctx.store.query(lambda c: c.execute(_CASE_STATE, {"ref": ref}).first())
+        row = await self.ctx.store.query(lambda c: _CASE_STATE.first(c, {"ref": ref}))
         if row is None:
             return  # a new reference: the send makes its record
         require(who, row.team, f"no case {ref}")
@@ -435,24 +436,26 @@ def place_outgoing(
     it names no case."""
     if ref is None:
         return Placement(None, team)
-    found = c.execute(_CASE_TEAM, {"ref": ref}).first()
+    found = _CASE_TEAM.first(c, {"ref": ref})
     if found is None:
-        c.execute(_ADD_CASE, _new_case(ref, team, by=by, now=now))
+        _ADD_CASE.run(c, _new_case(ref, team, by=by, now=now))
         return Placement(ref, team)
-    c.execute(_CASE_TOUCHED, {"b_ref": ref, "b_updated": now})
+    _CASE_TOUCHED.run(c, {"b_ref": ref, "b_updated": now})
     return Placement(ref, found.team)
 
 
 _CASES: Final = db.Base.metadata.tables[db.CaseRow.__tablename__]
 # Statements of every send and receive, built once (building costs more than running).
-_CASE_TEAM: Final = select(_CASES.c.team).where(_CASES.c.ref == bindparam("ref"))
-_CASE_STATE: Final = select(_CASES.c.team, _CASES.c.state).where(_CASES.c.ref == bindparam("ref"))
-_ADD_CASE: Final = insert(_CASES)
-_CASE_TOUCHED: Final = (
+_CASE_TEAM: Final = Sql(select(_CASES.c.team).where(_CASES.c.ref == bindparam("ref")))
+_CASE_STATE: Final = Sql(
+    select(_CASES.c.team, _CASES.c.state).where(_CASES.c.ref == bindparam("ref"))
+)
+_ADD_CASE: Final = Sql(insert(_CASES))
+_CASE_TOUCHED: Final = Sql(
     update(_CASES).where(_CASES.c.ref == bindparam("b_ref")).values(updated=bindparam("b_updated"))
 )
 _PLACEMENTS: Final = tuple(
-    select(t.c.case, t.c.team).where(t.c.message_id == bindparam("mid"))
+    Sql(select(t.c.case, t.c.team).where(t.c.message_id == bindparam("mid")))
     for t in (db.Base.metadata.tables[m.__tablename__] for m in (db.OutMessage, db.InMessage))
 )
 
@@ -472,7 +475,7 @@ def place_incoming(c: Connection, content: MessageContent, sender: str, now: int
 
 def _placement(c: Connection, message_id: str) -> Placement | None:
     for placed in _PLACEMENTS:
-        row = c.execute(placed, {"mid": message_id}).first()
+        row = placed.first(c, {"mid": message_id})
         if row is not None:
             return Placement(row.case, row.team)
     return None

@@ -33,6 +33,7 @@ from globe_node.directory import Directory
 from globe_node.outbox import Outbox, reply_event
 from globe_node.peerheads import PeerHeads
 from globe_node.prekeys import Prekeys
+from globe_node.sql import Sql
 from globe_node.states import RECIPIENT_EVENTS, RequestState
 from globe_node.store import ReceiptRecord, Store, move_request
 from protocol import canonical, strictjson
@@ -59,8 +60,8 @@ __all__ = ["Inbox", "MailboxSource"]
 _INBOX: Final = db.Base.metadata.tables[db.InMessage.__tablename__]
 _ATTACHMENTS: Final = db.Base.metadata.tables[db.AttachmentRow.__tablename__]
 #: Built once: these run with every message received (building costs more than running).
-_ADD_INBOX: Final = insert(_INBOX)
-_ADD_ATTACHMENT: Final = sqlite_insert(_ATTACHMENTS).on_conflict_do_nothing()
+_ADD_INBOX: Final = Sql(insert(_INBOX))
+_ADD_ATTACHMENT: Final = Sql(sqlite_insert(_ATTACHMENTS).on_conflict_do_nothing())
 
 log = logging.getLogger("globe.node.inbox")
 
@@ -232,8 +233,8 @@ class Inbox:
         verdict = classify_seq(last, mine.seq)
         order = "old" if verdict.old else "in-order" if verdict.in_order else "gap"
         place = place_incoming(c, content, sender, now)
-        c.execute(
-            _ADD_INBOX,
+        _ADD_INBOX.run(
+            c,
             {
                 "sender": sender, "message_id": mid, "envelope_hash": env.hash,
                 "envelope": env.raw, "content": ctx.cipher.seal(opened.content, f"content:{mid}"),
@@ -248,8 +249,8 @@ class Inbox:
         )  # fmt: skip
         for att in content.attachments:
             # an attachment row exists already when the same blob came with an earlier message
-            c.execute(
-                _ADD_ATTACHMENT,
+            _ADD_ATTACHMENT.run(
+                c,
                 {"sender": sender, "blob": att.blob, "message_id": mid, "direction": "in",
                  "size": att.size, "state": "fetched"},
             )  # fmt: skip

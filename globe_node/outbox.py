@@ -26,6 +26,7 @@ from globe_node.context import NodeContext
 from globe_node.directory import Directory
 from globe_node.errors import NotFound
 from globe_node.prekeys import Prekeys
+from globe_node.sql import Sql
 from globe_node.states import Delivery, DeliveryEvent, RequestState
 from globe_node.store import ReceiptRecord, Store
 from globe_node.uploads import Uploads
@@ -48,9 +49,9 @@ _OUT: Final = db.Base.metadata.tables[db.OutMessage.__tablename__]
 _RECIPIENTS: Final = db.Base.metadata.tables[db.OutRecipient.__tablename__]
 _ATTACHMENTS: Final = db.Base.metadata.tables[db.AttachmentRow.__tablename__]
 #: Built once (building a statement costs more than running it on SQLite).
-_ADD_OUT: Final = insert(_OUT)
-_ADD_RECIPIENTS: Final = insert(_RECIPIENTS)
-_ADD_ATTACHMENTS: Final = insert(_ATTACHMENTS)
+_ADD_OUT: Final = Sql(insert(_OUT))
+_ADD_RECIPIENTS: Final = Sql(insert(_RECIPIENTS))
+_ADD_ATTACHMENTS: Final = Sql(insert(_ATTACHMENTS))
 
 #: More work that commits with a message (moving the request it answers, say):
 #: called in the send transaction (on the writer thread) with its connection and the time.
@@ -164,8 +165,8 @@ class Outbox:
                 dir_seq=state.seq, dir_head=state.head, message_id=mid, blobs=blobs,
             )  # fmt: skip
             Uploads.take(c, user, uploads)
-            c.execute(
-                _ADD_OUT,
+            _ADD_OUT.run(
+                c,
                 {
                     "message_id": str(mid), "envelope": envelope,
                     "envelope_hash": envelope_hash(envelope),
@@ -179,8 +180,8 @@ class Outbox:
                     ),
                 },
             )  # fmt: skip
-            c.execute(
-                _ADD_RECIPIENTS,
+            _ADD_RECIPIENTS.many(
+                c,
                 [
                     {"message_id": str(mid), "recipient": str(r), "state": Delivery.QUEUED.value,
                      "attempts": 0, "next_attempt": 0}
@@ -188,8 +189,8 @@ class Outbox:
                 ],
             )  # fmt: skip
             if manifests:
-                c.execute(
-                    _ADD_ATTACHMENTS,
+                _ADD_ATTACHMENTS.many(
+                    c,
                     [
                         {"sender": str(ctx.me), "blob": m.blob, "message_id": str(mid),
                          "direction": "out", "size": m.size, "state": "pending"}

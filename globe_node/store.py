@@ -31,6 +31,7 @@ from sqlalchemy.sql.dml import Update
 
 from globe_node import db
 from globe_node.compartments import Placement
+from globe_node.sql import Sql
 from globe_node.states import (
     DELIVERY_TRANSITIONS,
     RECIPIENT_EVENTS,
@@ -253,27 +254,27 @@ class Store:
     def next_seqs(c: Connection, peers: Sequence[str]) -> dict[str, int]:
         """Take the next per-pair sequence number for each peer (the transaction of
         ``c``): one statement per peer, which makes the pair row if it is new."""
-        return {p: int(c.execute(_TAKE_SEQ, {"b_peer": p}).scalar_one()) - 1 for p in peers}
+        return {p: int(_TAKE_SEQ.scalar(c, {"b_peer": p})) - 1 for p in peers}
 
     async def out_message(self, message_id: str) -> db.OutMessage | None:
         """A sent message (a detached row)."""
-        row = await self.query(lambda c: c.execute(_OUT_MESSAGE, {"mid": message_id}).first())
-        return None if row is None else db.OutMessage(**row._mapping)
+        row = await self.query(lambda c: _OUT_MESSAGE.first(c, {"mid": message_id}))
+        return None if row is None else db.OutMessage(**row._asdict())
 
     async def due(self, now: int, limit: int = 100) -> tuple[list[str], int | None]:
         """Messages with a queued recipient due now, and the earliest next attempt of any."""
 
         def read(c: Connection) -> tuple[list[str], int | None]:
-            nxt = c.execute(_EARLIEST).scalar()
-            due = list(c.execute(_DUE, {"now": now, "limit": limit}).scalars())
+            nxt = _EARLIEST.scalar(c)
+            due = _DUE.scalars(c, {"now": now, "limit": limit})
             return due, None if nxt is None else int(nxt)
 
         return await self.query(read)
 
     async def queued_targets(self, message_id: str) -> list[db.OutRecipient]:
         """The recipients of a message still queued (detached rows)."""
-        rows = await self.query(lambda c: c.execute(_QUEUED, {"mid": message_id}).all())
-        return [db.OutRecipient(**row._mapping) for row in rows]
+        rows = await self.query(lambda c: _QUEUED.rows(c, {"mid": message_id}))
+        return [db.OutRecipient(**row._asdict()) for row in rows]
 
     async def outgoing(
         self, message_ids: Sequence[str]
@@ -284,11 +285,11 @@ class Store:
         def read(c: Connection) -> list[tuple[db.OutMessage, list[db.OutRecipient]]]:
             out = []
             for mid in message_ids:
-                queued = c.execute(_QUEUED, {"mid": mid}).all()
-                msg = c.execute(_OUT_MESSAGE, {"mid": mid}).first() if queued else None
+                queued = _QUEUED.rows(c, {"mid": mid})
+                msg = _OUT_MESSAGE.first(c, {"mid": mid}) if queued else None
                 if msg is not None:
-                    targets = [db.OutRecipient(**r._mapping) for r in queued]
-                    out.append((db.OutMessage(**msg._mapping), targets))
+                    targets = [db.OutRecipient(**r._asdict()) for r in queued]
+                    out.append((db.OutMessage(**msg._asdict()), targets))
             return out
 
         return await self.query(read)
@@ -389,7 +390,7 @@ class Store:
     @staticmethod
     def seen_in(c: Connection, sender: str, message_id: str) -> tuple[bytes, bytes] | None:
         """:meth:`seen`, in the transaction of ``c``."""
-        row = c.execute(_SEEN, {"b_sender": sender, "b_mid": message_id}).first()
+        row = _SEEN.first(c, {"b_sender": sender, "b_mid": message_id})
         return None if row is None else (bytes(row.envelope_hash), bytes(row.receipt))
 
     async def add_conflict(self, row: db.Conflict) -> bool:
@@ -411,8 +412,8 @@ class Store:
         """Record ``seq`` received from ``peer``; the highest seen before (the transaction
         of ``c``).  The pair row is made if it is new: a send and a receive may both make
         it, and the second finds the first's row."""
-        last = c.execute(_LAST_IN, {"b_peer": peer}).scalar_one_or_none()
-        c.execute(_TAKE_IN_SEQ, {"b_peer": peer, "b_seq": seq})
+        last = _LAST_IN.scalar(c, {"b_peer": peer})
+        _TAKE_IN_SEQ.run(c, {"b_peer": peer, "b_seq": seq})
         return 0 if last is None else int(last)
 
     async def attachment_known(self, sender: str, blob: str) -> bool:
@@ -424,7 +425,7 @@ class Store:
         """The hub released these received messages' envelopes: (sender, message id)."""
         keys = [{"b_sender": sender, "b_mid": mid} for sender, mid in messages]
         if keys:
-            await self.transact(lambda c: c.execute(_RECEIPT_ACKED, keys))
+            await self.transact(lambda c: _RECEIPT_ACKED.many(c, keys))
 
     async def sealed_contents(self) -> AsyncIterator[tuple[str, bytes]]:
         """(message id, sealed content) of every stored message, received then sent."""
@@ -462,8 +463,8 @@ class Store:
     ) -> None:  # fmt: skip
         """A new request, one row per counterpart (the transaction of ``c``)."""
         restrictions = " ".join(sorted(r.value for r in handling.restrictions))
-        c.execute(
-            _ADD_REQUESTS,
+        _ADD_REQUESTS.many(
+            c,
             [
                 {
                     "message_id": message_id, "direction": direction, "counterpart": cp,
@@ -565,17 +566,17 @@ class Store:
 
 def _record_receipt(c: Connection, r: ReceiptRecord, now: int) -> str:
     """Store one verified receipt (the writer's transaction); its outcome."""
-    digest = c.execute(_ENVELOPE_HASH, {"mid": r.message_id}).scalar_one_or_none()
+    digest = _ENVELOPE_HASH.scalar(c, {"mid": r.message_id})
     if digest is None or digest != r.envelope_hash:
         return "no-message"
-    row = c.execute(_RECIPIENT_STATE, {"mid": r.message_id, "rcpt": r.recipient}).first()
+    row = _RECIPIENT_STATE.first(c, {"mid": r.message_id, "rcpt": r.recipient})
     if row is None:
         return "not-a-recipient"
     sources, target = DELIVERY_TRANSITIONS[DeliveryEvent.RECEIPT]
     if Delivery(row.state) not in sources:
         return "kept"
-    c.execute(
-        _DELIVERED,
+    _DELIVERED.run(
+        c,
         {"mid": r.message_id, "rcpt": r.recipient, "b_state": target.value,
          "b_via": row.via if r.via == "hub" and row.via else r.via, "b_receipt": r.receipt,
          "b_delivered": now, "b_evidence": r.evidence},
@@ -592,14 +593,14 @@ def _table(model: type[db.Base]) -> Table:
 _PAIRS: Final = _table(db.Pair)
 _OUT: Final = _table(db.OutMessage)
 _RCPT: Final = _table(db.OutRecipient)
-_TAKE_SEQ: Final = (
+_TAKE_SEQ: Final = Sql(
     sqlite_insert(_PAIRS)
     .values(peer=bindparam("b_peer"), next_out=2, last_in=0)
     .on_conflict_do_update(index_elements=[_PAIRS.c.peer], set_={"next_out": _PAIRS.c.next_out + 1})
     .returning(_PAIRS.c.next_out)
 )
-_LAST_IN: Final = select(_PAIRS.c.last_in).where(_PAIRS.c.peer == bindparam("b_peer"))
-_TAKE_IN_SEQ: Final = (
+_LAST_IN: Final = Sql(select(_PAIRS.c.last_in).where(_PAIRS.c.peer == bindparam("b_peer")))
+_TAKE_IN_SEQ: Final = Sql(
     sqlite_insert(_PAIRS)
     .values(peer=bindparam("b_peer"), next_out=1, last_in=bindparam("b_seq"))
     .on_conflict_do_update(
@@ -608,37 +609,43 @@ _TAKE_IN_SEQ: Final = (
     )
 )
 _IN: Final = _table(db.InMessage)
-_RECEIPT_ACKED: Final = (
+_RECEIPT_ACKED: Final = Sql(
     update(_IN)
     .where(_IN.c.sender == bindparam("b_sender"))
     .where(_IN.c.message_id == bindparam("b_mid"))
     .values(receipt_acked=True)
 )
-_SEEN: Final = select(_IN.c.envelope_hash, _IN.c.receipt).where(
-    (_IN.c.sender == bindparam("b_sender")) & (_IN.c.message_id == bindparam("b_mid"))
+_SEEN: Final = Sql(
+    select(_IN.c.envelope_hash, _IN.c.receipt).where(
+        (_IN.c.sender == bindparam("b_sender")) & (_IN.c.message_id == bindparam("b_mid"))
+    )
 )
-_ADD_REQUESTS: Final = insert(_table(db.RequestRow))
-_OUT_MESSAGE: Final = select(_OUT).where(_OUT.c.message_id == bindparam("mid"))
-_QUEUED: Final = (
+_ADD_REQUESTS: Final = Sql(insert(_table(db.RequestRow)))
+_OUT_MESSAGE: Final = Sql(select(_OUT).where(_OUT.c.message_id == bindparam("mid")))
+_QUEUED: Final = Sql(
     select(_RCPT)
     .where(_RCPT.c.message_id == bindparam("mid"))
     .where(_RCPT.c.state == Delivery.QUEUED.value)
 )
-_DUE: Final = (
+_DUE: Final = Sql(
     select(_RCPT.c.message_id)
     .where(_RCPT.c.state == Delivery.QUEUED.value)
     .where(_RCPT.c.next_attempt <= bindparam("now"))
     .distinct()
     .limit(bindparam("limit"))
 )
-_EARLIEST: Final = select(func.min(_RCPT.c.next_attempt)).where(
-    _RCPT.c.state == Delivery.QUEUED.value
+_EARLIEST: Final = Sql(
+    select(func.min(_RCPT.c.next_attempt)).where(_RCPT.c.state == Delivery.QUEUED.value)
 )
-_ENVELOPE_HASH: Final = select(_OUT.c.envelope_hash).where(_OUT.c.message_id == bindparam("mid"))
-_RECIPIENT_STATE: Final = select(_RCPT.c.state, _RCPT.c.via).where(
-    (_RCPT.c.message_id == bindparam("mid")) & (_RCPT.c.recipient == bindparam("rcpt"))
+_ENVELOPE_HASH: Final = Sql(
+    select(_OUT.c.envelope_hash).where(_OUT.c.message_id == bindparam("mid"))
 )
-_DELIVERED: Final = (
+_RECIPIENT_STATE: Final = Sql(
+    select(_RCPT.c.state, _RCPT.c.via).where(
+        (_RCPT.c.message_id == bindparam("mid")) & (_RCPT.c.recipient == bindparam("rcpt"))
+    )
+)
+_DELIVERED: Final = Sql(
     update(_RCPT)
     .where((_RCPT.c.message_id == bindparam("mid")) & (_RCPT.c.recipient == bindparam("rcpt")))
     .values(

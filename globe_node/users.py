@@ -44,6 +44,7 @@ from globe_io.errors import Conflict, NotFound
 from globe_node import db
 from globe_node.errors import Unauthenticated
 from globe_node.roles import NAME_RE, Role
+from globe_node.sql import Sql
 from protocol import canonical, crypto, keystore
 from protocol.errors import StorageError, UsageError
 
@@ -95,9 +96,9 @@ LAST_USED_STEP: Final = 60
 # Statements of every request, built once.
 _USERS: Final = db.Base.metadata.tables[db.User.__tablename__]
 _TEAMS: Final = db.Base.metadata.tables[db.TeamRow.__tablename__]
-_USER_BY_TOKEN: Final = select(_USERS).where(_USERS.c.token_hash == bindparam("digest"))
-_TEAMS_OF: Final = select(_TEAMS.c.team).where(_TEAMS.c.user == bindparam("name"))
-_NOTE_USE: Final = (
+_USER_BY_TOKEN: Final = Sql(select(_USERS).where(_USERS.c.token_hash == bindparam("digest")))
+_TEAMS_OF: Final = Sql(select(_TEAMS.c.team).where(_TEAMS.c.user == bindparam("name")))
+_NOTE_USE: Final = Sql(
     update(_USERS)
     .where(_USERS.c.name == bindparam("b_name"))
     .where(_USERS.c.token_hash == bindparam("b_digest"))
@@ -516,11 +517,11 @@ async def authenticate(
     digest = token_hash(header[7:].strip())
 
     def read(c: Connection) -> tuple[db.User, frozenset[str]] | None:
-        row = c.execute(_USER_BY_TOKEN, {"digest": digest}).first()
+        row = _USER_BY_TOKEN.first(c, {"digest": digest})
         if row is None:
             return None
-        teams = frozenset(c.execute(_TEAMS_OF, {"name": row.name}).scalars())
-        return db.User(**row._mapping), teams
+        teams = frozenset(_TEAMS_OF.scalars(c, {"name": row.name}))
+        return db.User(**row._asdict()), teams
 
     held = await store.query(read)
     if held is None:
@@ -549,6 +550,6 @@ async def _record_use(store: Store, name: str, digest: bytes, when: int) -> None
     """Set ``last_used``, unless another request already did (or the token changed)."""
     params = {"b_name": name, "b_digest": digest, "b_when": when, "b_due": when - LAST_USED_STEP}
     try:
-        await store.transact(lambda c: c.execute(_NOTE_USE, params))
+        await store.transact(lambda c: _NOTE_USE.run(c, params))
     except StorageError:  # locked or full: the request itself needs no write (logged)
         log.warning("could not record the last use of user %s", name)
