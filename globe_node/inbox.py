@@ -17,6 +17,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Final, NoReturn, Protocol
 
@@ -82,6 +83,33 @@ class MailboxSource(Protocol):
         ...  # pragma: no cover - a protocol
 
 
+@dataclass(slots=True)
+class _Batch:
+    """What one batch of mailbox items comes to."""
+
+    receipts: list[bytes] = field(default_factory=list)  # this node's, to acknowledge
+    received: list[tuple[str, str]] = field(default_factory=list)  # their (sender, id)
+    notices: list[int] = field(default_factory=list)  # cursors of notices to drop
+    checked: list[tuple[int, ReceiptRecord]] = field(default_factory=list)
+    ready: list[tuple[MailboxItem, _Ready]] = field(default_factory=list)
+
+    def acknowledge(self, key: tuple[str, str], receipt: bytes) -> None:
+        self.receipts.append(receipt)
+        self.received.append(key)
+
+
+@dataclass(frozen=True, slots=True)
+class _Ready:
+    """An envelope verified, opened and checked, with this node's receipt: to be stored."""
+
+    env: Envelope
+    opened: OpenedEnvelope
+    content: MessageContent
+    receipt: bytes
+    via: str
+    now: int
+
+
 class Inbox:
     """Receive envelopes from either path; acknowledge what came from the hub."""
 
@@ -114,14 +142,24 @@ class Inbox:
     async def receive(self, data: bytes, *, via: str) -> bytes:
         """Verify, decrypt and store an envelope; return this node's signed receipt.
 
-        Attachments are fetched and checked before anything is stored, outside the
-        store lock.
+        Attachments are fetched and checked before anything is stored.
         """
-        ctx, store = self.ctx, self.ctx.store
         env = parse_envelope(data)
         h = env.header
+        seen = await self.ctx.store.seen(str(h.sender), str(h.message_id))
+        ready = await self._prepare(env, seen, via=via)
+        return ready if isinstance(ready, bytes) else await self._commit(ready)
+
+    async def _prepare(
+        self, env: Envelope, seen: tuple[bytes, bytes] | None, *, via: str
+    ) -> _Ready | bytes:
+        """Everything of :meth:`receive` before the store: ``env`` verified, opened and
+        checked, its attachments fetched, its receipt signed; or, for a copy of a stored
+        envelope (``seen``: the stored (envelope hash, receipt) of its (sender, id)), the
+        stored receipt."""
+        ctx = self.ctx
+        h = env.header
         now = ctx.now()
-        seen = await store.seen(str(h.sender), str(h.message_id))
         if seen is not None and seen[0] == env.hash:
             return await self._receipt_again(env, seen[1])
         try:
@@ -140,7 +178,7 @@ class Inbox:
         if content.forwarded is not None:  # originator control on every hop (§8.5)
             verify_forward(content, forwarder=h.sender, recipient=ctx.me,
                            directory=self.directory.state)  # fmt: skip
-        await self._check_status(content, h.sender, data)
+        await self._check_status(content, h.sender, env.raw)
         for att in content.attachments:
             await self._fetch_attachment(att, h.sender)
         if opened.head_relation is HeadRelation.PEER_AHEAD:
@@ -149,24 +187,30 @@ class Inbox:
             genesis=ctx.genesis, identity=ctx.keys.identity, message_id=h.message_id,
             envelope_hash=env.hash, sender=h.sender, recipient=ctx.me, time=now,
         ).encode()  # fmt: skip
-        verdict = await store.transact(
-            lambda c: self._store(c, env, content, opened, receipt, via=via, now=now)
+        return _Ready(env, opened, content, receipt, via, now)
+
+    async def _commit(self, r: _Ready) -> bytes:
+        """Store a prepared envelope (one writer transaction, which commits with those
+        queued beside it); its receipt."""
+        env, h = r.env, r.env.header
+        verdict = await self.ctx.store.transact(
+            lambda c: self._store(c, env, r.content, r.opened, r.receipt, via=r.via, now=r.now)
         )
         if isinstance(verdict, tuple):  # a concurrent copy was stored first
             if verdict[0] == env.hash:
                 return await self._receipt_again(env, verdict[1])
-            await self._conflict(env, now)
-        if opened.head_relation is HeadRelation.FORK:
+            await self._conflict(env, r.now)
+        if r.opened.head_relation is HeadRelation.FORK:
             await self.alerts.record(
                 "directory-fork",
                 f"{h.sender} signed directory head {h.dir_seq} that differs from this node's",
-                data,
+                env.raw,
             )
         if verdict.missing:
             log.info("gap from %s: %d-%d missing", h.sender, verdict.missing.start,
                      verdict.missing.stop - 1)  # fmt: skip
-        self.stored(str(h.message_id), content)
-        return receipt
+        self.stored(str(h.message_id), r.content)
+        return r.receipt
 
     async def _receipt_again(self, env: Envelope, stored: bytes) -> bytes:
         """The receipt stored for ``env``, or a new one signed with the current identity key
@@ -336,55 +380,114 @@ class Inbox:
     async def process_items(self, items: Sequence[MailboxItem]) -> None:
         """Process mailbox items (pulled or pushed) and acknowledge them at the hub.
 
-        The receipts among them, once each is verified, are stored in one transaction;
-        everything processed is acknowledged in one request."""
-        receipts: list[bytes] = []
-        received: list[tuple[str, str]] = []  # (sender, message id) of each receipt
-        notices: list[int] = []
-        checked: list[tuple[int, ReceiptRecord]] = []
+        The envelopes among them are checked one after the other, with one read of the
+        seen set for all of them, and stored together (their transactions commit as one
+        group, in item order); the receipts among them, once each is verified, are stored
+        in one transaction; everything processed is acknowledged in one request."""
+        batch = _Batch()
+        envelopes = self._envelopes(items)
+        seen = await self.ctx.store.seen_many(
+            [
+                (str(e.header.sender), str(e.header.message_id))
+                for e in envelopes.values()
+                if isinstance(e, Envelope)
+            ]
+        )
         for item in items:
             try:
-                if item.kind == "envelope":
-                    receipts.append(await self._receive_synced(item.data))
-                    h = parse_envelope(item.data).header
-                    received.append((str(h.sender), str(h.message_id)))
-                    continue
-                if item.kind == "receipt":
-                    checked.append((item.cursor, await self._receipt_notice_synced(item.data)))
-                    continue
-                if item.kind == "non-delivery":
-                    await self.outbox.record_non_delivery(item.data)
-                notices.append(item.cursor)
+                await self._take(item, envelopes, seen, batch)
             except ConflictError:
                 continue  # kept as evidence; the hub keeps its copy until expiry
             except ProtocolError as exc:
-                log.warning("mailbox item %d refused: %s", item.cursor, exc.detail)
-                if item.kind != "envelope":
-                    notices.append(item.cursor)
-                else:
-                    await self.alerts.record(
-                        "refused", f"envelope at hub cursor {item.cursor}: {exc.detail}", item.data
-                    )
-        if checked:
-            problems = await self.outbox.record_receipts([r for _, r in checked])
-            for (cursor, _), problem in zip(checked, problems, strict=True):
+                await self._refused(item, exc, batch.notices)
+        await self._store_ready(batch)
+        if batch.checked:
+            problems = await self.outbox.record_receipts([r for _, r in batch.checked])
+            for (cursor, _), problem in zip(batch.checked, problems, strict=True):
                 if problem is not None:
                     log.warning("mailbox item %d refused: %s", cursor, problem.detail)
-                notices.append(cursor)
-        if receipts or notices:
-            await self.hub.ack(receipts, sorted(notices))
-            await self.ctx.store.receipts_acked(received)
+                batch.notices.append(cursor)
+        if batch.receipts or batch.notices:
+            await self.hub.ack(batch.receipts, sorted(batch.notices))
+            await self.ctx.store.receipts_acked(batch.received)
 
-    async def _receive_synced(self, data: bytes) -> bytes:
+    async def _take(
+        self, item: MailboxItem, envelopes: dict[int, Envelope | ProtocolError],
+        seen: dict[tuple[str, str], tuple[bytes, bytes]], batch: _Batch,
+    ) -> None:  # fmt: skip
+        """Check one mailbox item into ``batch``."""
+        if item.kind == "envelope":
+            env = envelopes[item.cursor]
+            if isinstance(env, ProtocolError):
+                raise env
+            key = (str(env.header.sender), str(env.header.message_id))
+            prepared = await self._prepare_synced(env, seen.get(key))
+            if isinstance(prepared, bytes):
+                batch.acknowledge(key, prepared)
+            else:
+                batch.ready.append((item, prepared))
+        elif item.kind == "receipt":
+            batch.checked.append((item.cursor, await self._receipt_notice_synced(item.data)))
+        else:
+            if item.kind == "non-delivery":
+                await self.outbox.record_non_delivery(item.data)
+            batch.notices.append(item.cursor)
+
+    async def _store_ready(self, batch: _Batch) -> None:
+        """Store the batch's checked envelopes together; a storage failure is raised once
+        the others are done (then nothing is acknowledged: the hub offers them again)."""
+        ready = batch.ready
+        stored = await asyncio.gather(*(self._commit(r) for _, r in ready), return_exceptions=True)
+        failure: BaseException | None = None
+        for (item, r), outcome in zip(ready, stored, strict=True):
+            h = r.env.header
+            if isinstance(outcome, bytes):
+                batch.acknowledge((str(h.sender), str(h.message_id)), outcome)
+            elif isinstance(outcome, ConflictError):
+                continue
+            elif isinstance(outcome, ProtocolError):
+                await self._refused(item, outcome, batch.notices)
+            elif failure is None:
+                failure = outcome
+        if failure is not None:
+            raise failure
+
+    @staticmethod
+    def _envelopes(items: Sequence[MailboxItem]) -> dict[int, Envelope | ProtocolError]:
+        """The envelopes among ``items`` parsed, by cursor (or why one does not parse: it is
+        refused in its turn)."""
+        out: dict[int, Envelope | ProtocolError] = {}
+        for item in items:
+            if item.kind == "envelope":
+                try:
+                    out[item.cursor] = parse_envelope(item.data)
+                except ProtocolError as exc:
+                    out[item.cursor] = exc
+        return out
+
+    async def _refused(self, item: MailboxItem, exc: ProtocolError, notices: list[int]) -> None:
+        """A mailbox item refused: a notice is acknowledged (dropped), an envelope kept at
+        the hub with a ``refused`` alert here."""
+        log.warning("mailbox item %d refused: %s", item.cursor, exc.detail)
+        if item.kind != "envelope":
+            notices.append(item.cursor)
+        else:
+            await self.alerts.record(
+                "refused", f"envelope at hub cursor {item.cursor}: {exc.detail}", item.data
+            )
+
+    async def _prepare_synced(
+        self, env: Envelope, seen: tuple[bytes, bytes] | None
+    ) -> _Ready | bytes:
         """An envelope from the mailbox, opened again after a sync when its sender's key is
         not certified in this node's log: the sender's keys may have been updated in a
         log this node has not synced yet (the hub accepted the envelope against its own)."""
         try:
-            return await self.receive(data, via="hub")
+            return await self._prepare(env, seen, via="hub")
         except NotCertified:
             with contextlib.suppress(TransportError):
                 await self.directory.sync()
-            return await self.receive(data, via="hub")
+            return await self._prepare(env, seen, via="hub")
 
     async def _receipt_notice_synced(self, data: bytes) -> ReceiptRecord:
         """A receipt notice, checked again after a sync when its signing key is unknown:

@@ -387,6 +387,19 @@ class Store:
         """The stored (envelope hash, receipt) of a received (sender, id), if any."""
         return await self.query(lambda c: self.seen_in(c, sender, message_id))
 
+    async def seen_many(
+        self, keys: Sequence[tuple[str, str]]
+    ) -> dict[tuple[str, str], tuple[bytes, bytes]]:
+        """:meth:`seen` for several (sender, id) at once (one read): those stored."""
+        if not keys:
+            return {}
+
+        def read(c: Connection) -> dict[tuple[str, str], tuple[bytes, bytes]]:
+            found = {key: self.seen_in(c, *key) for key in keys}
+            return {key: held for key, held in found.items() if held is not None}
+
+        return await self.query(read)
+
     @staticmethod
     def seen_in(c: Connection, sender: str, message_id: str) -> tuple[bytes, bytes] | None:
         """:meth:`seen`, in the transaction of ``c``."""
