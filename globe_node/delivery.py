@@ -124,11 +124,13 @@ class Deliverer:
                                        DeliveryEvent.EXPIRED, error="expired")  # fmt: skip
             return
         relay: list[db.OutRecipient] = []
-        # Attachments always go through the hub (§8.4.1).
-        has_blobs = bool(msg.pending_blobs) or bool(parse_envelope(msg.envelope).header.blobs)
+        has_blobs: bool | None = None  # read from the header only if some peer publishes
         for t in targets:
             endpoint = self.directory.endpoint(t.recipient)
             down = self._peer_down.get(t.recipient, 0.0) > self.ctx.monotonic()
+            if endpoint is not None and has_blobs is None:
+                # Attachments always go through the hub (§8.4.1).
+                has_blobs = bool(msg.pending_blobs or parse_envelope(msg.envelope).header.blobs)
             direct = endpoint is not None and not has_blobs and not down
             if not direct or not await self._direct(msg, t.recipient, str(endpoint)):
                 relay.append(t)

@@ -11,6 +11,7 @@ transition table of :mod:`globe_node.states`.
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 from collections.abc import Callable, Sequence
 from typing import Final
@@ -40,6 +41,7 @@ from protocol.envelope import (
 )
 from protocol.errors import MalformedError, MemberNotActive, UsageError
 from protocol.ids import AuthorityId, MessageId
+from protocol.keys import KemPublicKey
 from protocol.messages import Kind, MessageContent, StatusState
 from protocol.receipts import DeliveryReceipt, Evidence, EvidenceKind
 
@@ -52,6 +54,9 @@ _ATTACHMENTS: Final = db.Base.metadata.tables[db.AttachmentRow.__tablename__]
 _ADD_OUT: Final = Sql(insert(_OUT))
 _ADD_RECIPIENTS: Final = Sql(insert(_RECIPIENTS))
 _ADD_ATTACHMENTS: Final = Sql(insert(_ATTACHMENTS))
+
+#: Recipients' prekeys asked of the hub at once by one send.
+PREKEY_FETCHES: Final = 16
 
 #: More work that commits with a message (moving the request it answers, say):
 #: called in the send transaction (on the writer thread) with its connection and the time.
@@ -149,7 +154,7 @@ class Outbox:
             default = ctx.config.deadlines.for_urgency(content.urgency)
             content = dataclasses.replace(content, deadline=now + default)
         data = content.encode()
-        keys = {r: await self.prekeys.for_recipient(r, now) for r in recipients}
+        keys = await self._prekeys(recipients, now)
         state = self.directory.state
         blobs = [m.blob for m in manifests]
 
@@ -214,6 +219,20 @@ class Outbox:
         self.stored(str(mid), content)
         self.wake()
         return mid
+
+    async def _prekeys(
+        self, recipients: Sequence[AuthorityId], now: int
+    ) -> dict[AuthorityId, KemPublicKey]:
+        """Each recipient's key to seal to, up to :data:`PREKEY_FETCHES` asked of the hub at
+        a time (a bulletin to a hundred members waits for one round trip, not a hundred)."""
+        limit = asyncio.Semaphore(PREKEY_FETCHES)
+
+        async def one(r: AuthorityId) -> KemPublicKey:
+            async with limit:
+                return await self.prekeys.for_recipient(r, now)
+
+        found = await asyncio.gather(*(one(r) for r in recipients))
+        return dict(zip(recipients, found, strict=True))
 
     async def retry(self, message_id: str, user: str) -> int:
         """Queue failed or waiting deliveries of a message again, now."""
