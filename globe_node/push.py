@@ -13,6 +13,14 @@ acknowledges a page at a time).  A quiet stream still processes each item as
 soon as it arrives; a busy one costs the hub one ``/v1/mailbox/ack`` per batch
 instead of one per item.  The queue bounds the node's memory: when it is full
 the node stops reading, and the hub's own send timeout applies.
+
+The auth message asks for ``items`` frames of up to :data:`PUSH_BATCH` items
+(``max_items``, PROTOCOL.md §10.5), the queue's bound, so one frame never holds
+more than a batch and the node holds at most the queue plus the frame being
+queued; it costs the hub one send per page instead of one per item.  Both frame
+types are accepted, and each item of an ``items`` frame is checked as a single
+``item`` frame is: a frame with one bad item is refused whole, before any of its
+items is queued, and ends the stream as any malformed frame does.
 """
 
 from __future__ import annotations
@@ -89,7 +97,7 @@ class PushClient:
                 key=ctx.keys.transport, network=ctx.genesis.digest, audience="hub",
                 method="GET", target=path, body=nonce, created=ctx.now(),
             )  # fmt: skip
-            await ws.send_json({"type": "auth", "auth": auth, "after": 0})
+            await ws.send_json({"type": "auth", "auth": auth, "after": 0, "max_items": PUSH_BATCH})
             self.connected = True
             await self.inbox.pull()  # anything that arrived while disconnected
             queue: asyncio.Queue[MailboxItem] = asyncio.Queue(maxsize=PUSH_BATCH)
@@ -134,16 +142,30 @@ async def _read(ws: aiohttp.ClientWebSocketResponse, queue: asyncio.Queue[Mailbo
         if obj.get("type") == "item":
             reader = canonical.ObjectReader(obj, "push item")
             reader.string("type", max_len=16)
-            item = MailboxItem(
-                reader.integer("cursor"), reader.string("kind", max_len=32),
-                reader.blob("data", max_len=MAX_FRAME),
-            )  # fmt: skip
+            await queue.put(_item(reader))
+        elif obj.get("type") == "items":
+            reader = canonical.ObjectReader(obj, "push items")
+            reader.string("type", max_len=16)
+            # Every item checked before any is queued: a bad one refuses the frame.
+            items = [_item(r) for r in reader.objects("items", min_items=1, max_items=PUSH_BATCH)]
             reader.done()
-            await queue.put(item)
+            for item in items:
+                await queue.put(item)
         elif obj.get("type") == "error":
             problem = obj.get("problem")
             detail = problem.get("detail") if isinstance(problem, dict) else None
             raise TransportError(str(detail or "the hub closed the stream"))
+
+
+def _item(reader: canonical.ObjectReader) -> MailboxItem:
+    """One pushed item's fields (an ``item`` frame's, after its type, or one entry of
+    an ``items`` frame), checked alike: nothing else may be in it."""
+    item = MailboxItem(
+        reader.integer("cursor"), reader.string("kind", max_len=32),
+        reader.blob("data", max_len=MAX_FRAME),
+    )  # fmt: skip
+    reader.done()
+    return item
 
 
 def _frame(text: str) -> dict[str, Any]:

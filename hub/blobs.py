@@ -30,8 +30,11 @@ SHA-256 (RFC 9530).
 
 **Removal.**  A blob goes once no envelope that lists it still has a copy
 waiting for a recipient: every recipient receipted or its copy expired.  The
-router calls :meth:`BlobStore.released` after receipts and expiry; a periodic
-sweep catches up after failures and restarts.  A blob no envelope lists goes
+router calls :meth:`BlobStore.released` after receipts and expiry, with the
+messages among them that list blobs (the statement that finds the released
+envelopes tells it, by an index lookup in ``message_blobs``), so releasing an
+envelope without attachments, the common case, costs the store nothing; a
+periodic sweep catches up after failures and restarts.  A blob no envelope lists goes
 after ``grace`` seconds.  Links and row are deleted in one transaction whose
 statements re-check that nothing waits (the foreign key from ``message_blobs``
 refuses the row's deletion if an envelope was linked concurrently), then the
@@ -359,10 +362,13 @@ class BlobStore:
     async def released(self, messages: list[tuple[str, str]]) -> None:
         """Remove the blobs of these (sender, message id) that nobody waits for any more.
 
-        Called by the router after receipts and expiry; never raises (the
-        periodic sweep retries what fails here).
+        Called by the router after receipts and expiry, only for messages that list
+        blobs (an empty call is free: no transaction); never raises (the periodic
+        sweep retries what fails here).
         """
         wanted = set(messages)
+        if not wanted:
+            return
         try:
             async with self.service.unit() as s:
                 rows = (

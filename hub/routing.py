@@ -124,6 +124,8 @@ class _Acked:
     #: (claim, envelope size, sender) of each release, in request order.
     released: list[tuple[_Claim, int, str]] = field(default_factory=list)
     dropped: list[tuple[int, int]] = field(default_factory=list)  # (seq, size) of notices
+    #: (sender, message id) of the released envelopes that list attachment blobs.
+    with_blobs: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -148,8 +150,9 @@ class Router:
         self.service = service
         self.limits = limits
         self.on_commit = on_commit or (lambda _recipients: None)
-        #: Awaited with (sender, message id) of messages that lost a waiting copy (receipt
-        #: or expiry), so attachment blobs nobody needs any more can go (hub.blobs).
+        #: Awaited with (sender, message id) of messages that list attachment blobs and
+        #: lost a waiting copy (receipt or expiry), so blobs nobody needs any more can go
+        #: (hub.blobs); never with a message that lists none, the most of them.
         self.on_release: Callable[[list[tuple[str, str]]], Awaitable[None]] | None = None
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._writer: asyncio.Task[None] | None = None
@@ -274,15 +277,45 @@ class Router:
         ``env.hash``, if the caller has it already.
         """
         h = env.header
+        return self._evidence(
+            EvidenceKind.ACCEPTED, message_id=str(h.message_id),
+            envelope_hash=env.hash if digest is None else digest, sender=str(h.sender),
+            recipients=sorted(str(r.authority) for r in h.recipients), time=time,
+        )  # fmt: skip
+
+    def delivery_evidence(self, receipt: DeliveryReceipt, time: int) -> bytes:
+        """The hub-signed DELIVERED evidence for a verified ``receipt``, as exact bytes.
+
+        What :func:`~protocol.receipts.make_evidence` builds for it, as
+        :meth:`acceptance_evidence` does: every acknowledged receipt gets one, and
+        verifying the hub's own fresh signature again cost as much as signing it.
+        """
+        return self._evidence(
+            EvidenceKind.DELIVERED, message_id=str(receipt.message_id),
+            envelope_hash=receipt.envelope_hash, sender=str(receipt.sender),
+            recipients=[str(receipt.recipient)], time=time,
+        )  # fmt: skip
+
+    def _evidence(
+        self,
+        kind: EvidenceKind,
+        *,
+        message_id: str,
+        envelope_hash: bytes,
+        sender: str,
+        recipients: list[str],
+        time: int,
+    ) -> bytes:
+        """Sign evidence without a reason; ``recipients`` sorted (as make_evidence sorts them)."""
         payload: dict[str, object] = {
             "type": "evidence",
             "v": 1,
             "network": self._network,
-            "kind": EvidenceKind.ACCEPTED.value,
-            "id": str(h.message_id),
-            "envelope": canonical.b64e(env.hash if digest is None else digest),
-            "sender": str(h.sender),
-            "recipients": sorted(str(r.authority) for r in h.recipients),
+            "kind": kind.value,
+            "id": message_id,
+            "envelope": canonical.b64e(envelope_hash),
+            "sender": sender,
+            "recipients": recipients,
             "time": time,
         }
         return sign_object(payload, labels.EVIDENCE, [self.service.hub_key]).encode()
@@ -610,17 +643,15 @@ class Router:
                 refused.append((claim.index, AckRefusal(type=gone.type_uri(), detail=gone.detail)))
         # What the commit changed: the usage counters, the metrics, who to wake.
         notify: set[str] = set()
-        finished: list[tuple[str, str]] = []
         for claim, size, sender in acked.released:
             self._used(me, -1, -size)
             self._used(sender, 1, len(claim.notice))
             notify.add(sender)
-            finished.append((sender, claim.key[1]))
         self.metrics.receipts += len(acked.released)
         dropped = acked.dropped
         self._used(me, -len(dropped), -sum(size for _, size in dropped))
         self.on_commit(notify)
-        await self._released(finished)
+        await self._released(acked.with_blobs)
         in_order = tuple(r for _, r in sorted(refused, key=lambda x: x[0]))
         return AckResult(
             released=tuple(claim.key[1] for claim, _size, _sender in acked.released),
@@ -631,11 +662,7 @@ class Router:
     def _claim(self, index: int, receipt: DeliveryReceipt, data: bytes, now: int) -> _Claim:
         """A verified receipt with the notice its release queues for the sender: the
         receipt and the hub's DELIVERED evidence."""
-        evidence = make_evidence(
-            genesis=self.service.genesis, hub=self.service.hub_key, kind=EvidenceKind.DELIVERED,
-            message_id=receipt.message_id, envelope_hash=receipt.envelope_hash,
-            sender=receipt.sender, recipients=[receipt.recipient], time=now,
-        ).signed.encode()  # fmt: skip
+        evidence = self.delivery_evidence(receipt, now)
         notice = canonical.encode(
             {"receipt": canonical.b64e(data), "evidence": canonical.b64e(evidence)}
         )
@@ -696,10 +723,13 @@ class Router:
                 conn.execute(_LOCK, {"key": _MAILBOX_LOCK})
             keys = list(dict.fromkeys(claim.key for claim in batch.claims))
             waiting: dict[tuple[str, str], list[tuple[int, int, int, bytes]]] = {}
-            for seq, size, message, sender, message_id, digest in sorted(
+            listing: set[tuple[str, str]] = set()  # the ids whose envelope lists blobs
+            for seq, size, message, sender, message_id, digest, blobs in sorted(
                 _ack_candidates(conn, raw, me, keys)
             ):
                 waiting.setdefault((sender, message_id), []).append((seq, size, message, digest))
+                if blobs:
+                    listing.add((sender, message_id))
             matched: list[tuple[_Claim, int, int, int]] = []  # (claim, seq, size, messages.id)
             for claim in batch.claims:
                 rows = waiting.get(claim.key)
@@ -722,6 +752,7 @@ class Router:
                 ]
                 self._insert_items(conn, raw, notices, [])
             acked.released = [(claim, size, claim.key[0]) for claim, _seq, size, _m in released]
+            acked.with_blobs = [claim.key for claim, *_ in released if claim.key in listing]
         if batch.notices:
             acked.dropped = _take(conn, raw, me, batch.notices, False)
         return acked
@@ -746,7 +777,7 @@ class Router:
                 await s.execute(
                     select(db.MailboxItem.seq, db.MailboxItem.recipient, db.MailboxItem.size,
                            db.Message.id, db.Message.sender, db.Message.message_id,
-                           db.Message.envelope_hash)
+                           db.Message.envelope_hash, _LISTS_BLOBS.label("blobs"))
                     .join(db.Message, db.Message.id == db.MailboxItem.message)
                     .where(db.MailboxItem.kind == ENVELOPE)
                     .where(db.Message.expires <= now)
@@ -779,7 +810,8 @@ class Router:
                 s.add(notice)
                 notify.add(row.sender)
                 moved.append((row.recipient, row.size, row.sender, len(evidence)))
-                finished.append((row.sender, row.message_id))
+                if row.blobs:
+                    finished.append((row.sender, row.message_id))
         for recipient, size, sender, notice_size in moved:
             self._used(recipient, -1, -size)
             self._used(sender, 1, notice_size)
@@ -822,8 +854,10 @@ def _stored(
 def _ack_candidates(
     conn: Connection, raw: Any, me: str, keys: list[tuple[str, str]]
 ) -> list[tuple[Any, ...]]:
-    """(seq, size, messages.id, sender, message id, envelope hash) of every envelope
-    waiting for ``me`` under one of ``keys`` (sender, message id)."""
+    """(seq, size, messages.id, sender, message id, envelope hash, whether it lists
+    blobs) of every envelope waiting for ``me`` under one of ``keys`` (sender, message
+    id).  The last, an index lookup in ``message_blobs``, spares the blob store a
+    transaction for every release of an envelope without attachments."""
     if raw is not None:
         sql = _SQLITE_CANDIDATES_HEAD + ", ".join([_ROW2] * len(keys)) + _SQLITE_CANDIDATES_TAIL
         raw.execute(sql, [*_flat(keys), me, ENVELOPE])
@@ -889,9 +923,14 @@ _MESSAGE_COLUMNS: Final = (
 _MAILBOX_COLUMNS: Final = ("recipient", "kind", "message", "payload", "size", "created")
 _DELIVERY_COLUMNS: Final = ("message", "recipient", "outcome", "receipt", "time")
 # Acknowledgements and pulls on PostgreSQL: Core statements, built once.
+#: Whether a message lists attachment blobs (the primary key of message_blobs leads
+#: with the message).
+_LISTS_BLOBS: Final = (
+    select(db.MessageBlob.message).where(db.MessageBlob.message == db.Message.id).exists()
+)
 _CANDIDATES: Final = (
     select(db.MailboxItem.seq, db.MailboxItem.size, db.Message.id, db.Message.sender,
-           db.Message.message_id, db.Message.envelope_hash)
+           db.Message.message_id, db.Message.envelope_hash, _LISTS_BLOBS.label("blobs"))
     .join(db.Message, db.Message.id == db.MailboxItem.message)
     .where(db.MailboxItem.recipient == bindparam("me"))
     .where(db.MailboxItem.kind == ENVELOPE)
@@ -945,7 +984,9 @@ _ROW2: Final = "(?, ?)"
 _SQLITE_CANDIDATES_HEAD: Final = "WITH batch (sender, message_id) AS (VALUES "
 _SQLITE_CANDIDATES_TAIL: Final = (
     ") SELECT mailbox.seq, mailbox.size, messages.id, messages.sender, messages.message_id,"
-    " messages.envelope_hash FROM batch"
+    " messages.envelope_hash,"
+    " EXISTS (SELECT 1 FROM message_blobs WHERE message_blobs.message = messages.id)"
+    " FROM batch"
     " CROSS JOIN messages ON messages.sender = batch.sender"
     " AND messages.message_id = batch.message_id"
     " CROSS JOIN mailbox ON mailbox.message = messages.id"

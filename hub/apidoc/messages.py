@@ -210,10 +210,13 @@ def stream_and_blob_paths(auth_401: str, limits: ApiLimits) -> JsonObject:
                 "`Connection: Upgrade`, `Sec-WebSocket-Key`, `Sec-WebSocket-Version: 13`; "
                 "connection machinery, not parameters).  The hub sends "
                 '`{"type":"challenge","nonce":<b64url 32 bytes>}`; the member answers with one '
-                f'message `{{"type":"auth","auth":<{HEADER} value>,"after":<cursor>}}` whose '
+                f'message `{{"type":"auth","auth":<{HEADER} value>,"after":<cursor>}}` '
+                '(optionally with `"max_items":<2..256>`) whose '
                 f"signature covers method `GET`, target `{STREAM_PATH}` and the raw challenge "
                 "as the body (audience `hub`, its transport key).  The hub then sends every "
                 'mailbox item after the cursor as `{"type":"item","cursor","kind","data"}` '
+                '(or, to a member that gave `max_items`, as `{"type":"items","items":[...]}` '
+                "frames of at most that many items, in cursor order; PROTOCOL.md §10.5) "
                 "and each new one as soon as its commit is done (across hub processes on "
                 "PostgreSQL via LISTEN/NOTIFY).  Acknowledgements go to `POST /v1/mailbox/ack`.  "
                 'A refusal is sent as `{"type":"error","problem":<RFC 9457>}` and the socket '

@@ -827,21 +827,21 @@ async def test_an_ack_that_fails_to_commit_releases_none_of_its_receipts(
     receipts = [hub.receipt(de, env) for env in envs]
     before = [(i.seq, i.recipient, i.kind) for i in await by_seq(hub)]
     calls = 0
-    real = make_evidence
+    real = hub.router.delivery_evidence
 
-    def failing(**kwargs: Any) -> Any:
+    def failing(*args: Any) -> Any:
         nonlocal calls
         calls += 1
         if calls == 3:
             raise OperationalError("INSERT", {}, Exception("disk I/O error"))
-        return real(**kwargs)
+        return real(*args)
 
-    monkeypatch.setattr("hub.routing.make_evidence", failing)
+    monkeypatch.setattr(hub.router, "delivery_evidence", failing)
     (await hub.ack(de, receipts)).problem(503, "storage")
     assert [(i.seq, i.recipient, i.kind) for i in await by_seq(hub)] == before
     assert await hub.rows(db.Delivery) == []
     await usage_matches_rows(hub)
-    monkeypatch.setattr("hub.routing.make_evidence", real)
+    monkeypatch.undo()
     again = (await hub.ack(de, receipts)).ok()
     assert again["released"] == [str(header_of(e).message_id) for e in envs]
     await usage_matches_rows(hub)
