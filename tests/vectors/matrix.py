@@ -478,6 +478,21 @@ MUSTS: Final[list[Must]] = [
         none=_API + " (a node's delivery policy)",
     ),
     Must(
+        "§10.5",
+        "Every frame MUST drain to the node within `send_timeout` (30 s)",
+        none=_API + " (the hub's send timeout on its socket)",
+    ),
+    Must(
+        "§10.5",
+        "A node MUST accept frames of up to 4 MiB",
+        none=_API + " (a WebSocket reader's frame limit)",
+    ),
+    Must(
+        "§10.5",
+        "A node that asked for `items` frames MUST accept both frame types.",
+        none=_API + " (a stream reader; tests/node/test_push_frames.py checks the node's)",
+    ),
+    Must(
         "D2",
         "The caller MUST check and record the nonce only after the signature verifies",
         none="the same obligation as §10.3, recorded as decision D2",
