@@ -366,6 +366,10 @@ class Inbox:
 
     async def pull(self) -> int:
         """Fetch everything waiting at the hub, process it and acknowledge; return the count."""
+        return (await self.drain())[0]
+
+    async def drain(self) -> tuple[int, int]:
+        """:meth:`pull`: (the count, the cursor of the last item fetched, 0 for none)."""
         total = 0
         after = 0
         while True:
@@ -375,7 +379,7 @@ class Inbox:
             await self.process_items(items)
             total += len(items)
             after = cursor
-        return total
+        return total, after
 
     async def process_items(self, items: Sequence[MailboxItem]) -> None:
         """Process mailbox items (pulled or pushed) and acknowledge them at the hub.

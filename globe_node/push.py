@@ -1,8 +1,9 @@
-"""The hub's push stream, from the node's side (``/v1/stream``, PROTOCOL.md §10).
+"""The hub's push stream, from the node's side (``/v1/stream``, PROTOCOL.md §10.5).
 
-The node holds the hub's WebSocket open: it answers the hub's challenge with
-a Globe-Auth signature over it, pulls once (anything that arrived while it was
-disconnected), then processes the pushed items as the pull path would.  It
+The node pulls once (anything that arrived while it was disconnected), then
+holds the hub's WebSocket open: it answers the hub's challenge with a Globe-Auth
+signature over it, asks for the items after the last one pulled, and processes
+the pushed items as the pull path would.  It
 reconnects with jittered backoff; while the stream is connected the periodic
 pull is skipped.  Frames are decoded by the one strict decoder.
 
@@ -85,6 +86,10 @@ class PushClient:
         ctx = self.ctx
         url = ctx.config.hub_url.rstrip("/") + "/v1/stream"
         path = yarl.URL(url).raw_path
+        # What arrived while disconnected is pulled first, and the stream asked only for
+        # what comes after it: opened first, the stream would send the same backlog the
+        # pull fetches (a node back after a day offline would process it all twice).
+        _, after = await self.inbox.drain()
         async with (
             aiohttp.ClientSession() as session,
             session.ws_connect(url, heartbeat=30, max_msg_size=MAX_FRAME) as ws,
@@ -97,9 +102,10 @@ class PushClient:
                 key=ctx.keys.transport, network=ctx.genesis.digest, audience="hub",
                 method="GET", target=path, body=nonce, created=ctx.now(),
             )  # fmt: skip
-            await ws.send_json({"type": "auth", "auth": auth, "after": 0, "max_items": PUSH_BATCH})
+            await ws.send_json(
+                {"type": "auth", "auth": auth, "after": after, "max_items": PUSH_BATCH}
+            )
             self.connected = True
-            await self.inbox.pull()  # anything that arrived while disconnected
             queue: asyncio.Queue[MailboxItem] = asyncio.Queue(maxsize=PUSH_BATCH)
             self.queue = queue
             reader = asyncio.create_task(_read(ws, queue))

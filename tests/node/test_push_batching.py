@@ -11,6 +11,7 @@ from typing import Any
 import pytest
 
 from globe_io.hubclient import MailboxItem
+from globe_node.inbox import Inbox
 from tests.node.helpers import delivered, inbox_ids
 from tests.node.network import Net, RunningNode
 from tests.support.waiting import eventually
@@ -113,3 +114,35 @@ async def test_a_batch_cut_off_by_the_hub_is_not_lost(net: Net) -> None:
         await eventually(lambda mid=mid: delivered(fr, mid, br))  # type: ignore[misc]
     got: Any = await inbox_ids(br)
     assert sorted(got) == sorted(ids)
+
+
+async def test_a_node_back_online_processes_its_backlog_once(
+    net: Net, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """What queued while the node was down is pulled, and the stream asked only for what
+    comes after: no item reaches the node twice (once pulled, once pushed)."""
+    fr = await net.member("FR-PNF", "Parquet national financier", endpoint=False)
+    br = await net.member("BR-PF", "Policia Federal", endpoint=False)
+    await net.stop_node(br)
+    ids = await send(fr, 20)
+    router = net.router
+    assert router is not None
+
+    def all_waiting() -> bool:
+        return router.depth().get("BR-PF", (0, 0))[0] == 20
+
+    await eventually(all_waiting)
+    seen: list[int] = []
+    real = Inbox.process_items
+
+    async def counting(self: Inbox, items: Sequence[MailboxItem]) -> None:
+        seen.extend(i.cursor for i in items if i.kind == "envelope")
+        await real(self, items)
+
+    monkeypatch.setattr(Inbox, "process_items", counting)
+    await net.start_node(br)
+    for mid in ids:
+        await eventually(lambda mid=mid: delivered(fr, mid, br))  # type: ignore[misc]
+    assert sorted(await inbox_ids(br)) == sorted(ids)
+    assert len(seen) == 20
+    assert len(set(seen)) == 20
