@@ -138,6 +138,9 @@ class Inbox:
         self.alerts = alerts
         self.peer_heads = peer_heads
         self.sync_soon = sync_soon
+        #: One pull at a time (the push stream's before it connects, the sync loop's while
+        #: it is not connected): two would fetch and process the same items.
+        self._pulling = asyncio.Lock()
 
     async def receive(self, data: bytes, *, via: str) -> bytes:
         """Verify, decrypt and store an envelope; return this node's signed receipt.
@@ -369,16 +372,18 @@ class Inbox:
         return (await self.drain())[0]
 
     async def drain(self) -> tuple[int, int]:
-        """:meth:`pull`: (the count, the cursor of the last item fetched, 0 for none)."""
+        """:meth:`pull`: (the count, the cursor of the last item fetched, 0 for none).
+        A pull that starts while another runs waits for it, then fetches what is left."""
         total = 0
         after = 0
-        while True:
-            items, cursor = await self.hub.mailbox(after=after)
-            if not items:
-                break
-            await self.process_items(items)
-            total += len(items)
-            after = cursor
+        async with self._pulling:
+            while True:
+                items, cursor = await self.hub.mailbox(after=after)
+                if not items:
+                    break
+                await self.process_items(items)
+                total += len(items)
+                after = cursor
         return total, after
 
     async def process_items(self, items: Sequence[MailboxItem]) -> None:

@@ -12,6 +12,7 @@ import pytest
 
 from globe_io.hubclient import MailboxItem
 from globe_node.inbox import Inbox
+from globe_node.push import PushClient
 from tests.node.helpers import delivered, inbox_ids
 from tests.node.network import Net, RunningNode
 from tests.support.waiting import eventually
@@ -146,3 +147,40 @@ async def test_a_node_back_online_processes_its_backlog_once(
     assert sorted(await inbox_ids(br)) == sorted(ids)
     assert len(seen) == 20
     assert len(set(seen)) == 20
+
+
+async def test_two_pulls_at_once_process_each_item_once(
+    net: Net, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The push stream's pull before it connects and the sync loop's pull while it is not
+    connected may start together: the second waits for the first, then finds nothing."""
+    fr = await net.member("FR-PNF", "Parquet national financier", endpoint=False)
+    br = await net.member("BR-PF", "Policia Federal", endpoint=False)
+    await net.stop_node(br)
+    ids = await send(fr, 12)
+    router = net.router
+    assert router is not None
+
+    def all_waiting() -> bool:
+        return router.depth().get("BR-PF", (0, 0))[0] == 12
+
+    await eventually(all_waiting)
+
+    async def no_stream(self: PushClient) -> None:
+        await asyncio.Event().wait()  # this node's stream never connects
+
+    monkeypatch.setattr(PushClient, "run", no_stream)
+    seen: list[int] = []
+    real = Inbox.process_items
+
+    async def counting(self: Inbox, items: Sequence[MailboxItem]) -> None:
+        seen.extend(i.cursor for i in items if i.kind == "envelope")
+        await real(self, items)
+
+    monkeypatch.setattr(Inbox, "process_items", counting)
+    await net.start_node(br)
+    counts = await asyncio.gather(br.n.incoming.pull(), br.n.incoming.pull())
+    assert sorted(await inbox_ids(br)) == sorted(ids)
+    assert sorted(seen) == sorted(set(seen))
+    assert len(seen) == 12
+    assert sum(counts) <= 12
