@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import pytest
 
+from globe_node.search import SearchIndex, fts_query
 from tests.node.helpers import delivered, info, problem
 from tests.node.network import Net, RunningNode
 from tests.support.waiting import eventually
@@ -68,3 +69,25 @@ async def test_search_finds_what_the_node_holds_and_keeps_it_in_memory(net: Net)
     await net.start_node(fr)
     assert await hits(fr, "panama shells") == [("message", got)]
     assert len(await hits(fr, "zurich")) == 2
+
+
+def test_a_document_is_replaced_and_moved_by_its_kind_and_id() -> None:
+    index = SearchIndex()
+    try:
+        index.put("message", "m1", None, "payments to a shell company")
+        index.put("case", "m1", "C-1", "shell company case")  # same id, another kind
+        index.put("message", "m2", None, "shell company accounts")
+        index.put("message", "m1", None, "a bribery scheme")  # replaces m1's text
+        assert len(index) == 3
+        assert {(h.kind, h.id) for h in index.search(fts_query("shell"))} == {
+            ("case", "m1"), ("message", "m2"),
+        }  # fmt: skip
+        assert [(h.kind, h.id, h.case) for h in index.search(fts_query("bribery"))] == [
+            ("message", "m1", None)
+        ]
+        index.move("message", "m1", "C-2")
+        index.move("message", "unknown", "C-3")  # nothing to move: nothing happens
+        assert [(h.id, h.case) for h in index.search(fts_query("bribery"))] == [("m1", "C-2")]
+        assert len(index) == 3
+    finally:
+        index.close()
