@@ -22,12 +22,21 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Final, TypeVar
 
-from sqlalchemy import ColumnElement, Table, bindparam, delete, func, insert, select, update
+from sqlalchemy import (
+    ColumnElement,
+    Table,
+    bindparam,
+    delete,
+    func,
+    insert,
+    or_,
+    select,
+    update,
+)
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import DBAPIError, IntegrityError, OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
-from sqlalchemy.sql.dml import Update
 
 from globe_node import db
 from globe_node.compartments import Placement
@@ -329,9 +338,9 @@ class Store:
         if reset_attempt:
             values["next_attempt"] = 0
         moved = _transition(event, tuple(sorted(values)))
-        params: dict[str, object] = {f"b_{k}": v for k, v in values.items()}
-        params.update(mid=message_id, rcpts=list(recipients))
-        return await self.transact(lambda c: int(c.execute(moved, params).rowcount or 0))
+        common: dict[str, object] = {f"b_{k}": v for k, v in values.items()}
+        each = [{**common, "mid": message_id, "rcpt": r} for r in recipients]
+        return await self.transact(lambda c: sum(moved.run(c, p) for p in each))
 
     async def backoff(
         self, message_id: str, attempts: dict[str, tuple[int, int]], error: str
@@ -670,21 +679,22 @@ _DELIVERED: Final = Sql(
 
 
 @functools.cache
-def _transition(event: DeliveryEvent, columns: tuple[str, ...]) -> Update:
-    """The conditional update that applies ``event`` to a message's recipients, setting
-    the state and ``columns`` (bound as ``b_<column>``), built once per shape."""
+def _transition(event: DeliveryEvent, columns: tuple[str, ...]) -> Sql:
+    """The conditional update that applies ``event`` to one recipient of a message,
+    setting the state and ``columns`` (bound as ``b_<column>``), built once per shape."""
     sources, target = DELIVERY_TRANSITIONS[event]
     moved = (
         update(_RCPT)
         .where(_RCPT.c.message_id == bindparam("mid"))
-        .where(_RCPT.c.recipient.in_(bindparam("rcpts", expanding=True)))
-        .where(_RCPT.c.state.in_([x.value for x in sources]))
+        .where(_RCPT.c.recipient == bindparam("rcpt"))
+        # equalities, not IN: a literal IN list is an expanding parameter (sql.Sql)
+        .where(or_(*(_RCPT.c.state == x.value for x in sources)))
         .values(state=target.value, **{k: bindparam(f"b_{k}") for k in columns})
     )
     if event is DeliveryEvent.RETRY:  # a purged message's envelope is gone (retention.py)
         purged = select(_OUT.c.message_id).where(_OUT.c.purged.is_not(None))
         moved = moved.where(_RCPT.c.message_id.not_in(purged))
-    return moved
+    return Sql(moved)
 
 
 def move_request(
