@@ -162,9 +162,7 @@ class GroupWriter:
                 except Exception as exc:  # noqa: BLE001 - the thread is gone: tell everyone
                     outcomes = [_Outcome(False, exc)] * len(batch)
             self.group_sizes = [*self.group_sizes[-999:], len(batch)]
-            for item, outcome in zip(batch, outcomes, strict=True):
-                if item.done.done():
-                    continue
+            for item, outcome in zip(batch, outcomes, strict=True):  # taken: not cancelled
                 if outcome.ok:
                     item.done.set_result(outcome.value)
                 else:

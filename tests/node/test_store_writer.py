@@ -233,3 +233,67 @@ async def test_a_caller_cancelled_before_its_transaction_started_withdraws_it(
     await kept
     assert await next_out(store, "BR-PF") is None
     assert await next_out(store, "KE-EACC") == 8
+
+
+async def test_a_task_holding_the_turn_gets_its_own_failure_and_keeps_cancellation_safe(
+    store: Store,
+) -> None:
+    def fails(c: Connection) -> None:
+        c.execute(insert(db.Pair).values(peer="KE-EACC", next_out=1, last_in=0))
+        raise OperationalError("INSERT", {}, Exception("disk I/O error"))
+
+    async with store.writer.turn():
+        with pytest.raises(StorageError, match="disk I/O error"):
+            await store.transact(fails)
+    assert await next_out(store, "KE-EACC") is None
+
+    started, release = threading.Event(), threading.Event()
+
+    def slow(c: Connection) -> None:
+        started.set()
+        release.wait(10)
+        c.execute(insert(db.Pair).values(peer="BR-PF", next_out=3, last_in=0))
+
+    async def holder() -> None:
+        async with store.writer.turn():
+            await store.transact(slow)
+
+    task = asyncio.create_task(holder())
+    await asyncio.to_thread(started.wait, 10)
+    task.cancel()
+    await asyncio.sleep(0.05)
+    assert not task.done()  # it waits for its transaction before it goes
+    release.set()
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    assert await next_out(store, "BR-PF") == 3
+
+
+async def test_closing_finishes_what_is_queued(tmp_path: Path) -> None:
+    engine = db.make_engine(tmp_path / "node.db")
+    await db.migrate(engine)
+    st = Store(engine)
+    tasks = [asyncio.create_task(st.transact(add_pair(p))) for p in ("BR-PF", "KE-EACC")]
+    await asyncio.sleep(0)  # queued, not yet run
+    await st.close()
+    assert [t.result() for t in tasks] == [None, None]
+    reopened = Store(db.make_engine(tmp_path / "node.db"))
+    try:
+        assert [await next_out(reopened, p) for p in ("BR-PF", "KE-EACC")] == [1, 1]
+    finally:
+        await reopened.close()
+
+
+async def test_a_writer_thread_that_is_gone_fails_every_queued_caller(tmp_path: Path) -> None:
+    engine = db.make_engine(tmp_path / "node.db")
+    await db.migrate(engine)
+    st = Store(engine)
+    try:
+        st.group.thread.shutdown(wait=True)
+        tasks = [asyncio.create_task(st.transact(add_pair(p))) for p in ("BR-PF", "KE-EACC")]
+        await asyncio.wait(tasks)
+        for t in tasks:
+            with pytest.raises(RuntimeError, match="shutdown"):
+                t.result()
+    finally:
+        await st.engine.dispose()
