@@ -6,7 +6,8 @@
   directories in ``tmp_path``, with ports reserved for the test where a daemon
   or a hub would listen;
 * ``daemon``: a stand-in daemon API on a port the kernel picked, answering what
-  each test sets, for the commands that talk to the daemon.
+  each test sets, for the commands that talk to the daemon;
+* ``store``: a migrated node database in ``tmp_path`` behind a :class:`Store`.
 """
 
 from __future__ import annotations
@@ -19,7 +20,9 @@ from typing import Any
 import pytest
 from aiohttp import web
 
+from globe_node import db
 from globe_node.cli import main
+from globe_node.store import Store
 from protocol.devnet import build_devnet
 from protocol.errors import PROBLEM_BASE
 from tests.node.helpers import (
@@ -208,3 +211,15 @@ def daemon_cli(
         return await asyncio.to_thread(run, *args, "--dir", directory)
 
     return go
+
+
+@pytest.fixture
+async def store(tmp_path: Path) -> AsyncIterator[Store]:
+    """A migrated node database, closed after the test."""
+    engine = db.make_engine(tmp_path / "node.db")
+    await db.migrate(engine)
+    st = Store(engine)
+    try:
+        yield st
+    finally:
+        await st.close()

@@ -18,13 +18,12 @@ import os
 import pwd
 import sqlite3
 import tarfile
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import orjson
 import pytest
 
-from globe_node import db
 from globe_node.audit import AuditLog
 from globe_node.backup import (
     KEEP,
@@ -40,17 +39,6 @@ from tests.node.helpers import Ran, db_rows
 
 ACTOR = f"cli:{pwd.getpwuid(os.getuid()).pw_name}"
 T0 = 1_800_000_000
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    engine = db.make_engine(tmp_path / "node.db")
-    await db.migrate(engine)
-    st = Store(engine)
-    try:
-        yield st
-    finally:
-        await st.close()
 
 
 def test_the_records_are_the_meta_row_backups() -> None:

@@ -122,25 +122,8 @@ async def test_a_node_back_online_processes_its_backlog_once(
 ) -> None:
     """What queued while the node was down is pulled, and the stream asked only for what
     comes after: no item reaches the node twice (once pulled, once pushed)."""
-    fr = await net.member("FR-PNF", "Parquet national financier", endpoint=False)
-    br = await net.member("BR-PF", "Policia Federal", endpoint=False)
-    await net.stop_node(br)
-    ids = await send(fr, 20)
-    router = net.router
-    assert router is not None
-
-    def all_waiting() -> bool:
-        return router.depth().get("BR-PF", (0, 0))[0] == 20
-
-    await eventually(all_waiting)
-    seen: list[int] = []
-    real = Inbox.process_items
-
-    async def counting(self: Inbox, items: Sequence[MailboxItem]) -> None:
-        seen.extend(i.cursor for i in items if i.kind == "envelope")
-        await real(self, items)
-
-    monkeypatch.setattr(Inbox, "process_items", counting)
+    fr, br, ids = await backlog(net, 20)
+    seen = count_envelopes(monkeypatch)
     await net.start_node(br)
     for mid in ids:
         await eventually(lambda mid=mid: delivered(fr, mid, br))  # type: ignore[misc]
@@ -154,22 +137,39 @@ async def test_two_pulls_at_once_process_each_item_once(
 ) -> None:
     """The push stream's pull before it connects and the sync loop's pull while it is not
     connected may start together: the second waits for the first, then finds nothing."""
-    fr = await net.member("FR-PNF", "Parquet national financier", endpoint=False)
-    br = await net.member("BR-PF", "Policia Federal", endpoint=False)
-    await net.stop_node(br)
-    ids = await send(fr, 12)
-    router = net.router
-    assert router is not None
-
-    def all_waiting() -> bool:
-        return router.depth().get("BR-PF", (0, 0))[0] == 12
-
-    await eventually(all_waiting)
+    _, br, ids = await backlog(net, 12)
 
     async def no_stream(self: PushClient) -> None:
         await asyncio.Event().wait()  # this node's stream never connects
 
     monkeypatch.setattr(PushClient, "run", no_stream)
+    seen = count_envelopes(monkeypatch)
+    await net.start_node(br)
+    counts = await asyncio.gather(br.n.incoming.pull(), br.n.incoming.pull())
+    assert sorted(await inbox_ids(br)) == sorted(ids)
+    assert sorted(seen) == sorted(set(seen))
+    assert len(seen) == 12
+    assert sum(counts) <= 12
+
+
+async def backlog(net: Net, n: int) -> tuple[RunningNode, RunningNode, list[str]]:
+    """FR-PNF and BR-PF, BR-PF stopped with ``n`` messages from FR-PNF waiting at the hub."""
+    fr = await net.member("FR-PNF", "Parquet national financier", endpoint=False)
+    br = await net.member("BR-PF", "Policia Federal", endpoint=False)
+    await net.stop_node(br)
+    ids = await send(fr, n)
+    router = net.router
+    assert router is not None
+
+    def all_waiting() -> bool:
+        return router.depth().get("BR-PF", (0, 0))[0] == n
+
+    await eventually(all_waiting)
+    return fr, br, ids
+
+
+def count_envelopes(monkeypatch: pytest.MonkeyPatch) -> list[int]:
+    """The cursors of every envelope any node processes from now on, in order."""
     seen: list[int] = []
     real = Inbox.process_items
 
@@ -178,9 +178,4 @@ async def test_two_pulls_at_once_process_each_item_once(
         await real(self, items)
 
     monkeypatch.setattr(Inbox, "process_items", counting)
-    await net.start_node(br)
-    counts = await asyncio.gather(br.n.incoming.pull(), br.n.incoming.pull())
-    assert sorted(await inbox_ids(br)) == sorted(ids)
-    assert sorted(seen) == sorted(set(seen))
-    assert len(seen) == 12
-    assert sum(counts) <= 12
+    return seen

@@ -3,9 +3,6 @@ rows, the columns' Python defaults on insert, and SQLAlchemy's error types."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-from pathlib import Path
-
 import pytest
 from sqlalchemy import bindparam, insert, select
 from sqlalchemy.engine import Connection
@@ -20,17 +17,6 @@ PAIRS = db.Base.metadata.tables[db.Pair.__tablename__]
 ADD = Sql(insert(PAIRS))
 ONE = Sql(select(PAIRS.c.peer, PAIRS.c.next_out).where(PAIRS.c.peer == bindparam("p")))
 ALL = Sql(select(PAIRS).order_by(PAIRS.c.peer))
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    engine = db.make_engine(tmp_path / "node.db")
-    await db.migrate(engine)
-    st = Store(engine)
-    try:
-        yield st
-    finally:
-        await st.close()
 
 
 def _rows(c: Connection) -> list[tuple[object, ...]]:

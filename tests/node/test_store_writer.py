@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from pathlib import Path
 
 import pytest
@@ -17,17 +17,6 @@ from sqlalchemy.exc import OperationalError
 from globe_node import db
 from globe_node.store import Store
 from protocol.errors import StorageError
-
-
-@pytest.fixture
-async def store(tmp_path: Path) -> AsyncIterator[Store]:
-    engine = db.make_engine(tmp_path / "node.db")
-    await db.migrate(engine)
-    st = Store(engine)
-    try:
-        yield st
-    finally:
-        await st.close()
 
 
 async def next_out(store: Store, peer: str) -> int | None:
