@@ -90,18 +90,6 @@ class Cases:
         require(who, row.team, f"no case {ref}")
         return row
 
-    async def check_sendable(self, ref: str | None, who: Principal) -> None:
-        """``who`` may send into case ``ref``: it sees the case, and the case is open."""
-        if ref is None:
-            return
-        # On the reader thread: this runs before every send into a case.
-        row = await self.ctx.store.query(lambda c: _CASE_STATE.first(c, {"ref": ref}))
-        if row is None:
-            return  # a new reference: the send makes its record
-        require(who, row.team, f"no case {ref}")
-        if row.state == CaseState.CLOSED.value:
-            raise Conflict(f"case {ref} is closed: reopen it to send into it")
-
     # -- changes (each with its audit row) -------------------------------------------------------
 
     async def open(
@@ -426,6 +414,21 @@ def _new_case(ref: str, team: str | None, *, by: str, now: int) -> dict[str, obj
         "ref": ref, "title": None, "team": team, "assignee": None,
         "state": CaseState.OPEN.value, "created": now, "created_by": by, "updated": now,
     }  # fmt: skip
+
+
+def check_sendable(c: Connection, ref: str | None, who: Principal) -> None:
+    """``who`` may send into case ``ref`` (read in the transaction of ``c``, the send's own,
+    so that the case cannot close or change teams between the check and the send): it
+    sees the case, and the case is open.  A new reference is fine: the send makes its
+    record."""
+    if ref is None:
+        return
+    row = _CASE_STATE.first(c, {"ref": ref})
+    if row is None:
+        return
+    require(who, row.team, f"no case {ref}")
+    if row.state == CaseState.CLOSED.value:
+        raise Conflict(f"case {ref} is closed: reopen it to send into it")
 
 
 def place_outgoing(

@@ -39,7 +39,7 @@ from globe_io.hubclient import HubClient, MailboxItem
 from globe_node import db
 from globe_node.alerts import Alerts, AlertView
 from globe_node.audit import AuditLog
-from globe_node.cases import Cases
+from globe_node.cases import Cases, check_sendable
 from globe_node.compartments import WHOLE_NODE, choose_team
 from globe_node.config import NodeConfig
 from globe_node.context import NodeContext
@@ -47,7 +47,7 @@ from globe_node.delivery import Deliverer
 from globe_node.directory import Directory
 from globe_node.inbox import Inbox
 from globe_node.keys import KeyFile, NodeKeys
-from globe_node.outbox import Outbox
+from globe_node.outbox import Also, Outbox
 from globe_node.peerclient import PeerClient, PeerTransport
 from globe_node.peerheads import PeerHeads
 from globe_node.prekeys import Prekeys
@@ -419,10 +419,14 @@ class Node:
         sees and that is open, and a message in no case (or a new case) goes to ``team``
         (one of ``who``'s, by default its first).
         """
+        guard: Also | None = None
         if who is not None:
             team = choose_team(who, team)
-            await self.cases.check_sendable(content.case, who)
-        return await self.outgoing.send(recipients, content, user=user, uploads=uploads, team=team)
+            sender = who
+            guard = lambda c, _now: check_sendable(c, content.case, sender)  # noqa: E731
+        return await self.outgoing.send(
+            recipients, content, user=user, uploads=uploads, team=team, guard=guard
+        )
 
     async def retry(self, message_id: str, user: str = "operator") -> int:
         """Queue failed or waiting deliveries of a message again, now."""

@@ -131,6 +131,7 @@ class Outbox:
         place: Placement | None = None,
         team: str | None = None,
         also: Also | None = None,
+        guard: Also | None = None,
     ) -> MessageId:
         """Seal and commit a message; delivery follows in the background.
 
@@ -138,7 +139,8 @@ class Outbox:
         attachments and leave the staging area in the same transaction.  ``place``: where
         the message is filed (a reply goes where its original is); without it, under
         the content's case (whose record is made now, with ``team``, if new) or, with no
-        case, in ``team``.  ``also`` commits with the message.  A request without a
+        case, in ``team``.  ``guard`` runs first in the send's transaction (and refuses
+        the send by raising); ``also`` commits with the message.  A request without a
         deadline gets this node's default for its urgency, written into the content so
         that both parties hold the same deadline (PROTOCOL.md §8.1).
         """
@@ -161,6 +163,8 @@ class Outbox:
         def commit(c: Connection) -> None:
             # One transaction on the writer thread, Core statements only (docs/ARCHITECTURE.md
             # §2.2): the message, everything that goes with it, and its audit row.
+            if guard is not None:
+                guard(c, now)
             placed = place or place_outgoing(c, content.case, team, by=user, now=now)
             seqs = Store.next_seqs(c, [str(r) for r in recipients])
             envelope = seal_envelope(
