@@ -32,13 +32,7 @@ from globe_node.states import Delivery, DeliveryEvent, RequestState
 from globe_node.store import ReceiptRecord, Store
 from globe_node.uploads import Uploads
 from protocol.directory import MemberStatus
-from protocol.envelope import (
-    SealTo,
-    content_signature,
-    envelope_hash,
-    parse_envelope,
-    seal_envelope,
-)
+from protocol.envelope import SealTo, envelope_hash, seal_envelope_signed
 from protocol.errors import MalformedError, MemberNotActive, UsageError
 from protocol.ids import AuthorityId, MessageId
 from protocol.keys import KemPublicKey
@@ -167,7 +161,7 @@ class Outbox:
                 guard(c, now)
             placed = place or place_outgoing(c, content.case, team, by=user, now=now)
             seqs = Store.next_seqs(c, [str(r) for r in recipients])
-            envelope = seal_envelope(
+            envelope, inner = seal_envelope_signed(
                 genesis=ctx.genesis, sender=ctx.me, identity=ctx.keys.identity,
                 recipients=[SealTo(r, seqs[str(r)], keys[r]) for r in recipients],
                 content=data, created=now, expires=now + ctx.config.message_lifetime,
@@ -184,9 +178,7 @@ class Outbox:
                     "in_reply_to": str(content.in_reply_to) if content.in_reply_to else None,
                     "created": now, "expires": now + ctx.config.message_lifetime, "user": user,
                     "pending_blobs": " ".join(blobs),
-                    "inner_signature": content_signature(
-                        ctx.keys.identity, parse_envelope(envelope).header.raw, data
-                    ),
+                    "inner_signature": inner,
                 },
             )  # fmt: skip
             _ADD_RECIPIENTS.many(

@@ -20,6 +20,7 @@ from protocol.envelope import (
     open_envelope,
     parse_envelope,
     seal_envelope,
+    seal_envelope_signed,
     verify_envelope,
 )
 from protocol.errors import GlobeError, ProtocolError, UsageError
@@ -98,6 +99,7 @@ __all__ = [
     "open_envelope",
     "parse_envelope",
     "seal_envelope",
+    "seal_envelope_signed",
     "verify_envelope",
     "verify_log",
 ]

@@ -79,6 +79,7 @@ __all__ = [
     "open_envelope",
     "parse_envelope",
     "seal_envelope",
+    "seal_envelope_signed",
     "verify_envelope",
 ]
 
@@ -239,7 +240,33 @@ def seal_envelope(
     message_id: MessageId | None = None,
     blobs: Sequence[str] = (),
 ) -> bytes:
-    """Seal ``content`` (canonical message bytes) to every recipient; return the envelope.
+    """Seal ``content`` (canonical message bytes) to every recipient; return the envelope
+    (:func:`seal_envelope_signed` without the inner signature)."""
+    return seal_envelope_signed(
+        genesis=genesis, sender=sender, identity=identity, recipients=recipients,
+        content=content, created=created, expires=expires, dir_seq=dir_seq,
+        dir_head=dir_head, rng=rng, message_id=message_id, blobs=blobs,
+    )[0]  # fmt: skip
+
+
+def seal_envelope_signed(
+    *,
+    genesis: Genesis,
+    sender: AuthorityId,
+    identity: SigningKey,
+    recipients: Sequence[SealTo],
+    content: bytes,
+    created: int,
+    expires: int,
+    dir_seq: int,
+    dir_head: bytes,
+    rng: crypto.Rng = crypto.system_rng,
+    message_id: MessageId | None = None,
+    blobs: Sequence[str] = (),
+) -> tuple[bytes, bytes]:
+    """Seal ``content`` (canonical message bytes) to every recipient; return the envelope
+    and the inner signature it carries (:func:`content_signature`, which a sender keeps
+    as its proof of origin, §8.5).
 
     ``blobs`` are the hub blob ids of the content's attachments (§8.4): the header
     lists them, sorted, so the hub knows which blobs the envelope references.
@@ -304,7 +331,7 @@ def seal_envelope(
             body,
         )
     )
-    return signed + identity.sign(labels.ENVELOPE, signed)
+    return signed + identity.sign(labels.ENVELOPE, signed), inner
 
 
 # --- parsing ------------------------------------------------------------------------------

@@ -13,7 +13,14 @@ import pytest
 
 from protocol import canonical, crypto, labels
 from protocol.devnet import GENESIS_TIME, DevNetwork, build_devnet
-from protocol.envelope import SealTo, content_signature, parse_envelope, seal_envelope
+from protocol.envelope import (
+    SealTo,
+    content_signature,
+    open_envelope,
+    parse_envelope,
+    seal_envelope,
+    seal_envelope_signed,
+)
 from protocol.errors import BadSignature, MalformedError, UnknownMember, UsageError
 from protocol.ids import AuthorityId, MessageId
 from protocol.keys import SigningKey
@@ -204,3 +211,24 @@ def test_only_information_may_carry_a_forward(net: DevNetwork, kind: Kind) -> No
     with pytest.raises(MalformedError) as info:  # received: the peer's
         MessageContent.decode(canonical.encode(obj))
     assert info.value.detail == "message: a forward is information"
+
+
+def test_sealing_returns_the_inner_signature_the_envelope_carries(net: DevNetwork) -> None:
+    """What a sender keeps as its proof of origin is the very signature sealed inside,
+    without parsing its own envelope again."""
+    s, r = net.members["ES-FCC"], net.members["FR-PNF"]
+    data = message().encode()
+    kwargs: dict[str, Any] = {
+        "genesis": net.genesis, "sender": s.authority, "identity": s.identity,
+        "recipients": [SealTo(r.authority, 1, r.signed_prekey.key)], "content": data,
+        "created": NOW - 60, "expires": NOW + 3600, "dir_seq": net.directory.seq,
+        "dir_head": net.directory.head, "message_id": MessageId.new(),
+    }  # fmt: skip
+    raw, inner = seal_envelope_signed(**kwargs)
+    header = parse_envelope(raw).header.raw
+    assert inner == content_signature(s.identity, header, data)
+    opened = open_envelope(
+        parse_envelope(raw), directory=net.directory, me=r.authority,
+        private_key=lambda _kid: r.prekey, now=NOW,
+    )  # fmt: skip
+    assert opened.inner_signature == inner
