@@ -32,8 +32,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlalchemy import bindparam, delete, func, insert, select, text, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, func, insert, select, text
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -41,7 +40,9 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 from globe_io.errors import Conflict, MailboxFull, NotFound
 from globe_io.hubapi import AckRefusal, AckResult, MailboxItem, MailboxPage
 from hub import db
+from hub import routing_sql as sql
 from hub.metrics import Metrics
+from hub.routing_sql import ENVELOPE, NON_DELIVERY, RECEIPT
 from hub.service import HubService, Principal
 from protocol import canonical, labels
 from protocol.envelope import (
@@ -60,16 +61,13 @@ from protocol.ids import AuthorityId, MessageId
 from protocol.receipts import DeliveryReceipt, EvidenceKind, make_evidence
 from protocol.signed import sign_object
 
-__all__ = ["MailboxFull", "Router", "RoutingLimits"]
+__all__ = ["ENVELOPE", "NON_DELIVERY", "RECEIPT", "MailboxFull", "Router", "RoutingLimits"]
 
 log = logging.getLogger("globe.hub.routing")
 
 #: Advisory-lock key serialising mailbox writers on PostgreSQL ("GLBM").
 _MAILBOX_LOCK: Final = 0x474C424D
 _LOCK: Final = text("SELECT pg_advisory_xact_lock(:key)")
-ENVELOPE: Final = "envelope"
-RECEIPT: Final = "receipt"
-NON_DELIVERY: Final = "non-delivery"
 
 
 @dataclass(frozen=True, slots=True)
@@ -167,13 +165,6 @@ class Router:
         self.batch_sizes: list[int] = []  # recent group-commit sizes
         self._postgres = service.engine.dialect.name == "postgresql"
         self._network = canonical.b64e(service.genesis.digest)
-        dialect_insert = postgresql.insert if self._postgres else sqlite.insert
-        #: The batch's messages, executed as multi-row INSERTs ("insertmanyvalues").
-        self._insert_messages = (
-            dialect_insert(db.Message)
-            .on_conflict_do_nothing(index_elements=[db.Message.sender, db.Message.message_id])
-            .returning(db.Message.id, db.Message.sender, db.Message.message_id)
-        )
         self._insert_mailbox = insert(db.MailboxItem)
         self._insert_links = insert(db.MessageBlob)
         self._insert_conflicts = insert(db.ConflictRecord)
@@ -486,8 +477,8 @@ class Router:
              item.envelope.header.expires, item.accepted, item.evidence)
             for (s, m), item in first.items()
         ]  # fmt: skip
-        ids = self._insert_message_rows(conn, raw, rows)
-        stored = _stored(conn, [key for key in first if key not in ids])
+        ids = sql.insert_message_rows(conn, raw, rows)
+        stored = sql.stored(conn, [key for key in first if key not in ids])
         outcome = _Outcome()
         for item in live:
             key = _key(item.envelope)
@@ -522,19 +513,6 @@ class Router:
             )  # fmt: skip
         return outcome
 
-    def _insert_message_rows(
-        self, conn: Connection, raw: Any, rows: Sequence[tuple[object, ...]]
-    ) -> dict[tuple[str, str], int]:
-        """Insert the batch's messages, skipping stored ids; the new rows' ids by key."""
-        if raw is not None:
-            sql = _SQLITE_MESSAGES_HEAD + ", ".join([_ROW8] * len(rows)) + _SQLITE_MESSAGES_TAIL
-            raw.execute(sql, _flat(rows))
-            return {(s, m): int(i) for i, s, m in raw.fetchall()}
-        inserted = conn.execute(
-            self._insert_messages, [dict(zip(_MESSAGE_COLUMNS, r, strict=True)) for r in rows]
-        )
-        return {(r.sender, r.message_id): int(r.id) for r in inserted}
-
     def _insert_items(
         self,
         conn: Connection,
@@ -546,13 +524,14 @@ class Router:
         blob removed since :meth:`_check_blobs`)."""
         if raw is not None:
             if mailbox:
-                raw.executemany(_SQLITE_MAILBOX, mailbox)
+                raw.executemany(sql.SQLITE_MAILBOX, mailbox)
             if links:
-                raw.executemany(_SQLITE_LINKS, links)
+                raw.executemany(sql.SQLITE_LINKS, links)
             return
         if mailbox:
             conn.execute(
-                self._insert_mailbox, [dict(zip(_MAILBOX_COLUMNS, r, strict=True)) for r in mailbox]
+                self._insert_mailbox,
+                [dict(zip(sql.MAILBOX_COLUMNS, r, strict=True)) for r in mailbox],
             )
         if links:
             conn.execute(self._insert_links, [{"message": m, "blob": b} for m, b in links])
@@ -586,11 +565,13 @@ class Router:
         with _storage_errors():
             if reader is not None and engine is not None:
                 loop = asyncio.get_running_loop()
-                rows = await loop.run_in_executor(reader, _sqlite_pull, engine, me, after, limit)
+                rows = await loop.run_in_executor(reader, sql.sqlite_pull, engine, me, after, limit)
             else:  # one statement: no transaction to begin and end around it
                 async with self.service.engine.connect() as conn:
                     await conn.execution_options(isolation_level="AUTOCOMMIT")
-                    result = await conn.execute(_PULL, {"me": me, "after": after, "limit": limit})
+                    result = await conn.execute(
+                        sql.PULL, {"me": me, "after": after, "limit": limit}
+                    )
                     rows = result.all()
         return MailboxPage(
             items=tuple(
@@ -725,7 +706,7 @@ class Router:
             waiting: dict[tuple[str, str], list[tuple[int, int, int, bytes]]] = {}
             listing: set[tuple[str, str]] = set()  # the ids whose envelope lists blobs
             for seq, size, message, sender, message_id, digest, blobs in sorted(
-                _ack_candidates(conn, raw, me, keys)
+                sql.ack_candidates(conn, raw, me, keys)
             ):
                 waiting.setdefault((sender, message_id), []).append((seq, size, message, digest))
                 if blobs:
@@ -738,14 +719,14 @@ class Router:
                 if rows and rows[0][3] == claim.receipt.envelope_hash:
                     seq, size, message, _digest = rows.pop(0)
                     matched.append((claim, seq, size, message))
-            taken = {seq for seq, _size in _take(conn, raw, me, [m[1] for m in matched], True)}
+            taken = {seq for seq, _size in sql.take(conn, raw, me, [m[1] for m in matched], True)}
             released = [m for m in matched if m[1] in taken]
             if released:
                 deliveries = [
                     (message, me, "delivered", claim.data, now)
                     for claim, _seq, _size, message in released
                 ]
-                _insert_deliveries(conn, raw, deliveries)
+                sql.insert_deliveries(conn, raw, deliveries)
                 notices = [
                     (claim.key[0], RECEIPT, None, claim.notice, len(claim.notice), now)
                     for claim, _seq, _size, _message in released
@@ -754,7 +735,7 @@ class Router:
             acked.released = [(claim, size, claim.key[0]) for claim, _seq, size, _m in released]
             acked.with_blobs = [claim.key for claim, *_ in released if claim.key in listing]
         if batch.notices:
-            acked.dropped = _take(conn, raw, me, batch.notices, False)
+            acked.dropped = sql.take(conn, raw, me, batch.notices, False)
         return acked
 
     def _used(self, recipient: str, count: int, size: int) -> None:
@@ -777,7 +758,7 @@ class Router:
                 await s.execute(
                     select(db.MailboxItem.seq, db.MailboxItem.recipient, db.MailboxItem.size,
                            db.Message.id, db.Message.sender, db.Message.message_id,
-                           db.Message.envelope_hash, _LISTS_BLOBS.label("blobs"))
+                           db.Message.envelope_hash, sql.LISTS_BLOBS.label("blobs"))
                     .join(db.Message, db.Message.id == db.MailboxItem.message)
                     .where(db.MailboxItem.kind == ENVELOPE)
                     .where(db.Message.expires <= now)
@@ -834,76 +815,6 @@ def _aid(text: str) -> AuthorityId:
     return AuthorityId.parse(text)
 
 
-def _stored(
-    conn: Connection, keys: list[tuple[str, str]]
-) -> dict[tuple[str, str], tuple[bytes, bytes]]:
-    """(envelope hash, evidence) stored under ids committed before this batch."""
-    if not keys:
-        return {}
-    rows = conn.execute(
-        select(
-            db.Message.sender, db.Message.message_id, db.Message.envelope_hash, db.Message.evidence
-        ).where(tuple_(db.Message.sender, db.Message.message_id).in_(keys))
-    )
-    found = {(r.sender, r.message_id): (r.envelope_hash, r.evidence) for r in rows}
-    if len(found) != len(keys):  # cannot happen: messages are never deleted
-        raise StorageError("a message id is neither new nor stored")
-    return found
-
-
-def _ack_candidates(
-    conn: Connection, raw: Any, me: str, keys: list[tuple[str, str]]
-) -> list[tuple[Any, ...]]:
-    """(seq, size, messages.id, sender, message id, envelope hash, whether it lists
-    blobs) of every envelope waiting for ``me`` under one of ``keys`` (sender, message
-    id).  The last, an index lookup in ``message_blobs``, spares the blob store a
-    transaction for every release of an envelope without attachments."""
-    if raw is not None:
-        sql = _SQLITE_CANDIDATES_HEAD + ", ".join([_ROW2] * len(keys)) + _SQLITE_CANDIDATES_TAIL
-        raw.execute(sql, [*_flat(keys), me, ENVELOPE])
-        rows: list[tuple[Any, ...]] = raw.fetchall()
-        return rows
-    return [tuple(r) for r in conn.execute(_CANDIDATES, {"me": me, "keys": keys})]
-
-
-def _take(
-    conn: Connection, raw: Any, me: str, seqs: Sequence[int], envelopes: bool
-) -> list[tuple[int, int]]:
-    """Delete ``me``'s mailbox rows ``seqs`` that are envelopes (or notices, the other
-    kinds); (seq, size) of each row this very statement deleted."""
-    if not seqs:
-        return []
-    if raw is not None:
-        head = _SQLITE_TAKE_ENVELOPES if envelopes else _SQLITE_DROP_NOTICES
-        raw.execute(head + ", ".join(["?"] * len(seqs)) + _SQLITE_TAKE_TAIL, [me, ENVELOPE, *seqs])
-        return [(int(seq), int(size)) for seq, size in raw.fetchall()]
-    statement = _TAKE_ENVELOPES if envelopes else _DROP_NOTICES
-    return [(int(r.seq), int(r.size)) for r in conn.execute(statement, {"me": me, "seqs": seqs})]
-
-
-def _insert_deliveries(conn: Connection, raw: Any, rows: Sequence[tuple[object, ...]]) -> None:
-    """The released envelopes' outcomes (``_DELIVERY_COLUMNS``)."""
-    if raw is not None:
-        raw.executemany(_SQLITE_DELIVERIES, rows)
-        return
-    conn.execute(_INSERT_DELIVERIES, [dict(zip(_DELIVERY_COLUMNS, r, strict=True)) for r in rows])
-
-
-def _sqlite_pull(engine: Engine, me: str, after: int, limit: int) -> list[tuple[Any, ...]]:
-    """One pull in the SQLite reader's thread, on its own connection: a plain DB-API
-    statement (see :meth:`Router._transaction`), outside any transaction, so it sees
-    the newest commit."""
-    with engine.connect() as conn:
-        driver: Any = conn.connection.driver_connection
-        cursor = driver.cursor()
-        try:
-            cursor.execute(_SQLITE_PULL, (me, after, limit))
-            rows: list[tuple[Any, ...]] = cursor.fetchall()
-            return rows
-        finally:
-            cursor.close()
-
-
 @contextlib.contextmanager
 def _storage_errors() -> Iterator[None]:
     """Storage failures as :class:`StorageError` (503: retry), as ``HubService.unit``
@@ -915,95 +826,6 @@ def _storage_errors() -> Iterator[None]:
     except (SQLAlchemyError, sqlite3.Error, OSError) as exc:
         _storage_failure(exc)
         raise StorageError("the hub's database is unavailable; retry later") from exc
-
-
-_MESSAGE_COLUMNS: Final = (
-    "sender", "message_id", "envelope_hash", "data", "size", "expires", "accepted", "evidence",
-)  # fmt: skip
-_MAILBOX_COLUMNS: Final = ("recipient", "kind", "message", "payload", "size", "created")
-_DELIVERY_COLUMNS: Final = ("message", "recipient", "outcome", "receipt", "time")
-# Acknowledgements and pulls on PostgreSQL: Core statements, built once.
-#: Whether a message lists attachment blobs (the primary key of message_blobs leads
-#: with the message).
-_LISTS_BLOBS: Final = (
-    select(db.MessageBlob.message).where(db.MessageBlob.message == db.Message.id).exists()
-)
-_CANDIDATES: Final = (
-    select(db.MailboxItem.seq, db.MailboxItem.size, db.Message.id, db.Message.sender,
-           db.Message.message_id, db.Message.envelope_hash, _LISTS_BLOBS.label("blobs"))
-    .join(db.Message, db.Message.id == db.MailboxItem.message)
-    .where(db.MailboxItem.recipient == bindparam("me"))
-    .where(db.MailboxItem.kind == ENVELOPE)
-    .where(tuple_(db.Message.sender, db.Message.message_id).in_(bindparam("keys", expanding=True)))
-)  # fmt: skip
-_TAKE_ENVELOPES: Final = (
-    delete(db.MailboxItem)
-    .where(db.MailboxItem.recipient == bindparam("me"))
-    .where(db.MailboxItem.kind == ENVELOPE)
-    .where(db.MailboxItem.seq.in_(bindparam("seqs", expanding=True)))
-    .returning(db.MailboxItem.seq, db.MailboxItem.size)
-)
-_DROP_NOTICES: Final = (
-    delete(db.MailboxItem)
-    .where(db.MailboxItem.recipient == bindparam("me"))
-    .where(db.MailboxItem.kind != ENVELOPE)
-    .where(db.MailboxItem.seq.in_(bindparam("seqs", expanding=True)))
-    .returning(db.MailboxItem.seq, db.MailboxItem.size)
-)
-_INSERT_DELIVERIES: Final = insert(db.Delivery)
-_PULL: Final = (
-    select(db.MailboxItem.seq, db.MailboxItem.kind, db.MailboxItem.payload, db.Message.data)
-    .outerjoin(db.Message, db.Message.id == db.MailboxItem.message)
-    .where(db.MailboxItem.recipient == bindparam("me"))
-    .where(db.MailboxItem.seq > bindparam("after"))
-    .order_by(db.MailboxItem.seq)
-    .limit(bindparam("limit"))
-)
-# The SQLite writer's statements (tables and columns of hub.db; a test checks they match).
-_ROW8: Final = "(?, ?, ?, ?, ?, ?, ?, ?)"
-_SQLITE_MESSAGES_HEAD: Final = (
-    "INSERT INTO messages (sender, message_id, envelope_hash, data, size, expires, accepted,"
-    " evidence) VALUES "
-)
-_SQLITE_MESSAGES_TAIL: Final = (
-    " ON CONFLICT (sender, message_id) DO NOTHING RETURNING id, sender, message_id"
-)
-_SQLITE_MAILBOX: Final = (
-    "INSERT INTO mailbox (recipient, kind, message, payload, size, created)"
-    " VALUES (?, ?, ?, ?, ?, ?)"
-)
-_SQLITE_LINKS: Final = "INSERT INTO message_blobs (message, blob) VALUES (?, ?)"
-_SQLITE_DELIVERIES: Final = (
-    "INSERT INTO deliveries (message, recipient, outcome, receipt, time) VALUES (?, ?, ?, ?, ?)"
-)
-# An acknowledgement's candidates: the batch's ids as a table, then CROSS JOIN, which
-# fixes SQLite's join order: each id through the unique index on (sender, message_id),
-# then the mailbox by message.  Left to itself, the planner scans the member's whole
-# mailbox (its index on recipient) and tests every row against the ids.
-_ROW2: Final = "(?, ?)"
-_SQLITE_CANDIDATES_HEAD: Final = "WITH batch (sender, message_id) AS (VALUES "
-_SQLITE_CANDIDATES_TAIL: Final = (
-    ") SELECT mailbox.seq, mailbox.size, messages.id, messages.sender, messages.message_id,"
-    " messages.envelope_hash,"
-    " EXISTS (SELECT 1 FROM message_blobs WHERE message_blobs.message = messages.id)"
-    " FROM batch"
-    " CROSS JOIN messages ON messages.sender = batch.sender"
-    " AND messages.message_id = batch.message_id"
-    " CROSS JOIN mailbox ON mailbox.message = messages.id"
-    " WHERE mailbox.recipient = ? AND mailbox.kind = ?"
-)
-_SQLITE_TAKE_ENVELOPES: Final = "DELETE FROM mailbox WHERE recipient = ? AND kind = ? AND seq IN ("
-_SQLITE_DROP_NOTICES: Final = "DELETE FROM mailbox WHERE recipient = ? AND kind != ? AND seq IN ("
-_SQLITE_TAKE_TAIL: Final = ") RETURNING seq, size"
-_SQLITE_PULL: Final = (
-    "SELECT mailbox.seq, mailbox.kind, mailbox.payload, messages.data FROM mailbox"
-    " LEFT OUTER JOIN messages ON messages.id = mailbox.message"
-    " WHERE mailbox.recipient = ? AND mailbox.seq > ? ORDER BY mailbox.seq LIMIT ?"
-)
-
-
-def _flat(rows: Sequence[tuple[object, ...]]) -> list[object]:
-    return [value for row in rows for value in row]
 
 
 def _key(env: Envelope) -> tuple[str, str]:

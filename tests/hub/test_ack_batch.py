@@ -23,7 +23,7 @@ from sqlalchemy.exc import OperationalError
 from sqlalchemy.util import await_only
 
 from globe_io.hubapi import MailboxItem, MailboxPage
-from hub import db, routing
+from hub import db, routing_sql
 from hub.web import ACK_MAX_ITEMS
 from protocol import canonical
 from protocol.envelope import envelope_hash, parse_envelope
@@ -242,14 +242,14 @@ async def test_a_storage_failure_part_way_releases_nothing(
     ran: list[int] = []
 
     if failing == "deliveries":
-        real_deliveries = routing._insert_deliveries
+        real_deliveries = routing_sql.insert_deliveries
 
         def broken_deliveries(conn: Any, raw: Any, rows: Any) -> None:
             real_deliveries(conn, raw, rows)  # the statement runs; the transaction then fails
             ran.append(len(rows))
             raise failure(raw)
 
-        monkeypatch.setattr(routing, "_insert_deliveries", broken_deliveries)
+        monkeypatch.setattr(routing_sql, "insert_deliveries", broken_deliveries)
     else:
         real_items = hub.router._insert_items
 
@@ -285,7 +285,7 @@ async def test_a_release_taken_concurrently_is_refused_and_writes_nothing(
         (await hub.send(fr, env)).ok(201)
     ids = {m.data: m.id for m in await hub.rows(db.Message)}
     victim = ids[envs[1]]
-    real = routing._ack_candidates
+    real = routing_sql.ack_candidates
 
     def racing(conn: Any, raw: Any, me: str, keys: Any) -> Any:
         rows = real(conn, raw, me, keys)
@@ -293,7 +293,7 @@ async def test_a_release_taken_concurrently_is_refused_and_writes_nothing(
         take_elsewhere(db_url, victim)
         return rows
 
-    monkeypatch.setattr(routing, "_ack_candidates", racing)
+    monkeypatch.setattr(routing_sql, "ack_candidates", racing)
     result = await hub.router.ack(hub.principal(de), [hub.receipt(de, env) for env in envs], [])
     assert result.released == (mid(envs[0]), mid(envs[2]))
     assert [r.type.removeprefix(PROBLEM_BASE) for r in result.refused] == ["not-found"]
@@ -338,7 +338,7 @@ async def test_acknowledgements_share_the_group_commit_writer(
     (await hub.send(fr, env)).ok(201)
     threads: list[str] = []
     router = hub.router
-    real_ack, real_pull = router._ack_transaction, routing._sqlite_pull
+    real_ack, real_pull = router._ack_transaction, routing_sql.sqlite_pull
 
     def ack_transaction(*args: Any) -> Any:
         threads.append(threading.current_thread().name)
@@ -349,7 +349,7 @@ async def test_acknowledgements_share_the_group_commit_writer(
         return real_pull(*args)
 
     monkeypatch.setattr(router, "_ack_transaction", ack_transaction)
-    monkeypatch.setattr(routing, "_sqlite_pull", sqlite_pull)
+    monkeypatch.setattr(routing_sql, "sqlite_pull", sqlite_pull)
     (await hub.ack(de, [hub.receipt(de, env)])).ok()
     await hub.pull(fr)
     if hub.engine.dialect.name == "sqlite":
@@ -437,25 +437,25 @@ async def test_pull_pages_are_those_of_the_reference_query(hub: Hub) -> None:
 def test_sqlite_statements_match_the_schema() -> None:
     """The acknowledgement's and the pull's plain SQLite statements name real columns."""
     deliveries = db.Delivery.__table__
-    match = re.match(r"INSERT INTO (\w+) \(([^)]*)\) VALUES \(", routing._SQLITE_DELIVERIES)
+    match = re.match(r"INSERT INTO (\w+) \(([^)]*)\) VALUES \(", routing_sql.SQLITE_DELIVERIES)
     assert match is not None
     assert match.group(1) == db.Delivery.__tablename__
-    assert [c.strip() for c in match.group(2).split(",")] == list(routing._DELIVERY_COLUMNS)
-    assert routing._SQLITE_DELIVERIES.count("?") == len(routing._DELIVERY_COLUMNS)
+    assert [c.strip() for c in match.group(2).split(",")] == list(routing_sql.DELIVERY_COLUMNS)
+    assert routing_sql.SQLITE_DELIVERIES.count("?") == len(routing_sql.DELIVERY_COLUMNS)
     required = {c.name for c in deliveries.columns if not c.nullable and not c.primary_key}
-    assert required <= set(routing._DELIVERY_COLUMNS) <= {c.name for c in deliveries.columns}
+    assert required <= set(routing_sql.DELIVERY_COLUMNS) <= {c.name for c in deliveries.columns}
     columns = {
         "mailbox": {c.name for c in db.MailboxItem.__table__.columns},
         "messages": {c.name for c in db.Message.__table__.columns},
         "batch": {"sender", "message_id"},
     }
-    for sql in (routing._SQLITE_CANDIDATES_TAIL, routing._SQLITE_PULL):
+    for sql in (routing_sql.SQLITE_CANDIDATES_TAIL, routing_sql.SQLITE_PULL):
         named = re.findall(r"\b(mailbox|messages|batch)\.(\w+)", sql)
         assert named
         for table, column in named:
             assert column in columns[table], (table, column)
-    for sql in (routing._SQLITE_TAKE_ENVELOPES, routing._SQLITE_DROP_NOTICES):
-        statement = sql + "?" + routing._SQLITE_TAKE_TAIL
+    for sql in (routing_sql.SQLITE_TAKE_ENVELOPES, routing_sql.SQLITE_DROP_NOTICES):
+        statement = sql + "?" + routing_sql.SQLITE_TAKE_TAIL
         assert statement.startswith("DELETE FROM mailbox WHERE ")
         used = set(re.findall(r"(\w+) (?:=|!=|IN) ", statement))
         used |= {c.strip() for c in statement.split("RETURNING")[1].split(",")}

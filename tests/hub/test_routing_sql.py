@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import re
 
-from hub import db, routing
+from hub import db, routing_sql
 
 
 def columns(sql: str) -> tuple[str, list[str]]:
@@ -15,9 +15,9 @@ def columns(sql: str) -> tuple[str, list[str]]:
 
 def test_statements_match_the_schema() -> None:
     for sql, model in (
-        (routing._SQLITE_MESSAGES_HEAD, db.Message),
-        (routing._SQLITE_MAILBOX, db.MailboxItem),
-        (routing._SQLITE_LINKS, db.MessageBlob),
+        (routing_sql.SQLITE_MESSAGES_HEAD, db.Message),
+        (routing_sql.SQLITE_MAILBOX, db.MailboxItem),
+        (routing_sql.SQLITE_LINKS, db.MessageBlob),
     ):
         table, names = columns(sql)
         assert table == model.__tablename__
@@ -29,6 +29,6 @@ def test_statements_match_the_schema() -> None:
             if (not c.nullable and not c.primary_key) or (c.primary_key and model is db.MessageBlob)
         }  # fmt: skip
         assert required <= set(names), (table, required - set(names))
-    assert list(routing._MESSAGE_COLUMNS) == columns(routing._SQLITE_MESSAGES_HEAD)[1]
-    assert list(routing._MAILBOX_COLUMNS) == columns(routing._SQLITE_MAILBOX)[1]
-    assert routing._ROW8.count("?") == len(routing._MESSAGE_COLUMNS)
+    assert list(routing_sql.MESSAGE_COLUMNS) == columns(routing_sql.SQLITE_MESSAGES_HEAD)[1]
+    assert list(routing_sql.MAILBOX_COLUMNS) == columns(routing_sql.SQLITE_MAILBOX)[1]
+    assert routing_sql.ROW8.count("?") == len(routing_sql.MESSAGE_COLUMNS)
