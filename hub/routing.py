@@ -30,9 +30,9 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Iterator, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from typing import Any, Final
+from typing import Any
 
-from sqlalchemy import delete, func, insert, select, text
+from sqlalchemy import delete, func, insert, select
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
@@ -65,10 +65,6 @@ __all__ = ["ENVELOPE", "NON_DELIVERY", "RECEIPT", "MailboxFull", "Router", "Rout
 
 log = logging.getLogger("globe.hub.routing")
 
-#: Advisory-lock key serialising mailbox writers on PostgreSQL ("GLBM").
-_MAILBOX_LOCK: Final = 0x474C424D
-_LOCK: Final = text("SELECT pg_advisory_xact_lock(:key)")
-
 
 @dataclass(frozen=True, slots=True)
 class RoutingLimits:
@@ -92,38 +88,6 @@ class _Pending:
     done: asyncio.Future[bytes | None] = field(
         default_factory=lambda: asyncio.get_running_loop().create_future()
     )
-
-
-@dataclass(slots=True)
-class _Claim:
-    """A verified receipt of one acknowledgement, and the notice its release queues."""
-
-    index: int  # the receipt's place in the request
-    receipt: DeliveryReceipt
-    data: bytes  # the receipt container, as acknowledged
-    notice: bytes  # for the sender's mailbox: the receipt and the DELIVERED evidence
-    key: tuple[str, str]  # (sender, message id) of the envelope it releases
-
-
-@dataclass(frozen=True, slots=True)
-class _AckBatch:
-    """What one acknowledgement asks of the database."""
-
-    me: str  # the acknowledging member
-    claims: list[_Claim]  # in request order
-    notices: list[int]  # cursors of notices to drop
-    now: int
-
-
-@dataclass(slots=True)
-class _Acked:
-    """What one acknowledgement's transaction did."""
-
-    #: (claim, envelope size, sender) of each release, in request order.
-    released: list[tuple[_Claim, int, str]] = field(default_factory=list)
-    dropped: list[tuple[int, int]] = field(default_factory=list)  # (seq, size) of notices
-    #: (sender, message id) of the released envelopes that list attachment blobs.
-    with_blobs: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(slots=True)
@@ -165,8 +129,6 @@ class Router:
         self.batch_sizes: list[int] = []  # recent group-commit sizes
         self._postgres = service.engine.dialect.name == "postgresql"
         self._network = canonical.b64e(service.genesis.digest)
-        self._insert_mailbox = insert(db.MailboxItem)
-        self._insert_links = insert(db.MessageBlob)
         self._insert_conflicts = insert(db.ConflictRecord)
         self.metrics = Metrics()  # create_app shares its registry here
 
@@ -461,7 +423,7 @@ class Router:
     def _transaction(self, conn: Connection, live: list[_Pending]) -> _Outcome:
         """The statements of one batch, inside its transaction (see :meth:`_insert`)."""
         if self._postgres:  # see _serialise
-            conn.execute(_LOCK, {"key": _MAILBOX_LOCK})
+            sql.lock_mailbox(conn)
         first: dict[tuple[str, str], _Pending] = {}
         for item in live:
             first.setdefault(_key(item.envelope), item)
@@ -499,7 +461,7 @@ class Router:
             for r in item.envelope.header.recipients
         ]
         links = [(message, b) for message, item in outcome.new for b in item.envelope.header.blobs]
-        self._insert_items(conn, raw, mailbox, links)
+        sql.insert_items(conn, raw, mailbox, links)
         if outcome.conflicts:
             now = self.service.now()
             conn.execute(
@@ -513,29 +475,6 @@ class Router:
             )  # fmt: skip
         return outcome
 
-    def _insert_items(
-        self,
-        conn: Connection,
-        raw: Any,
-        mailbox: Sequence[tuple[object, ...]],
-        links: Sequence[tuple[int, str]],
-    ) -> None:
-        """The new messages' mailbox rows and blob links (the foreign key refuses a
-        blob removed since :meth:`_check_blobs`)."""
-        if raw is not None:
-            if mailbox:
-                raw.executemany(sql.SQLITE_MAILBOX, mailbox)
-            if links:
-                raw.executemany(sql.SQLITE_LINKS, links)
-            return
-        if mailbox:
-            conn.execute(
-                self._insert_mailbox,
-                [dict(zip(sql.MAILBOX_COLUMNS, r, strict=True)) for r in mailbox],
-            )
-        if links:
-            conn.execute(self._insert_links, [{"message": m, "blob": b} for m, b in links])
-
     async def _serialise(self, s: AsyncSession) -> None:
         """Make mailbox cursors follow commit order across hub processes.
 
@@ -546,7 +485,7 @@ class Router:
         adds mailbox items commit in ``seq`` order.  SQLite has a single writer.
         """
         if self._postgres:
-            await s.execute(_LOCK, {"key": _MAILBOX_LOCK})
+            await s.execute(sql.LOCK, {"key": sql.MAILBOX_LOCK})
 
     # -- mailboxes ----------------------------------------------------------------------
 
@@ -592,7 +531,7 @@ class Router:
         before it writes anything, so a refusal needs no rollback of the others.
 
         The transaction is a few statements whatever the batch's size
-        (:meth:`_ack_transaction`); on SQLite it runs on the group commit's writer
+        (:func:`hub.routing_sql.ack_transaction`); on SQLite it runs on the group commit's writer
         thread and connection, so acknowledgements and submissions never wait for
         each other's database lock.
         """
@@ -616,7 +555,7 @@ class Router:
             # Signed before the transaction, which then holds the locks only for its
             # statements; a receipt refused by the transaction wastes its signature.
             claims = [self._claim(i, receipt, data, now) for i, receipt, data in decoded]
-            acked = await self._run_ack(_AckBatch(me, claims, notices, now))
+            acked = await self._run_ack(sql.AckBatch(me, claims, notices, now))
         released = {claim.index for claim, _size, _sender in acked.released}
         for claim in claims:
             if claim.index not in released:
@@ -640,7 +579,7 @@ class Router:
             notices=len(dropped),
         )
 
-    def _claim(self, index: int, receipt: DeliveryReceipt, data: bytes, now: int) -> _Claim:
+    def _claim(self, index: int, receipt: DeliveryReceipt, data: bytes, now: int) -> sql.Claim:
         """A verified receipt with the notice its release queues for the sender: the
         receipt and the hub's DELIVERED evidence."""
         evidence = self.delivery_evidence(receipt, now)
@@ -648,95 +587,27 @@ class Router:
             {"receipt": canonical.b64e(data), "evidence": canonical.b64e(evidence)}
         )
         key = (str(receipt.sender), str(receipt.message_id))
-        return _Claim(index, receipt, data, notice, key)
+        return sql.Claim(index, receipt, data, notice, key)
 
-    async def _run_ack(self, batch: _AckBatch) -> _Acked:
-        """Run :meth:`_ack_transaction` in one transaction: on SQLite as one hand-off to
-        the writer's thread; otherwise on a pooled connection (PostgreSQL)."""
+    async def _run_ack(self, batch: sql.AckBatch) -> sql.Acked:
+        """Run :func:`hub.routing_sql.ack_transaction` in one transaction: on SQLite as
+        one hand-off to the writer's thread; otherwise on a pooled connection."""
         writer, engine = self._sqlite_writer, self._sqlite_engine
         if writer is not None and engine is not None:
             loop = asyncio.get_running_loop()
             return await loop.run_in_executor(writer, self._sqlite_ack, engine, batch)
         async with self.service.engine.begin() as conn:
-            return await conn.run_sync(self._ack_transaction, None, batch)
+            return await conn.run_sync(sql.ack_transaction, None, batch, postgres=True)
 
-    def _sqlite_ack(self, engine: Engine, batch: _AckBatch) -> _Acked:
+    def _sqlite_ack(self, engine: Engine, batch: sql.AckBatch) -> sql.Acked:
         """One acknowledgement in the SQLite writer's thread, on its connection."""
         with engine.begin() as conn:
             driver: Any = conn.connection.driver_connection
             raw = driver.cursor()
             try:
-                return self._ack_transaction(conn, raw, batch)
+                return sql.ack_transaction(conn, raw, batch, postgres=False)
             finally:
                 raw.close()
-
-    def _ack_transaction(self, conn: Connection, raw: Any, batch: _AckBatch) -> _Acked:
-        """One acknowledgement's statements, inside its transaction (see :meth:`ack`).
-
-        On PostgreSQL the mailbox lock first (:meth:`_serialise`: the receipt notices
-        take ``seq`` values).  Then one select of every envelope the receipts could
-        release (the member's mailbox rows of the batch's ids), matched in request
-        order and checked against each receipt's envelope hash; one delete of the
-        matched rows; one insert each (executemany) of the deliveries and of the
-        receipt notices; one delete of the acknowledged notices.
-
-        Why an envelope is released at most once, on both backends: the select
-        only proposes, and a row is released only if this transaction's ``DELETE
-        ... RETURNING`` returns it; a receipt whose row it does not return is
-        refused with :class:`NotFound`, and nothing is written for it.  On
-        PostgreSQL every acknowledgement and expiry sweep takes the mailbox lock
-        first, so the statements after it see what the others committed; a writer
-        that skipped the lock would not break this either: under read committed the
-        delete waits for that writer's row lock and, once it commits, skips the row.
-        On SQLite acknowledgements run one at a time on the writer's thread, and the
-        expiry sweep writes on another connection: the delete, this transaction's
-        first write (where the driver begins it), takes the database write lock up
-        to the commit and sees every commit before it, so an envelope the sweep
-        took after the select is not returned.
-
-        ``raw``: the driver's cursor on the SQLite writer's connection (plain DB-API
-        statements, see :meth:`_transaction`); ``None`` for Core.
-        """
-        me, now = batch.me, batch.now
-        acked = _Acked()
-        if batch.claims:
-            if self._postgres:  # see _serialise
-                conn.execute(_LOCK, {"key": _MAILBOX_LOCK})
-            keys = list(dict.fromkeys(claim.key for claim in batch.claims))
-            waiting: dict[tuple[str, str], list[tuple[int, int, int, bytes]]] = {}
-            listing: set[tuple[str, str]] = set()  # the ids whose envelope lists blobs
-            for seq, size, message, sender, message_id, digest, blobs in sorted(
-                sql.ack_candidates(conn, raw, me, keys)
-            ):
-                waiting.setdefault((sender, message_id), []).append((seq, size, message, digest))
-                if blobs:
-                    listing.add((sender, message_id))
-            matched: list[tuple[_Claim, int, int, int]] = []  # (claim, seq, size, messages.id)
-            for claim in batch.claims:
-                rows = waiting.get(claim.key)
-                # Every row of one (sender, message id) has its envelope's hash.  A receipt
-                # given twice matches once: the second finds nothing left.
-                if rows and rows[0][3] == claim.receipt.envelope_hash:
-                    seq, size, message, _digest = rows.pop(0)
-                    matched.append((claim, seq, size, message))
-            taken = {seq for seq, _size in sql.take(conn, raw, me, [m[1] for m in matched], True)}
-            released = [m for m in matched if m[1] in taken]
-            if released:
-                deliveries = [
-                    (message, me, "delivered", claim.data, now)
-                    for claim, _seq, _size, message in released
-                ]
-                sql.insert_deliveries(conn, raw, deliveries)
-                notices = [
-                    (claim.key[0], RECEIPT, None, claim.notice, len(claim.notice), now)
-                    for claim, _seq, _size, _message in released
-                ]
-                self._insert_items(conn, raw, notices, [])
-            acked.released = [(claim, size, claim.key[0]) for claim, _seq, size, _m in released]
-            acked.with_blobs = [claim.key for claim, *_ in released if claim.key in listing]
-        if batch.notices:
-            acked.dropped = sql.take(conn, raw, me, batch.notices, False)
-        return acked
 
     def _used(self, recipient: str, count: int, size: int) -> None:
         usage = self._usage.setdefault(recipient, [0, 0])

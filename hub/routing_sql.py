@@ -11,23 +11,33 @@ router (:mod:`hub.routing`) decides what to run and when.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any, Final
 
-from sqlalchemy import bindparam, delete, insert, select, tuple_
+from sqlalchemy import bindparam, delete, insert, select, text, tuple_
 from sqlalchemy.dialects import postgresql
 from sqlalchemy.engine import Connection, Engine
 
 from hub import db
 from protocol.errors import StorageError
+from protocol.receipts import DeliveryReceipt
 
 __all__ = [
     "ENVELOPE",
+    "LOCK",
+    "MAILBOX_LOCK",
     "NON_DELIVERY",
     "RECEIPT",
+    "AckBatch",
+    "Acked",
+    "Claim",
     "ack_candidates",
+    "ack_transaction",
     "flat",
     "insert_deliveries",
+    "insert_items",
     "insert_message_rows",
+    "lock_mailbox",
     "sqlite_pull",
     "stored",
     "take",
@@ -37,6 +47,140 @@ __all__ = [
 ENVELOPE: Final = "envelope"
 RECEIPT: Final = "receipt"
 NON_DELIVERY: Final = "non-delivery"
+
+
+#: Advisory-lock key serialising mailbox writers on PostgreSQL ("GLBM").
+MAILBOX_LOCK: Final = 0x474C424D
+LOCK: Final = text("SELECT pg_advisory_xact_lock(:key)")
+
+
+def lock_mailbox(conn: Connection) -> None:
+    """Take the mailbox writers' lock for the transaction of ``conn`` (PostgreSQL)."""
+    conn.execute(LOCK, {"key": MAILBOX_LOCK})
+
+
+@dataclass(slots=True)
+class Claim:
+    """A verified receipt of one acknowledgement, and the notice its release queues."""
+
+    index: int  # the receipt's place in the request
+    receipt: DeliveryReceipt
+    data: bytes  # the receipt container, as acknowledged
+    notice: bytes  # for the sender's mailbox: the receipt and the DELIVERED evidence
+    key: tuple[str, str]  # (sender, message id) of the envelope it releases
+
+
+@dataclass(frozen=True, slots=True)
+class AckBatch:
+    """What one acknowledgement asks of the database."""
+
+    me: str  # the acknowledging member
+    claims: list[Claim]  # in request order
+    notices: list[int]  # cursors of notices to drop
+    now: int
+
+
+@dataclass(slots=True)
+class Acked:
+    """What one acknowledgement's transaction did."""
+
+    #: (claim, envelope size, sender) of each release, in request order.
+    released: list[tuple[Claim, int, str]] = field(default_factory=list)
+    dropped: list[tuple[int, int]] = field(default_factory=list)  # (seq, size) of notices
+    #: (sender, message id) of the released envelopes that list attachment blobs.
+    with_blobs: list[tuple[str, str]] = field(default_factory=list)
+
+
+def ack_transaction(conn: Connection, raw: Any, batch: AckBatch, *, postgres: bool) -> Acked:
+    """One acknowledgement's statements, inside its transaction (see ``Router.ack``).
+
+    On PostgreSQL the mailbox lock first (``Router._serialise``: the receipt notices
+    take ``seq`` values).  Then one select of every envelope the receipts could
+    release (the member's mailbox rows of the batch's ids), matched in request
+    order and checked against each receipt's envelope hash; one delete of the
+    matched rows; one insert each (executemany) of the deliveries and of the
+    receipt notices; one delete of the acknowledged notices.
+
+    Why an envelope is released at most once, on both backends: the select
+    only proposes, and a row is released only if this transaction's ``DELETE
+    ... RETURNING`` returns it; a receipt whose row it does not return is
+    refused with :class:`NotFound`, and nothing is written for it.  On
+    PostgreSQL every acknowledgement and expiry sweep takes the mailbox lock
+    first, so the statements after it see what the others committed; a writer
+    that skipped the lock would not break this either: under read committed the
+    delete waits for that writer's row lock and, once it commits, skips the row.
+    On SQLite acknowledgements run one at a time on the writer's thread, and the
+    expiry sweep writes on another connection: the delete, this transaction's
+    first write (where the driver begins it), takes the database write lock up
+    to the commit and sees every commit before it, so an envelope the sweep
+    took after the select is not returned.
+
+    ``raw``: the driver's cursor on the SQLite writer's connection (plain DB-API
+    statements, see :meth:`hub.routing.Router._transaction`); ``None`` for Core.
+    """
+    me, now = batch.me, batch.now
+    acked = Acked()
+    if batch.claims:
+        if postgres:  # see Router._serialise
+            lock_mailbox(conn)
+        keys = list(dict.fromkeys(claim.key for claim in batch.claims))
+        waiting: dict[tuple[str, str], list[tuple[int, int, int, bytes]]] = {}
+        listing: set[tuple[str, str]] = set()  # the ids whose envelope lists blobs
+        for seq, size, message, sender, message_id, digest, blobs in sorted(
+            ack_candidates(conn, raw, me, keys)
+        ):
+            waiting.setdefault((sender, message_id), []).append((seq, size, message, digest))
+            if blobs:
+                listing.add((sender, message_id))
+        matched: list[tuple[Claim, int, int, int]] = []  # (claim, seq, size, messages.id)
+        for claim in batch.claims:
+            rows = waiting.get(claim.key)
+            # Every row of one (sender, message id) has its envelope's hash.  A receipt
+            # given twice matches once: the second finds nothing left.
+            if rows and rows[0][3] == claim.receipt.envelope_hash:
+                seq, size, message, _digest = rows.pop(0)
+                matched.append((claim, seq, size, message))
+        taken = {seq for seq, _size in take(conn, raw, me, [m[1] for m in matched], True)}
+        released = [m for m in matched if m[1] in taken]
+        if released:
+            deliveries = [
+                (message, me, "delivered", claim.data, now)
+                for claim, _seq, _size, message in released
+            ]
+            insert_deliveries(conn, raw, deliveries)
+            notices = [
+                (claim.key[0], RECEIPT, None, claim.notice, len(claim.notice), now)
+                for claim, _seq, _size, _message in released
+            ]
+            insert_items(conn, raw, notices, [])
+        acked.released = [(claim, size, claim.key[0]) for claim, _seq, size, _m in released]
+        acked.with_blobs = [claim.key for claim, *_ in released if claim.key in listing]
+    if batch.notices:
+        acked.dropped = take(conn, raw, me, batch.notices, False)
+    return acked
+
+
+def insert_items(
+    conn: Connection,
+    raw: Any,
+    mailbox: Sequence[tuple[object, ...]],
+    links: Sequence[tuple[int, str]],
+) -> None:
+    """The new messages' mailbox rows and blob links (the foreign key refuses a
+    blob removed since :meth:`hub.routing.Router._check_blobs`)."""
+    if raw is not None:
+        if mailbox:
+            raw.executemany(SQLITE_MAILBOX, mailbox)
+        if links:
+            raw.executemany(SQLITE_LINKS, links)
+        return
+    if mailbox:
+        conn.execute(
+            INSERT_MAILBOX,
+            [dict(zip(MAILBOX_COLUMNS, r, strict=True)) for r in mailbox],
+        )
+    if links:
+        conn.execute(INSERT_LINKS, [{"message": m, "blob": b} for m, b in links])
 
 
 def insert_message_rows(
@@ -131,6 +275,8 @@ MAILBOX_COLUMNS: Final = ("recipient", "kind", "message", "payload", "size", "cr
 DELIVERY_COLUMNS: Final = ("message", "recipient", "outcome", "receipt", "time")
 # The Core statements (PostgreSQL), built once.
 #: A batch's messages, executed as multi-row INSERTs ("insertmanyvalues").
+INSERT_MAILBOX: Final = insert(db.MailboxItem)
+INSERT_LINKS: Final = insert(db.MessageBlob)
 INSERT_MESSAGES: Final = (
     postgresql.insert(db.Message)
     .on_conflict_do_nothing(index_elements=[db.Message.sender, db.Message.message_id])

@@ -251,14 +251,14 @@ async def test_a_storage_failure_part_way_releases_nothing(
 
         monkeypatch.setattr(routing_sql, "insert_deliveries", broken_deliveries)
     else:
-        real_items = hub.router._insert_items
+        real_items = routing_sql.insert_items
 
         def broken_items(conn: Any, raw: Any, mailbox: Any, links: Any) -> None:
             real_items(conn, raw, mailbox, links)
             ran.append(len(mailbox))
             raise failure(raw)
 
-        monkeypatch.setattr(hub.router, "_insert_items", broken_items)
+        monkeypatch.setattr(routing_sql, "insert_items", broken_items)
 
     (await hub.ack(de, receipts, [dropped])).problem(503, "storage")
     assert ran == [4]
@@ -338,17 +338,17 @@ async def test_acknowledgements_share_the_group_commit_writer(
     (await hub.send(fr, env)).ok(201)
     threads: list[str] = []
     router = hub.router
-    real_ack, real_pull = router._ack_transaction, routing_sql.sqlite_pull
+    real_ack, real_pull = routing_sql.ack_transaction, routing_sql.sqlite_pull
 
-    def ack_transaction(*args: Any) -> Any:
+    def ack_transaction(*args: Any, **kwargs: Any) -> Any:
         threads.append(threading.current_thread().name)
-        return real_ack(*args)
+        return real_ack(*args, **kwargs)
 
     def sqlite_pull(*args: Any) -> Any:
         threads.append(threading.current_thread().name)
         return real_pull(*args)
 
-    monkeypatch.setattr(router, "_ack_transaction", ack_transaction)
+    monkeypatch.setattr(routing_sql, "ack_transaction", ack_transaction)
     monkeypatch.setattr(routing_sql, "sqlite_pull", sqlite_pull)
     (await hub.ack(de, [hub.receipt(de, env)])).ok()
     await hub.pull(fr)
