@@ -113,11 +113,8 @@ async def test_a_writer_transaction_inside_an_open_session_transaction_is_refuse
     assert await next_out(store, "KE-EACC") == 1
 
 
-async def _queued_behind_a_turn(
-    store: Store, works: list[Callable[[Connection], object]]
-) -> list[asyncio.Task[object]]:
-    """Start ``works`` while another task holds the writer's turn, so that they queue up
-    and run as one group when it lets go."""
+async def _hold_the_turn(store: Store) -> tuple[asyncio.Task[None], asyncio.Event]:
+    """A task holding the writer's turn until the event is set."""
     holding, release = asyncio.Event(), asyncio.Event()
 
     async def hold() -> None:
@@ -127,6 +124,15 @@ async def _queued_behind_a_turn(
 
     holder = asyncio.create_task(hold())
     await holding.wait()
+    return holder, release
+
+
+async def _queued_behind_a_turn(
+    store: Store, works: list[Callable[[Connection], object]]
+) -> list[asyncio.Task[object]]:
+    """Start ``works`` while another task holds the writer's turn, so that they queue up
+    and run as one group when it lets go."""
+    holder, release = await _hold_the_turn(store)
     tasks = [asyncio.create_task(store.transact(w)) for w in works]
     await asyncio.sleep(0.01)
     assert not any(t.done() for t in tasks)  # they wait for the turn
@@ -202,15 +208,7 @@ async def test_a_group_that_fails_as_a_whole_runs_each_transaction_alone(store: 
 async def test_a_caller_cancelled_before_its_transaction_started_withdraws_it(
     store: Store,
 ) -> None:
-    holding, release = asyncio.Event(), asyncio.Event()
-
-    async def hold() -> None:
-        async with store.writer.turn():
-            holding.set()
-            await release.wait()
-
-    holder = asyncio.create_task(hold())
-    await holding.wait()
+    holder, release = await _hold_the_turn(store)
     withdrawn = asyncio.create_task(store.transact(add_pair("BR-PF", 7)))
     kept = asyncio.create_task(store.transact(add_pair("KE-EACC", 8)))
     await asyncio.sleep(0.01)
