@@ -28,6 +28,8 @@ __all__ = [
     "APPLICATION_STATES",
     "APPROVED",
     "AWAITING_POP",
+    "BATCH_MAX_BODY",
+    "BATCH_MAX_ITEMS",
     "KEY_ROLES",
     "OPEN",
     "PENDING",
@@ -67,7 +69,14 @@ __all__ = [
     "ProposalList",
     "Readiness",
     "SearchResults",
+    "Submission",
+    "Submissions",
 ]
+
+#: Envelopes in one ``POST /v1/messages/batch`` (PROTOCOL.md §10.6), and the cap on its body
+#: (the JSON of its base64url envelopes): what both the hub and its clients hold to.
+BATCH_MAX_ITEMS: Final = 64
+BATCH_MAX_BODY: Final = 8 * 1024 * 1024
 
 #: An application's states, in the order it moves through them (docs/OPERATIONS.md §6):
 #: its key-agreement key to prove, then the admins to decide.
@@ -526,3 +535,29 @@ class BlobStored(WireResult):
     id: str
     size: int
     sha256: bytes
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Submission(WireResult):
+    """One envelope of ``POST /v1/messages/batch``, answered as ``POST /v1/messages`` would
+    answer it alone (PROTOCOL.md §10.6).
+
+    ``status`` 201 (accepted now) or 200 (an exact resubmission): ``evidence`` is the
+    hub's ``accepted`` evidence.  Any other status is a refusal: ``type`` and ``detail``
+    are its RFC 9457 problem's, ``evidence`` the hub's ``rejected`` evidence when the
+    single route would carry it, ``retry_after`` the seconds to wait when it is retryable.
+    Evidence is unverified: the caller checks it against its pinned genesis.
+    """
+
+    status: int
+    evidence: bytes | None = omitted_when_none()
+    type: str | None = omitted_when_none()
+    detail: str | None = omitted_when_none()
+    retry_after: int | None = omitted_when_none()
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Submissions(WireResult):
+    """The answer to ``POST /v1/messages/batch``: one result per envelope, in request order."""
+
+    results: tuple[Submission, ...]

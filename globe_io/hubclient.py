@@ -59,6 +59,8 @@ from globe_io.blobstream import (
 from globe_io.errors import RemoteError
 from globe_io.files import rename_durably
 from globe_io.hubapi import (
+    BATCH_MAX_BODY,
+    BATCH_MAX_ITEMS,
     ActionResult,
     ApplicationDetail,
     ApplicationList,
@@ -75,8 +77,9 @@ from globe_io.hubapi import (
     ProposalList,
     Readiness,
     SearchResults,
+    Submissions,
 )
-from globe_io.problems import refusal
+from globe_io.problems import error_for_problem, refusal
 from globe_io.wire import WireResult
 from protocol import canonical
 from protocol.errors import (
@@ -557,6 +560,44 @@ class HubClient:
         if status not in (200, 201):
             raise MalformedError(f"hub answered HTTP {status} to POST /v1/messages")
         return status, data
+
+    async def submit_messages(
+        self, envelopes: Sequence[bytes]
+    ) -> list[tuple[int, bytes] | GlobeError]:
+        """``POST /v1/messages/batch`` (PROTOCOL.md §10.6): submit several envelopes in one
+        signed request; per envelope, in order, what :meth:`submit_message` would have
+        returned — (status, evidence) — or the error it would have raised.
+
+        A refusal of the request as a whole (authentication, shape, size; 404 from a hub
+        without the route) is raised.  Evidence is unverified, as for :meth:`submit_message`.
+        """
+        if not 0 < len(envelopes) <= BATCH_MAX_ITEMS:
+            raise UsageError(f"a batch holds 1 to {BATCH_MAX_ITEMS} envelopes")
+        body = canonical.encode({"envelopes": [canonical.b64e(e) for e in envelopes]})
+        if len(body) > BATCH_MAX_BODY:
+            raise UsageError(f"a batch body of {len(body)} bytes exceeds {BATCH_MAX_BODY}")
+        answer = await self._result(
+            Submissions, "batch", "POST", "/v1/messages/batch", body=body, signed=True
+        )
+        if len(answer.results) != len(envelopes):
+            raise MalformedError(
+                f"hub response batch: {len(answer.results)} results for {len(envelopes)} envelopes"
+            )
+        out: list[tuple[int, bytes] | GlobeError] = []
+        for i, r in enumerate(answer.results):
+            if r.status in (200, 201):
+                if r.evidence is None or (r.type, r.detail, r.retry_after) != (None, None, None):
+                    raise MalformedError(f"hub response batch.results[{i}]: not an acceptance")
+                out.append((r.status, r.evidence))
+                continue
+            if not 400 <= r.status <= 599 or r.type is None or r.detail is None:
+                raise MalformedError(f"hub response batch.results[{i}]: not a refusal")
+            problem: dict[str, object] = {"type": r.type, "detail": r.detail, "status": r.status}
+            if r.evidence is not None:
+                problem["evidence"] = canonical.b64e(r.evidence)
+            wait = None if r.retry_after is None else str(r.retry_after)
+            out.append(error_for_problem(r.status, problem, retry_after=wait))
+        return out
 
     async def mailbox(
         self, after: int = 0, limit: int | None = None

@@ -4,7 +4,11 @@ For each due recipient, directly to its certified endpoint (``POST
 /v1/inbox``, answered with its signed receipt) when it publishes one, else —
 or when that fails, or when the message has attachments (the hub gives a
 recipient a blob only against an envelope it accepted, §8.4.1) — through the
-hub, which answers with signed evidence.  A refusal the hub would repeat
+hub, which answers with signed evidence.  A pass relays the messages it has
+without attachments in batches (``POST /v1/messages/batch``, PROTOCOL.md §10.6:
+one signed request, one answer, each envelope still judged and answered alone),
+falling back to one request per envelope for a hub without the route.  A refusal
+the hub would repeat
 fails the recipient with the hub's ``rejected`` evidence; anything retryable
 backs off (:func:`globe_node.states.next_attempt`).  A peer that failed is
 relayed through the hub for :data:`PEER_RETRY` seconds before it is tried
@@ -24,18 +28,30 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Final, Protocol
 
+from sqlalchemy.engine import Connection
+
+from globe_io.hubapi import BATCH_MAX_ITEMS
 from globe_node import db
 from globe_node.context import NodeContext
 from globe_node.directory import Directory
 from globe_node.outbox import Outbox
 from globe_node.peerclient import PeerTransport
 from globe_node.states import DeliveryEvent, next_attempt
+from globe_node.store import applying, backing_off
 from protocol.envelope import parse_envelope
 from protocol.errors import GlobeError, ProtocolError, TransportError
 from protocol.ids import AuthorityId
 from protocol.receipts import Evidence, EvidenceKind
 
-__all__ = ["DELIVERY_CONCURRENCY", "PEER_RETRY", "Deliverer", "HubTransport", "retryable"]
+__all__ = [
+    "BATCH_BYTES",
+    "BATCH_RETRY",
+    "DELIVERY_CONCURRENCY",
+    "PEER_RETRY",
+    "Deliverer",
+    "HubTransport",
+    "retryable",
+]
 
 log = logging.getLogger("globe.node.delivery")
 
@@ -44,6 +60,18 @@ PEER_RETRY: Final = 60.0
 #: Messages delivered concurrently by one delivery pass (16: the hub then commits more
 #: envelopes per group and wakes the recipients' streams less often per message).
 DELIVERY_CONCURRENCY: Final = 16
+
+#: Envelope bytes in one batched submission; a larger envelope is submitted alone (the
+#: base64url of a full batch stays well under the hub's BATCH_MAX_BODY).
+BATCH_BYTES: Final = 4 * 1024 * 1024
+#: Seconds to submit one envelope per request after the hub had no batch route.
+BATCH_RETRY: Final = 3600.0
+
+#: What the hub answered for one envelope: (HTTP status, its evidence), or its refusal.
+Outcome = tuple[int, bytes] | GlobeError
+
+#: A message to relay through the hub, and its recipients still queued.
+Relay = tuple[db.OutMessage, list[db.OutRecipient]]
 
 #: Upload progress: (bytes done, bytes total).
 Progress = Callable[[int, int], None]
@@ -54,6 +82,10 @@ class HubTransport(Protocol):
 
     async def submit_message(self, envelope: bytes) -> tuple[int, bytes]:
         """Submit an envelope: (HTTP status, the hub's signed evidence)."""
+        ...  # pragma: no cover - a protocol
+
+    async def submit_messages(self, envelopes: Sequence[bytes]) -> list[Outcome]:
+        """Submit several envelopes in one request: per envelope, in order, its outcome."""
         ...  # pragma: no cover - a protocol
 
     async def put_blob(
@@ -90,23 +122,40 @@ class Deliverer:
         #: Attachment upload progress of messages being relayed: (bytes sent, total).
         self.uploads: dict[str, tuple[int, int]] = {}
         self._peer_down: dict[str, float] = {}  # peer -> monotonic time to try direct again
+        self._single_until = 0.0  # monotonic time to try the hub's batch route again
 
     async def deliver_due(self) -> float:
-        """Try every due delivery once; return seconds until the next one is due."""
-        due, nxt = await self.ctx.store.due(self.ctx.now())
+        """Try every due delivery once; return seconds until the next one is due.
+
+        A message with attachments to upload is attempted on its own (an upload must
+        not hold up the others); the rest are routed first (expired, direct to peers)
+        and what is left for the hub goes in batches.
+        """
+        outgoing, nxt = await self.ctx.store.due(self.ctx.now())
         limit = asyncio.Semaphore(DELIVERY_CONCURRENCY)
-        outgoing = await self.ctx.store.outgoing(due) if due else []
+        relay: list[Relay] = []
 
         async def one(msg: db.OutMessage, targets: list[db.OutRecipient]) -> None:
-            async with limit:
-                await self._attempt(msg, targets)
+            try:
+                async with limit:
+                    if msg.pending_blobs:
+                        await self._attempt(msg, targets)
+                    elif rest := await self._route(msg, targets):
+                        relay.append((msg, rest))
+            except Exception as exc:  # noqa: BLE001 - logged; the message stays due
+                _failed(msg, exc)
 
-        outcomes = await asyncio.gather(*(one(*o) for o in outgoing), return_exceptions=True)
-        for (msg, _), outcome in zip(outgoing, outcomes, strict=True):
-            if isinstance(outcome, Exception):
-                detail = outcome.detail if isinstance(outcome, GlobeError) else repr(outcome)
-                log.error("delivery of %s failed: %s", msg.message_id, detail)
-        if due:
+        async def plain() -> None:
+            await asyncio.gather(*(one(*o) for o in outgoing if not o[0].pending_blobs))
+            for batch in _batches(relay):
+                try:
+                    await self._relay_batch(batch)
+                except Exception as exc:  # noqa: BLE001 - logged; the messages stay due
+                    for msg, _ in batch:
+                        _failed(msg, exc)
+
+        await asyncio.gather(plain(), *(one(*o) for o in outgoing if o[0].pending_blobs))
+        if outgoing:
             return 0.0
         return 30.0 if nxt is None else max(0.05, float(nxt - self.ctx.now()))
 
@@ -119,11 +168,20 @@ class Deliverer:
             await self._attempt(msg, targets)
 
     async def _attempt(self, msg: db.OutMessage, targets: list[db.OutRecipient]) -> None:
+        relay = await self._route(msg, targets)
+        if relay:
+            await self._relay(msg, relay)
+
+    async def _route(
+        self, msg: db.OutMessage, targets: list[db.OutRecipient]
+    ) -> list[db.OutRecipient]:
+        """Expire the message, or deliver it directly where a peer publishes an endpoint;
+        the recipients left for the hub."""
         mid = msg.message_id
         if msg.expires <= self.ctx.now():
             await self.ctx.store.apply(mid, [t.recipient for t in targets],
                                        DeliveryEvent.EXPIRED, error="expired")  # fmt: skip
-            return
+            return []
         relay: list[db.OutRecipient] = []
         has_blobs: bool | None = None  # read from the header only if some peer publishes
         for t in targets:
@@ -135,8 +193,7 @@ class Deliverer:
             direct = endpoint is not None and not has_blobs and not down
             if not direct or not await self._direct(msg, t.recipient, str(endpoint)):
                 relay.append(t)
-        if relay:
-            await self._relay(msg, relay)
+        return relay
 
     async def _direct(self, msg: db.OutMessage, recipient: str, endpoint: str) -> bool:
         """Deliver to the peer itself; False when the hub should carry it instead."""
@@ -160,29 +217,79 @@ class Deliverer:
         return True
 
     async def _relay(self, msg: db.OutMessage, targets: Sequence[db.OutRecipient]) -> None:
-        mid = msg.message_id
-        names = [t.recipient for t in targets]
-        store = self.ctx.store
+        """Upload the message's attachments if any, submit it alone, record the outcome."""
         try:
             if msg.pending_blobs:
                 await self._upload_blobs(msg)
-            _status, evidence = await self.hub.submit_message(msg.envelope)
+            outcome: Outcome = await self.hub.submit_message(msg.envelope)
         except GlobeError as exc:
+            outcome = exc
+        await self._record([(msg, list(targets))], [outcome])
+
+    async def _relay_batch(self, batch: Sequence[Relay]) -> None:
+        """Submit these messages (no attachments left to upload) together; record each."""
+        await self._record(batch, await self._submit([msg.envelope for msg, _ in batch]))
+
+    async def _record(self, relayed: Sequence[Relay], outcomes: Sequence[Outcome]) -> None:
+        """Record what the hub answered for messages relayed through it, in one transaction."""
+        verdicts = [self._verdict(m, t, o) for (m, t), o in zip(relayed, outcomes, strict=True)]
+        await self.ctx.store.transact(lambda c: [write(c) for write, _ in verdicts])
+        for (msg, _), (_, accepted) in zip(relayed, verdicts, strict=True):
+            if accepted:
+                log.info("message %s accepted by the hub", msg.message_id)
+
+    async def _submit(self, envelopes: Sequence[bytes]) -> list[Outcome]:
+        """Each envelope's outcome: in one batch where the hub takes it, else one by one.
+
+        A batch refused as a whole says nothing about its envelopes: when it is worth
+        retrying, each waits as the single route's refusal would have them wait; else
+        each is submitted alone and judged on its own.
+        """
+        if len(envelopes) > 1 and self.ctx.monotonic() >= self._single_until:
+            try:
+                return await self.hub.submit_messages(envelopes)
+            except GlobeError as exc:
+                if exc.status in (404, 405):
+                    log.info("the hub has no batch route; submitting one envelope per request")
+                    self._single_until = self.ctx.monotonic() + BATCH_RETRY
+                elif retryable(exc):
+                    return [exc] * len(envelopes)
+                else:
+                    log.warning("the hub refused a batch: %s; submitting one by one", exc.detail)
+        return list(await asyncio.gather(*(self._submit_one(e) for e in envelopes)))
+
+    async def _submit_one(self, envelope: bytes) -> Outcome:
+        try:
+            return await self.hub.submit_message(envelope)
+        except GlobeError as exc:
+            return exc
+
+    def _verdict(
+        self, msg: db.OutMessage, targets: Sequence[db.OutRecipient], outcome: Outcome
+    ) -> tuple[Callable[[Connection], object], bool]:
+        """What the hub's answer for one relayed message means: the write that records it
+        (to run in the caller's transaction), and whether the hub accepted the message."""
+        mid = msg.message_id
+        names = [t.recipient for t in targets]
+        if isinstance(outcome, GlobeError):
+            exc = outcome
             if retryable(exc):
                 self.directory.hub_reachable = not isinstance(exc, TransportError)
-                await self._backoff(mid, targets, exc.detail)
-            else:
-                rejected = _rejected_evidence(exc.evidence, msg, self.ctx)
-                await store.apply(mid, names, DeliveryEvent.REFUSED, error=exc.detail,
-                                  evidence=rejected)  # fmt: skip
-            return
+                return self._backoff(mid, targets, exc.detail), False
+            rejected = _rejected_evidence(exc.evidence, msg, self.ctx)
+            refused = applying(mid, names, DeliveryEvent.REFUSED, error=exc.detail,
+                               evidence=rejected)  # fmt: skip
+            return refused, False
+        _status, evidence = outcome
         self.directory.hub_reachable = True
-        ev = Evidence.decode(evidence, self.ctx.genesis)
+        try:
+            ev = Evidence.decode(evidence, self.ctx.genesis)
+        except ProtocolError as exc:
+            return self._backoff(mid, targets, f"the hub's evidence: {exc.detail}"), False
         if ev.kind is not EvidenceKind.ACCEPTED or ev.envelope_hash != msg.envelope_hash:
-            await self._backoff(mid, targets, "the hub's evidence does not name this envelope")
-            return
-        await store.apply(mid, names, DeliveryEvent.HUB_ACCEPTED, via="hub", evidence=evidence)
-        log.info("message %s accepted by the hub", mid)
+            wrong = "the hub's evidence does not name this envelope"
+            return self._backoff(mid, targets, wrong), False
+        return applying(mid, names, DeliveryEvent.HUB_ACCEPTED, via="hub", evidence=evidence), True
 
     async def _upload_blobs(self, msg: db.OutMessage) -> None:
         mid = msg.message_id
@@ -206,7 +313,10 @@ class Deliverer:
             msg.pending_blobs = await self.ctx.store.blob_uploaded(mid, me, blob)
         self.uploads.pop(mid, None)
 
-    async def _backoff(self, mid: str, targets: Sequence[db.OutRecipient], error: str) -> None:
+    def _backoff(
+        self, mid: str, targets: Sequence[db.OutRecipient], error: str
+    ) -> Callable[[Connection], None]:
+        """The write that backs these recipients off by the schedule (another attempt)."""
         cfg, now = self.ctx.config, self.ctx.now()
         attempts = {
             t.recipient: (
@@ -216,7 +326,7 @@ class Deliverer:
             )
             for t in targets
         }  # fmt: skip
-        await self.ctx.store.backoff(mid, attempts, error)
+        return backing_off(mid, attempts, error)
 
     async def run(self, wake: asyncio.Event) -> None:
         """Deliver until cancelled: after each pass, sleep until due or woken."""
@@ -232,6 +342,26 @@ class Deliverer:
             wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=max(0.05, delay))
+
+
+def _batches(relay: Sequence[Relay]) -> list[list[Relay]]:
+    """``relay`` in order, cut into batches of at most BATCH_MAX_ITEMS and BATCH_BYTES
+    (an envelope larger than that travels alone)."""
+    out: list[list[Relay]] = []
+    size = 0
+    for item in relay:
+        n = len(item[0].envelope)
+        if not out or len(out[-1]) == BATCH_MAX_ITEMS or size + n > BATCH_BYTES:
+            out.append([])
+            size = 0
+        out[-1].append(item)
+        size += n
+    return out
+
+
+def _failed(msg: db.OutMessage, exc: Exception) -> None:
+    detail = exc.detail if isinstance(exc, GlobeError) else repr(exc)
+    log.error("delivery of %s failed: %s", msg.message_id, detail)
 
 
 def _rejected_evidence(data: bytes | None, msg: db.OutMessage, ctx: NodeContext) -> bytes | None:

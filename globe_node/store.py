@@ -16,19 +16,23 @@ import asyncio
 import contextlib
 import contextvars
 import functools
+import json
 import logging
 from collections.abc import AsyncIterator, Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Final, TypeVar
+from typing import Any, Final, TypeVar
 
 from sqlalchemy import (
     ColumnElement,
+    Select,
+    String,
     Table,
     bindparam,
     delete,
     func,
     insert,
+    literal_column,
     or_,
     select,
     update,
@@ -270,13 +274,32 @@ class Store:
         row = await self.query(lambda c: _OUT_MESSAGE.first(c, {"mid": message_id}))
         return None if row is None else db.OutMessage(**row._asdict())
 
-    async def due(self, now: int, limit: int = 100) -> tuple[list[str], int | None]:
-        """Messages with a queued recipient due now, and the earliest next attempt of any."""
+    async def due(
+        self, now: int, limit: int = 100
+    ) -> tuple[list[tuple[db.OutMessage, list[db.OutRecipient]]], int | None]:
+        """Up to ``limit`` messages with a recipient queued and due now, each with its
+        recipients still queued (detached rows), and the earliest next attempt of any
+        queued recipient: one hand-off to the reader, three statements whatever the count.
+        """
 
-        def read(c: Connection) -> tuple[list[str], int | None]:
+        def read(c: Connection) -> tuple[list[tuple[db.OutMessage, list[db.OutRecipient]]],
+                                          int | None]:  # fmt: skip
             nxt = _EARLIEST.scalar(c)
-            due = _DUE.scalars(c, {"now": now, "limit": limit})
-            return due, None if nxt is None else int(nxt)
+            ids = _DUE.scalars(c, {"now": now, "limit": limit})
+            if not ids:
+                return [], None if nxt is None else int(nxt)
+            listed = {"ids": json.dumps(ids)}
+            targets: dict[str, list[db.OutRecipient]] = {}
+            for r in _QUEUED_OF.rows(c, listed):
+                targets.setdefault(r.message_id, []).append(db.OutRecipient(**r._asdict()))
+            messages = {m.message_id: m for m in _OUT_MESSAGES.rows(c, listed)}
+            # A message sent on or answered meanwhile has no recipient queued: left out.
+            out = [
+                (db.OutMessage(**messages[mid]._asdict()), targets[mid])
+                for mid in ids
+                if mid in targets and mid in messages
+            ]
+            return out, None if nxt is None else int(nxt)
 
         return await self.query(read)
 
@@ -284,24 +307,6 @@ class Store:
         """The recipients of a message still queued (detached rows)."""
         rows = await self.query(lambda c: _QUEUED.rows(c, {"mid": message_id}))
         return [db.OutRecipient(**row._asdict()) for row in rows]
-
-    async def outgoing(
-        self, message_ids: Sequence[str]
-    ) -> list[tuple[db.OutMessage, list[db.OutRecipient]]]:
-        """Sent messages with their recipients still queued (detached rows), in one read;
-        those with none queued (or gone) are left out."""
-
-        def read(c: Connection) -> list[tuple[db.OutMessage, list[db.OutRecipient]]]:
-            out = []
-            for mid in message_ids:
-                queued = _QUEUED.rows(c, {"mid": mid})
-                msg = _OUT_MESSAGE.first(c, {"mid": mid}) if queued else None
-                if msg is not None:
-                    targets = [db.OutRecipient(**r._asdict()) for r in queued]
-                    out.append((db.OutMessage(**msg._asdict()), targets))
-            return out
-
-        return await self.query(read)
 
     async def recipients(self, message_ids: Sequence[str]) -> list[db.OutRecipient]:
         """The recipient rows of these sent messages."""
@@ -328,36 +333,16 @@ class Store:
         reset_attempt: bool = False,
     ) -> int:
         """Apply a delivery event (one conditional statement); how many rows moved."""
-        values: dict[str, object] = {}
-        if via is not None:
-            values["via"] = via
-        if error is not None or reset_attempt:
-            values["last_error"] = error
-        if evidence is not None:
-            values["evidence"] = evidence
-        if reset_attempt:
-            values["next_attempt"] = 0
-        moved = _transition(event, tuple(sorted(values)))
-        common: dict[str, object] = {f"b_{k}": v for k, v in values.items()}
-        each = [{**common, "mid": message_id, "rcpt": r} for r in recipients]
-        return await self.transact(lambda c: sum(moved.run(c, p) for p in each))
+        return await self.transact(
+            applying(message_id, recipients, event, via=via, error=error, evidence=evidence,
+                     reset_attempt=reset_attempt)
+        )  # fmt: skip
 
     async def backoff(
         self, message_id: str, attempts: dict[str, tuple[int, int]], error: str
     ) -> None:
         """Record a failed attempt: recipient -> (attempts, next attempt), while still queued."""
-
-        def record(c: Connection) -> None:
-            for recipient, (count, when) in attempts.items():
-                c.execute(
-                    update(db.OutRecipient)
-                    .where(db.OutRecipient.message_id == message_id)
-                    .where(db.OutRecipient.recipient == recipient)
-                    .where(db.OutRecipient.state == Delivery.QUEUED.value)
-                    .values(attempts=count, next_attempt=when, last_error=error)
-                )
-
-        await self.transact(record)
+        await self.transact(backing_off(message_id, attempts, error))
 
     async def blob_uploaded(self, message_id: str, sender: str, blob: str) -> str:
         """A pending attachment reached the hub; the message's remaining pending blobs."""
@@ -649,6 +634,17 @@ _QUEUED: Final = Sql(
     .where(_RCPT.c.message_id == bindparam("mid"))
     .where(_RCPT.c.state == Delivery.QUEUED.value)
 )
+#: The message ids of a JSON array parameter ``ids``: a list in one statement compiled once
+#: (:mod:`globe_node.sql` has no expanding IN).
+_LISTED: Final[Select[Any]] = select(literal_column("value")).select_from(
+    func.json_each(bindparam("ids", type_=String))
+)
+_QUEUED_OF: Final = Sql(
+    select(_RCPT)
+    .where(_RCPT.c.message_id.in_(_LISTED))
+    .where(_RCPT.c.state == Delivery.QUEUED.value)
+)
+_OUT_MESSAGES: Final = Sql(select(_OUT).where(_OUT.c.message_id.in_(_LISTED)))
 _DUE: Final = Sql(
     select(_RCPT.c.message_id)
     .where(_RCPT.c.state == Delivery.QUEUED.value)
@@ -674,6 +670,66 @@ _DELIVERED: Final = Sql(
         state=bindparam("b_state"), via=bindparam("b_via"), receipt=bindparam("b_receipt"),
         delivered=bindparam("b_delivered"),
         evidence=func.coalesce(bindparam("b_evidence"), _RCPT.c.evidence),
+    )
+)  # fmt: skip
+
+
+def applying(
+    message_id: str,
+    recipients: Sequence[str],
+    event: DeliveryEvent,
+    *,
+    via: str | None = None,
+    error: str | None = None,
+    evidence: bytes | None = None,
+    reset_attempt: bool = False,
+) -> Callable[[Connection], int]:
+    """The write of :meth:`Store.apply`, to run in a transaction of the caller's."""
+    values: dict[str, object] = {}
+    if via is not None:
+        values["via"] = via
+    if error is not None or reset_attempt:
+        values["last_error"] = error
+    if evidence is not None:
+        values["evidence"] = evidence
+    if reset_attempt:
+        values["next_attempt"] = 0
+    moved = _transition(event, tuple(sorted(values)))
+    common: dict[str, object] = {f"b_{k}": v for k, v in values.items()}
+    each = [{**common, "mid": message_id, "rcpt": r} for r in recipients]
+    return lambda c: sum(moved.run(c, p) for p in each)
+
+
+def backing_off(
+    message_id: str, attempts: dict[str, tuple[int, int]], error: str
+) -> Callable[[Connection], None]:
+    """The write of :meth:`Store.backoff`, to run in a transaction of the caller's."""
+    each = [
+        {
+            "mid": message_id,
+            "rcpt": r,
+            "b_attempts": n,
+            "b_next_attempt": when,
+            "b_last_error": error,
+        }
+        for r, (n, when) in attempts.items()
+    ]
+
+    def record(c: Connection) -> None:
+        for p in each:
+            _BACKOFF.run(c, p)
+
+    return record
+
+
+_BACKOFF: Final = Sql(
+    update(_RCPT)
+    .where(_RCPT.c.message_id == bindparam("mid"))
+    .where(_RCPT.c.recipient == bindparam("rcpt"))
+    .where(_RCPT.c.state == Delivery.QUEUED.value)
+    .values(
+        attempts=bindparam("b_attempts"), next_attempt=bindparam("b_next_attempt"),
+        last_error=bindparam("b_last_error"),
     )
 )  # fmt: skip
 

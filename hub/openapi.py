@@ -38,6 +38,7 @@ from hub.apidoc.build import (
 from hub.apidoc.paths import paths
 from hub.apidoc.results import result_schemas
 from hub.apidoc.schemas import wire_schemas
+from hub.web import BATCH_MAX_BODY
 from protocol.errors import (
     AuthError,
     BadSignature,
@@ -183,8 +184,9 @@ def _responses(types: list[dict[str, Any]], limits: ApiLimits) -> JsonObject:
 _SECURITY_DESCRIPTION: Final = f"""\
 A signed request (PROTOCOL.md §10), in the style of RFC 9421.  Members sign with their \
 certified **transport** key (`PUT /v1/prekeys` and the message routes `POST /v1/messages`, \
-`GET /v1/mailbox`, `POST /v1/mailbox/ack`), admins with their genesis **admin** key \
-(`/v1/admin/*`); never with an identity key.  One header, matching exactly:
+`POST /v1/messages/batch`, `GET /v1/mailbox`, `POST /v1/mailbox/ack`), admins with their \
+genesis **admin** key (`/v1/admin/*`); never with an identity key.  One header, matching \
+exactly:
 
     {HEADER}: v1;kid=ed25519:<32 hex>;created=<unix seconds>;nonce=<22 base64url>;sig=<86 base64url>
 
@@ -242,7 +244,8 @@ is a 400 `{MalformedError.slug}` problem.  Unknown query parameters are ignored.
 
 **Limits** (this hub's configuration).  Request bodies are capped before they are buffered \
 (413): `max_body` = {limits.max_body} bytes, envelopes `max_envelope` = \
-{limits.max_envelope} bytes, attachment blobs `max_blob` = {limits.max_blob} bytes.  Pages \
+{limits.max_envelope} bytes, message batches {BATCH_MAX_BODY} bytes (fixed), attachment \
+blobs `max_blob` = {limits.max_blob} bytes.  Pages \
 hold at most `page_size` = {limits.page_size} items (mailbox pages {limits.mailbox_page}).  \
 Mailboxes have quotas (items and bytes waiting per recipient; 507 when over).  `HEAD` is \
 accepted on every `GET` route but `GET /v1/blobs/{{blob_id}}`.

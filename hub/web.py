@@ -21,9 +21,16 @@ import orjson
 from aiohttp import web
 from aiohttp.typedefs import Middleware
 
-from globe_io.errors import NotFound
+from globe_io.errors import NotFound, PayloadTooLarge, RateLimited
 from globe_io.httpguard import GUARD_REFUSALS
-from globe_io.hubapi import Health, Readiness
+from globe_io.hubapi import (
+    BATCH_MAX_BODY,
+    BATCH_MAX_ITEMS,
+    Health,
+    Readiness,
+    Submission,
+    Submissions,
+)
 from globe_io.web import (
     PROBLEM_TYPE,
     TokenBuckets,
@@ -47,6 +54,7 @@ from protocol.errors import (
     GlobeError,
     MalformedError,
     StaleError,
+    StorageError,
     UsageError,
 )
 from protocol.ids import AuthorityId
@@ -65,6 +73,8 @@ __all__ = [
     "ADMIN_STATUS",
     "AUDIT_MAX",
     "AUDIT_PAGE",
+    "BATCH_MAX_BODY",
+    "BATCH_MAX_ITEMS",
     "CURSOR_MAX",
     "POP_ANSWER_BYTES",
     "PROBLEM_TYPE",
@@ -514,12 +524,67 @@ async def post_message(request: web.Request) -> web.Response:
     except GlobeError as exc:
         exc.evidence = _rejection(router, body, who, exc)
         raise
+    _count_accepted(router, status, started)
+    return web.Response(status=status, body=evidence, content_type="application/json")
+
+
+async def post_messages_batch(request: web.Request) -> web.Response:
+    """Submit up to BATCH_MAX_ITEMS envelopes in one signed request (PROTOCOL.md §10.6).
+
+    The request as a whole is read, authenticated and checked for shape first; any
+    defect refuses it and submits nothing.  Then each envelope is submitted as
+    ``POST /v1/messages`` would submit it alone — its own checks, its own token of the
+    sender's rate limit, its own group-committed write — concurrently, so that one
+    commit holds them all; the answer (200) lists each one's outcome in request order.
+    """
+    router = request.app[ROUTER_KEY]
+    body = await read_body(request, BATCH_MAX_BODY)
+    who = await authenticate(request, body, admin=False)  # spends the first envelope's token
+    reader = canonical.ObjectReader(json_object(body, limit=BATCH_MAX_BODY), "batch")
+    raw = reader.array("envelopes", max_items=BATCH_MAX_ITEMS, min_items=1)
+    reader.done()
+    envelopes = [_batch_item(x) for x in raw]
+    buckets = request.app[BUCKETS_KEY]
+
+    async def one(index: int, data: bytes) -> Submission:
+        started = time.perf_counter()
+        try:
+            if index:
+                buckets.take(f"key:{who.key_id}")
+            if len(data) > router.limits.max_envelope:  # as the single route's body cap
+                raise PayloadTooLarge(
+                    f"envelope of {len(data)} bytes exceeds {router.limits.max_envelope}"
+                )
+            status, evidence = await router.submit(data, who)
+        except GlobeError as exc:
+            _count(router.metrics, exc)
+            retry = exc.retry_after if isinstance(exc, RateLimited) else None
+            if isinstance(exc, StorageError):
+                retry = 1
+            return Submission(
+                status=exc.status, evidence=_rejection(router, data, who, exc),
+                type=exc.type_uri(), detail=exc.detail, retry_after=retry,
+            )  # fmt: skip
+        _count_accepted(router, status, started)
+        return Submission(status=status, evidence=evidence)
+
+    results = await asyncio.gather(*(one(i, e) for i, e in enumerate(envelopes)))
+    return answer(Submissions(results=tuple(results)))
+
+
+def _batch_item(item: object) -> bytes:
+    """One envelope of a batch: canonical base64url of at least one byte."""
+    if not isinstance(item, str) or not item:
+        raise MalformedError("batch.envelopes: base64url strings of at least one byte")
+    return canonical.b64d(item, what="batch.envelopes")
+
+
+def _count_accepted(router: Router, status: int, started: float) -> None:
     if status == 201:
         router.metrics.accepted += 1
         router.metrics.accept_latency.observe(time.perf_counter() - started)
     else:
         router.metrics.duplicates += 1
-    return web.Response(status=status, body=evidence, content_type="application/json")
 
 
 def _rejection(router: Router, body: bytes, who: Principal, exc: GlobeError) -> bytes | None:
@@ -653,6 +718,7 @@ def create_app(
         )
         r = app.router
         r.add_post("/v1/messages", post_message)
+        r.add_post("/v1/messages/batch", post_messages_batch)
         r.add_get("/v1/mailbox", get_mailbox)
         r.add_post("/v1/mailbox/ack", post_ack)
         app.cleanup_ctx.append(_routing_context(router, expiry_interval))

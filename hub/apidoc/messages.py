@@ -9,6 +9,7 @@ from globe_io.errors import (
     MailboxFull,
     NotFound,
     PayloadTooLarge,
+    RateLimited,
     UploadTimeout,
 )
 from hub.apidoc.build import (
@@ -24,6 +25,8 @@ from hub.push import STREAM_PATH
 from hub.web import (
     ACK_MAX_BODY,
     ACK_MAX_ITEMS,
+    BATCH_MAX_BODY,
+    BATCH_MAX_ITEMS,
     CURSOR_MAX,
 )
 from protocol.envelope import MAX_LIFETIME
@@ -39,7 +42,9 @@ from protocol.errors import (
     NotCertified,
     NotYetValid,
     ReplayError,
+    StorageError,
     Truncated,
+    UnknownField,
     UnknownMember,
     UnsupportedSuite,
     UnsupportedVersion,
@@ -117,6 +122,63 @@ def message_paths(auth_401: str, replay_409: str, limits: ApiLimits) -> JsonObje
                             }
                         }
                     },
+                },
+                signed=True,
+            )
+        },
+        "/v1/messages/batch": {
+            "post": operation(
+                "submitMessages",
+                "messages",
+                "Submit several envelopes",
+                f"The sender submits 1 to {BATCH_MAX_ITEMS} envelopes in one request "
+                "(PROTOCOL.md §10.6), authenticating it with its transport key.  The request "
+                "as a whole is read, authenticated and checked for shape first: any defect "
+                "refuses it with a problem and submits nothing.  Then each envelope is judged "
+                "exactly as `POST /v1/messages` would judge it alone (the same checks in the "
+                "same order, the same idempotency, the same durable group commit), "
+                "concurrently, so that one commit holds them all.  Each envelope after the "
+                "first takes one token of the sender key's rate limit (the request's own "
+                "token covers the first); an envelope for which none is left is refused "
+                f"alone, with `{RateLimited.slug}` and its `retry_after`.  The answer lists "
+                "one result per envelope, in request order: `status` (201 accepted now, 200 "
+                "an exact resubmission, else the status `POST /v1/messages` would refuse it "
+                "with), `evidence` (the hub's signed `accepted` evidence, the original one "
+                "for a resubmission; on a refusal, the hub's signed `rejected` evidence "
+                "exactly when the single route's problem would carry it), `type` and "
+                "`detail` (the refusal's problem type and detail) and `retry_after` (seconds "
+                f"to wait, on a `{RateLimited.slug}` or `{StorageError.slug}` refusal).",
+                {
+                    "200": ok_response(
+                        "Each envelope's outcome, in request order (whether or not any "
+                        "was accepted).",
+                        schema_ref("Submissions"),
+                    ),
+                },
+                errors={
+                    400: f"`{MalformedError.slug}`, `{UnknownField.slug}` or `{DecodeError.slug}` "
+                    "family: not a batch (a strictly decoded JSON object whose only field "
+                    f"`envelopes` holds 1 to {BATCH_MAX_ITEMS} canonical base64url strings of "
+                    "at least one byte each); nothing was submitted.  An envelope itself "
+                    "refused is a result in the 200 answer, never a 400.",
+                    401: auth_401,
+                    409: member_409,
+                    413: f"`{PayloadTooLarge.slug}`: the body exceeds {BATCH_MAX_BODY} bytes "
+                    "(refused before it is buffered; an envelope over `max_envelope` is "
+                    "refused alone, in the 200 answer).",
+                    429: f"`{RateLimited.slug}`: the client address's bucket, or the sender "
+                    "key's bucket for the request's own token (which covers the first "
+                    "envelope), is empty; nothing was submitted.  The other envelopes' tokens "
+                    "are taken one by one after that: an envelope without one is refused "
+                    "alone, in the 200 answer.",
+                },
+                body={
+                    "required": True,
+                    "description": (
+                        f"At most {BATCH_MAX_BODY} bytes (see 413).  Each envelope is its "
+                        "exact bytes (PROTOCOL.md §7), base64url."
+                    ),
+                    "content": json_content(schema_ref("Batch")),
                 },
                 signed=True,
             )

@@ -10,7 +10,9 @@ from __future__ import annotations
 import typing
 from typing import Any, Final
 
+from globe_io.errors import RateLimited
 from globe_io.hubapi import (
+    BATCH_MAX_ITEMS,
     KEY_ROLES,
     AckRefusal,
     AckResult,
@@ -45,6 +47,8 @@ from globe_io.hubapi import (
     ProposalList,
     Readiness,
     SearchResults,
+    Submission,
+    Submissions,
 )
 from globe_io.wire import WireField, WireResult, wire_fields
 from hub.apidoc.build import (
@@ -61,6 +65,7 @@ from hub.routing import ENVELOPE, NON_DELIVERY, RECEIPT
 from hub.service import MAX_PREKEYS
 from protocol.countries import LANGUAGES
 from protocol.directory import MemberStatus
+from protocol.errors import StorageError
 from protocol.keyupdate import MAX_KEY_UPDATE_SIZE
 from protocol.membership import (
     AUTHORITY_KINDS,
@@ -117,6 +122,8 @@ COMPONENTS: Final[dict[type, str]] = {
     MailboxPage: "MailboxPage",
     AckResult: "AckResult",
     BlobStored: "BlobStored",
+    Submission: "Submission",
+    Submissions: "Submissions",
 }
 
 
@@ -476,6 +483,7 @@ def result_schemas(limits: ApiLimits) -> JsonObject:
                 "notices": integer("Notices dropped."),
             },
         ),
+        **submission_schemas(),
         **result(
             BlobStored,
             "A stored attachment blob.",
@@ -638,6 +646,67 @@ def profile_schemas() -> JsonObject:
                 "seq": integer("The profile's sequence number.", minimum=1),
                 "entry": integer("Its log entry.", minimum=1),
                 "time": schema_ref("Timestamp"),
+            },
+        ),
+    }
+
+
+def submission_schemas() -> JsonObject:
+    """The components of the answer to ``POST /v1/messages/batch`` (PROTOCOL.md §10.6)."""
+    submission = result_schema(
+        Submission,
+        "One envelope's outcome, as `POST /v1/messages` would answer it alone: accepted "
+        "(`status` 201 or 200, with `evidence` and nothing else) or refused (`status` 400 or "
+        "more, with `type` and `detail`, and `evidence` and `retry_after` when they apply).",
+        {
+            "status": {
+                "type": "integer",
+                "minimum": 200,
+                "maximum": 599,
+                "description": (
+                    "201: accepted now.  200: these exact bytes were accepted before.  Any "
+                    "other: the HTTP status of the single route's refusal."
+                ),
+            },
+            "evidence": b64(
+                "Accepted: the hub's `accepted` evidence container (canonical JSON, "
+                "PROTOCOL.md §9; for a resubmission the original, byte for byte).  Refused: "
+                "the hub's `rejected` evidence container (§9.2), exactly when the single "
+                "route's problem would carry it (a final refusal of a genuine envelope of the "
+                "authenticated member)."
+            ),
+            "type": {
+                "type": "string",
+                "format": "uri",
+                "description": "The refusal's problem type (see `Problem`).",
+            },
+            "detail": {"type": "string", "description": "Free text; not part of the contract."},
+            "retry_after": integer(
+                "Seconds to wait before submitting this envelope again: on a "
+                f"`{RateLimited.slug}` refusal its wait, on a `{StorageError.slug}` refusal 1.",
+                minimum=1,
+            ),
+        },
+    )
+    # Accepted: the evidence alone; refused: a problem's type and detail.
+    submission["if"] = {"properties": {"status": {"enum": [200, 201]}}}
+    submission["then"] = {"required": ["evidence"], "maxProperties": 2}
+    submission["else"] = {
+        "properties": {"status": {"minimum": 400}},
+        "required": ["type", "detail"],
+    }
+    return {
+        COMPONENTS[Submission]: submission,
+        **result(
+            Submissions,
+            "One result per envelope of the request, in request order.",
+            {
+                "results": {
+                    "type": "array",
+                    "items": schema_ref(COMPONENTS[Submission]),
+                    "minItems": 1,
+                    "maxItems": BATCH_MAX_ITEMS,
+                },
             },
         ),
     }

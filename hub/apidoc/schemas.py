@@ -15,6 +15,7 @@ from hub.apidoc.build import (
 )
 from hub.web import (
     ACK_MAX_ITEMS,
+    BATCH_MAX_ITEMS,
     POP_ANSWER_BYTES,
     REJECTION_REASON_MAX,
 )
@@ -184,6 +185,24 @@ def wire_schemas(types: list[dict[str, Any]], limits: ApiLimits) -> JsonObject:
                     "type": "array",
                     "items": integer("The cursor of a notice to drop."),
                     "maxItems": ACK_MAX_ITEMS,
+                },
+            },
+        ),
+        "Batch": closed_object(
+            "Envelopes to submit in one request (PROTOCOL.md §10.6), each judged as "
+            "`POST /v1/messages` would judge it alone.",
+            {
+                "envelopes": {
+                    "type": "array",
+                    "items": b64(
+                        "The exact bytes of one envelope (binary, PROTOCOL.md §7).  Its size "
+                        "is checked as the single route checks it: an envelope over "
+                        "`max_envelope` is refused alone, in the answer.",
+                        min_bytes=1,
+                    ),
+                    "minItems": 1,
+                    "maxItems": BATCH_MAX_ITEMS,
+                    "description": "In the order the answer's results follow.",
                 },
             },
         ),

@@ -21,6 +21,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from openapi_schema_validator import OAS31Validator
 from openapi_spec_validator import validate as validate_spec
 
+from globe_io.errors import PayloadTooLarge, RateLimited
 from hub import db
 from hub import web as hub_web
 from hub.blobs import BlobStore
@@ -33,14 +34,26 @@ from hub.web import PROBLEM_TYPE, create_app
 from protocol import canonical, labels
 from protocol.devnet import DevNetwork, build_devnet
 from protocol.envelope import SealTo, envelope_hash, parse_envelope, seal_envelope
-from protocol.errors import DecodeError, GlobeError, InvalidIdentifier, StorageError
+from protocol.errors import (
+    DecodeError,
+    GlobeError,
+    InvalidIdentifier,
+    InvalidJson,
+    MalformedError,
+    NonCanonical,
+    ReplayError,
+    StorageError,
+    Truncated,
+    UnknownField,
+    UnknownMember,
+)
 from protocol.ids import ISO_COUNTRIES, AuthorityId, MessageId
 from protocol.keys import KemPrivateKey, SigningKey
 from protocol.keyupdate import make_key_update
 from protocol.membership import AUTHORITY_KINDS, kem_pop_answer, make_application
 from protocol.prekeys import make_prekey
 from protocol.profile import OFFENCE_AREAS, Contact, make_profile
-from protocol.receipts import MAX_RECEIPT_SIZE, make_receipt
+from protocol.receipts import MAX_RECEIPT_SIZE, Evidence, EvidenceKind, make_receipt
 from protocol.requestauth import HEADER, HUB_AUDIENCE, sign_request
 from protocol.signed import SignedObject
 
@@ -56,6 +69,7 @@ AUTHENTICATED = {
     ("PUT", "/v1/prekeys"),
     ("PUT", "/v1/profile"),
     ("POST", "/v1/messages"),
+    ("POST", "/v1/messages/batch"),
     ("GET", "/v1/mailbox"),
     ("POST", "/v1/mailbox/ack"),
 }
@@ -152,10 +166,13 @@ async def test_document_names_exactly_the_registered_routes(hub: Hub, doc: dict[
     }
     documented = {(method, path) for method, path, _ in _operations(doc)}
     assert documented == registered
-    assert len(registered) == 32
-    assert {("POST", "/v1/messages"), ("GET", "/v1/mailbox"), ("POST", "/v1/mailbox/ack")} <= (
-        registered
-    )
+    assert len(registered) == 33
+    assert {
+        ("POST", "/v1/messages"),
+        ("POST", "/v1/messages/batch"),
+        ("GET", "/v1/mailbox"),
+        ("POST", "/v1/mailbox/ack"),
+    } <= registered
 
 
 def test_signed_routes_and_only_those_require_globe_auth(doc: dict[str, Any]):
@@ -275,12 +292,68 @@ def test_every_response_has_a_resolvable_schema_and_errors_are_problems(doc: dic
         ("POST", "/v1/admin/key-updates/{ku_id}/reject"),
         ("POST", "/v1/admin/actions"),
         ("POST", "/v1/messages"),
+        ("POST", "/v1/messages/batch"),
         ("POST", "/v1/mailbox/ack"),
         ("PUT", "/v1/blobs/{blob_id}"),
     }
     submit = doc["paths"]["/v1/messages"]["post"]
     assert list(submit["requestBody"]["content"]) == ["application/octet-stream"]
     assert {"400", "401", "403", "409", "410", "413", "503", "507"} <= set(submit["responses"])
+
+
+def test_the_batch_route_is_documented_as_web_reads_it(doc: dict[str, Any]):
+    """``POST /v1/messages/batch``: exactly the whole-request refusals ``post_messages_batch``
+    can answer (no 403, 410, 503 or 507: those are per envelope, in the 200 answer)."""
+    op = doc["paths"]["/v1/messages/batch"]["post"]
+    assert (op["operationId"], op["tags"], op["security"]) == (
+        "submitMessages",
+        ["messages"],
+        [{"GlobeAuth": []}],
+    )
+    assert set(op["responses"]) == {"200", "400", "401", "409", "413", "429", "500"}
+    ok = op["responses"]["200"]["content"]["application/json"]["schema"]
+    assert ok == {"$ref": "#/components/schemas/Submissions"}
+    assert str(hub_web.BATCH_MAX_BODY) in op["responses"]["413"]["description"]
+    assert (
+        "POST /v1/messages/batch"
+        in (doc["components"]["securitySchemes"]["GlobeAuth"]["description"])
+    )
+    for field in ("`status`", "`evidence`", "`type`", "`detail`", "`retry_after`"):
+        assert field in op["description"], field
+    body = op["requestBody"]
+    assert body["required"] is True
+    assert body["content"] == {
+        "application/json": {"schema": {"$ref": "#/components/schemas/Batch"}}
+    }
+    schemas = doc["components"]["schemas"]
+    batch = schemas["Batch"]
+    assert (batch["required"], batch["additionalProperties"]) == (["envelopes"], False)
+    envelopes = batch["properties"]["envelopes"]
+    assert (envelopes["minItems"], envelopes["maxItems"]) == (1, hub_web.BATCH_MAX_ITEMS)
+    assert envelopes["maxItems"] == 64
+    item = envelopes["items"]
+    assert (item["minLength"], "maxLength" in item) == (2, False)  # the size is per envelope
+    assert item["pattern"] == schemas["Ack"]["properties"]["receipts"]["items"]["pattern"]
+    results = schemas["Submissions"]["properties"]["results"]
+    assert (results["minItems"], results["maxItems"]) == (1, hub_web.BATCH_MAX_ITEMS)
+    assert results["items"] == {"$ref": "#/components/schemas/Submission"}
+    submission = {**schemas["Submission"], "components": doc["components"]}
+    assert submission["required"] == ["status"]
+    validator = OAS31Validator(submission)
+    evidence, problem = canonical.b64e(b"{}"), StorageError.type_uri()
+    for item, valid in (
+        ({"status": 201, "evidence": evidence}, True),
+        ({"status": 200, "evidence": evidence}, True),
+        ({"status": 403, "type": problem, "detail": "d", "evidence": evidence}, True),
+        ({"status": 503, "type": problem, "detail": "d", "retry_after": 1}, True),
+        ({"status": 201}, False),  # accepted: with its evidence
+        ({"status": 201, "evidence": evidence, "detail": "d"}, False),  # and nothing else
+        ({"status": 400, "detail": "d"}, False),  # refused: with its type
+        ({"status": 302, "type": problem, "detail": "d"}, False),
+        ({"status": 429, "type": problem, "detail": "d", "retry_after": 0}, False),
+        ({"status": 400, "type": problem, "detail": "d", "other": 1}, False),
+    ):
+        assert validator.is_valid(item) is valid, item
 
 
 def test_problem_schema_lists_every_error_class():
@@ -490,7 +563,7 @@ class Checker:
         return value
 
 
-async def test_live_responses_match_the_document(hub: Hub):
+async def test_live_responses_match_the_document(hub: Hub, monkeypatch: pytest.MonkeyPatch):
     net = hub.net
     admins = net.admins
     now = int(time.time())
@@ -857,6 +930,85 @@ async def test_live_responses_match_the_document(hub: Hub):
         padded = b'{"receipts":[],"notices":[]}' + b" " * hub_web.ACK_MAX_BODY
         await c.call("POST", ack, 413, body=padded, key=es_transport)
 
+        # Several envelopes in one request, each judged as POST /v1/messages judges it alone.
+        batch = "/v1/messages/batch"
+
+        def envelopes(*items: bytes | str) -> bytes:
+            return orjson.dumps(
+                {"envelopes": [i if isinstance(i, str) else canonical.b64e(i) for i in items]}
+            )
+
+        fresh = seal()
+        # A defect anywhere refuses the whole request and submits nothing (fresh stays new).
+        for bad_body, refusal in (
+            (envelopes(fresh, "AB"), NonCanonical),  # stray bits
+            (envelopes(fresh, ""), MalformedError),
+            (orjson.dumps({"envelopes": [canonical.b64e(fresh), 1]}), MalformedError),
+            (envelopes(), MalformedError),
+            (envelopes(*["AA"] * 65), MalformedError),
+            (orjson.dumps({"envelopes": [canonical.b64e(fresh)], "more": 1}), UnknownField),
+            (orjson.dumps({"envelopes": canonical.b64e(fresh)}), MalformedError),
+            (orjson.dumps({}), MalformedError),
+            (orjson.dumps([canonical.b64e(fresh)]), MalformedError),
+            (b"", InvalidJson),
+        ):
+            problem = await c.call("POST", batch, 400, body=bad_body, key=transport)
+            assert problem["type"] == refusal.type_uri(), bad_body[:80]
+        to_stranger = seal(AuthorityId.parse("DE-BKA"))
+        submitted = await c.call(
+            "POST", batch, 200, body=envelopes(fresh, env, to_stranger, b"junk", big),
+            key=transport,
+        )  # fmt: skip
+        results = submitted["results"]
+        assert [r["status"] for r in results] == [201, 200, 403, 400, 413]
+        assert [sorted(r) for r in results] == [
+            ["evidence", "status"],
+            ["evidence", "status"],
+            ["detail", "evidence", "status", "type"],
+            ["detail", "status", "type"],
+            ["detail", "status", "type"],
+        ]
+        accepted = Evidence.decode(canonical.b64d(results[0]["evidence"], what="e"), net.genesis)
+        assert (accepted.kind, accepted.message_id, accepted.envelope_hash) == (
+            EvidenceKind.ACCEPTED,
+            parse_envelope(fresh).header.message_id,
+            envelope_hash(fresh),
+        )
+        # The exact resubmission: the original evidence of the single route.
+        assert orjson.loads(canonical.b64d(results[1]["evidence"], what="e")) == evidence
+        rejected = Evidence.decode(canonical.b64d(results[2]["evidence"], what="e"), net.genesis)
+        assert (rejected.kind, rejected.message_id, rejected.reason) == (
+            EvidenceKind.REJECTED,
+            parse_envelope(to_stranger).header.message_id,
+            UnknownMember.slug,
+        )
+        assert [r.get("type") for r in results[2:]] == [
+            UnknownMember.type_uri(),
+            MalformedError.type_uri(),
+            PayloadTooLarge.type_uri(),
+        ]
+        waiting = (await c.call("GET", mailbox, 200, key=es_transport))["items"]
+        assert len(waiting) == 2
+        assert canonical.b64d(waiting[1]["data"], what="envelope") == fresh
+        await c.call("POST", batch, 401, body=envelopes(env))
+        once = envelopes(env)
+        replay_headers = {
+            HEADER: sign_request(
+                key=transport, network=net.genesis.digest, audience=HUB_AUDIENCE,
+                method="POST", target=batch, body=once, created=int(time.time()),
+            )
+        }  # fmt: skip
+        again = await c.call("POST", batch, 200, body=once, headers=replay_headers)
+        assert [r["status"] for r in again["results"]] == [200]
+        replayed = await c.call("POST", batch, 409, body=once, headers=replay_headers)
+        assert replayed["type"] == ReplayError.type_uri()
+        # The cap is BATCH_MAX_BODY, exactly (whitespace pads the JSON).
+        at_cap = b'{"envelopes":["AA"]}'.ljust(hub_web.BATCH_MAX_BODY)
+        (truncated,) = (await c.call("POST", batch, 200, body=at_cap, key=transport))["results"]
+        assert (truncated["status"], truncated["type"]) == (400, Truncated.type_uri())
+        over = await c.call("POST", batch, 413, body=at_cap + b" ", key=transport)
+        assert over["type"] == PayloadTooLarge.type_uri()
+
         # Attachment blobs: stored (an empty one too), described as documented.
         blob = "/v1/blobs/{blob_id}"
         stored = await c.call(
@@ -867,6 +1019,17 @@ async def test_live_responses_match_the_document(hub: Hub):
         assert empty["size"] == 0
         await c.call("PUT", blob, 409, path=f"/v1/blobs/{'ab' * 16}", body=b"x", key=transport)
         await c.call("PUT", blob, 400, path="/v1/blobs/AB", body=b"x", key=transport)
+
+        # Last (the buckets stay drained): the request's own token covers the first envelope,
+        # each other takes one of the sender key's bucket; one left without is refused alone.
+        monkeypatch.setattr(hub.app[hub_web.BUCKETS_KEY], "burst", 2)
+        limited = await c.call("POST", batch, 200, body=envelopes(env, env, env), key=transport)
+        assert [r["status"] for r in limited["results"]] == [200, 200, 429]
+        assert {k: v for k, v in limited["results"][2].items() if k != "detail"} == {
+            "status": 429,
+            "type": RateLimited.type_uri(),
+            "retry_after": 1,
+        }
 
         documented_ok = {
             (m, p, int(s))

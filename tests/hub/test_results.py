@@ -48,6 +48,8 @@ from globe_io.hubapi import (
     ProposalList,
     Readiness,
     SearchResults,
+    Submission,
+    Submissions,
 )
 from globe_io.hubclient import HubClient
 from globe_io.wire import WireResult, one_of, wire_fields
@@ -147,6 +149,13 @@ SAMPLES: list[tuple[WireResult, str]] = [
                                                            detail="gone"),), notices=2),
      "AckResult"),
     (BlobStored(id=APP_ID, size=10, sha256=bytes(32)), "BlobStored"),
+    (Submission(status=201, evidence=b'{"evidence":1}'), "Submission"),
+    (Submission(status=409, evidence=b'{"evidence":2}', type=PROBLEM_BASE + "conflict",
+                detail="taken"), "Submission"),
+    (Submissions(results=(
+        Submission(status=200, evidence=b'{"evidence":3}'),
+        Submission(status=429, type=PROBLEM_BASE + "rate-limited", detail="slow", retry_after=2),
+    )), "Submissions"),
 ]  # fmt: skip
 
 

@@ -320,7 +320,7 @@ def test_every_check_runs_but_the_named_exclusions() -> None:
     results = list(schema.get_all_operations())
     operations = [result.ok() for result in results if isinstance(result, Ok)]
     assert len(operations) == len(results)  # every operation of the document loads
-    assert len(operations) == 32
+    assert len(operations) == 33
     for operation in operations:
         checks = schema.config.checks_config_for(operation=operation, phase=None)
         off = {name for name in names if not checks.get_by_name(name=name).enabled}

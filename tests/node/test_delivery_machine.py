@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import itertools
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,13 +19,15 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
-from globe_io.hubapi import ProfilePublished
+from globe_io.errors import MailboxFull, NotFound
+from globe_io.hubapi import BATCH_MAX_ITEMS, ProfilePublished
+from globe_io.web import MethodNotAllowed
 from globe_node import db
 from globe_node.alerts import Alerts
 from globe_node.audit import AuditLog
 from globe_node.config import NodeConfig
 from globe_node.context import NodeContext
-from globe_node.delivery import PEER_RETRY, Deliverer
+from globe_node.delivery import BATCH_RETRY, PEER_RETRY, Deliverer
 from globe_node.directory import Directory
 from globe_node.keys import NodeKeys
 from globe_node.outbox import Outbox
@@ -42,10 +44,10 @@ from globe_node.store import Store
 from globe_node.uploads import Uploads
 from protocol.devnet import GENESIS_TIME, DevNetwork, build_devnet
 from protocol.envelope import parse_envelope
-from protocol.errors import GlobeError, MalformedError, TransportError
+from protocol.errors import AuthError, GlobeError, MalformedError, TransportError
 from protocol.ids import AuthorityId
 from protocol.messages import Handling, Kind, MessageContent, Tlp, Urgency
-from protocol.receipts import EvidenceKind, make_evidence, make_receipt
+from protocol.receipts import Evidence, EvidenceKind, make_evidence, make_receipt
 from tests.node.helpers import cases_of
 
 NOW = GENESIS_TIME + 7200
@@ -133,6 +135,8 @@ class FakeHub:
     clock: Clock
     refuse: list[GlobeError] = field(default_factory=list)
     submitted: list[bytes] = field(default_factory=list)
+    batches: list[int] = field(default_factory=list)
+    batch_refuse: list[GlobeError] = field(default_factory=list)  # refusals of whole batches
 
     async def submit_message(self, envelope: bytes) -> tuple[int, bytes]:
         self.submitted.append(envelope)
@@ -145,6 +149,21 @@ class FakeHub:
             recipients=[r.authority for r in env.header.recipients], time=int(self.clock.wall),
         )  # fmt: skip
         return 201, ev.signed.encode()
+
+    async def submit_messages(
+        self, envelopes: Sequence[bytes]
+    ) -> list[tuple[int, bytes] | GlobeError]:
+        """The batch route: each envelope judged alone, in order (scripted refusals too)."""
+        self.batches.append(len(envelopes))
+        if self.batch_refuse:
+            raise self.batch_refuse.pop(0)
+        out: list[tuple[int, bytes] | GlobeError] = []
+        for e in envelopes:
+            try:
+                out.append(await self.submit_message(e))
+            except GlobeError as exc:
+                out.append(exc)
+        return out
 
     async def put_blob(self, blob_id: str, path: Path, *, progress: Any = None) -> object:
         raise AssertionError("no attachments in these tests")
@@ -362,3 +381,107 @@ async def test_the_same_bytes_on_every_attempt(units: Units) -> None:
         units.clock.advance(600)
     assert len(units.hub.submitted) == 3
     assert len(set(units.hub.submitted)) == 1
+
+
+# --- batched submission (PROTOCOL.md §10.6) ---------------------------------------------------
+
+
+async def send_many(units: Units, n: int) -> list[str]:
+    return [str(await units.outbox.send(TO[1:], message(f"m{i}"), user="alice")) for i in range(n)]
+
+
+def submitted_ids(units: Units) -> list[str]:
+    return [str(parse_envelope(e).header.message_id) for e in units.hub.submitted]
+
+
+async def test_a_pass_relays_its_messages_in_one_batch(units: Units) -> None:
+    mids = await send_many(units, 5)
+    await units.deliverer.deliver_due()
+    assert units.hub.batches == [5]
+    assert sorted(submitted_ids(units)) == sorted(mids)
+    for mid in mids:
+        row = await units.row(mid, "KE-EACC")
+        assert (row.state, row.via, row.attempts) == ("sent", "hub", 0)
+        ev = Evidence.decode(row.evidence or b"", units.hub.net.genesis)
+        assert (ev.kind, str(ev.message_id)) == (EvidenceKind.ACCEPTED, mid)
+
+
+async def test_each_envelope_of_a_batch_keeps_its_own_outcome(units: Units) -> None:
+    mids = await send_many(units, 3)
+    units.hub.refuse = [MailboxFull("the recipient's mailbox is full"), MalformedError("no")]
+    await units.deliverer.deliver_due()
+    assert units.hub.batches == [3]
+    first, second, third = submitted_ids(units)
+    assert sorted([first, second, third]) == sorted(mids)
+    busy, refused, sent = [await units.row(m, "KE-EACC") for m in (first, second, third)]
+    assert (busy.state, busy.attempts, busy.last_error) == (
+        "queued", 1, "the recipient's mailbox is full",
+    )  # fmt: skip
+    assert (refused.state, refused.last_error) == ("failed", "no")
+    assert (sent.state, sent.via) == ("sent", "hub")
+
+
+async def test_a_batch_that_cannot_be_sent_backs_every_envelope_off(units: Units) -> None:
+    mids = await send_many(units, 3)
+    units.hub.batch_refuse = [TransportError("hub down")]
+    await units.deliverer.deliver_due()
+    assert units.hub.submitted == []  # no envelope went alone
+    for mid in mids:
+        row = await units.row(mid, "KE-EACC")
+        assert (row.state, row.attempts, row.last_error) == ("queued", 1, "hub down")
+    assert units.directory.hub_reachable is False
+
+
+@pytest.mark.parametrize(
+    "refusal", [AuthError("request authentication failed"), MalformedError("not a batch")]
+)
+async def test_a_batch_refused_as_a_whole_is_sent_one_envelope_at_a_time(
+    units: Units, refusal: GlobeError
+) -> None:
+    mids = await send_many(units, 3)
+    units.hub.batch_refuse = [refusal]
+    await units.deliverer.deliver_due()
+    assert sorted(submitted_ids(units)) == sorted(mids)  # each judged alone
+    assert [(await units.row(m, "KE-EACC")).state for m in mids] == ["sent"] * 3
+    more = await send_many(units, 2)  # and the next pass batches again
+    await units.deliverer.deliver_due()
+    assert units.hub.batches == [3, 2]
+    assert [(await units.row(m, "KE-EACC")).state for m in more] == ["sent"] * 2
+
+
+@pytest.mark.parametrize("refusal", [NotFound("no such resource"), MethodNotAllowed("no")])
+async def test_a_hub_without_the_batch_route_gets_one_envelope_per_request(
+    units: Units, refusal: GlobeError
+) -> None:
+    await send_many(units, 3)
+    units.hub.batch_refuse = [refusal]
+    await units.deliverer.deliver_due()
+    assert (units.hub.batches, len(units.hub.submitted)) == ([3], 3)
+    await send_many(units, 2)
+    await units.deliverer.deliver_due()
+    assert (units.hub.batches, len(units.hub.submitted)) == ([3], 5)  # not asked again
+    units.clock.advance(BATCH_RETRY)
+    await send_many(units, 2)
+    await units.deliverer.deliver_due()
+    assert (units.hub.batches, len(units.hub.submitted)) == ([3, 2], 7)
+
+
+async def test_batches_are_cut_at_the_item_and_byte_limits(
+    units: Units, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    await send_many(units, BATCH_MAX_ITEMS + 3)
+    await units.deliverer.deliver_due()
+    assert units.hub.batches == [BATCH_MAX_ITEMS, 3]
+    size = len(units.hub.submitted[0])
+    monkeypatch.setattr("globe_node.delivery.BATCH_BYTES", 2 * size + size // 2)
+    units.hub.batches.clear()
+    await send_many(units, 5)
+    await units.deliverer.deliver_due()
+    assert units.hub.batches == [2, 2]  # and the fifth alone, on the single route
+    assert len(units.hub.submitted) == BATCH_MAX_ITEMS + 3 + 5
+
+
+async def test_one_message_due_goes_on_the_single_route(units: Units) -> None:
+    (mid,) = await send_many(units, 1)
+    await units.deliverer.deliver_due()
+    assert (units.hub.batches, submitted_ids(units)) == ([], [mid])

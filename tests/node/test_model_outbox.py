@@ -28,7 +28,7 @@ import os
 import random
 import shutil
 import tempfile
-from collections.abc import Coroutine, Iterator
+from collections.abc import Coroutine, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
@@ -56,7 +56,7 @@ from globe_node.store import Store
 from globe_node.uploads import Uploads
 from protocol.devnet import GENESIS_TIME, build_devnet
 from protocol.envelope import parse_envelope
-from protocol.errors import MalformedError, TransportError
+from protocol.errors import GlobeError, MalformedError, TransportError
 from protocol.ids import AuthorityId, MessageId
 from protocol.messages import Handling, Kind, MessageContent, Tlp, Urgency
 from protocol.receipts import EvidenceKind, make_evidence, make_receipt
@@ -130,6 +130,15 @@ class Clock:
     mono: float = 1000.0
 
 
+async def _outcome(
+    submission: Coroutine[Any, Any, tuple[int, bytes]],
+) -> tuple[int, bytes] | GlobeError:
+    try:
+        return await submission
+    except GlobeError as exc:
+        return exc
+
+
 @dataclass
 class Hub:
     """The hub as delivery sees it; ``mode`` says how it answers a submission."""
@@ -137,6 +146,7 @@ class Hub:
     clock: Clock
     mode: str = "accepts"
     submitted: list[bytes] = field(default_factory=list)
+    batches: int = 0
 
     async def submit_message(self, envelope: bytes) -> tuple[int, bytes]:
         self.submitted.append(envelope)
@@ -156,6 +166,16 @@ class Hub:
             reason="malformed" if wrong else None,
         )  # fmt: skip
         return 201, ev.signed.encode()
+
+    async def submit_messages(
+        self, envelopes: Sequence[bytes]
+    ) -> list[tuple[int, bytes] | GlobeError]:
+        """The batch route: a hub that is down refuses the request; else each alone."""
+        self.batches += 1
+        if self.mode == "down":
+            self.submitted.extend(envelopes)
+            raise TransportError("hub down")
+        return [await _outcome(self.submit_message(e)) for e in envelopes]
 
     async def put_blob(self, blob_id: str, path: Path, *, progress: Any = None) -> object:
         raise AssertionError("no attachments in this model")

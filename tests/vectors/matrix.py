@@ -493,6 +493,29 @@ MUSTS: Final[list[Must]] = [
         none=_API + " (a stream reader; tests/node/test_push_frames.py checks the node's)",
     ),
     Must(
+        "§10.6",
+        "the hub MUST NOT submit any envelope of a request it refuses as a whole",
+        none=_API + " (tests/hub/test_batch_submit.py checks the hub's)",
+    ),
+    Must(
+        "§10.6",
+        "The hub MUST NOT answer before every envelope it accepted is durably stored",
+        none=_API + " (the hub's group commit, as for a single submission)",
+    ),
+    Must(
+        "§10.6",
+        "A client MUST check that `results` has one entry per envelope it sent",
+        none=_API + " (a hub client; tests/hub/test_batch_submit.py checks the node's)",
+    ),
+    Must(
+        "§10.6",
+        "MUST verify each evidence (§9.2 and that `envelope` is the hash of what it sent)",
+        (
+            "invalid.json#evidence signed by an admin instead of the hub",
+            "invalid.json#evidence: payload for another network",
+        ),
+    ),
+    Must(
         "D2",
         "The caller MUST check and record the nonce only after the signature verifies",
         none="the same obligation as §10.3, recorded as decision D2",
