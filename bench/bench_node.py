@@ -39,6 +39,9 @@ Measured:
   transport key) by 16 concurrent tasks over one session after 16 untimed warm-up
   submissions.  Rate = 201 answers per second.  Measured on the same hub process
   just before and just after the node run; the baseline is the mean of the two.
+  For reference only (not the baseline), once more after those: the same envelopes
+  in ``POST /v1/messages/batch`` requests of 16, 4 tasks each one request at a time
+  (the route a node's delivery pass uses, PROTOCOL.md §10.6).
 * **node throughput**: N = 1,000 (``--quick``: 200) ``POST /api/messages`` to A's
   local API (8 concurrent), each that request to B.  Timed from the first POST until
   B has stored all N (verified, decrypted, stored with its signed receipt) and A holds
@@ -191,6 +194,9 @@ SERVER_PHASES: Final = frozenset({"node", "attachment", "catchup", "bulletin"})
 NODE_PASSPHRASE: Final = "bench node passphrase"  # noqa: S105 - a throw-away benchmark key
 CHEAP_KDF: Final = KdfCost(1, 8192)
 HUB_CONCURRENCY: Final = 16
+#: The batched hub-only reference: this many tasks, each one batch request at a time.
+BATCH_TASKS: Final = 4
+BATCH_SIZE: Final = 16
 API_CONCURRENCY: Final = 8
 GOAL_RSS_MIB: Final = 150.0
 MIB: Final = 1 << 20
@@ -609,8 +615,12 @@ class Bench:
             )  # fmt: skip
         return out
 
-    async def hub_only(self, label: str) -> dict[str, Any]:
-        """Submit distinct envelopes with 16 concurrent tasks; 201s per second."""
+    async def hub_only(self, label: str, *, batch: int = 0) -> dict[str, Any]:
+        """Submit distinct envelopes with 16 concurrent tasks; 201s per second.
+
+        ``batch``: instead, BATCH_TASKS tasks each submitting ``batch`` envelopes per
+        ``POST /v1/messages/batch`` (a reference figure: not the baseline of node_ratio).
+        """
         n = self.mode.hub_messages
         envelopes = self._seal(n + HUB_CONCURRENCY)
         self.results.setdefault("envelope_bytes", len(envelopes[0]))
@@ -628,25 +638,41 @@ class Bench:
                     return 0
                 return status
 
+            async def submit_batch(chunk: list[bytes]) -> list[int]:
+                try:
+                    outcomes = await client.submit_messages(chunk)
+                except Exception:  # noqa: BLE001 - counted as errors
+                    return [0] * len(chunk)
+                return [o[0] if isinstance(o, tuple) else o.status for o in outcomes]
+
             await asyncio.gather(*(submit(e) for e in warm))
             queue = iter(timed)
+            chunks = iter([timed[i : i + batch] for i in range(0, len(timed), batch or 1)])
 
             async def worker() -> None:
                 for env in queue:
                     statuses[await submit(env)] += 1
 
+            async def batch_worker() -> None:
+                for chunk in chunks:
+                    statuses.update(await submit_batch(chunk))
+
             assert self.hub is not None
             cpu = Cpu({"hub": self.hub.pid})
             start = time.perf_counter()
-            await asyncio.wait_for(
-                asyncio.gather(*(worker() for _ in range(HUB_CONCURRENCY))), timeout=max(60, n)
+            workers = (
+                [batch_worker() for _ in range(BATCH_TASKS)]
+                if batch
+                else [worker() for _ in range(HUB_CONCURRENCY)]
             )
+            await asyncio.wait_for(asyncio.gather(*workers), timeout=max(60, n))
             seconds = time.perf_counter() - start
             pct = cpu.percent(seconds)
         if set(statuses) != {201}:
             self.notes.append(f"hub-only {label}: statuses {dict(statuses)}")
         return {
             "label": label,
+            "batch": batch,
             "messages": n,
             "accepted": statuses[201],
             "seconds": seconds,
@@ -1552,6 +1578,18 @@ def _report_node(bench: Bench) -> dict[str, Any]:
             f"{h['rps']:>8.1f} {h['seconds']:>8.2f}  hub {cpu['hub']:.0f}, "
             f"bench {cpu['bench']:.0f}, rest {cpu['rest']:.0f}"
         )
+    batched = r.get("hub_only_batched")
+    extra: dict[str, float] = {}
+    if batched is not None:
+        extra["hub_rps_batched"] = round(batched["rps"], 2)
+        b_ms = _cpu_ms_per_message(batched["cpu_pct"], batched["seconds"], batched["accepted"])
+        extra["hub_cpu_ms_hub_only_batched"] = round(b_ms["hub"], 3)
+        cpu = batched["cpu_pct"]
+        print(
+            f"{f'hub only, {BATCH_TASKS} x batches of {BATCH_SIZE} (reference)':<50} "
+            f"{batched['rps']:>8.1f} {batched['seconds']:>8.2f}  hub {cpu['hub']:.0f}, "
+            f"bench {cpu['bench']:.0f}, rest {cpu['rest']:.0f}"
+        )
     rows = (
         ("node: A's API answered all POSTs", node["api_rps"], node["posted_seconds"]),
         ("node: B stored all (verified, decrypted, receipt)", node["stored_rps"],
@@ -1599,6 +1637,7 @@ def _report_node(bench: Bench) -> dict[str, Any]:
         "node_cpu_ms_recipient": round(per_msg["B"], 2),
         "hub_cpu_ms_node_path": round(per_msg["hub"], 2),
         "hub_cpu_ms_hub_only": round(hub_only["hub"], 3),
+        **extra,
     }
 
 
@@ -1837,6 +1876,8 @@ async def _run_servers(bench: Bench, phases: frozenset[str]) -> None:
         _progress(f"hub only again, {mode.hub_messages} envelopes ...")
         hubs.append(await bench.hub_only("after"))
         bench.results["hub_only"] = hubs
+        _progress(f"hub only, batched, {mode.hub_messages} envelopes ...")
+        bench.results["hub_only_batched"] = await bench.hub_only("batched", batch=BATCH_SIZE)
     if "attachment" in phases:
         bench.results["attachment"] = await bench.attachment()
     if "catchup" in phases:
