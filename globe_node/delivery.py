@@ -234,9 +234,13 @@ class Deliverer:
         """Record what the hub answered for messages relayed through it, in one transaction."""
         verdicts = [self._verdict(m, t, o) for (m, t), o in zip(relayed, outcomes, strict=True)]
         await self.ctx.store.transact(lambda c: [write(c) for write, _ in verdicts])
-        for (msg, _), (_, accepted) in zip(relayed, verdicts, strict=True):
-            if accepted:
-                log.info("message %s accepted by the hub", msg.message_id)
+        accepted = [
+            msg.message_id for (msg, _), (_, ok) in zip(relayed, verdicts, strict=True) if ok
+        ]
+        if len(accepted) == 1:
+            log.info("message %s accepted by the hub", accepted[0])
+        elif accepted:
+            log.info("%d messages accepted by the hub: %s", len(accepted), " ".join(accepted))
 
     async def _submit(self, envelopes: Sequence[bytes]) -> list[Outcome]:
         """Each envelope's outcome: in one batch where the hub takes it, else one by one.

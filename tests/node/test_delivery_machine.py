@@ -10,6 +10,7 @@ tested: the machine, its inputs, its outputs).
 from __future__ import annotations
 
 import itertools
+import logging
 import random
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass, field
@@ -394,11 +395,17 @@ def submitted_ids(units: Units) -> list[str]:
     return [str(parse_envelope(e).header.message_id) for e in units.hub.submitted]
 
 
-async def test_a_pass_relays_its_messages_in_one_batch(units: Units) -> None:
+async def test_a_pass_relays_its_messages_in_one_batch(
+    units: Units, caplog: pytest.LogCaptureFixture
+) -> None:
     mids = await send_many(units, 5)
-    await units.deliverer.deliver_due()
+    with caplog.at_level(logging.INFO, logger="globe.node.delivery"):
+        await units.deliverer.deliver_due()
     assert units.hub.batches == [5]
     assert sorted(submitted_ids(units)) == sorted(mids)
+    (line,) = [r.getMessage() for r in caplog.records if "accepted" in r.getMessage()]
+    count, ids = line.split(" messages accepted by the hub: ")
+    assert (int(count), sorted(ids.split())) == (5, sorted(mids))
     for mid in mids:
         row = await units.row(mid, "KE-EACC")
         assert (row.state, row.via, row.attempts) == ("sent", "hub", 0)
