@@ -61,9 +61,10 @@ PEER_RETRY: Final = 60.0
 #: envelopes per group and wakes the recipients' streams less often per message).
 DELIVERY_CONCURRENCY: Final = 16
 
-#: Envelope bytes in one batched submission; a larger envelope is submitted alone (the
-#: base64url of a full batch stays well under the hub's BATCH_MAX_BODY).
-BATCH_BYTES: Final = 4 * 1024 * 1024
+#: Envelope bytes in one batched submission; an envelope that does not fit goes in the
+#: next batch, a larger one alone.  The base64url of a full batch (under 2.7 MiB) fits
+#: the hub's BATCH_MAX_BODY and also a proxy that still caps bodies at 3 MB.
+BATCH_BYTES: Final = 2 * 1024 * 1024
 #: Seconds to submit one envelope per request after the hub had no batch route.
 BATCH_RETRY: Final = 3600.0
 
