@@ -107,6 +107,12 @@ class Prekeys:
         """The private half for a prekey id named in an envelope, if still kept."""
         return self.private.get(key_id)
 
+    @property
+    def lock(self) -> asyncio.Lock:
+        """Held while :meth:`ensure` rotates, publishes and erases (the sync loop calls it):
+        hold it to change prekey rows and act on them without the loop acting first."""
+        return self._lock
+
     async def ensure(self) -> None:
         """Publish a fresh prekey before the current one expires; erase old private halves."""
         async with self._lock:

@@ -195,8 +195,9 @@ async def test_rotation_with_messages_in_flight_both_ways_on_both_paths(net: Net
     assert kept.not_after == kept.not_before + MAX_LIFETIME + fr.config.directory_max_age
     assert (switch.user, switch.time) == ("node", kept.not_before)
     # ... and is erased once no envelope sealed to it can still arrive.
-    fr.n.clock = lambda: kept.not_after + fr.config.prekey_grace + 1
-    assert str(old.ka.key_id) in await fr.n.erase_expired_prekeys()
+    async with fr.n.prekeys.lock:  # the sync loop, which erases them too, waits
+        fr.n.clock = lambda: kept.not_after + fr.config.prekey_grace + 1
+        assert str(old.ka.key_id) in await fr.n.erase_expired_prekeys()
     assert old.ka.key_id not in fr.n.prekeys.private
 
 
