@@ -110,14 +110,26 @@ class ReminderHook:
     async def _run(self, data: bytes) -> None:
         self.runs += 1
         env = {k: os.environ[k] for k in _ENVIRONMENT if k in os.environ}
-        try:
-            proc = await asyncio.create_subprocess_exec(
+        spawn = asyncio.ensure_future(
+            asyncio.create_subprocess_exec(
                 *self.argv, stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.DEVNULL,
                 stderr=asyncio.subprocess.DEVNULL, env=env, cwd="/",
-            )  # fmt: skip
+            )
+        )  # fmt: skip
+        try:
+            proc = await asyncio.shield(spawn)
         except OSError as exc:
             self._failed(f"cannot start {self.argv[0]}: {exc.strerror}")
             return
+        except asyncio.CancelledError:
+            # The node is closing while the command starts: it must not outlive the node
+            # (nor be left for the garbage collector to find still running).
+            with contextlib.suppress(Exception):
+                started = await spawn
+                with contextlib.suppress(ProcessLookupError):
+                    started.kill()
+                await started.wait()
+            raise
         try:
             await asyncio.wait_for(proc.communicate(data), self.timeout)
         except TimeoutError:

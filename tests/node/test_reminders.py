@@ -9,6 +9,7 @@ waiting for them.
 
 from __future__ import annotations
 
+import asyncio
 import sys
 from datetime import UTC, datetime
 from functools import partial
@@ -172,6 +173,31 @@ async def test_no_command_runs_nothing_and_closing_stops_what_runs() -> None:
     await eventually(lambda: hung.runs == 1)
     await hung.close()  # cancels the wait, kills the command
     assert hung.failures == 0
+
+
+async def test_closing_while_the_command_starts_stops_it(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A close that lands while the command is being started: the command still stops."""
+    real = asyncio.create_subprocess_exec
+    started: list[asyncio.subprocess.Process] = []
+    gate = asyncio.Event()
+
+    async def slow_spawn(*argv: str, **kwargs: Any) -> asyncio.subprocess.Process:
+        proc = await real(*argv, **kwargs)
+        started.append(proc)
+        await gate.wait()  # the process runs; the hook does not hold it yet
+        return proc
+
+    monkeypatch.setattr(asyncio, "create_subprocess_exec", slow_spawn)
+    hook = ReminderHook([sys.executable, "-c", "import time; time.sleep(60)"], 60.0)
+    hook.notify(notice())
+    await eventually(lambda: bool(started))
+    closing = asyncio.create_task(hook.close())
+    await asyncio.sleep(0.05)  # the cancellation reaches the hook while the start waits
+    gate.set()
+    await closing
+    (proc,) = started
+    assert proc.returncode is not None  # killed and waited for, not left running
+    assert (hook.runs, hook.failures) == (1, 0)
 
 
 @pytest.mark.parametrize(
