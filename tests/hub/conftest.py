@@ -40,6 +40,7 @@ from aiohttp.test_utils import TestClient, TestServer
 from multidict import CIMultiDictProxy
 from sqlalchemy import select
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import OperationalError
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from hub import db
@@ -555,6 +556,38 @@ class Hub:
         """All rows of a table, straight from the database."""
         async with self.service.sessions() as s:
             return list((await s.execute(select(model))).scalars().all())
+
+    async def table_rows(self, *models: type[Any]) -> dict[str, list[tuple[Any, ...]]]:
+        """Each table's rows as sorted tuples of their column values: a snapshot to compare
+        (ORM objects compare by identity)."""
+        return {
+            m.__tablename__: sorted(
+                tuple(getattr(r, c.key) for c in r.__table__.columns) for r in await self.rows(m)
+            )
+            for m in models
+        }
+
+    async def check_usage(self) -> None:
+        """The router's in-memory quota accounting equals what the mailbox table holds."""
+        rows: dict[str, tuple[int, int]] = {}
+        for item in await self.rows(db.MailboxItem):
+            count, size = rows.get(item.recipient, (0, 0))
+            rows[item.recipient] = (count + 1, size + item.size)
+        assert {r: u for r, u in self.router.depth().items() if u != (0, 0)} == rows
+
+    def fail_commits(self, monkeypatch: pytest.MonkeyPatch) -> list[int]:
+        """From now on every group commit runs its statements, then fails as a disk would at
+        COMMIT; the sizes of the groups that failed, as they fail."""
+        transaction = self.router._transaction
+        failed: list[int] = []
+
+        def broken(conn: Any, live: Any) -> Any:
+            transaction(conn, live)  # every statement runs; the transaction then fails
+            failed.append(len(live))
+            raise OperationalError("COMMIT", {}, OSError("disk I/O error"))
+
+        monkeypatch.setattr(self.router, "_transaction", broken)
+        return failed
 
     async def new_service(self) -> HubService:
         """A second service over the same database, started (as after a restart)."""

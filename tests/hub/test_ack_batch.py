@@ -52,26 +52,9 @@ def refused(result: dict[str, Any]) -> list[str]:
     return [r["type"].removeprefix(PROBLEM_BASE) for r in result["refused"]]
 
 
-def values(rows: list[Any]) -> list[tuple[Any, ...]]:
-    """Rows as tuples of their column values, in primary-key order."""
-    return sorted(tuple(getattr(r, c.key) for c in r.__table__.columns) for r in rows)
-
-
 async def snapshot(hub: Hub) -> dict[str, list[tuple[Any, ...]]]:
     """Every row the acknowledgement path writes or reads."""
-    return {
-        model.__tablename__: values(await hub.rows(model))
-        for model in (db.MailboxItem, db.Delivery, db.Message)
-    }
-
-
-async def usage_matches_rows(hub: Hub) -> None:
-    """The router's in-memory quota accounting equals what the mailbox table holds."""
-    rows: dict[str, tuple[int, int]] = {}
-    for item in await hub.rows(db.MailboxItem):
-        count, size = rows.get(item.recipient, (0, 0))
-        rows[item.recipient] = (count + 1, size + item.size)
-    assert {r: u for r, u in hub.router.depth().items() if u != (0, 0)} == rows
+    return await hub.table_rows(db.MailboxItem, db.Delivery, db.Message)
 
 
 async def notice_for(hub: Hub, member: Applicant, sender: Applicant) -> int:
@@ -185,12 +168,12 @@ async def test_a_batch_releases_exactly_its_valid_receipts_and_refuses_in_reques
             sender=verified.sender, recipients=[de.authority], time=now,
         ).signed.encode()  # fmt: skip
     assert hub.router.metrics.receipts == 4  # the notice's receipt, then these three
-    await usage_matches_rows(hub)
+    await hub.check_usage()
 
     # What was refused can still be released; what was released cannot be again.
     again = (await hub.ack(de, [hub.receipt(de, e1), hub.receipt(de, e2)])).ok()
     assert (again["released"], refused(again)) == ([mid(e1)], ["not-found"])
-    await usage_matches_rows(hub)
+    await hub.check_usage()
 
 
 async def test_the_largest_batch_is_one_request(hub: Hub) -> None:
@@ -213,7 +196,7 @@ async def test_the_largest_batch_is_one_request(hub: Hub) -> None:
     assert dropped.notices == count
     assert await hub.rows(db.MailboxItem) == []
     assert len(await hub.rows(db.Delivery)) == count
-    await usage_matches_rows(hub)
+    await hub.check_usage()
 
 
 # --- all or nothing ------------------------------------------------------------------------------
@@ -264,13 +247,13 @@ async def test_a_storage_failure_part_way_releases_nothing(
     assert ran == [4]
     assert await snapshot(hub) == before
     assert hub.router.depth() == depth
-    await usage_matches_rows(hub)
+    await hub.check_usage()
 
     monkeypatch.undo()
     again = (await hub.ack(de, receipts, [dropped])).ok()
     assert again == {"released": [mid(env) for env in envs], "refused": [], "notices": 1}
     assert len(await hub.rows(db.Delivery)) == 5
-    await usage_matches_rows(hub)
+    await hub.check_usage()
 
 
 async def test_a_release_taken_concurrently_is_refused_and_writes_nothing(

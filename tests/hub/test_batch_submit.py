@@ -17,7 +17,6 @@ import orjson
 import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
-from sqlalchemy.exc import OperationalError
 
 from globe_io.errors import NotFound, RateLimited, RemoteError
 from globe_io.hubapi import BATCH_MAX_BODY, BATCH_MAX_ITEMS
@@ -125,28 +124,13 @@ def check_refused(
         assert data == evidence_for(hub, env, EvidenceKind.REJECTED, hub.now(), slug)
 
 
-def values(rows: list[Any]) -> list[tuple[Any, ...]]:
-    return sorted(tuple(getattr(r, c.key) for c in r.__table__.columns) for r in rows)
-
-
 async def snapshot(hub: Hub) -> dict[str, list[tuple[Any, ...]]]:
-    return {
-        m.__tablename__: values(await hub.rows(m))
-        for m in (db.Message, db.MailboxItem, db.ConflictRecord, db.Delivery)
-    }
+    return await hub.table_rows(db.Message, db.MailboxItem, db.ConflictRecord, db.Delivery)
 
 
 async def stored(hub: Hub) -> list[bytes]:
     """The stored envelopes, in acceptance (id) order."""
     return [m.data for m in sorted(await hub.rows(db.Message), key=lambda m: m.id)]
-
-
-async def usage_matches_rows(hub: Hub) -> None:
-    rows: dict[str, tuple[int, int]] = {}
-    for item in await hub.rows(db.MailboxItem):
-        count, size = rows.get(item.recipient, (0, 0))
-        rows[item.recipient] = (count + 1, size + item.size)
-    assert {r: u for r, u in hub.router.depth().items() if u != (0, 0)} == rows
 
 
 @asynccontextmanager
@@ -195,7 +179,7 @@ async def test_a_batch_is_accepted_in_order_in_one_commit_and_again_idempotently
         for n, e in enumerate(envs)
         for r in parse_envelope(e).header.recipients
     ]
-    await usage_matches_rows(hub)
+    await hub.check_usage()
     before = await snapshot(hub)
 
     hub.clock.advance(60)
@@ -204,7 +188,7 @@ async def test_a_batch_is_accepted_in_order_in_one_commit_and_again_idempotently
         assert check_accepted(hub, r, e, 200, now) == ev  # byte-identical, the first's time
     assert await snapshot(hub) == before
     assert hub.router.batch_sizes == [len(envs)]  # nothing new was committed
-    await usage_matches_rows(hub)
+    await hub.check_usage()
 
 
 async def test_a_full_batch_is_one_commit(hub: Hub) -> None:
@@ -264,7 +248,7 @@ async def test_a_mixed_batch_answers_each_envelope_as_the_single_route(hub: Hub)
         ("DE-BKA", ids[earlier]), ("DE-BKA", ids[valid]), ("ES-FCC", ids[valid]),
     ]  # fmt: skip
     assert hub.router.batch_sizes[-1] == 1
-    await usage_matches_rows(hub)
+    await hub.check_usage()
 
     # Each refusal is the one POST /v1/messages gives the same envelope alone, evidence too.
     for env, result in zip(sends, results, strict=True):
@@ -311,7 +295,7 @@ async def test_one_id_twice_in_a_batch(hub: Hub, same_bytes: bool) -> None:
     assert hub.router.batch_sizes == [1]
     assert await stored(hub) == [env]
     assert len(await hub.rows(db.MailboxItem)) == 1
-    await usage_matches_rows(hub)
+    await hub.check_usage()
 
 
 # --- rate limit ---------------------------------------------------------------------------------
@@ -345,7 +329,7 @@ async def test_each_envelope_after_the_first_takes_a_token(hub: Hub) -> None:
         check_accepted(hub, results[0], envs[4], 201, hub.now())
         check_refused(hub, results[1], envs[5], 429, "rate-limited", retry_after=4)
         assert await stored(hub) == [*envs[:4], other, envs[4]]
-        await usage_matches_rows(lim)
+        await lim.check_usage()
 
 
 # --- refusals of the whole request --------------------------------------------------------------
@@ -460,16 +444,7 @@ async def test_a_failed_commit_refuses_every_envelope_for_a_retry(
     first = await hub.send(fr, earlier)
     assert first.status == 201
     envs = [hub.seal(fr, de), hub.seal(fr, de), earlier, hub.seal(fr, de)]
-    router = hub.router
-    transaction = router._transaction
-    failed: list[int] = []
-
-    def broken(conn: Any, live: Any) -> Any:
-        transaction(conn, live)  # every statement runs; the transaction then fails
-        failed.append(len(live))
-        raise OperationalError("COMMIT", {}, OSError("disk I/O error"))
-
-    monkeypatch.setattr(router, "_transaction", broken)
+    failed = hub.fail_commits(monkeypatch)
     before = await snapshot(hub)
     results = await submit(hub, fr, envs)
     for r, e in zip(results, envs, strict=True):  # the resubmission too: no commit answered it
@@ -477,7 +452,7 @@ async def test_a_failed_commit_refuses_every_envelope_for_a_retry(
         assert r["detail"] == STORAGE_DETAIL
     assert failed == [4]
     assert await snapshot(hub) == before
-    await usage_matches_rows(hub)
+    await hub.check_usage()
 
     monkeypatch.undo()
     results = await submit(hub, fr, envs)
@@ -487,7 +462,7 @@ async def test_a_failed_commit_refuses_every_envelope_for_a_retry(
             check_accepted(hub, r, e, 201, hub.now())
     assert canonical.b64d(results[2]["evidence"], what="evidence") == first.body
     assert await stored(hub) == [earlier, envs[0], envs[1], envs[3]]
-    await usage_matches_rows(hub)
+    await hub.check_usage()
 
 
 # --- metrics --------------------------------------------------------------------------------------

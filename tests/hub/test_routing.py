@@ -85,15 +85,6 @@ def refused(result: dict[str, Any]) -> list[str]:
     return [r["type"].removeprefix(PROBLEM_BASE) for r in result["refused"]]
 
 
-async def usage_matches_rows(hub: Hub) -> None:
-    """The router's in-memory quota accounting equals what the mailbox table holds."""
-    rows: dict[str, tuple[int, int]] = {}
-    for item in await hub.rows(db.MailboxItem):
-        count, size = rows.get(item.recipient, (0, 0))
-        rows[item.recipient] = (count + 1, size + item.size)
-    assert {r: u for r, u in hub.router.depth().items() if u != (0, 0)} == rows
-
-
 async def nothing_stored(hub: Hub) -> None:
     assert await hub.rows(db.Message) == []
     assert await hub.rows(db.MailboxItem) == []
@@ -162,7 +153,7 @@ async def test_accepted_envelope_gets_signed_evidence_and_waits_per_recipient(hu
         )
         assert opened.content == content
     assert await hub.pull(fr) == {"items": [], "cursor": 0}
-    await usage_matches_rows(hub)
+    await hub.check_usage()
 
 
 async def test_envelope_larger_than_max_body_is_accepted(hub: Hub) -> None:
@@ -506,7 +497,7 @@ async def test_racing_submissions_of_one_id(
     # One copy waits for the recipient, and the quota counts exactly that.
     assert [m for r, m in await envelope_items(hub) if m == msg.id] == [msg.id]
     assert hub.router.batch_sizes[-1] == 1
-    await usage_matches_rows(hub)
+    await hub.check_usage()
 
 
 async def test_batch_mixing_new_envelopes_resubmissions_and_conflicts(
@@ -568,7 +559,7 @@ async def test_batch_mixing_new_envelopes_resubmissions_and_conflicts(
     assert [m for r, m in items if r == "IT-GDF"] == [messages[1].id]  # the blocker
     assert data_of(await hub.pull(es)) == [stored, new1]
     assert hub.router.batch_sizes[-1] == 3
-    await usage_matches_rows(hub)
+    await hub.check_usage()
 
 
 # --- mailboxes -----------------------------------------------------------------------------
@@ -661,7 +652,7 @@ async def test_concurrent_submissions_are_group_committed(hub: Hub) -> None:
     assert max(hub.router.batch_sizes) > 1, hub.router.batch_sizes
     assert data_of(await hub.pull(de)) == [m.data for m in messages]
     assert hub.router.depth()["DE-BKA"] == (50, sum(len(e) for e in envelopes))
-    await usage_matches_rows(hub)
+    await hub.check_usage()
 
 
 # --- receipts and acknowledgement ----------------------------------------------------------
@@ -736,7 +727,7 @@ async def test_receipt_releases_the_envelope_and_the_sender_gets_delivered_evide
     assert evidence.recipients == (es.authority,)
     assert sorted(d.recipient for d in await hub.rows(db.Delivery)) == ["DE-BKA", "ES-FCC"]
     assert [i.kind for i in await by_seq(hub)] == ["receipt"]
-    await usage_matches_rows(hub)
+    await hub.check_usage()
 
 
 async def test_ack_without_a_valid_receipt_releases_nothing(hub: Hub) -> None:
@@ -812,7 +803,7 @@ async def test_one_ack_releases_many_receipts_together_and_refuses_in_request_or
     deliveries = await hub.rows(db.Delivery)
     assert sorted(d.outcome for d in deliveries) == ["delivered"] * 3
     assert [i.kind for i in await by_seq(hub)] == ["receipt"] * 2  # FR's for envs 1 and 2
-    await usage_matches_rows(hub)
+    await hub.check_usage()
 
 
 async def test_an_ack_that_fails_to_commit_releases_none_of_its_receipts(
@@ -840,11 +831,11 @@ async def test_an_ack_that_fails_to_commit_releases_none_of_its_receipts(
     (await hub.ack(de, receipts)).problem(503, "storage")
     assert [(i.seq, i.recipient, i.kind) for i in await by_seq(hub)] == before
     assert await hub.rows(db.Delivery) == []
-    await usage_matches_rows(hub)
+    await hub.check_usage()
     monkeypatch.undo()
     again = (await hub.ack(de, receipts)).ok()
     assert again["released"] == [str(header_of(e).message_id) for e in envs]
-    await usage_matches_rows(hub)
+    await hub.check_usage()
 
 
 async def test_ack_body_is_validated(hub: Hub) -> None:
@@ -890,7 +881,7 @@ async def test_concurrent_acks_of_one_receipt_release_it_once(hub: Hub) -> None:
     deliveries = await hub.rows(db.Delivery)
     assert sorted(d.outcome for d in deliveries) == ["delivered"] * 4
     assert [i.kind for i in await by_seq(hub)] == ["receipt"] * 4
-    await usage_matches_rows(hub)
+    await hub.check_usage()
 
 
 async def test_envelopes_are_never_dropped_by_cursor(hub: Hub) -> None:
@@ -969,7 +960,7 @@ async def test_expired_envelope_is_removed_and_the_sender_gets_non_delivery(hub:
     assert hub.router.depth()["ES-FCC"] == (0, 0)
     # The accepted message itself is kept as the record the evidence refers to.
     assert len(await hub.rows(db.Message)) == 2
-    await usage_matches_rows(hub)
+    await hub.check_usage()
 
 
 async def test_expiry_racing_receipts_settles_each_envelope_once(hub: Hub) -> None:
@@ -993,7 +984,7 @@ async def test_expiry_racing_receipts_settles_each_envelope_once(hub: Hub) -> No
     assert expired_count == 12 - released
     notices = sorted(i.kind for i in await hub.rows(db.MailboxItem))
     assert notices == ["non-delivery"] * (12 - released) + ["receipt"] * released
-    await usage_matches_rows(hub)
+    await hub.check_usage()
 
 
 # --- quotas ----------------------------------------------------------------------------------
@@ -1024,7 +1015,7 @@ async def test_mailbox_count_quota(make_hub: HubFactory) -> None:
     assert data_of(await hub.pull(de)) == [second, third]
     # Notices count against the mailbox they wait in: FR holds one receipt notice.
     assert hub.router.depth()["FR-PNF"][0] == 1
-    await usage_matches_rows(hub)
+    await hub.check_usage()
 
 
 async def test_mailbox_bytes_quota(make_hub: HubFactory) -> None:
@@ -1071,16 +1062,7 @@ async def test_a_failed_group_commit_acknowledges_nothing(
     accepted = await hub.send(fr, stored)
     assert accepted.status == 201
     envelopes = [hub.seal(fr, de, content=b'{"n":%d}' % i) for i in range(3)]
-    router = hub.router
-    transaction = router._transaction
-    failed: list[int] = []
-
-    def broken(conn: Any, live: Any) -> Any:
-        transaction(conn, live)  # every statement runs; the transaction then fails
-        failed.append(len(live))
-        raise OperationalError("COMMIT", {}, OSError("disk I/O error"))
-
-    monkeypatch.setattr(router, "_transaction", broken)
+    failed = hub.fail_commits(monkeypatch)
     replies = await asyncio.gather(*(hub.send(fr, env) for env in [*envelopes, stored]))
     for reply in replies:  # the resubmission too: it is answered only after a commit
         reply.problem(503, "storage")
@@ -1089,14 +1071,14 @@ async def test_a_failed_group_commit_acknowledges_nothing(
     (msg,) = await hub.rows(db.Message)
     assert msg.data == stored
     assert len(await hub.rows(db.MailboxItem)) == 1
-    assert router.depth()["DE-BKA"] == (1, len(stored))
+    assert hub.router.depth()["DE-BKA"] == (1, len(stored))
     monkeypatch.undo()  # the next batch gets a fresh connection and commits
     replies = await asyncio.gather(*(hub.send(fr, env) for env in [*envelopes, stored]))
     assert [r.status for r in replies] == [201, 201, 201, 200]
     assert replies[3].body == accepted.body
     pulled = data_of(await hub.pull(de))
     assert (pulled[0], sorted(pulled[1:])) == (stored, sorted(envelopes))  # each exactly once
-    await usage_matches_rows(hub)
+    await hub.check_usage()
 
 
 async def test_the_sqlite_writer_connection_is_as_durable_as_the_others(hub: Hub) -> None:
