@@ -334,8 +334,14 @@ class Deliverer:
         return backing_off(mid, attempts, error)
 
     async def run(self, wake: asyncio.Event) -> None:
-        """Deliver until cancelled: after each pass, sleep until due or woken."""
+        """Deliver until cancelled: after each pass, sleep until due or woken.
+
+        The wake-up is cleared before a pass, not after it: a send committed while a pass
+        runs (after it read what was due) wakes the next pass at once instead of being
+        forgotten until the next attempt falls due.
+        """
         while True:
+            wake.clear()
             try:
                 delay = await self.deliver_due()
             except GlobeError as exc:
@@ -344,7 +350,6 @@ class Deliverer:
             except Exception:  # a bug of ours: logged, and the loop goes on
                 log.exception("delivery pass failed")
                 delay = self.ctx.config.retry_base
-            wake.clear()
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(wake.wait(), timeout=max(0.05, delay))
 

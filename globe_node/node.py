@@ -235,13 +235,13 @@ class Node:
         """Sync the directory, prekeys and mailbox every ``sync_interval`` seconds, or
         sooner when a peer's envelope shows a longer log than ours."""
         while True:
+            self._sync_soon.clear()  # before the sync: a request during it is not lost
             try:
                 await self._sync_once()
             except GlobeError as exc:
                 log.warning("sync: %s", exc.detail)
             except Exception:
                 log.exception("sync failed")
-            self._sync_soon.clear()
             interval = self.ctx.config.sync_interval
             if self.standing.alert_kind is not None:  # suspended or revoked: back off
                 interval = max(interval, INACTIVE_SYNC)

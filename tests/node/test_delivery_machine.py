@@ -9,6 +9,8 @@ tested: the machine, its inputs, its outputs).
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import itertools
 import logging
 import random
@@ -50,6 +52,7 @@ from protocol.ids import AuthorityId
 from protocol.messages import Handling, Kind, MessageContent, Tlp, Urgency
 from protocol.receipts import Evidence, EvidenceKind, make_evidence, make_receipt
 from tests.node.helpers import cases_of
+from tests.support.waiting import eventually
 
 NOW = GENESIS_TIME + 7200
 
@@ -492,3 +495,34 @@ async def test_one_message_due_goes_on_the_single_route(units: Units) -> None:
     (mid,) = await send_many(units, 1)
     await units.deliverer.deliver_due()
     assert (units.hub.batches, submitted_ids(units)) == ([], [mid])
+
+
+async def test_a_send_during_a_pass_is_delivered_by_the_next_one_at_once(
+    units: Units, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A message committed after a pass read what was due, while that pass still runs,
+    wakes the next pass: it does not wait for the next attempt time (30 s idle)."""
+    wake = asyncio.Event()
+    reading, hold = asyncio.Event(), asyncio.Event()
+    due = units.ctx.store.due
+
+    async def held_due(now: int, limit: int = 100) -> Any:
+        found = await due(now, limit)
+        if not reading.is_set():  # the first pass: it found nothing, and waits here
+            reading.set()
+            await hold.wait()
+        return found
+
+    monkeypatch.setattr(units.ctx.store, "due", held_due)
+    pump = asyncio.create_task(units.deliverer.run(wake))
+    try:
+        await asyncio.wait_for(reading.wait(), 5)
+        mid = str(await units.outbox.send(TO[1:], message(), user="alice"))
+        wake.set()  # what the outbox does after its commit
+        hold.set()
+        await eventually(lambda: len(units.hub.submitted) == 1, timeout=5)
+        assert submitted_ids(units) == [mid]
+    finally:
+        pump.cancel()
+        with contextlib.suppress(asyncio.CancelledError):
+            await pump
