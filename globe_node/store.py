@@ -338,12 +338,6 @@ class Store:
                      reset_attempt=reset_attempt)
         )  # fmt: skip
 
-    async def backoff(
-        self, message_id: str, attempts: dict[str, tuple[int, int]], error: str
-    ) -> None:
-        """Record a failed attempt: recipient -> (attempts, next attempt), while still queued."""
-        await self.transact(backing_off(message_id, attempts, error))
-
     async def blob_uploaded(self, message_id: str, sender: str, blob: str) -> str:
         """A pending attachment reached the hub; the message's remaining pending blobs."""
         out = db.OutMessage
@@ -703,7 +697,8 @@ def applying(
 def backing_off(
     message_id: str, attempts: dict[str, tuple[int, int]], error: str
 ) -> Callable[[Connection], None]:
-    """The write of :meth:`Store.backoff`, to run in a transaction of the caller's."""
+    """Record a failed attempt: recipient -> (attempts, next attempt), while still queued;
+    the write, to run in a transaction of the caller's."""
     each = [
         {
             "mid": message_id,
